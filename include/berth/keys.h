@@ -1,0 +1,17 @@
+/*
+ * keys — the names berth uses in Redis, shared by berth-api (producer) and
+ * berth-worker (consumer). Redis carries work and live signals only; nothing
+ * here is the source of truth.
+ */
+#ifndef BERTH_KEYS_H
+#define BERTH_KEYS_H
+
+/* List of queued job ids for a node; the worker BLMOVEs them into ...:active. */
+#define KEY_JOBS_FMT   "berth:jobs:%s"
+#define KEY_ACTIVE_FMT "berth:jobs:%s:active"
+/* Worker heartbeat, a JSON object, SET with EX heartbeat_ttl_s by the worker. */
+#define KEY_HEARTBEAT_FMT "berth:heartbeat:%s"
+/* Pub/sub channel of live instance events: berth:events:<instance id>. */
+#define KEY_EVENTS_FMT "berth:events:%s"
+
+#endif

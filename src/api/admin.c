@@ -1,0 +1,239 @@
+/*
+ * admin — server-side commands that work without the API, for bootstrap and
+ * recovery (run by `make run` and by operators):
+ *   berth-api --create-user NAME --role ROLE   password from stdin; creates or resets
+ *   berth-api --bootstrap-admin FILE           first admin with a generated password
+ *   berth-api --seed-templates FILE            add templates from a JSON array if absent
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "password.h"
+
+static PGconn *connect_or_say(void)
+{
+    PGconn *pg = PQconnectdb(api_cfg.pg_dsn);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        log_error("cannot connect to PostgreSQL (pg_dsn): %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+/* Insert or reset user `name`. Returns 0 / -1 (logged). */
+static int upsert_user(PGconn *pg, const char *name, const char *role, const char *pw,
+                       const char *actor)
+{
+    char hash[PASSWORD_HASH_MAX], id[37];
+    const char *p[4];
+    PGresult *res;
+    int rc = -1;
+
+    if (password_hash(pw, hash, sizeof(hash)) < 0 || util_uuid(id) < 0) {
+        log_error("cannot hash the password");
+        return -1;
+    }
+    p[0] = id;
+    p[1] = name;
+    p[2] = hash;
+    p[3] = role;
+    res = PQexecParams(pg,
+                       "INSERT INTO users (id, username, password_hash, role) VALUES ($1,$2,$3,$4) "
+                       "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
+                       " role = EXCLUDED.role, disabled = false, updated_at = now() RETURNING id",
+                       4, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        const char *a[3] = {PQgetvalue(res, 0, 0), actor, role};
+        PGresult *ar =
+            PQexecParams(pg,
+                         "INSERT INTO audit_log (actor, action, target_type, target_id, outcome, "
+                         "details) VALUES ($2, 'user.create_or_reset', 'user', $1, 'ok', "
+                         "jsonb_build_object('role', $3::text, 'via', 'command line'))",
+                         3, NULL, a, NULL, NULL, 0);
+        PQclear(ar);
+        rc = 0;
+    } else {
+        log_error("cannot create user %s: %s", name, PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    explicit_bzero(hash, sizeof(hash));
+    return rc;
+}
+
+int admin_create_user(const char *name, const char *role)
+{
+    char pw[PASSWORD_MAX + 2];
+    size_t len;
+    PGconn *pg;
+    int rc;
+
+    if (!valid_name(name)) {
+        log_error("user name '%s' is not valid: 2-32 of a-z, 0-9, '-', starting with a letter",
+                  name);
+        return 2;
+    }
+    if (strcmp(role, "admin") && strcmp(role, "developer") && strcmp(role, "viewer")) {
+        log_error("role '%s' is not valid: expected admin, developer or viewer", role);
+        return 2;
+    }
+    if (!fgets(pw, sizeof(pw), stdin)) {
+        log_error("expected the password on standard input");
+        return 2;
+    }
+    len = strcspn(pw, "\r\n");
+    pw[len] = '\0';
+    if (len < PASSWORD_MIN || len > PASSWORD_MAX || !valid_utf8(pw, len)) {
+        log_error("the password must be %d to %d characters of UTF-8", PASSWORD_MIN, PASSWORD_MAX);
+        return 2;
+    }
+    pg = connect_or_say();
+    if (!pg)
+        return 1;
+    rc = upsert_user(pg, name, role, pw, "berth-api --create-user") == 0 ? 0 : 1;
+    if (rc == 0)
+        printf("user %s (%s) is ready\n", name, role);
+    explicit_bzero(pw, sizeof(pw));
+    PQfinish(pg);
+    return rc;
+}
+
+int admin_bootstrap(const char *password_file)
+{
+    char pw[25];
+    PGconn *pg = connect_or_say();
+    PGresult *res;
+    int fd, rc = 1;
+    bool exists;
+
+    if (!pg)
+        return 1;
+    res = PQexec(pg, "SELECT 1 FROM users WHERE role = 'admin' AND NOT disabled LIMIT 1");
+    exists = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+    PQclear(res);
+    if (exists) {
+        rc = 0;
+        goto out;
+    }
+    if (password_generate(pw) < 0)
+        goto out;
+    /* The file first: a password nobody can read again must not be set. */
+    fd = open(password_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0 || dprintf(fd, "%s\n", pw) < 0 || fsync(fd) < 0) {
+        log_error("cannot write %s: %s", password_file, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    close(fd);
+    if (upsert_user(pg, "admin", "admin", pw, "bootstrap") < 0) {
+        unlink(password_file);
+        goto out;
+    }
+    printf("%s\n", pw);
+    rc = 0;
+out:
+    explicit_bzero(pw, sizeof(pw));
+    PQfinish(pg);
+    return rc;
+}
+
+int admin_seed_templates(const char *file)
+{
+    json_error_t jerr;
+    json_t *arr = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr), *t;
+    PGconn *pg;
+    size_t i;
+    int rc = 0, added = 0;
+
+    if (!json_is_array(arr)) {
+        log_error("%s: expected a JSON array of templates (%s)", file, arr ? "" : jerr.text);
+        json_decref(arr);
+        return 2;
+    }
+    pg = connect_or_say();
+    if (!pg) {
+        json_decref(arr);
+        return 1;
+    }
+    json_array_foreach(arr, i, t)
+    {
+        char id[37], *ports = NULL, *vols = NULL, *env = NULL, *cmd = NULL;
+        char http_port[16] = "", ssh_port[16] = "", cpus[32], mem[32], pids[32];
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const char *image = json_string_value(json_object_get(t, "image"));
+        const char *p[15];
+        PGresult *res;
+
+        if (!valid_name(name) || !image || util_uuid(id) < 0) {
+            log_error("%s: template %zu needs a valid name and an image", file, i);
+            rc = 2;
+            continue;
+        }
+        if (json_is_integer(json_object_get(t, "http_port")))
+            snprintf(http_port, sizeof(http_port), "%lld",
+                     json_integer_value(json_object_get(t, "http_port")));
+        if (json_is_integer(json_object_get(t, "ssh_port")))
+            snprintf(ssh_port, sizeof(ssh_port), "%lld",
+                     json_integer_value(json_object_get(t, "ssh_port")));
+        snprintf(cpus, sizeof(cpus), "%g",
+                 json_is_number(json_object_get(t, "cpus")) ? json_number_value(json_object_get(t, "cpus")) : 1.0);
+        snprintf(mem, sizeof(mem), "%lld",
+                 json_is_integer(json_object_get(t, "memory_mb")) ? json_integer_value(json_object_get(t, "memory_mb")) : 256);
+        snprintf(pids, sizeof(pids), "%lld",
+                 json_is_integer(json_object_get(t, "pids_limit")) ? json_integer_value(json_object_get(t, "pids_limit")) : 256);
+        ports = json_dumps(json_object_get(t, "ports") ? json_object_get(t, "ports") : json_object(), JSON_COMPACT);
+        vols = json_dumps(json_object_get(t, "volumes") ? json_object_get(t, "volumes") : json_object(), JSON_COMPACT);
+        env = json_dumps(json_object_get(t, "env") ? json_object_get(t, "env") : json_object(), JSON_COMPACT);
+        if (json_is_array(json_object_get(t, "command")))
+            cmd = json_dumps(json_object_get(t, "command"), JSON_COMPACT);
+        p[0] = id;
+        p[1] = name;
+        p[2] = json_string_value(json_object_get(t, "description"));
+        p[3] = image;
+        p[4] = http_port[0] ? http_port : NULL;
+        p[5] = json_string_value(json_object_get(t, "proxy_mode"));
+        p[6] = ports;
+        p[7] = ssh_port[0] ? ssh_port : NULL;
+        p[8] = vols;
+        p[9] = env;
+        p[10] = cmd;
+        p[11] = cpus;
+        p[12] = mem;
+        p[13] = pids;
+        p[14] = json_string_value(json_object_get(t, "restart_policy"));
+        res = PQexecParams(
+            pg,
+            "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
+            " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy)"
+            " VALUES ($1, $2, coalesce($3, ''), $4, $5, coalesce($6, 'strip'), $7, $8, $9, $10,"
+            " $11, $12, $13, $14, coalesce($15, 'unless-stopped'))"
+            " ON CONFLICT (name) DO NOTHING",
+            15, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            log_error("template %s: %s", name, PQresultErrorMessage(res));
+            rc = 1;
+        } else if (strcmp(PQcmdTuples(res), "0") != 0) {
+            added++;
+        }
+        PQclear(res);
+        free(ports);
+        free(vols);
+        free(env);
+        free(cmd);
+    }
+    if (rc == 0)
+        log_info("templates seeded: %d added", added);
+    json_decref(arr);
+    PQfinish(pg);
+    return rc;
+}

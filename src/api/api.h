@@ -1,0 +1,86 @@
+/*
+ * api.h — private interfaces of berth-api: the per-thread context, the request
+ * object handlers receive, and the response helpers. Only src/api includes it.
+ */
+#ifndef BERTH_API_H
+#define BERTH_API_H
+
+#include <fcgiapp.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "auth.h"
+#include "berth/config.h"
+
+extern struct berth_config api_cfg;
+
+/* One per request thread: its own PostgreSQL and Redis connections. */
+struct api_thread {
+    int index;
+    PGconn *pg;
+    redisContext *redis;
+};
+
+#define REQ_MAX_PARAMS 4
+
+struct req {
+    FCGX_Request *fcgi;
+    struct api_thread *th;
+    char id[17];        /* request id, also in log lines */
+    const char *method; /* REQUEST_METHOD */
+    const char *path;   /* DOCUMENT_URI: decoded path without query */
+    const char *query;  /* QUERY_STRING, may be "" */
+    const char *ip;     /* REMOTE_ADDR (nginx passes the client address) */
+    const char *params[REQ_MAX_PARAMS]; /* {id}-style path parameters, borrowed */
+    char param_buf[256];
+    int nparams;
+    char *body; /* NUL-terminated, NULL when none */
+    size_t body_len;
+    struct actor actor; /* filled by auth_require() */
+    int status; /* status sent, for the access log */
+    bool sent;
+};
+
+/* Request header or FastCGI param by CGI name ("HTTP_COOKIE"), or NULL. */
+const char *req_param(const struct req *r, const char *name);
+
+/* Query parameter `name`, URL-decoded into buf; false if absent or too long. */
+bool req_query(const struct req *r, const char *name, char *buf, size_t size);
+
+/* Reads the body (up to body_limit). 0 ok; -1 after sending 413/400 itself. */
+int req_read_body(struct req *r) __attribute__((warn_unused_result));
+
+/* Parses the body as a JSON object. NULL after sending 400 itself. New reference. */
+json_t *req_json(struct req *r);
+
+/* Responses. Each sends exactly once; later calls are ignored (and logged). */
+void http_send_json(struct req *r, int status, json_t *body); /* steals body */
+void http_send_error(struct req *r, int status, const char *code, const char *field,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void http_send_empty(struct req *r, int status, const char *extra_headers);
+void http_send_raw(struct req *r, int status, const char *content_type, const char *extra_headers,
+                   const char *body, size_t len);
+
+/* Per-thread connections, (re)connected on demand. NULL when the service is down. */
+PGconn *db_conn(struct api_thread *th);
+redisContext *rq_conn(struct api_thread *th);
+void db_close(struct api_thread *th);
+void rq_close(struct api_thread *th);
+
+/* Router: dispatch r to its handler, or answer 404/405. */
+void router_dispatch(struct req *r);
+/* Print "METHOD PATTERN" per route (berth-api --routes). */
+void router_print(void);
+
+/* Handlers. */
+void health_get(struct req *r);
+
+/* Administrative commands run instead of the server (main.c); exit codes. */
+int migrate_run(const char *dir);
+int admin_create_user(const char *name, const char *role);
+int admin_bootstrap(const char *password_file);
+int admin_seed_templates(const char *file);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * auth — who is asking (authentication) and may they do it (authorisation).
+ *
+ * Authorisation is one function per resource kind, used by every handler and
+ * by the nginx proxy check; handlers never compare roles themselves.
+ */
+#ifndef BERTH_API_AUTH_H
+#define BERTH_API_AUTH_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct req;
+
+enum role { ROLE_VIEWER = 0, ROLE_DEVELOPER, ROLE_ADMIN };
+
+struct actor {
+    bool authenticated;
+    char user_id[37];
+    char username[33];
+    enum role role;
+    bool via_cookie;   /* session cookie: unsafe methods need X-CSRF-Token */
+    char csrf[65];     /* the session's CSRF token (cookie sessions only) */
+};
+
+enum authz_action {
+    ACT_READ,    /* view the resource */
+    ACT_CREATE,  /* create one (owner_id: the future owner) */
+    ACT_UPDATE,  /* change its settings */
+    ACT_DELETE,  /* remove it */
+    ACT_OPERATE, /* start, stop, restart, exec, logs follow */
+    ACT_PROXY,   /* reach the instance's HTTP port through /container/ */
+};
+
+/*
+ * Authenticate r from the berth_session cookie or an Authorization: Bearer
+ * token; fill r->actor. For cookie-authenticated POST/PUT/PATCH/DELETE also
+ * check X-CSRF-Token and a foreign Origin. Returns 0, or -1 after sending
+ * 401/403 itself.
+ */
+int auth_require(struct req *r) __attribute__((warn_unused_result));
+
+/* The authorisation functions: (actor, action, owner of the resource) -> allowed.
+ * owner_id is the owning user's id, or NULL for resources nobody owns. */
+bool authz_instance(const struct actor *a, enum authz_action act, const char *owner_id);
+bool authz_volume(const struct actor *a, enum authz_action act, const char *owner_id);
+bool authz_template(const struct actor *a, enum authz_action act);
+bool authz_user(const struct actor *a, enum authz_action act, const char *user_id);
+bool authz_token(const struct actor *a, enum authz_action act, const char *owner_id);
+bool authz_ssh_key(const struct actor *a, enum authz_action act, const char *owner_id);
+bool authz_admin(const struct actor *a); /* audit, stats, nodes */
+
+/*
+ * Write one audit row on pg (inside the caller's transaction when there is
+ * one): actor from r, client address, outcome ("ok", "denied", "invalid",
+ * "error"), details (borrowed; never secrets). 0 / -1.
+ */
+int audit_write(PGconn *pg, const struct req *r, const char *action, const char *target_type,
+                const char *target_id, const char *outcome, json_t *details)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * router — the table of every API endpoint. A route is a method, a path
+ * pattern whose `{x}` segments capture one path segment each, and a handler.
+ * The table is the single list of endpoints: `berth-api --routes` prints it so
+ * tests can check that every endpoint is covered.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "berth/util.h"
+
+struct route {
+    const char *method;
+    const char *pattern;
+    void (*handler)(struct req *r);
+};
+
+static const struct route routes[] = {
+    {"GET", "/api/v1/health", health_get},
+};
+
+/* Match path against pattern, capturing {x} segments into r->params. */
+static bool match(struct req *r, const char *pattern, const char *path)
+{
+    size_t used = 0;
+    r->nparams = 0;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (len == 0 || r->nparams == REQ_MAX_PARAMS || used + len + 1 > sizeof(r->param_buf))
+                return false;
+            memcpy(r->param_buf + used, path, len);
+            r->param_buf[used + len] = '\0';
+            r->params[r->nparams++] = r->param_buf + used;
+            used += len + 1;
+            path += len;
+            pattern = strchr(pattern, '}');
+            if (!pattern)
+                return false;
+            pattern++;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+void router_dispatch(struct req *r)
+{
+    bool path_known = false;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        if (!match(r, routes[i].pattern, r->path))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, r->method) == 0) {
+            routes[i].handler(r);
+            return;
+        }
+    }
+    if (path_known)
+        http_send_error(r, 405, "bad_request", NULL, "method %s is not allowed here", r->method);
+    else
+        http_send_error(r, 404, "not_found", NULL, "no such endpoint");
+}
+
+void router_print(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        printf("%s %s\n", routes[i].method, routes[i].pattern);
+}

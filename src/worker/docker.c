@@ -1,0 +1,244 @@
+/*
+ * docker — curl multi on libev (the pattern of curl's evhiperfifo example,
+ * written for berth): curl tells us which sockets to watch and when to time
+ * out; libev tells curl when a socket is ready or the timer fired; finished
+ * transfers are collected and their callbacks run, then the easy handles are
+ * freed (after the callback has returned).
+ */
+#include "docker.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/log.h"
+
+struct docker {
+    struct ev_loop *loop;
+    CURLM *multi;
+    ev_timer timer;
+    char socket_path[512];
+    int inflight;
+};
+
+struct xfer {
+    struct docker *d;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *req_body;
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+    docker_cb cb;
+    void *arg;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sockw {
+    ev_io io;
+    struct docker *d;
+    curl_socket_t fd;
+};
+
+static void check_done(struct docker *d)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(d->multi, &left))) {
+        struct xfer *x;
+        long status = 0;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+        curl_multi_remove_handle(d->multi, msg->easy_handle);
+        d->inflight--;
+        if (x->buf)
+            x->buf[x->len] = '\0';
+        if (x->too_big) {
+            x->cb(0, "", 0, "Docker's response was larger than the limit", x->arg);
+        } else if (msg->data.result != CURLE_OK) {
+            char why[CURL_ERROR_SIZE + 640];
+            snprintf(why, sizeof(why), "Docker unreachable at %s: %s", d->socket_path,
+                     x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result));
+            x->cb(0, "", 0, why, x->arg);
+        } else {
+            x->cb((int)status, x->buf ? x->buf : "", x->len, NULL, x->arg);
+        }
+        curl_easy_cleanup(x->easy);
+        curl_slist_free_all(x->headers);
+        free(x->req_body);
+        free(x->buf);
+        free(x);
+    }
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct docker *d = w->data;
+    int running;
+    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(d);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct docker *d = userp;
+    ev_timer_stop(d->loop, &d->timer);
+    if (timeout_ms >= 0) {
+        ev_timer_set(&d->timer, (double)timeout_ms / 1000.0, 0.);
+        ev_timer_start(d->loop, &d->timer);
+    }
+    return 0;
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct sockw *s = (struct sockw *)w;
+    int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(s->d->multi, s->fd, action, &running);
+    check_done(s->d);
+}
+
+static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct docker *d = userp;
+    struct sockw *s = socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            ev_io_stop(d->loop, &s->io);
+            free(s);
+            curl_multi_assign(d->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return -1;
+        s->d = d;
+        s->fd = fd;
+        curl_multi_assign(d->multi, fd, s);
+    } else {
+        ev_io_stop(d->loop, &s->io);
+    }
+    ev_io_init(&s->io, on_io, fd,
+               (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0));
+    ev_io_start(d->loop, &s->io);
+    return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct xfer *x = userdata;
+    size_t n = size * nmemb;
+    if (x->len + n + 1 > DOCKER_MAX_BODY) {
+        x->too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        char *nb;
+        while (cap < x->len + n + 1)
+            cap *= 2;
+        nb = realloc(x->buf, cap);
+        if (!nb)
+            return 0;
+        x->buf = nb;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, ptr, n);
+    x->len += n;
+    return n;
+}
+
+struct docker *docker_new(struct ev_loop *loop, const char *socket_path)
+{
+    struct docker *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->loop = loop;
+    snprintf(d->socket_path, sizeof(d->socket_path), "%s", socket_path);
+    d->multi = curl_multi_init();
+    if (!d->multi) {
+        free(d);
+        return NULL;
+    }
+    ev_timer_init(&d->timer, on_timer, 0., 0.);
+    d->timer.data = d;
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    return d;
+}
+
+void docker_free(struct docker *d)
+{
+    if (!d)
+        return;
+    ev_timer_stop(d->loop, &d->timer);
+    curl_multi_cleanup(d->multi);
+    free(d);
+}
+
+int docker_inflight(const struct docker *d)
+{
+    return d->inflight;
+}
+
+int docker_request(struct docker *d, const char *method, const char *path, const char *body,
+                   long timeout_ms, docker_cb cb, void *arg)
+{
+    char url[2048];
+    struct xfer *x = calloc(1, sizeof(*x));
+
+    if (!x)
+        return -1;
+    if (snprintf(url, sizeof(url), "http://docker%s%s", DOCKER_API_PREFIX, path) >=
+        (int)sizeof(url))
+        goto fail;
+    x->d = d;
+    x->cb = cb;
+    x->arg = arg;
+    x->easy = curl_easy_init();
+    if (!x->easy)
+        goto fail;
+    x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (body) {
+        x->req_body = strdup(body);
+        if (!x->req_body)
+            goto fail;
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->req_body);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(x->req_body));
+    }
+    curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, method);
+    if (!body && strcmp(method, "POST") == 0)
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    curl_easy_setopt(x->easy, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    if (timeout_ms > 0)
+        curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK)
+        goto fail;
+    d->inflight++;
+    return 0;
+fail:
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->req_body);
+    free(x);
+    return -1;
+}

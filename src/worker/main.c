@@ -1,0 +1,206 @@
+/*
+ * berth-worker — the only process with Docker access. One libev loop
+ * multiplexes Redis (hiredis async), Docker (curl multi), timers and signals;
+ * nothing on it blocks.
+ *
+ * Start-up: PostgreSQL is checked (and this node registered) before the loop
+ * starts; Docker is pinged through the loop and a failed first ping stops the
+ * worker with a sentence saying what to fix. Afterwards Docker going away only
+ * shows in the heartbeat, which berth-api's /health reads.
+ */
+#include <ev.h>
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth/config.h"
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "docker.h"
+#include "redisq.h"
+
+static struct berth_config cfg;
+static struct ev_loop *loop;
+static struct docker *docker;
+static struct redisq *rq;
+static ev_timer heartbeat_timer;
+static ev_signal sig_term, sig_int, sig_hup;
+static bool started;
+static int exit_code;
+static char docker_state[512] = "starting";
+
+static void heartbeat_publish(void)
+{
+    char key[128], at[32];
+    json_t *hb;
+    char *text;
+
+    util_rfc3339(time(NULL), at, sizeof(at));
+    snprintf(key, sizeof(key), KEY_HEARTBEAT_FMT, cfg.node);
+    hb = json_pack("{s:s, s:s, s:s, s:i}", "docker", docker_state, "at", at, "node", cfg.node,
+                   "pid", (int)getpid());
+    text = hb ? json_dumps(hb, JSON_COMPACT) : NULL;
+    if (text && !redisq_set_ex(rq, key, text, cfg.heartbeat_ttl_s))
+        log_debug("heartbeat not published: Redis not connected");
+    free(text);
+    json_decref(hb);
+}
+
+static void on_ping(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    if (status == 200) {
+        if (strcmp(docker_state, "ok") != 0)
+            log_info("Docker answers at %s", cfg.docker_socket);
+        snprintf(docker_state, sizeof(docker_state), "ok");
+    } else {
+        char now[512];
+        if (err)
+            snprintf(now, sizeof(now), "%s", err);
+        else
+            snprintf(now, sizeof(now), "Docker answered /_ping with HTTP %d", status);
+        if (strcmp(docker_state, now) != 0)
+            log_warn("%s", now);
+        snprintf(docker_state, sizeof(docker_state), "%s", now);
+    }
+    if (!started) {
+        started = true;
+        if (status != 200) {
+            log_error("cannot reach Docker at docker_socket = '%s': %s -- is dockerd running, and "
+                      "may this user open the socket?",
+                      cfg.docker_socket, docker_state);
+            exit_code = 1;
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
+        log_info("worker ready (node %s)", cfg.node);
+    }
+    heartbeat_publish();
+}
+
+static void on_heartbeat(struct ev_loop *l, ev_timer *w, int revents)
+{
+    if (docker_request(docker, "GET", "/_ping", NULL, 3000, on_ping, NULL) < 0)
+        log_error("cannot start the Docker ping");
+}
+
+static void on_signal(struct ev_loop *l, ev_signal *w, int revents)
+{
+    if (w->signum == SIGHUP) {
+        char err[512];
+        if (config_load(&cfg, CONF_WORKER, true, err, sizeof(err)) < 0) {
+            log_error("reload refused, keeping the running settings: %s", err);
+        } else {
+            log_set_level(cfg.log_level);
+            log_info("settings reloaded");
+        }
+        return;
+    }
+    log_info("signal %d: stopping", w->signum);
+    ev_break(l, EVBREAK_ALL);
+}
+
+/* Before the loop runs: PostgreSQL must answer; register this node. */
+static int register_node(void)
+{
+    PGconn *pg = PQconnectdb(cfg.pg_dsn);
+    PGresult *res;
+    const char *p[2] = {cfg.node, cfg.docker_socket};
+    int rc = 0;
+
+    if (PQstatus(pg) != CONNECTION_OK) {
+        log_error("cannot connect to PostgreSQL with pg_dsn = '%s': %s -- is PostgreSQL running, "
+                  "and is pg_dsn right?",
+                  cfg.pg_dsn, PQerrorMessage(pg));
+        PQfinish(pg);
+        return -1;
+    }
+    res = PQexecParams(pg,
+                       "INSERT INTO nodes (name, docker_endpoint, status, last_seen_at) "
+                       "VALUES ($1, 'unix://' || $2, 'up', now()) ON CONFLICT (name) DO UPDATE "
+                       "SET docker_endpoint = EXCLUDED.docker_endpoint, status = 'up', "
+                       "last_seen_at = now()",
+                       2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("cannot register node %s: %s -- have the migrations been applied "
+                  "(berth-api --migrate)?",
+                  cfg.node, PQresultErrorMessage(res));
+        rc = -1;
+    }
+    PQclear(res);
+    PQfinish(pg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    double hb_every;
+
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help-config") == 0 || strcmp(argv[1], "--help") == 0) {
+            log_init("worker", LOG_INFO);
+            if (config_load(&cfg, CONF_WORKER, false, err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                return 2;
+            }
+            if (strcmp(argv[1], "--help") == 0)
+                printf("usage: berth-worker [--help-config]\n");
+            else
+                config_dump(&cfg, CONF_WORKER);
+            return 0;
+        }
+        fprintf(stderr, "usage: berth-worker [--help-config]\n");
+        return 2;
+    }
+    log_init("worker", LOG_INFO);
+    if (config_load(&cfg, CONF_WORKER, false, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        log_error("cannot initialise libcurl");
+        return 1;
+    }
+    if (register_node() < 0)
+        return 1;
+
+    loop = EV_DEFAULT;
+    docker = docker_new(loop, cfg.docker_socket);
+    rq = redisq_new(loop, cfg.redis_url);
+    if (!docker || !rq) {
+        log_error("redis_url = '%s' is not valid: expected redis://HOST:PORT or unix:/PATH",
+                  cfg.redis_url);
+        return 2;
+    }
+    if (redisq_start(rq) < 0)
+        return 1;
+
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_init(&sig_hup, on_signal, SIGHUP);
+    ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_int);
+    ev_signal_start(loop, &sig_hup);
+    /* Three heartbeats per TTL: one lost beat never reads as a dead worker. */
+    hb_every = (double)cfg.heartbeat_ttl_s / 3.0;
+    ev_timer_init(&heartbeat_timer, on_heartbeat, 0., hb_every);
+    ev_timer_start(loop, &heartbeat_timer);
+
+    ev_run(loop, 0);
+
+    ev_timer_stop(loop, &heartbeat_timer);
+    redisq_free(rq);
+    docker_free(docker);
+    curl_global_cleanup();
+    log_info("stopped");
+    return exit_code;
+}
