@@ -147,6 +147,12 @@ out:
     return rc;
 }
 
+/* Compact JSON text of an object member, "{}" when absent. Caller frees. */
+static char *dump_object(const json_t *v)
+{
+    return v ? json_dumps(v, JSON_COMPACT) : strdup("{}");
+}
+
 int admin_seed_templates(const char *file)
 {
     json_error_t jerr;
@@ -191,9 +197,9 @@ int admin_seed_templates(const char *file)
                  json_is_integer(json_object_get(t, "memory_mb")) ? json_integer_value(json_object_get(t, "memory_mb")) : 256);
         snprintf(pids, sizeof(pids), "%lld",
                  json_is_integer(json_object_get(t, "pids_limit")) ? json_integer_value(json_object_get(t, "pids_limit")) : 256);
-        ports = json_dumps(json_object_get(t, "ports") ? json_object_get(t, "ports") : json_object(), JSON_COMPACT);
-        vols = json_dumps(json_object_get(t, "volumes") ? json_object_get(t, "volumes") : json_object(), JSON_COMPACT);
-        env = json_dumps(json_object_get(t, "env") ? json_object_get(t, "env") : json_object(), JSON_COMPACT);
+        ports = dump_object(json_object_get(t, "ports"));
+        vols = dump_object(json_object_get(t, "volumes"));
+        env = dump_object(json_object_get(t, "env"));
         if (json_is_array(json_object_get(t, "command")))
             cmd = json_dumps(json_object_get(t, "command"), JSON_COMPACT);
         p[0] = id;

@@ -22,7 +22,7 @@
 #include "berth/redis_url.h"
 #include "server.h"
 
-struct berth_config api_cfg;
+
 
 static void usage(FILE *f)
 {

@@ -20,6 +20,8 @@
 #include "berth/util.h"
 #include "server.h"
 
+struct berth_config api_cfg; /* loaded by main(), reloaded on SIGHUP */
+
 static int listen_fd = -1;
 static atomic_bool stopping;
 static pthread_t *threads;

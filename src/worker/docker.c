@@ -97,10 +97,11 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct sockw *s = (struct sockw *)w;
+    struct docker *d = s->d; /* s may be freed by socket_cb during the action */
     int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(s->d->multi, s->fd, action, &running);
-    check_done(s->d);
+    curl_multi_socket_action(d->multi, s->fd, action, &running);
+    check_done(d);
 }
 
 static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Foundation (issue 2): the stack answers through nginx, health checks are
+# real, start-up refuses bad settings and missing services with a sentence,
+# migrations are safe to re-run and roll back on failure, daemons stop on
+# SIGTERM within 2 s, and `stack.sh start` restarts only what is down.
+set -uo pipefail
+. "$ROOT/tests/lib.sh"
+need jq
+
+BUILD=${BERTH_BUILD:-$ROOT/build}
+RUN=$BERTH_VAR/run
+SVC=()
+[[ $(id -u) -eq 0 ]] && SVC=(setpriv --reuid=berth --regid=berth --init-groups --)
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAqc "$1"; }
+
+# --- health and the UI through nginx
+http GET /api/v1/health
+expect_eq "health answers 200 when all services are up" 200 "$STATUS"
+expect_eq "health reports all four checks ok" "ok ok ok ok" \
+    "$(jq -r '[.checks.postgres, .checks.redis, .checks.docker, .checks.nginx] | join(" ")' <<<"$BODY")"
+http GET /
+expect_eq "nginx serves the UI at /" 200 "$STATUS"
+check "the UI page is berth's" grep -q '<title>berth</title>' <<<"$BODY"
+http GET /api/v1/openapi.json
+expect_eq "the OpenAPI document is served at /api/v1/openapi.json" "3" \
+    "$(jq -r '.openapi[0:1]' <<<"$BODY" 2>/dev/null)"
+http GET /api/v1/no-such-thing
+expect_eq "an unknown endpoint is 404 not_found in the error shape" "404 not_found" \
+    "$STATUS $(jq -r .error.code <<<"$BODY")"
+check "responses carry a request id" bash -c \
+    "curl -sI '$BERTH_URL/api/v1/health' | grep -qi '^X-Request-Id: [0-9a-f]\{16\}'"
+
+# --- log lines: time, level, component, message
+check "log lines carry time, level and component" \
+    grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info  api ' "$BERTH_VAR/log/api.log"
+
+# --- settings
+out=$(BERTH_API_THREADS=0 "$BUILD/berth-api" --check 2>&1); rc=$?
+expect_eq "a bad setting stops start-up (exit 2)" 2 "$rc"
+check "the refusal names the key and the accepted values" grep -q "api_threads = '0' is not valid: expected an integer from 1 to 256" <<<"$out"
+out=$(BERTH_LOG_LEVEL=loud "$BUILD/berth-worker" 2>&1); rc=$?
+expect_eq "the worker refuses a bad log_level (exit 2)" "2" "$rc"
+check "the worker's refusal lists the levels" grep -q "expected one of debug, info, warn, error" <<<"$out"
+
+# --- missing services at start-up
+out=$(BERTH_PG_DSN="host=/nonexistent dbname=berth" "$BUILD/berth-api" --check 2>&1); rc=$?
+expect_eq "berth-api without PostgreSQL exits 1" 1 "$rc"
+check "... saying PostgreSQL is unreachable and what to check" grep -q "cannot connect to PostgreSQL.*is PostgreSQL running" <<<"$out"
+out=$(BERTH_REDIS_URL="unix:/nonexistent/redis.sock" "$BUILD/berth-api" --check 2>&1); rc=$?
+expect_eq "berth-api without Redis exits 1" 1 "$rc"
+check "... saying Redis is unreachable" grep -q "cannot connect to Redis.*is Redis running" <<<"$out"
+start=$(date +%s%N)
+out=$(BERTH_NODE=nodocker BERTH_DOCKER_SOCKET=/nonexistent/docker.sock timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
+expect_eq "berth-worker without Docker exits 1" 1 "$rc"
+check "... saying Docker is unreachable and what to check" grep -q "cannot reach Docker at docker_socket = '/nonexistent/docker.sock'.*is dockerd running" <<<"$out"
+out=$(BERTH_PG_DSN="host=/nonexistent dbname=berth" timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
+expect_eq "berth-worker without PostgreSQL exits 1" 1 "$rc"
+
+# --- migrations
+out=$("${SVC[@]}" "$BUILD/berth-api" --migrate "$ROOT/sql" 2>&1); rc=$?
+expect_eq "migrations run again harmlessly" "0" "$rc"
+check "... applying nothing the second time" grep -q "(0 applied now)" <<<"$out"
+tmp=$(mktemp -d); cp "$ROOT"/sql/*.sql "$tmp/"
+cat > "$tmp/999_broken.sql" <<'SQL'
+CREATE TABLE berth_test_half_done (x int);
+SELECT no_such_function();
+SQL
+chmod -R a+rX "$tmp"
+out=$("${SVC[@]}" "$BUILD/berth-api" --migrate "$tmp" 2>&1); rc=$?
+expect_eq "a failing migration stops start-up" 1 "$rc"
+check "... naming the file and saying it was rolled back" grep -q "migration 999_broken.sql was rolled back" <<<"$out"
+expect_eq "... and nothing of it stays applied" "0 0" \
+    "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename = 'berth_test_half_done'") $(psql_q "SELECT count(*) FROM schema_migrations WHERE version = '999_broken.sql'")"
+rm -rf "$tmp"
+
+# --- admin bootstrap
+check "the initial admin password file is mode 0600" \
+    test "$(stat -c %a "$BERTH_VAR/initial-admin-password")" = 600
+out=$("${SVC[@]}" "$BUILD/berth-api" --bootstrap-admin "$RUN/again.pw" 2>&1)
+expect_eq "bootstrap does nothing once an admin exists" "" "$out"
+check "the stored admin password is a yescrypt hash, not the password" \
+    test "$(psql_q "SELECT password_hash LIKE '\$y\$%' FROM users WHERE username = 'admin'")" = t
+
+# --- SIGTERM within 2 s
+term_time_ms() { # term_time_ms PID -> ms until gone
+    local pid=$1 t0; t0=$(date +%s%N)
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+    kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; echo 99999; return; }
+    echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+"${SVC[@]}" env BERTH_API_SOCKET="$RUN/sigtest.sock" "$BUILD/berth-api" 2>>"$BERTH_VAR/log/sigtest.log" &
+api_pid=$!
+for _ in $(seq 1 100); do [[ -S $RUN/sigtest.sock ]] && break; sleep 0.05; done
+# a request in flight on one thread while the others sit in accept()
+ms=$(term_time_ms $api_pid)
+wait $api_pid 2>/dev/null; rc=$?
+if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-api exits cleanly on SIGTERM within 2 s (${ms} ms)"
+else fail "berth-api exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc"; fi
+BERTH_NODE=sigtest "$BUILD/berth-worker" 2>>"$BERTH_VAR/log/sigtest.log" &
+w_pid=$!
+sleep 1
+ms=$(term_time_ms $w_pid)
+wait $w_pid 2>/dev/null; rc=$?
+if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-worker exits cleanly on SIGTERM within 2 s (${ms} ms)"
+else fail "berth-worker exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc"; fi
+
+# --- SIGHUP reloads
+kill -HUP "$(cat "$RUN/api.pid")" "$(cat "$RUN/worker.pid")"
+sleep 0.5
+check "SIGHUP makes berth-api reload its settings" grep -q "settings reloaded" "$BERTH_VAR/log/api.log"
+check "SIGHUP makes berth-worker reload its settings" grep -q "settings reloaded" "$BERTH_VAR/log/worker.log"
+
+# --- dependencies going away: 503 naming the check, never a crash; start brings them back
+wait_health() { # wait_health STATUS
+    for _ in $(seq 1 100); do http GET /api/v1/health; [[ $STATUS == "$1" ]] && return 0; sleep 0.1; done
+    return 1
+}
+kill -TERM "$(cat "$RUN/redis.pid")"; sleep 0.5
+http GET /api/v1/health
+expect_eq "Redis down: health is 503 naming redis" "503 unavailable redis" \
+    "$STATUS $(jq -r '.error.code + " " + .error.check' <<<"$BODY")"
+"${SVC[@]}" "$PG_BIN/pg_ctl" -D "$BERTH_VAR/pg/data" -m fast -w stop >/dev/null 2>&1
+http GET /api/v1/health
+expect_eq "PostgreSQL down too: health is 503 naming postgres" "503 postgres" \
+    "$STATUS $(jq -r .error.check <<<"$BODY")"
+check "berth-api survived its dependencies going away" kill -0 "$(cat "$RUN/api.pid")"
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+check "stack.sh start restarts only what is down, and health recovers" wait_health 200
+kill -TERM "$(cat "$RUN/worker.pid")"; sleep 0.3
+redis-cli -s "$RUN/redis.sock" DEL "berth:heartbeat:local" >/dev/null
+http GET /api/v1/health
+expect_eq "worker down: health is 503 naming docker (no heartbeat)" "503 docker" \
+    "$STATUS $(jq -r .error.check <<<"$BODY")"
+check "... with a sentence saying the worker is not running" grep -q "is berth-worker running" <<<"$BODY"
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+check "the worker restarted by stack.sh start brings health back" wait_health 200

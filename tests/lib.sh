@@ -1,0 +1,33 @@
+# tests/lib.sh — helpers for bash integration tests (sourced).
+# Each check prints `ok - <behaviour>` or `not ok - <behaviour>`; tests/run.sh
+# counts those lines. Failure details go to stderr.
+
+: "${BERTH_URL:?run through tests/run.sh (BERTH_URL unset)}"
+
+ok()   { printf 'ok - %s\n' "$1"; }
+fail() { printf 'not ok - %s\n' "$1"; shift; [[ $# -gt 0 ]] && printf '  %s\n' "$@" >&2; return 0; }
+
+# check "behaviour" cmd... : ok when cmd succeeds.
+check() {
+    local what=$1; shift
+    local out
+    if out=$("$@" 2>&1); then ok "$what"; else fail "$what" "command: $*" "output: ${out:0:2000}"; fi
+}
+
+# expect_eq "behaviour" expected actual
+expect_eq() {
+    if [[ "$2" == "$3" ]]; then ok "$1"; else fail "$1" "expected: $2" "actual:   ${3:0:2000}"; fi
+}
+
+# http METHOD PATH [BODY] [curl args...] — sets STATUS and BODY.
+http() {
+    local method=$1 path=$2 data=${3-}; shift 3 2>/dev/null || shift $#
+    local tmp; tmp=$(mktemp)
+    local args=(-s -o "$tmp" -w '%{http_code}' -X "$method" --max-time 30)
+    [[ -n "$data" ]] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
+    STATUS=$(curl "${args[@]}" "$@" "$BERTH_URL$path") || STATUS=000
+    BODY=$(cat "$tmp"); rm -f "$tmp"
+}
+
+# Run the rest of the test only when jq exists.
+need() { command -v "$1" >/dev/null 2>&1 || { ok "SKIP: $1 not installed # SKIP"; exit 0; }; }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# tests/run.sh — `make test`: build, unit tests, fuzz smoke runs, then a fresh
+# local stack (scripts/stack.sh, other ports, a temp BERTH_VAR, daemons built
+# with AddressSanitizer + UBSan) and every integration test against it. Cleans
+# up every process and container it started, even on failure. Last line:
+# `N passed, M failed`.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export ROOT
+
+PASS=0
+FAIL=0
+FAILED=()
+
+# Run a test program; count its `ok -` / `not ok -` lines. A program that
+# exits non-zero without reporting a failure counts as one failure.
+run_test() {
+    local name=$1; shift
+    local out rc
+    out=$(mktemp)
+    timeout "${TEST_TIMEOUT:-900}" "$@" > "$out" 2> >(sed "s|^|  [$name] |" >&2)
+    rc=$?
+    local p f
+    p=$(grep -c '^ok - ' "$out")
+    f=$(grep -c '^not ok - ' "$out")
+    sed "s|^|[$name] |" "$out"
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then
+        echo "not ok - [$name] exited with status $rc"
+        f=$((f + 1))
+    fi
+    PASS=$((PASS + p))
+    FAIL=$((FAIL + f))
+    [[ $f -gt 0 ]] && FAILED+=("$name")
+    rm -f "$out"
+}
+
+summary() {
+    echo
+    [[ ${#FAILED[@]} -gt 0 ]] && echo "failures in: ${FAILED[*]}"
+    echo "$PASS passed, $FAIL failed"
+}
+
+echo "== build"
+scripts/deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
+if ! make -s -j2 all unit; then
+    echo "not ok - build (warnings are errors)"; echo "0 passed, 1 failed"; exit 1
+fi
+echo "ok - build with -Werror"; PASS=$((PASS + 1))
+ASAN_BUILD=build/asan
+if ! make -s -j2 BUILD=$ASAN_BUILD SANITIZE=address,undefined all unit; then
+    echo "not ok - sanitizer build"; echo "$PASS passed, 1 failed"; exit 1
+fi
+echo "ok - sanitizer build (address,undefined)"; PASS=$((PASS + 1))
+
+echo "== unit tests (sanitizer build)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+for t in $ASAN_BUILD/tests/test_*; do
+    [[ -x $t ]] && run_test "unit/$(basename "$t")" "$t"
+done
+
+echo "== fuzz smoke (${FUZZ_SECONDS:-10}s per target)"
+if command -v clang >/dev/null && make -s -j2 fuzz >/dev/null 2>&1; then
+    for f in build/fuzz/fuzz_*; do
+        [[ -x $f ]] || continue
+        name=$(basename "$f")
+        corpus=tests/fuzz/corpus/${name#fuzz_}
+        mkdir -p "$corpus.run"
+        [[ -d $corpus ]] && cp -r "$corpus/." "$corpus.run/" 2>/dev/null
+        if "$f" -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 "$corpus.run" \
+                > "/tmp/$name.log" 2>&1; then
+            echo "ok - [fuzz] $name: $(grep -o 'stat::number_of_executed_units: [0-9]*' "/tmp/$name.log" | awk '{print $2}' || true) runs, no crash"
+            PASS=$((PASS + 1))
+        else
+            echo "not ok - [fuzz] $name crashed: see /tmp/$name.log"; tail -30 "/tmp/$name.log" >&2
+            FAIL=$((FAIL + 1)); FAILED+=("fuzz/$name")
+        fi
+        rm -rf "$corpus.run"
+    done
+else
+    echo "not ok - fuzz targets build (clang + libFuzzer)"; FAIL=$((FAIL + 1))
+fi
+
+echo "== integration (real PostgreSQL, Redis, nginx, dockerd)"
+free_port() { # first free loopback port from $1
+    local p=$1
+    while (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
+    echo $p
+}
+export BERTH_VAR=$(mktemp -d /tmp/berth-test.XXXXXX)
+export BERTH_HTTP_PORT=$(free_port ${BERTH_TEST_HTTP_PORT:-18080})
+export BERTH_PG_PORT=$(free_port $((BERTH_HTTP_PORT + 1)))
+export BERTH_REDIS_PORT=$(free_port $((BERTH_PG_PORT + 1)))
+export BERTH_CLUSTER=test$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+export BERTH_BUILD=$ROOT/$ASAN_BUILD
+export BERTH_URL=http://127.0.0.1:$BERTH_HTTP_PORT
+export BERTH_CONFIG=$BERTH_VAR/berth.conf
+export DOCKER_HOST=unix:///var/run/docker.sock
+# Daemons: report memory errors; leak checking at exit is left to the unit tests
+# (daemons exit with live thread-local connections by design).
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$BERTH_VAR/log/asan
+chmod 0755 "$BERTH_VAR"
+
+cleanup() {
+    echo "== cleanup"
+    scripts/stack.sh stop >/dev/null 2>&1 || true
+    if command -v docker >/dev/null && curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then
+        ids=$(docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1
+        vols=$(docker volume ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$vols" ]] && docker volume rm -f $vols >/dev/null 2>&1
+        nets=$(docker network ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$nets" ]] && docker network rm $nets >/dev/null 2>&1
+    fi
+    # A dockerd this run started was stopped by stack.sh stop.
+    if [[ -z "${KEEP_VAR:-}" ]]; then rm -rf "$BERTH_VAR"; else echo "kept $BERTH_VAR"; fi
+}
+trap 'cleanup; summary' EXIT
+trap 'exit 130' INT TERM
+
+if scripts/stack.sh start > /tmp/berth-test-stack.log 2>&1; then
+    echo "ok - the stack starts (scripts/stack.sh start)"; PASS=$((PASS + 1))
+    export BERTH_ADMIN_PASSWORD=$(cat "$BERTH_VAR/initial-admin-password")
+    for t in tests/integration/*; do
+        [[ -x $t || $t == *.mjs ]] || continue
+        case $t in
+            *.mjs) run_test "$(basename "$t")" node "$t" ;;
+            *) run_test "$(basename "$t")" "$t" ;;
+        esac
+    done
+    # Sanitizer reports from the daemons (written by ASan/UBSan to log_path).
+    if ls "$BERTH_VAR"/log/asan* >/dev/null 2>&1; then
+        echo "not ok - daemons ran without sanitizer reports"; FAIL=$((FAIL + 1))
+        cat "$BERTH_VAR"/log/asan* | head -60 >&2
+    else
+        echo "ok - daemons ran without sanitizer reports"; PASS=$((PASS + 1))
+    fi
+else
+    echo "not ok - the stack starts (scripts/stack.sh start)"; FAIL=$((FAIL + 1))
+    cat /tmp/berth-test-stack.log >&2
+    tail -20 "$BERTH_VAR"/log/*.log >&2
+fi
+[[ $FAIL -eq 0 ]]
