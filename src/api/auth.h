@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct req;
 
@@ -59,5 +60,32 @@ bool authz_admin(const struct actor *a); /* audit, stats, nodes */
 int audit_write(PGconn *pg, const struct req *r, const char *action, const char *target_type,
                 const char *target_id, const char *outcome, json_t *details)
     __attribute__((warn_unused_result));
+
+/*
+ * Refuse r: write an audit row with `outcome` (its own statement; call it
+ * outside a transaction, or after ROLLBACK) and send the error. For handlers
+ * that deny, or reject input of, a state-changing request.
+ */
+void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *target_type,
+                  const char *target_id, const char *outcome, int status, const char *code,
+                  const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 10, 11)));
+
+/*
+ * Quota check for one more instance of user_id with cpus / memory_mb. Call it
+ * inside the transaction that inserts the instance: it locks the user row
+ * (SELECT ... FOR UPDATE), so concurrent creates at the quota edge serialise
+ * and exactly one wins. 0 when it fits; -1 with a sentence in why.
+ */
+int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double cpus,
+                  long memory_mb, char *why, size_t whylen) __attribute__((warn_unused_result));
+
+/* Helpers shared by the account handlers. */
+bool auth_method_unsafe(const char *method);      /* POST, PUT, PATCH, DELETE, ... */
+bool auth_request_https(const struct req *r);     /* X-Forwarded-Proto / HTTPS / scheme */
+bool auth_origin_ok(const struct req *r);         /* Origin absent, or this server's own */
+bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size);
+const char *auth_role_name(enum role role);
+bool auth_role_parse(const char *s, enum role *out);
 
 #endif

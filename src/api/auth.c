@@ -1,0 +1,472 @@
+/*
+ * auth — authentication of every API request and the authorisation rules of
+ * API.md, in one place.
+ *
+ * Authentication: `Authorization: Bearer <api token>` or the `berth_session`
+ * cookie. Only SHA-256 hashes of either are stored. A session ends after
+ * session_idle_s without use or session_max_s after login, whichever comes
+ * first. last_seen_at / last_used_at are written at most once a minute per
+ * session or token, so a busy client costs one read per request, not a write.
+ *
+ * Unsafe methods (POST, PUT, PATCH, DELETE): a present Origin that is not this
+ * server's own is refused for every kind of credential; cookie sessions must
+ * also carry X-CSRF-Token equal to the session's token. Refusals of unsafe
+ * requests leave an audit row.
+ *
+ * Authorisation: one predicate per resource kind. Roles (API.md):
+ *   admin      everything, on every user's resources — except reaching another
+ *              user's container through /container/ (ACT_PROXY): no implicit access
+ *   developer  everything on their own instances, volumes, keys and tokens
+ *   viewer     reads their own resources; may reach their own instances'
+ *              HTTP ports; manages their own API tokens; nothing else
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+
+#define TOUCH_INTERVAL_S "60"
+
+bool auth_method_unsafe(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+           strcmp(method, "OPTIONS") != 0;
+}
+
+bool auth_request_https(const struct req *r)
+{
+    const char *xfp = req_param(r, "HTTP_X_FORWARDED_PROTO");
+    const char *https = req_param(r, "HTTPS");
+    const char *scheme = req_param(r, "REQUEST_SCHEME");
+
+    if (xfp && *xfp)
+        return strncasecmp(xfp, "https", 5) == 0 && (xfp[5] == '\0' || xfp[5] == ',');
+    if (https && *https && strcasecmp(https, "off") != 0)
+        return true;
+    return scheme && strcasecmp(scheme, "https") == 0;
+}
+
+bool auth_origin_ok(const struct req *r)
+{
+    const char *origin = req_param(r, "HTTP_ORIGIN");
+    const char *host = req_param(r, "HTTP_HOST");
+    const char *rest;
+    size_t n;
+
+    if (!origin || !*origin)
+        return true; /* not a browser cross-site request; CSRF token still applies */
+    if (!host || !*host)
+        return false;
+    if (strncasecmp(origin, "https://", 8) == 0) {
+        rest = origin + 8;
+    } else if (strncasecmp(origin, "http://", 7) == 0) {
+        rest = origin + 7;
+    } else {
+        return false; /* "null", file:, other schemes */
+    }
+    n = strlen(host);
+    /* scheme://host exactly: no path, no trailing characters */
+    if (strlen(rest) != n || strncasecmp(rest, host, n) != 0)
+        return false;
+    /* An https page may post to http only through a downgrade; refuse the mismatch
+     * when the proxy tells us the scheme. */
+    if (auth_request_https(r) != (strncasecmp(origin, "https://", 8) == 0))
+        return false;
+    return true;
+}
+
+bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size)
+{
+    const char *c = req_param(r, "HTTP_COOKIE");
+    size_t nl = strlen(name);
+
+    while (c && *c) {
+        while (*c == ' ' || *c == ';')
+            c++;
+        const char *end = strchr(c, ';');
+        size_t seg = end ? (size_t)(end - c) : strlen(c);
+        if (seg > nl && strncmp(c, name, nl) == 0 && c[nl] == '=') {
+            size_t vl = seg - nl - 1;
+            while (vl > 0 && c[nl + 1 + vl - 1] == ' ')
+                vl--;
+            if (vl + 1 > size)
+                return false;
+            memcpy(out, c + nl + 1, vl);
+            out[vl] = '\0';
+            return true;
+        }
+        c = end;
+    }
+    return false;
+}
+
+const char *auth_role_name(enum role role)
+{
+    switch (role) {
+    case ROLE_ADMIN: return "admin";
+    case ROLE_DEVELOPER: return "developer";
+    default: return "viewer";
+    }
+}
+
+bool auth_role_parse(const char *s, enum role *out)
+{
+    if (!s)
+        return false;
+    if (strcmp(s, "admin") == 0)
+        *out = ROLE_ADMIN;
+    else if (strcmp(s, "developer") == 0)
+        *out = ROLE_DEVELOPER;
+    else if (strcmp(s, "viewer") == 0)
+        *out = ROLE_VIEWER;
+    else
+        return false;
+    return true;
+}
+
+static bool is_hex64(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Refuse an authentication problem; unsafe requests leave an audit row. */
+static int refuse(struct req *r, PGconn *pg, int status, const char *reason, const char *msg)
+{
+    if (pg && auth_method_unsafe(r->method)) {
+        json_t *d = json_pack("{s:s, s:s, s:s}", "method", r->method, "path", r->path, "reason",
+                              reason);
+        if (audit_write(pg, r, "request.refused", NULL, NULL,
+                        status == 401 ? "unauthenticated" : "denied", d) < 0)
+            log_warn("audit row for a refused request not written");
+        json_decref(d);
+    }
+    http_send_error(r, status, status == 401 ? "unauthenticated" : "forbidden", NULL, "%s", msg);
+    return -1;
+}
+
+static void fill_actor(struct actor *a, PGresult *res, int col_id)
+{
+    a->authenticated = true;
+    util_strlcpy(a->user_id, PQgetvalue(res, 0, col_id), sizeof(a->user_id));
+    util_strlcpy(a->username, PQgetvalue(res, 0, col_id + 1), sizeof(a->username));
+    if (!auth_role_parse(PQgetvalue(res, 0, col_id + 2), &a->role))
+        a->role = ROLE_VIEWER;
+}
+
+static int auth_bearer(struct req *r, PGconn *pg, const char *token)
+{
+    char hash[65];
+    const char *p[1] = {hash};
+    PGresult *res;
+    bool touch;
+    char tid[37];
+
+    if (!*token || strlen(token) > 256)
+        return refuse(r, pg, 401, "bad token", "the API token is not valid");
+    util_sha256_hex(token, strlen(token), hash);
+    res = PQexecParams(pg,
+                       "SELECT t.id, u.id, u.username, u.role,"
+                       " (t.last_used_at IS NULL OR t.last_used_at < now() - interval '"
+                       TOUCH_INTERVAL_S " seconds')"
+                       " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+                       " WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())"
+                       " AND NOT u.disabled",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return refuse(r, pg, 401, "unknown, expired or revoked token",
+                      "the API token is not valid (unknown, expired or revoked)");
+    }
+    fill_actor(&r->actor, res, 1);
+    touch = PQgetvalue(res, 0, 4)[0] == 't';
+    util_strlcpy(tid, PQgetvalue(res, 0, 0), sizeof(tid));
+    PQclear(res);
+    r->actor.via_cookie = false;
+    if (touch) {
+        const char *q[1] = {tid};
+        PQclear(PQexecParams(pg, "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1,
+                             NULL, q, NULL, NULL, 0));
+    }
+    return 0;
+}
+
+static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
+{
+    char hash[65], idle[32];
+    const char *p[2] = {hash, idle};
+    PGresult *res;
+    bool touch;
+
+    if (!is_hex64(cookie))
+        return refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
+    util_sha256_hex(cookie, strlen(cookie), hash);
+    snprintf(idle, sizeof(idle), "%ld", api_cfg.session_idle_s);
+    res = PQexecParams(pg,
+                       "SELECT s.csrf_token, u.id, u.username, u.role,"
+                       " s.last_seen_at < now() - interval '" TOUCH_INTERVAL_S " seconds'"
+                       " FROM sessions s JOIN users u ON u.id = s.user_id"
+                       " WHERE s.token_hash = $1 AND s.expires_at > now()"
+                       " AND s.last_seen_at > now() - make_interval(secs => $2::int)"
+                       " AND NOT u.disabled",
+                       2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return refuse(r, pg, 401, "unknown or expired session",
+                      "the session has expired or ended: log in again");
+    }
+    fill_actor(&r->actor, res, 1);
+    r->actor.via_cookie = true;
+    util_strlcpy(r->actor.csrf, PQgetvalue(res, 0, 0), sizeof(r->actor.csrf));
+    touch = PQgetvalue(res, 0, 4)[0] == 't';
+    PQclear(res);
+    if (touch)
+        PQclear(PQexecParams(pg, "UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1",
+                             1, NULL, p, NULL, NULL, 0));
+    if (auth_method_unsafe(r->method)) {
+        const char *h = req_param(r, "HTTP_X_CSRF_TOKEN");
+        if (!h || !*h)
+            return refuse(r, pg, 403, "csrf token missing",
+                          "this request needs the X-CSRF-Token header of your session");
+        if (strlen(h) != strlen(r->actor.csrf) ||
+            !util_ct_equal(h, r->actor.csrf, strlen(r->actor.csrf)))
+            return refuse(r, pg, 403, "csrf token wrong",
+                          "the X-CSRF-Token header does not match your session");
+    }
+    return 0;
+}
+
+int auth_require(struct req *r)
+{
+    PGconn *pg = db_conn(r->th);
+    const char *authz;
+    char cookie[129];
+
+    memset(&r->actor, 0, sizeof(r->actor));
+    if (!pg) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (auth_method_unsafe(r->method) && !auth_origin_ok(r))
+        return refuse(r, pg, 403, "foreign origin",
+                      "cross-origin request refused: the Origin is not this server");
+    authz = req_param(r, "HTTP_AUTHORIZATION");
+    if (authz && *authz) {
+        if (strncasecmp(authz, "Bearer ", 7) != 0)
+            return refuse(r, pg, 401, "bad authorization scheme",
+                          "the Authorization header must be 'Bearer <api token>'");
+        authz += 7;
+        while (*authz == ' ')
+            authz++;
+        return auth_bearer(r, pg, authz);
+    }
+    if (auth_cookie_value(r, "berth_session", cookie, sizeof(cookie)))
+        return auth_cookie(r, pg, cookie);
+    return refuse(r, pg, 401, "no credentials",
+                  "authentication required: log in, or send Authorization: Bearer <api token>");
+}
+
+/* ---- authorisation ---- */
+
+static bool owns(const struct actor *a, const char *owner_id)
+{
+    return owner_id && strcmp(a->user_id, owner_id) == 0;
+}
+
+bool authz_instance(const struct actor *a, enum authz_action act, const char *owner_id)
+{
+    if (!a || !a->authenticated)
+        return false;
+    if (act == ACT_PROXY) /* the owner only, whatever the role: admins get no implicit access */
+        return owns(a, owner_id);
+    if (a->role == ROLE_ADMIN)
+        return true;
+    if (a->role == ROLE_DEVELOPER)
+        return owns(a, owner_id);
+    return act == ACT_READ && owns(a, owner_id);
+}
+
+bool authz_volume(const struct actor *a, enum authz_action act, const char *owner_id)
+{
+    if (!a || !a->authenticated || act == ACT_PROXY)
+        return false;
+    if (a->role == ROLE_ADMIN)
+        return true;
+    if (a->role == ROLE_DEVELOPER)
+        return owns(a, owner_id);
+    return act == ACT_READ && owns(a, owner_id);
+}
+
+bool authz_template(const struct actor *a, enum authz_action act)
+{
+    if (!a || !a->authenticated)
+        return false;
+    if (act == ACT_READ)
+        return true;
+    return a->role == ROLE_ADMIN && act != ACT_PROXY;
+}
+
+bool authz_user(const struct actor *a, enum authz_action act, const char *user_id)
+{
+    if (!a || !a->authenticated || act == ACT_PROXY)
+        return false;
+    if (a->role == ROLE_ADMIN)
+        return true;
+    return act == ACT_READ && owns(a, user_id); /* /auth/me */
+}
+
+bool authz_token(const struct actor *a, enum authz_action act, const char *owner_id)
+{
+    /* Tokens are personal: every role manages its own, nobody else's (API.md: owner). */
+    if (!a || !a->authenticated || act == ACT_PROXY || act == ACT_OPERATE)
+        return false;
+    return owns(a, owner_id);
+}
+
+bool authz_ssh_key(const struct actor *a, enum authz_action act, const char *owner_id)
+{
+    if (!a || !a->authenticated || !owns(a, owner_id))
+        return false;
+    switch (act) {
+    case ACT_READ:
+    case ACT_DELETE: return true; /* a demoted viewer can still remove an old key */
+    case ACT_CREATE:
+    case ACT_UPDATE: return a->role != ROLE_VIEWER;
+    default: return false;
+    }
+}
+
+bool authz_admin(const struct actor *a)
+{
+    return a && a->authenticated && a->role == ROLE_ADMIN;
+}
+
+/* ---- audit ---- */
+
+int audit_write(PGconn *pg, const struct req *r, const char *action, const char *target_type,
+                const char *target_id, const char *outcome, json_t *details)
+{
+    char *d = details ? json_dumps(details, JSON_COMPACT) : NULL;
+    const char *p[8];
+    PGresult *res;
+    int rc;
+
+    p[0] = r && r->actor.authenticated ? r->actor.user_id : NULL;
+    p[1] = r && r->actor.authenticated ? r->actor.username : NULL;
+    p[2] = action;
+    p[3] = target_type;
+    p[4] = target_id;
+    p[5] = outcome;
+    p[6] = r && r->ip && *r->ip ? r->ip : NULL;
+    p[7] = d ? d : "{}";
+    res = PQexecParams(pg,
+                       "INSERT INTO audit_log (actor_id, actor, action, target_type, target_id,"
+                       " outcome, ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+                       8, NULL, p, NULL, NULL, 0);
+    rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc < 0)
+        log_warn("audit row (%s) not written: %s", action, PQresultErrorMessage(res));
+    PQclear(res);
+    free(d);
+    return rc;
+}
+
+void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *target_type,
+                  const char *target_id, const char *outcome, int status, const char *code,
+                  const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    json_t *d;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (pg) {
+        d = json_pack("{s:s, s:s}", "code", code, "message", msg);
+        if (!d) /* the message quoted input that is not UTF-8 */
+            d = json_pack("{s:s}", "code", code);
+        if (field)
+            json_object_set_new(d, "field", json_string(field));
+        if (audit_write(pg, r, action, target_type, target_id, outcome, d) < 0)
+            log_warn("audit row for a refused %s not written", action);
+        json_decref(d);
+    }
+    http_send_error(r, status, code, field, "%s", msg);
+}
+
+/* ---- quotas ---- */
+
+int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double cpus,
+                  long memory_mb, char *why, size_t whylen)
+{
+    const char *p[1] = {user_id};
+    PGresult *res;
+    long q_inst, q_mem, n_inst, used_mem;
+    double q_cpus, used_cpus;
+
+    (void)a;
+    res = PQexecParams(pg,
+                       "SELECT quota_instances, quota_cpus, quota_memory_mb FROM users"
+                       " WHERE id = $1 FOR UPDATE",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(why, whylen, "the user does not exist");
+        PQclear(res);
+        return -1;
+    }
+    q_inst = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    q_cpus = strtod(PQgetvalue(res, 0, 1), NULL);
+    q_mem = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    res = PQexecParams(pg,
+                       "SELECT count(*), coalesce(sum(cpus), 0), coalesce(sum(memory_mb), 0)"
+                       " FROM instances WHERE user_id = $1 AND status <> 'deleted'",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(why, whylen, "the quota could not be checked");
+        PQclear(res);
+        return -1;
+    }
+    n_inst = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    used_cpus = strtod(PQgetvalue(res, 0, 1), NULL);
+    used_mem = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    if (n_inst + 1 > q_inst) {
+        snprintf(why, whylen, "quota exceeded: %ld of %ld instances in use", n_inst, q_inst);
+        return -1;
+    }
+    /* numeric(8,2): compare in hundredths so 0.1 + 0.2 fits a quota of 0.3 */
+    if ((long)(used_cpus * 100 + 0.5) + (long)(cpus * 100 + 0.5) > (long)(q_cpus * 100 + 0.5)) {
+        snprintf(why, whylen, "quota exceeded: %.2f of %.2f CPUs in use, %.2f more requested",
+                 used_cpus, q_cpus, cpus);
+        return -1;
+    }
+    if (used_mem + memory_mb > q_mem) {
+        snprintf(why, whylen, "quota exceeded: %ld of %ld MB memory in use, %ld MB more requested",
+                 used_mem, q_mem, memory_mb);
+        return -1;
+    }
+    return 0;
+}
