@@ -51,17 +51,30 @@ fi
 as_svc() { "${SVC[@]}" "$@"; }
 
 pidfile() { echo "$RUN/$1.pid"; }
+# A pidfile holds "PID COMM"; the process must still be that program (PIDs
+# wrap around quickly on a busy machine, and a reused PID is not our daemon).
 alive() {
-    local f; f=$(pidfile "$1")
-    [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+    local f pid comm
+    f=$(pidfile "$1")
+    [[ -f "$f" ]] || return 1
+    read -r pid comm < "$f" || return 1
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ -z "$comm" || "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$comm" ]]
 }
+pid_of() { local pid; read -r pid _ < "$(pidfile "$1")"; echo "$pid"; }
 
 # Launch a daemon in its own session (Ctrl-C reaches only this script, which
 # then stops things in order) with its log under var/log/.
 launch() {
     local name=$1; shift
+    local prog a
+    # the program is the first word that is not setpriv or one of its options
+    prog=""
+    for a in "$@"; do
+        case "$a" in setpriv|--*|-*) ;; *) prog=$(basename "$a"); break ;; esac
+    done
     setsid "$@" >>"$LOG/$name.log" 2>&1 < /dev/null &
-    echo $! > "$(pidfile "$name")"
+    echo "$! ${prog:0:15}" > "$(pidfile "$name")"
 }
 
 wait_for() { # wait_for SECONDS WHAT CMD...
@@ -222,8 +235,8 @@ stop_pid() { # stop_pid NAME SECONDS
     local name=$1 t=${2:-10} f pid
     f=$(pidfile "$name")
     [[ -f "$f" ]] || return 0
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
+    pid=$(pid_of "$name")
+    if alive "$name"; then
         kill -TERM "$pid" 2>/dev/null || true
         local end=$((SECONDS + t))
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.05; done
@@ -256,7 +269,7 @@ do_status() {
         elif [[ $s == dockerd ]] && ! [[ -f $(pidfile dockerd) ]]; then
             if docker_answers; then printf '%-9s external engine at %s\n' docker "$DOCKER_SOCK";
             else printf '%-9s not answering at %s\n' docker "$DOCKER_SOCK"; rc=3; fi
-        elif alive "$s"; then printf '%-9s running (pid %s)\n' "$s" "$(cat "$(pidfile "$s")")"
+        elif alive "$s"; then printf '%-9s running (pid %s)\n' "$s" "$(pid_of "$s")"
         else printf '%-9s stopped\n' "$s"; rc=3; fi
     done
     if health_ok; then echo "health    ok (http://127.0.0.1:$HTTP_PORT/api/v1/health)"

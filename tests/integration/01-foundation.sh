@@ -12,6 +12,7 @@ RUN=$BERTH_VAR/run
 SVC=()
 [[ $(id -u) -eq 0 ]] && SVC=(setpriv --reuid=berth --regid=berth --init-groups --)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+svc_pid() { local p; read -r p _ < "$RUN/$1.pid"; echo "$p"; }
 psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAqc "$1"; }
 
 # --- health and the UI through nginx
@@ -90,6 +91,7 @@ term_time_ms() { # term_time_ms PID -> ms until gone
     kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; echo 99999; return; }
     echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
+rm -f "$RUN/sigtest.sock"
 "${SVC[@]}" env BERTH_API_SOCKET="$RUN/sigtest.sock" "$BUILD/berth-api" 2>>"$BERTH_VAR/log/sigtest.log" &
 api_pid=$!
 for _ in $(seq 1 100); do [[ -S $RUN/sigtest.sock ]] && break; sleep 0.05; done
@@ -107,7 +109,7 @@ if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-worker exits cleanly on SI
 else fail "berth-worker exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc"; fi
 
 # --- SIGHUP reloads
-kill -HUP "$(cat "$RUN/api.pid")" "$(cat "$RUN/worker.pid")"
+kill -HUP "$(svc_pid api)" "$(svc_pid worker)"
 sleep 0.5
 check "SIGHUP makes berth-api reload its settings" grep -q "settings reloaded" "$BERTH_VAR/log/api.log"
 check "SIGHUP makes berth-worker reload its settings" grep -q "settings reloaded" "$BERTH_VAR/log/worker.log"
@@ -117,7 +119,7 @@ wait_health() { # wait_health STATUS
     for _ in $(seq 1 100); do http GET /api/v1/health; [[ $STATUS == "$1" ]] && return 0; sleep 0.1; done
     return 1
 }
-kill -TERM "$(cat "$RUN/redis.pid")"; sleep 0.5
+kill -TERM "$(svc_pid redis)"; sleep 0.5
 http GET /api/v1/health
 expect_eq "Redis down: health is 503 naming redis" "503 unavailable redis" \
     "$STATUS $(jq -r '.error.code + " " + .error.check' <<<"$BODY")"
@@ -125,10 +127,10 @@ expect_eq "Redis down: health is 503 naming redis" "503 unavailable redis" \
 http GET /api/v1/health
 expect_eq "PostgreSQL down too: health is 503 naming postgres" "503 postgres" \
     "$STATUS $(jq -r .error.check <<<"$BODY")"
-check "berth-api survived its dependencies going away" kill -0 "$(cat "$RUN/api.pid")"
+check "berth-api survived its dependencies going away" kill -0 "$(svc_pid api)"
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
 check "stack.sh start restarts only what is down, and health recovers" wait_health 200
-kill -TERM "$(cat "$RUN/worker.pid")"; sleep 0.3
+kill -TERM "$(svc_pid worker)"; sleep 0.3
 redis-cli -s "$RUN/redis.sock" DEL "berth:heartbeat:local" >/dev/null
 http GET /api/v1/health
 expect_eq "worker down: health is 503 naming docker (no heartbeat)" "503 docker" \
