@@ -8,7 +8,12 @@
 
 PGconn *db_conn(struct api_thread *th)
 {
-    if (th->pg && PQstatus(th->pg) == CONNECTION_OK)
+    /* A connection whose server went away still reads CONNECTION_OK until it
+     * is used. PQconsumeInput reads what is pending without blocking: the
+     * server's goodbye or EOF turns the status bad here, before a request's
+     * statement is lost on a dead socket. */
+    if (th->pg && PQstatus(th->pg) == CONNECTION_OK && PQconsumeInput(th->pg) &&
+        PQstatus(th->pg) == CONNECTION_OK)
         return th->pg;
     if (th->pg) {
         PQreset(th->pg);

@@ -40,6 +40,16 @@ static const char *check_redis(struct api_thread *th, char *why, size_t n)
         return why;
     }
     rep = redisCommand(c, "PING");
+    if (!rep) {
+        /* This thread's connection may predate a Redis restart: one fresh try. */
+        rq_close(th);
+        c = rq_conn(th);
+        rep = c ? redisCommand(c, "PING") : NULL;
+        if (!c) {
+            snprintf(why, n, "Redis is unreachable");
+            return why;
+        }
+    }
     if (!rep || rep->type != REDIS_REPLY_STATUS) {
         snprintf(why, n, "Redis PING failed: %s", rep ? "unexpected reply" : c->errstr);
         if (rep)
