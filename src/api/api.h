@@ -76,6 +76,21 @@ void router_print(void);
 
 /* Handlers. */
 void health_get(struct req *r);
+/* Accounts (accounts.c, users.c, tokens.c, audit.c, stats.c). */
+void accounts_login(struct req *r);
+void accounts_logout(struct req *r);
+void accounts_me(struct req *r);
+void users_list(struct req *r);
+void users_create(struct req *r);
+void users_get(struct req *r);
+void users_patch(struct req *r);
+void users_delete(struct req *r);
+void tokens_list(struct req *r);
+void tokens_create(struct req *r);
+void tokens_delete(struct req *r);
+void audit_list(struct req *r);
+void stats_admin(struct req *r);
+void stats_nodes(struct req *r);
 
 /* Administrative commands run instead of the server (main.c); exit codes. */
 int migrate_run(const char *dir);

@@ -18,6 +18,21 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/api/v1/health", health_get},
+    /* accounts (accounts.c, users.c, tokens.c, audit.c, stats.c) */
+    {"POST", "/api/v1/auth/login", accounts_login},
+    {"POST", "/api/v1/auth/logout", accounts_logout},
+    {"GET", "/api/v1/auth/me", accounts_me},
+    {"GET", "/api/v1/users", users_list},
+    {"POST", "/api/v1/users", users_create},
+    {"GET", "/api/v1/users/{id}", users_get},
+    {"PATCH", "/api/v1/users/{id}", users_patch},
+    {"DELETE", "/api/v1/users/{id}", users_delete},
+    {"GET", "/api/v1/tokens", tokens_list},
+    {"POST", "/api/v1/tokens", tokens_create},
+    {"DELETE", "/api/v1/tokens/{id}", tokens_delete},
+    {"GET", "/api/v1/audit", audit_list},
+    {"GET", "/api/v1/admin/stats", stats_admin},
+    {"GET", "/api/v1/nodes", stats_nodes},
 };
 
 /* Match path against pattern, capturing {x} segments into r->params. */

@@ -1,0 +1,239 @@
+/*
+ * tokens — personal API tokens (API.md "Accounts"):
+ *   GET    /api/v1/tokens        the caller's tokens (never the secret)
+ *   POST   /api/v1/tokens        {name, expires_in_days?} -> 201 {id, name, token}
+ *   DELETE /api/v1/tokens/{id}   revoke (owner only; anything else is 404)
+ *
+ * A token is "berth_" + 256 random bits in hex, shown once; only its SHA-256
+ * is stored (auth.c looks tokens up by that hash). A user holds at most
+ * TOKENS_MAX tokens.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounts.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+
+#define TOKEN_PREFIX "berth_"
+#define TOKEN_NAME_MAX 64
+#define TOKEN_DAYS_MAX 3650
+#define TOKENS_MAX 100
+
+#define TOKEN_COLS                                                                                 \
+    "id, name, " SQL_TS("created_at") ", " SQL_TS("last_used_at") ", " SQL_TS("expires_at")
+
+static json_t *token_json(PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:o}", "id", PQgetvalue(res, i, 0), "name",
+                     PQgetvalue(res, i, 1), "created_at", acct_str_or_null(res, i, 2),
+                     "last_used_at", acct_str_or_null(res, i, 3), "expires_at",
+                     acct_str_or_null(res, i, 4));
+}
+
+void tokens_list(struct req *r)
+{
+    char cursor[64] = "", slimit[24];
+    const char *p[3];
+    PGconn *pg;
+    PGresult *res;
+    json_t *items;
+    long limit;
+    int n;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !acct_limit(r, 50, 500, &limit))
+        return;
+    if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_uuid(cursor)) {
+        http_send_error(r, 400, "invalid_field", "cursor", "cursor is not valid");
+        return;
+    }
+    snprintf(slimit, sizeof(slimit), "%ld", limit + 1);
+    p[0] = r->actor.user_id;
+    p[1] = cursor[0] ? cursor : NULL;
+    p[2] = slimit;
+    res = PQexecParams(pg,
+                       "SELECT " TOKEN_COLS " FROM api_tokens t WHERE user_id = $1 AND ($2::uuid IS"
+                       " NULL OR (t.created_at, t.id) > (SELECT created_at, id FROM api_tokens"
+                       " WHERE id = $2::uuid)) ORDER BY created_at, id LIMIT $3::int",
+                       3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    n = PQntuples(res);
+    items = json_array();
+    for (int i = 0; i < n && i < limit; i++)
+        if (authz_token(&r->actor, ACT_READ, r->actor.user_id))
+            json_array_append_new(items, token_json(res, i));
+    http_send_json(r, 200,
+                   json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                             n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0))
+                                       : json_null()));
+    PQclear(res);
+}
+
+static bool name_ok(const char *s, size_t n)
+{
+    size_t chars = acct_utf8_chars(s, n);
+    if (chars < 1 || chars > TOKEN_NAME_MAX || !valid_utf8(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+void tokens_create(struct req *r)
+{
+    static const char *const allowed[] = {"name", "expires_in_days", NULL};
+    char id[37], secret[65], token[80], hash[65], days[24] = "";
+    const char *p[5], *bad, *name;
+    json_t *body = NULL, *v, *d;
+    PGconn *pg;
+    PGresult *res = NULL;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_token(&r->actor, ACT_CREATE, r->actor.user_id)) {
+        audit_refuse(r, pg, "token.create", "token", NULL, "denied", 403, "forbidden", NULL,
+                     "you may not create API tokens");
+        return;
+    }
+    if (!(body = req_json(r))) {
+        if (audit_write(pg, r, "token.create", "token", NULL, "invalid", NULL) < 0)
+            log_warn("audit row not written");
+        return;
+    }
+    if ((bad = acct_unknown_field(body, allowed))) {
+        audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", bad,
+                     "unknown field '%s'", bad);
+        goto out;
+    }
+    v = json_object_get(body, "name");
+    if (!json_is_string(v) || !name_ok(json_string_value(v), json_string_length(v))) {
+        audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", "name",
+                     "name must be 1 to %d characters of text", TOKEN_NAME_MAX);
+        goto out;
+    }
+    name = json_string_value(v);
+    if ((v = json_object_get(body, "expires_in_days")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > TOKEN_DAYS_MAX) {
+            audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field",
+                         "expires_in_days", "expires_in_days must be a whole number from 1 to %d",
+                         TOKEN_DAYS_MAX);
+            goto out;
+        }
+        snprintf(days, sizeof(days), "%lld", (long long)json_integer_value(v));
+    }
+    if (util_uuid(id) < 0 || util_token(secret) < 0) {
+        http_send_error(r, 500, "internal", NULL, "no random bytes for a token");
+        goto out;
+    }
+    snprintf(token, sizeof(token), TOKEN_PREFIX "%s", secret);
+    util_sha256_hex(token, strlen(token), hash);
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    p[0] = r->actor.user_id;
+    /* The user row lock makes the count and insert atomic against a parallel create. */
+    res = PQexecParams(pg,
+                       "SELECT (SELECT count(*) FROM api_tokens WHERE user_id = $1) FROM users"
+                       " WHERE id = $1 FOR UPDATE",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    if (strtol(PQgetvalue(res, 0, 0), NULL, 10) >= TOKENS_MAX) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "token.create", "token", NULL, "conflict", 409, "conflict", NULL,
+                     "you already have %d API tokens: revoke one first", TOKENS_MAX);
+        goto out;
+    }
+    PQclear(res);
+    p[0] = id;
+    p[1] = r->actor.user_id;
+    p[2] = name;
+    p[3] = hash;
+    p[4] = days[0] ? days : NULL;
+    res = PQexecParams(pg,
+                       "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at) VALUES"
+                       " ($1, $2, $3, $4, now() + make_interval(days => $5::int)) RETURNING "
+                       TOKEN_COLS,
+                       5, NULL, p, NULL, NULL, 0);
+    d = json_pack("{s:s, s:s?}", "name", name, "expires_in_days", days[0] ? days : NULL);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+        audit_write(pg, r, "token.create", "token", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
+        log_warn("token insert failed: %s", PQresultErrorMessage(res));
+        json_decref(d);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the token could not be stored");
+        goto out;
+    }
+    json_decref(d);
+    {
+        json_t *t = token_json(res, 0);
+        json_object_set_new(t, "token", json_string(token));
+        http_send_json(r, 201, t);
+    }
+out:
+    explicit_bzero(secret, sizeof(secret));
+    explicit_bzero(token, sizeof(token));
+    PQclear(res);
+    json_decref(body);
+}
+
+void tokens_delete(struct req *r)
+{
+    const char *id = r->params[0], *p[1] = {id};
+    PGconn *pg;
+    PGresult *res;
+    char owner[37] = "";
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!valid_uuid(id)) {
+        audit_refuse(r, pg, "token.delete", "token", NULL, "not_found", 404, "not_found", NULL,
+                     "no such token");
+        return;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    res = PQexecParams(pg, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", 1, NULL, p,
+                       NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (PQntuples(res) == 1)
+        util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
+    PQclear(res);
+    /* Someone else's token answers like a missing one: ids are not confirmed. */
+    if (!owner[0] || !authz_token(&r->actor, ACT_DELETE, owner)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "token.delete", "token", id, owner[0] ? "denied" : "not_found", 404,
+                     "not_found", NULL, "no such token");
+        return;
+    }
+    res = PQexecParams(pg, "DELETE FROM api_tokens WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+        audit_write(pg, r, "token.delete", "token", id, "ok", NULL) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the token could not be revoked");
+        return;
+    }
+    PQclear(res);
+    http_send_empty(r, 204, NULL);
+}

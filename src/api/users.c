@@ -1,0 +1,545 @@
+/*
+ * users — the admin's user management (API.md "Users"):
+ *   GET    /api/v1/users           list, ?q= substring of the name, paged by name
+ *   POST   /api/v1/users           create {username, password, role, quota?}
+ *   GET    /api/v1/users/{id}      one user plus usage (admins; a user may read themselves)
+ *   PATCH  /api/v1/users/{id}      any of {password, role, quota, disabled}
+ *   DELETE /api/v1/users/{id}      disable now, queue a user_delete job (202)
+ *
+ * Every write runs in one transaction with its audit row. Changing a password
+ * or disabling a user ends their sessions. The last enabled admin can be
+ * neither demoted, disabled nor deleted: someone must be able to log in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounts.h"
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "password.h"
+
+#define QUOTA_MAX_INSTANCES 10000
+#define QUOTA_MAX_CPUS 4096.0
+#define QUOTA_MAX_MEMORY_MB 16777216L
+
+struct quota_in {
+    bool has_instances, has_cpus, has_memory;
+    char instances[24], cpus[32], memory_mb[24];
+};
+
+/* Parse a quota object; on error answer 400 (audited) and return false. */
+static bool parse_quota(struct req *r, PGconn *pg, const char *action, const char *target,
+                        json_t *q, struct quota_in *out)
+{
+    static const char *const allowed[] = {"instances", "cpus", "memory_mb", NULL};
+    const char *bad;
+    json_t *v;
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(q)) {
+        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "quota",
+                     "quota must be an object {instances, cpus, memory_mb}");
+        return false;
+    }
+    if ((bad = acct_unknown_field(q, allowed))) {
+        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "quota",
+                     "unknown quota field '%s'", bad);
+        return false;
+    }
+    if ((v = json_object_get(q, "instances"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > QUOTA_MAX_INSTANCES) {
+            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
+                         "quota.instances", "quota.instances must be a whole number from 0 to %d",
+                         QUOTA_MAX_INSTANCES);
+            return false;
+        }
+        out->has_instances = true;
+        snprintf(out->instances, sizeof(out->instances), "%lld", (long long)json_integer_value(v));
+    }
+    if ((v = json_object_get(q, "cpus"))) {
+        if (!json_is_number(v) || json_number_value(v) < 0 ||
+            json_number_value(v) > QUOTA_MAX_CPUS) {
+            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
+                         "quota.cpus", "quota.cpus must be a number from 0 to %g", QUOTA_MAX_CPUS);
+            return false;
+        }
+        out->has_cpus = true;
+        snprintf(out->cpus, sizeof(out->cpus), "%.2f", json_number_value(v));
+    }
+    if ((v = json_object_get(q, "memory_mb"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > QUOTA_MAX_MEMORY_MB) {
+            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
+                         "quota.memory_mb", "quota.memory_mb must be a whole number from 0 to %ld",
+                         QUOTA_MAX_MEMORY_MB);
+            return false;
+        }
+        out->has_memory = true;
+        snprintf(out->memory_mb, sizeof(out->memory_mb), "%lld", (long long)json_integer_value(v));
+    }
+    return true;
+}
+
+/* Check a new password; on error answer 400 (audited) and return false. */
+static bool check_password(struct req *r, PGconn *pg, const char *action, const char *target,
+                           json_t *v)
+{
+    size_t chars;
+    if (!json_is_string(v)) {
+        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password",
+                     "password must be a string");
+        return false;
+    }
+    /* jansson has already refused invalid UTF-8 and \u0000 in the body */
+    chars = acct_utf8_chars(json_string_value(v), json_string_length(v));
+    if (chars < PASSWORD_MIN || chars > PASSWORD_MAX ||
+        !valid_utf8(json_string_value(v), json_string_length(v))) {
+        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password",
+                     "password must be %d to %d characters", PASSWORD_MIN, PASSWORD_MAX);
+        return false;
+    }
+    return true;
+}
+
+static bool require_admin(struct req *r, PGconn *pg, const char *action, const char *target)
+{
+    if (authz_admin(&r->actor))
+        return true;
+    if (auth_method_unsafe(r->method))
+        audit_refuse(r, pg, action, "user", target, "denied", 403, "forbidden", NULL,
+                     "only an admin may manage users");
+    else
+        http_send_error(r, 403, "forbidden", NULL, "only an admin may manage users");
+    return false;
+}
+
+void users_list(struct req *r)
+{
+    char q[64] = "", cursor[64] = "", slimit[24];
+    const char *p[3];
+    PGconn *pg;
+    PGresult *res;
+    long limit;
+    json_t *items;
+    int n;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.list", NULL) ||
+        !acct_limit(r, 50, 500, &limit))
+        return;
+    if (req_query(r, "q", q, sizeof(q)) && !valid_utf8(q, strlen(q))) {
+        http_send_error(r, 400, "invalid_field", "q", "q must be UTF-8 text");
+        return;
+    }
+    if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_name(cursor)) {
+        http_send_error(r, 400, "invalid_field", "cursor", "cursor is not valid");
+        return;
+    }
+    snprintf(slimit, sizeof(slimit), "%ld", limit + 1);
+    p[0] = q;
+    p[1] = cursor;
+    p[2] = slimit;
+    res = PQexecParams(pg,
+                       "SELECT " USER_COLS " FROM users u WHERE strpos(u.username, $1) > 0"
+                       " AND ($2 = '' OR u.username > $2) ORDER BY u.username LIMIT $3::int",
+                       3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    n = PQntuples(res);
+    items = json_array();
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, acct_user_json(res, i, 0));
+    http_send_json(r, 200,
+                   json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                             n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 1))
+                                       : json_null()));
+    PQclear(res);
+}
+
+void users_create(struct req *r)
+{
+    static const char *const allowed[] = {"username", "password", "role", "quota", NULL};
+    char hash[PASSWORD_HASH_MAX] = "", id[37];
+    struct quota_in qi;
+    const char *p[7], *bad, *username;
+    json_t *body = NULL, *v;
+    PGconn *pg;
+    PGresult *res = NULL;
+    enum role role;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.create", NULL))
+        return;
+    if (!(body = req_json(r))) {
+        if (audit_write(pg, r, "user.create", "user", NULL, "invalid", NULL) < 0)
+            log_warn("audit row not written");
+        return;
+    }
+    if ((bad = acct_unknown_field(body, allowed))) {
+        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field", bad,
+                     "unknown field '%s'", bad);
+        goto out;
+    }
+    v = json_object_get(body, "username");
+    username = json_string_value(v);
+    if (!valid_name(username)) {
+        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field",
+                     "username",
+                     "username must be 2-32 characters of a-z, 0-9 and '-', starting with a letter"
+                     " and not ending with '-'");
+        goto out;
+    }
+    if (!check_password(r, pg, "user.create", NULL, json_object_get(body, "password")))
+        goto out;
+    if (!auth_role_parse(json_string_value(json_object_get(body, "role")), &role)) {
+        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field", "role",
+                     "role must be admin, developer or viewer");
+        goto out;
+    }
+    memset(&qi, 0, sizeof(qi));
+    if ((v = json_object_get(body, "quota")) &&
+        !parse_quota(r, pg, "user.create", NULL, v, &qi))
+        goto out;
+    if (util_uuid(id) < 0 ||
+        password_hash(json_string_value(json_object_get(body, "password")), hash, sizeof(hash)) < 0) {
+        http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
+        goto out;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    p[0] = id;
+    p[1] = username;
+    p[2] = hash;
+    p[3] = auth_role_name(role);
+    p[4] = qi.has_instances ? qi.instances : NULL;
+    p[5] = qi.has_cpus ? qi.cpus : NULL;
+    p[6] = qi.has_memory ? qi.memory_mb : NULL;
+    res = PQexecParams(pg,
+                       "INSERT INTO users AS u (id, username, password_hash, role, quota_instances,"
+                       " quota_cpus, quota_memory_mb) VALUES ($1, $2, $3, $4,"
+                       " coalesce($5::int, 5), coalesce($6::numeric, 4), coalesce($7::int, 8192))"
+                       " ON CONFLICT (username) DO NOTHING RETURNING " USER_COLS,
+                       7, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("user insert failed: %s", PQresultErrorMessage(res));
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    if (PQntuples(res) != 1) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "user.create", "user", NULL, "conflict", 409, "conflict", "username",
+                     "a user named '%s' already exists", username);
+        goto out;
+    }
+    {
+        json_t *d = json_pack("{s:s, s:s}", "username", username, "role", auth_role_name(role));
+        int arc = audit_write(pg, r, "user.create", "user", id, "ok", d);
+        json_decref(d);
+        if (arc < 0 || !acct_exec(pg, "COMMIT")) {
+            acct_exec(pg, "ROLLBACK");
+            http_send_error(r, 503, "unavailable", NULL, "the user could not be stored");
+            goto out;
+        }
+    }
+    http_send_json(r, 201, acct_user_json(res, 0, 0));
+out:
+    explicit_bzero(hash, sizeof(hash));
+    PQclear(res);
+    json_decref(body);
+}
+
+void users_get(struct req *r)
+{
+    const char *id = r->params[0], *p[1] = {id};
+    PGconn *pg;
+    PGresult *res;
+    json_t *u;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    /* Decided before the lookup, so a non-admin learns nothing about other ids. */
+    if (!authz_user(&r->actor, ACT_READ, id)) {
+        http_send_error(r, 403, "forbidden", NULL, "only an admin may read other users");
+        return;
+    }
+    if (!valid_uuid(id)) {
+        http_send_error(r, 404, "not_found", NULL, "no such user");
+        return;
+    }
+    res = PQexecParams(pg,
+                       "SELECT " USER_COLS ", (SELECT count(*) FROM instances i WHERE i.user_id = u.id"
+                       " AND i.status <> 'deleted'), (SELECT coalesce(sum(cpus), 0) FROM instances i"
+                       " WHERE i.user_id = u.id AND i.status <> 'deleted'), (SELECT"
+                       " coalesce(sum(memory_mb), 0) FROM instances i WHERE i.user_id = u.id AND"
+                       " i.status <> 'deleted') FROM users u WHERE u.id = $1",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        http_send_error(r, 404, "not_found", NULL, "no such user");
+        return;
+    }
+    u = acct_user_json(res, 0, 0);
+    json_object_set_new(u, "usage",
+                        json_pack("{s:I, s:f, s:I}", "instances",
+                                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS), NULL, 10),
+                                  "cpus", strtod(PQgetvalue(res, 0, USER_NCOLS + 1), NULL),
+                                  "memory_mb",
+                                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS + 2), NULL, 10)));
+    PQclear(res);
+    http_send_json(r, 200, u);
+}
+
+/*
+ * Inside the transaction: would the change leave no enabled admin? Locks the
+ * admin rows so two concurrent demotions cannot both pass.
+ */
+static bool leaves_no_admin(PGconn *pg, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT id FROM users WHERE role = 'admin' AND NOT disabled"
+                                 " AND id <> $1 FOR UPDATE",
+                                 1, NULL, p, NULL, NULL, 0);
+    bool none = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0;
+    PQclear(res);
+    return none;
+}
+
+void users_patch(struct req *r)
+{
+    static const char *const allowed[] = {"password", "role", "quota", "disabled", NULL};
+    const char *id = r->params[0], *bad, *p[7];
+    char hash[PASSWORD_HASH_MAX] = "";
+    struct quota_in qi;
+    json_t *body = NULL, *v, *d = NULL;
+    PGconn *pg;
+    PGresult *res = NULL, *cur = NULL;
+    enum role role;
+    bool has_role = false, has_disabled = false, disabled = false, was_admin;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.update", id))
+        return;
+    if (!valid_uuid(id)) {
+        audit_refuse(r, pg, "user.update", "user", NULL, "not_found", 404, "not_found", NULL,
+                     "no such user");
+        return;
+    }
+    if (!(body = req_json(r))) {
+        if (audit_write(pg, r, "user.update", "user", id, "invalid", NULL) < 0)
+            log_warn("audit row not written");
+        return;
+    }
+    if ((bad = acct_unknown_field(body, allowed))) {
+        audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field", bad,
+                     "unknown field '%s'", bad);
+        goto out;
+    }
+    if ((v = json_object_get(body, "password")) && !check_password(r, pg, "user.update", id, v))
+        goto out;
+    if ((v = json_object_get(body, "role"))) {
+        if (!auth_role_parse(json_string_value(v), &role)) {
+            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field", "role",
+                         "role must be admin, developer or viewer");
+            goto out;
+        }
+        has_role = true;
+    }
+    memset(&qi, 0, sizeof(qi));
+    if ((v = json_object_get(body, "quota")) && !parse_quota(r, pg, "user.update", id, v, &qi))
+        goto out;
+    if ((v = json_object_get(body, "disabled"))) {
+        if (!json_is_boolean(v)) {
+            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field",
+                         "disabled", "disabled must be true or false");
+            goto out;
+        }
+        has_disabled = true;
+        disabled = json_is_true(v);
+    }
+    if ((v = json_object_get(body, "password")) &&
+        password_hash(json_string_value(v), hash, sizeof(hash)) < 0) {
+        http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
+        goto out;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    p[0] = id;
+    cur = PQexecParams(pg, "SELECT role, disabled FROM users WHERE id = $1 FOR UPDATE", 1, NULL, p,
+                       NULL, NULL, 0);
+    if (PQresultStatus(cur) != PGRES_TUPLES_OK || PQntuples(cur) != 1) {
+        acct_exec(pg, "ROLLBACK");
+        if (PQresultStatus(cur) != PGRES_TUPLES_OK)
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            audit_refuse(r, pg, "user.update", "user", id, "not_found", 404, "not_found", NULL,
+                         "no such user");
+        goto out;
+    }
+    was_admin = strcmp(PQgetvalue(cur, 0, 0), "admin") == 0 && PQgetvalue(cur, 0, 1)[0] != 't';
+    if (was_admin && ((has_role && role != ROLE_ADMIN) || (has_disabled && disabled)) &&
+        leaves_no_admin(pg, id)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "user.update", "user", id, "conflict", 409, "conflict",
+                     has_role ? "role" : "disabled",
+                     "this is the last enabled admin: make another admin first");
+        goto out;
+    }
+    p[1] = hash[0] ? hash : NULL;
+    p[2] = has_role ? auth_role_name(role) : NULL;
+    p[3] = qi.has_instances ? qi.instances : NULL;
+    p[4] = qi.has_cpus ? qi.cpus : NULL;
+    p[5] = qi.has_memory ? qi.memory_mb : NULL;
+    p[6] = has_disabled ? (disabled ? "true" : "false") : NULL;
+    res = PQexecParams(pg,
+                       "UPDATE users u SET password_hash = coalesce($2, password_hash),"
+                       " role = coalesce($3, role),"
+                       " quota_instances = coalesce($4::int, quota_instances),"
+                       " quota_cpus = coalesce($5::numeric, quota_cpus),"
+                       " quota_memory_mb = coalesce($6::int, quota_memory_mb),"
+                       " disabled = coalesce($7::boolean, disabled), updated_at = now()"
+                       " WHERE id = $1 RETURNING " USER_COLS,
+                       7, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        log_warn("user update failed: %s", PQresultErrorMessage(res));
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    /* A new password or a disabled account ends every session of that user. */
+    if (hash[0] || (has_disabled && disabled))
+        PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL,
+                             0));
+    d = json_object();
+    json_object_foreach(body, bad, v)
+    {
+        if (strcmp(bad, "password") == 0)
+            json_object_set_new(d, "password", json_string("changed"));
+        else
+            json_object_set(d, bad, v);
+    }
+    if (audit_write(pg, r, "user.update", "user", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the change could not be stored");
+        goto out;
+    }
+    http_send_json(r, 200, acct_user_json(res, 0, 0));
+out:
+    explicit_bzero(hash, sizeof(hash));
+    json_decref(d);
+    PQclear(cur);
+    PQclear(res);
+    json_decref(body);
+}
+
+void users_delete(struct req *r)
+{
+    const char *id = r->params[0], *p[4];
+    char buf[16], jid[37];
+    bool delete_volumes = false;
+    PGconn *pg;
+    PGresult *res = NULL, *job = NULL;
+    json_t *d;
+    redisContext *rc;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.delete", id))
+        return;
+    if (!valid_uuid(id)) {
+        audit_refuse(r, pg, "user.delete", "user", NULL, "not_found", 404, "not_found", NULL,
+                     "no such user");
+        return;
+    }
+    if (req_query(r, "delete_volumes", buf, sizeof(buf))) {
+        if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0) {
+            audit_refuse(r, pg, "user.delete", "user", id, "invalid", 400, "invalid_field",
+                         "delete_volumes", "delete_volumes must be true or false");
+            return;
+        }
+        delete_volumes = strcmp(buf, "true") == 0;
+    }
+    if (strcmp(id, r->actor.user_id) == 0) {
+        audit_refuse(r, pg, "user.delete", "user", id, "conflict", 409, "conflict", NULL,
+                     "you cannot delete yourself");
+        return;
+    }
+    if (util_uuid(jid) < 0 || !acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    p[0] = id;
+    res = PQexecParams(pg,
+                       "SELECT role = 'admin' AND NOT disabled FROM users WHERE id = $1 FOR UPDATE",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        acct_exec(pg, "ROLLBACK");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            audit_refuse(r, pg, "user.delete", "user", id, "not_found", 404, "not_found", NULL,
+                         "no such user");
+        goto out;
+    }
+    if (PQgetvalue(res, 0, 0)[0] == 't' && leaves_no_admin(pg, id)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "user.delete", "user", id, "conflict", 409, "conflict", NULL,
+                     "this is the last enabled admin");
+        goto out;
+    }
+    /* The account stops working now; the worker removes containers, then the row. */
+    PQclear(PQexecParams(pg, "UPDATE users SET disabled = true, updated_at = now() WHERE id = $1",
+                         1, NULL, p, NULL, NULL, 0));
+    PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
+    PQclear(PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
+    p[0] = jid;
+    p[1] = api_cfg.node;
+    p[2] = id;
+    p[3] = delete_volumes ? "{\"delete_volumes\": true}" : "{\"delete_volumes\": false}";
+    job = PQexecParams(pg,
+                       "INSERT INTO jobs (id, kind, node, user_id, args) VALUES ($1, 'user_delete',"
+                       " $2, $3, $4::jsonb) RETURNING id, kind, status, attempts, error, "
+                       SQL_TS("created_at") ", " SQL_TS("finished_at"),
+                       4, NULL, p, NULL, NULL, 0);
+    d = json_pack("{s:s, s:b}", "job", jid, "delete_volumes", delete_volumes);
+    if (PQresultStatus(job) != PGRES_TUPLES_OK ||
+        audit_write(pg, r, "user.delete", "user", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
+        log_warn("user delete failed: %s", PQresultErrorMessage(job));
+        json_decref(d);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the deletion could not be queued");
+        goto out;
+    }
+    json_decref(d);
+    /* After commit; if Redis is down the worker finds the queued row on its own. */
+    if ((rc = rq_conn(r->th))) {
+        redisReply *rep = redisCommand(rc, "LPUSH " KEY_JOBS_FMT " %s", api_cfg.node, jid);
+        if (rep)
+            freeReplyObject(rep);
+        else
+            rq_close(r->th);
+    }
+    http_send_json(r, 202,
+                   json_pack("{s:s, s:s, s:n, s:s, s:s, s:I, s:o, s:o, s:o}", "id", jid, "kind",
+                             "user_delete", "instance_id", "user_id", id, "status",
+                             PQgetvalue(job, 0, 2),
+                             "attempts", (json_int_t)strtoll(PQgetvalue(job, 0, 3), NULL, 10),
+                             "error", acct_str_or_null(job, 0, 4), "created_at",
+                             acct_str_or_null(job, 0, 5), "finished_at",
+                             acct_str_or_null(job, 0, 6)));
+out:
+    PQclear(job);
+    PQclear(res);
+}
