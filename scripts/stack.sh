@@ -59,6 +59,9 @@ alive() {
     [[ -f "$f" ]] || return 1
     read -r pid comm < "$f" || return 1
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # an exited daemon waiting to be reaped by init is not running
+    local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }; [[ ${stat:0:1} != Z ]] || return 1
     [[ -z "$comm" || "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$comm" ]]
 }
 pid_of() { local pid; read -r pid _ < "$(pidfile "$1")"; echo "$pid"; }
@@ -239,8 +242,8 @@ stop_pid() { # stop_pid NAME SECONDS
     if alive "$name"; then
         kill -TERM "$pid" 2>/dev/null || true
         local end=$((SECONDS + t))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.05; done
-        if kill -0 "$pid" 2>/dev/null; then
+        while alive "$name" && ((SECONDS < end)); do sleep 0.05; done
+        if alive "$name"; then
             say "$name did not stop in ${t}s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi

@@ -22,6 +22,16 @@ static const char *check_postgres(struct api_thread *th, char *why, size_t n)
         return why;
     }
     res = PQexec(pg, "SELECT 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQstatus(pg) == CONNECTION_BAD) {
+        /* The connection predates a PostgreSQL restart: one fresh try. */
+        PQclear(res);
+        pg = db_conn(th);
+        if (!pg) {
+            snprintf(why, n, "PostgreSQL is unreachable");
+            return why;
+        }
+        res = PQexec(pg, "SELECT 1");
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(why, n, "PostgreSQL query failed: %s", PQerrorMessage(pg));
         PQclear(res);

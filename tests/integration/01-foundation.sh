@@ -135,6 +135,25 @@ redis-cli -s "$RUN/redis.sock" DEL "berth:heartbeat:local" >/dev/null
 http GET /api/v1/health
 expect_eq "worker down: health is 503 naming docker (no heartbeat)" "503 docker" \
     "$STATUS $(jq -r .error.check <<<"$BODY")"
+[[ $STATUS == 503 ]] || echo "  health said: $BODY" >&2
 check "... with a sentence saying the worker is not running" grep -q "is berth-worker running" <<<"$BODY"
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
 check "the worker restarted by stack.sh start brings health back" wait_health 200
+
+# --- a second stack beside this one (as `make test` beside `make run`)
+second=$(mktemp -d /tmp/berth-second.XXXXXX); chmod 0755 "$second"
+port=$((BERTH_HTTP_PORT + 50))
+env2=(BERTH_VAR="$second" BERTH_HTTP_PORT=$port BERTH_PG_PORT=$((port + 1)) BERTH_REDIS_PORT=$((port + 2))
+      BERTH_CLUSTER="${BERTH_CLUSTER}b")
+if env "${env2[@]}" "$ROOT/scripts/stack.sh" start > "$second.log" 2>&1; then
+    ok "a second stack with its own BERTH_VAR and ports starts beside the first"
+else
+    fail "a second stack with its own BERTH_VAR and ports starts beside the first" "$(tail -5 "$second.log")"
+fi
+s2=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/v1/health")
+http GET /api/v1/health
+expect_eq "both stacks are healthy at once" "200 200" "$s2 $STATUS"
+env "${env2[@]}" "$ROOT/scripts/stack.sh" stop > /dev/null 2>&1
+http GET /api/v1/health
+expect_eq "stopping the second stack leaves the first serving" 200 "$STATUS"
+rm -rf "$second" "$second.log"
