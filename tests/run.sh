@@ -69,7 +69,7 @@ if command -v clang >/dev/null && make -s -j2 fuzz >/dev/null 2>&1; then
         corpus=tests/fuzz/corpus/${name#fuzz_}
         mkdir -p "$corpus.run"
         [[ -d $corpus ]] && cp -r "$corpus/." "$corpus.run/" 2>/dev/null
-        if "$f" -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 "$corpus.run" \
+        if "$f" -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 -print_final_stats=1 "$corpus.run" \
                 > "/tmp/$name.log" 2>&1; then
             echo "ok - [fuzz] $name: $(grep -o 'stat::number_of_executed_units: [0-9]*' "/tmp/$name.log" | awk '{print $2}' || true) runs, no crash"
             PASS=$((PASS + 1))
