@@ -1,0 +1,96 @@
+/*
+ * snippet — see include/berth/snippet.h.
+ *
+ * The location is authorised per request by nginx's auth_request against
+ * berth-api (internal location /_berth/auth, defined once in nginx.conf), which
+ * applies the same authorisation function as the API. The upstream never sees
+ * berth's session cookie or Authorization header ($berth_upstream_cookie is a
+ * map in nginx.conf that removes berth_session). A refused connection (the
+ * instance is stopped) is answered by berth's own page, so start/stop need no
+ * reload.
+ */
+#include "berth/snippet.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "berth/validate.h"
+
+bool snippet_valid_host(const char *s)
+{
+    unsigned char buf[16];
+    if (!s || strlen(s) > 45)
+        return false;
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
+                   size_t errlen)
+{
+    char upstream[64];
+    int n;
+
+    if (!valid_uuid(in->instance_id)) {
+        snprintf(err, errlen, "instance id is not a UUID");
+        return -1;
+    }
+    if (!valid_name(in->user)) {
+        snprintf(err, errlen, "user name does not follow the name rule");
+        return -1;
+    }
+    if (!valid_name(in->instance)) {
+        snprintf(err, errlen, "instance name does not follow the name rule");
+        return -1;
+    }
+    if (!valid_name(in->template_name)) {
+        snprintf(err, errlen, "template name does not follow the name rule");
+        return -1;
+    }
+    if (!snippet_valid_host(in->upstream_host)) {
+        snprintf(err, errlen, "upstream host is not an IP address literal");
+        return -1;
+    }
+    if (in->upstream_port < 1 || in->upstream_port > 65535) {
+        snprintf(err, errlen, "upstream port is not in 1-65535");
+        return -1;
+    }
+    snprintf(upstream, sizeof(upstream), strchr(in->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
+             in->upstream_host, in->upstream_port);
+
+    /* proxy_pass with a URI part ("/") replaces the matched prefix: strip.
+     * Without one the request URI goes upstream unchanged: keep. */
+    n = snprintf(out, outlen,
+                 "# berth instance %s\n"
+                 "#   user %s, instance %s, template %s\n"
+                 "# Written by berth-worker from the database: edits are overwritten.\n"
+                 "location /container/%s/%s/ {\n"
+                 "    auth_request /_berth/auth;\n"
+                 "    error_page 401 = @berth_login;\n"
+                 "    error_page 403 = @berth_forbidden;\n"
+                 "    error_page 502 504 = @berth_unavailable;\n"
+                 "    proxy_pass http://%s%s;\n"
+                 "    proxy_http_version 1.1;\n"
+                 "    proxy_set_header Host $http_host;\n"
+                 "    proxy_set_header Upgrade $http_upgrade;\n"
+                 "    proxy_set_header Connection $connection_upgrade;\n"
+                 "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+                 "    proxy_set_header X-Forwarded-Proto $scheme;\n"
+                 "    proxy_set_header X-Forwarded-Host $http_host;\n"
+                 "    proxy_set_header X-Forwarded-Prefix /container/%s/%s;\n"
+                 "    proxy_set_header Authorization \"\";\n"
+                 "    proxy_set_header Cookie $berth_upstream_cookie;\n"
+                 "    proxy_buffering off;\n"
+                 "    proxy_request_buffering off;\n"
+                 "    proxy_read_timeout 1h;\n"
+                 "    proxy_send_timeout 1h;\n"
+                 "    client_max_body_size 0;\n"
+                 "}\n",
+                 in->instance_id, in->user, in->instance, in->template_name, in->user,
+                 in->instance, upstream, in->keep_prefix ? "" : "/", in->user, in->instance);
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(err, errlen, "snippet larger than its buffer");
+        return -1;
+    }
+    return n;
+}

@@ -1,0 +1,95 @@
+/* Fuzz the nginx snippet renderer with hostile field values. The input is
+ * split at '\n' into id, user, instance, template, host, port, mode. Whatever
+ * comes in, the output is either refused or exactly one location block whose
+ * every line is one of the expected directives: no injected directive, brace,
+ * quote or variable can get through. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/snippet.h"
+
+static const char *const allowed[] = {
+    "auth_request ", "error_page ", "proxy_pass http://", "proxy_http_version ",
+    "proxy_set_header ", "proxy_buffering ", "proxy_request_buffering ", "proxy_read_timeout ",
+    "proxy_send_timeout ", "client_max_body_size ",
+};
+
+static void check_output(const char *out, const struct snippet_in *in)
+{
+    int locations = 0, open = 0, close = 0;
+    char expect[200];
+    const char *line = out;
+
+    snprintf(expect, sizeof(expect), "location /container/%s/%s/ {", in->user, in->instance);
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[512];
+        if (len >= sizeof(buf))
+            abort();
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        for (size_t i = 0; i < len; i++) {
+            if (buf[i] == '{')
+                open++;
+            if (buf[i] == '}')
+                close++;
+        }
+        if (buf[0] == '#') {
+            if (strchr(buf, '{') || strchr(buf, '}') || strchr(buf, ';'))
+                abort(); /* a comment must not carry syntax */
+        } else if (strncmp(buf, "location ", 9) == 0) {
+            locations++;
+            if (strcmp(buf, expect) != 0)
+                abort();
+        } else if (strcmp(buf, "}") != 0) {
+            bool ok = false;
+            if (strncmp(buf, "    ", 4) != 0 || buf[len - 1] != ';')
+                abort();
+            for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+                if (strncmp(buf + 4, allowed[i], strlen(allowed[i])) == 0)
+                    ok = true;
+            if (!ok || strchr(buf + 4, ';') != buf + len - 1)
+                abort(); /* one directive per line, from the list */
+        }
+        line = nl ? nl + 1 : line + len;
+    }
+    if (locations != 1 || open != 1 || close != 1)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size + 1), *field[7] = {0}, *p, out[SNIPPET_MAX], err[256];
+    struct snippet_in in;
+    int k = 0;
+
+    if (!buf)
+        return 0;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    p = buf;
+    while (k < 7) {
+        field[k++] = p;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        *p++ = '\0';
+    }
+    in.instance_id = field[0] ? field[0] : "";
+    in.user = field[1] ? field[1] : "";
+    in.instance = field[2] ? field[2] : "";
+    in.template_name = field[3] ? field[3] : "";
+    in.upstream_host = field[4] ? field[4] : "";
+    in.upstream_port = field[5] ? atoi(field[5]) : 0;
+    in.keep_prefix = field[6] && field[6][0] == 'k';
+    if (snippet_render(&in, out, sizeof(out), err, sizeof(err)) >= 0)
+        check_output(out, &in);
+    else if (!err[0])
+        abort();
+    free(buf);
+    return 0;
+}
