@@ -1,0 +1,237 @@
+// The authorisation matrix (issue 3), generated from the table below: every
+// endpoint that `berth-api --routes` prints × {anonymous, viewer, developer,
+// admin} × {own, other's resource} → the expected status, through nginx.
+//
+// - A route printed by --routes without a row here fails the test: a new
+//   endpoint must say who may call it.
+// - A row whose route does not exist (yet) is reported as a skip.
+// - Expected: a number (exact status) or ALLOW (2xx, or 409: authorised but the
+//   resource's state forbids it right now).
+// - No leak: every refusal is the bare error shape and never contains the
+//   resource's id; lists never show another user's resource to a non-admin.
+// - Cells: anon (on devOwner's resource), viewer_own / viewer_other,
+//   dev_own (devOwner on its own) / dev_other (devOther on devOwner's),
+//   admin_own / admin_other (admin on devOwner's). null: not applicable
+//   (e.g. a viewer cannot own an instance).
+// Credentials: bearer tokens (no CSRF); rows marked cookie use a session.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+const URL = process.env.BERTH_URL;
+const ROOT = process.env.ROOT;
+const BUILD = process.env.BERTH_BUILD || `${ROOT}/build`;
+const ALLOW = 'allow';
+const P = 'm' + randomBytes(3).toString('hex');
+let failures = 0;
+const ok = (m) => console.log(`ok - ${m}`);
+const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
+
+async function call(method, path, { token, session, body, raw } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (session) { headers.Cookie = `berth_session=${session.cookie}`; headers['X-CSRF-Token'] = session.csrf; }
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(URL + path, {
+    method, headers, body: body === undefined ? undefined : (raw ? body : JSON.stringify(body)),
+    redirect: 'manual',
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+async function login(username, password) {
+  const r = await call('POST', '/api/v1/auth/login', { body: { username, password } });
+  if (r.status !== 200) throw new Error(`login ${username}: ${r.status} ${r.text}`);
+  const c = r.headers.getSetCookie().find((s) => s.startsWith('berth_session='));
+  return { cookie: c.split(';')[0].split('=')[1], csrf: r.json.csrf_token, id: r.json.user.id };
+}
+
+// ---- actors
+const actors = {};
+const admin = await login('admin', process.env.BERTH_ADMIN_PASSWORD);
+actors.admin = { name: 'admin', password: process.env.BERTH_ADMIN_PASSWORD, id: admin.id, session: admin };
+actors.admin.token = (await call('POST', '/api/v1/tokens', { session: admin, body: { name: 'matrix' } })).json.token;
+for (const [key, role] of [['viewer', 'viewer'], ['devOwner', 'developer'], ['devOther', 'developer']]) {
+  const name = `${P}-${key.toLowerCase()}`, password = `pw-${name}-matrix`;
+  const r = await call('POST', '/api/v1/users', {
+    token: actors.admin.token, body: { username: name, password, role, quota: { instances: 50, cpus: 64, memory_mb: 65536 } },
+  });
+  if (r.status !== 201) throw new Error(`create ${name}: ${r.status} ${r.text}`);
+  const s = await login(name, password);
+  const t = await call('POST', '/api/v1/tokens', { session: s, body: { name: 'matrix' } });
+  actors[key] = { name, password, id: s.id, session: s, token: t.json.token };
+}
+
+// ---- resource factories: make(owner, fresh) -> id ("owner" is an actor key)
+const cache = new Map();
+let seq = 0;
+const uniq = () => `${P}-r${++seq}`;
+let templateName = null;
+async function template() {
+  if (!templateName) {
+    const r = await call('GET', '/api/v1/templates', { token: actors.admin.token });
+    templateName = r.json?.items?.find((t) => t.name === 'web')?.name || r.json?.items?.[0]?.name;
+  }
+  return templateName;
+}
+async function newInstance(owner) {
+  const r = await call('POST', '/api/v1/instances', { token: actors[owner].token, body: { template: await template(), name: uniq() } });
+  if (r.status !== 202) throw new Error(`instance for ${owner}: ${r.status} ${r.text}`);
+  return r.json;
+}
+function sshKey() {
+  const f = `/tmp/${P}-key${++seq}`;
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'matrix', '-f', f]);
+  return readFileSync(`${f}.pub`, 'utf8').trim();
+}
+const factories = {
+  user: async (owner, fresh) => {
+    if (!fresh || owner !== 'devOwner') return actors[owner].id;
+    const r = await call('POST', '/api/v1/users', { token: actors.admin.token, body: { username: uniq(), password: 'throwaway-pass', role: 'developer' } });
+    return r.json.id;
+  },
+  token: async (owner) => (await call('POST', '/api/v1/tokens', { token: actors[owner].token, body: { name: uniq() } })).json.id,
+  template: async () => {
+    const r = await call('POST', '/api/v1/templates', { token: actors.admin.token, body: { name: uniq(), image: 'berth-demo/web:1', http_port: 8080 } });
+    if (r.status !== 201) throw new Error(`template: ${r.status} ${r.text}`);
+    return r.json.id;
+  },
+  instance: async (owner) => (await newInstance(owner)).instance.id,
+  job: async (owner) => (await newInstance(owner)).job.id,
+  volume: async (owner) => {
+    const r = await newInstance(owner);
+    const v = r.instance.volumes?.[0]?.id;
+    if (!v) throw new Error('the instance has no volume');
+    return v;
+  },
+  ssh_key: async (owner) => {
+    const r = await call('POST', '/api/v1/ssh-keys', { token: actors[owner].token, body: { name: uniq(), public_key: sshKey() } });
+    if (r.status !== 201) throw new Error(`ssh key: ${r.status} ${r.text}`);
+    return r.json.id;
+  },
+};
+async function resource(kind, owner, fresh) {
+  const key = `${kind}/${owner}`;
+  if (!fresh && cache.has(key)) return cache.get(key);
+  const id = await factories[kind](owner, fresh);
+  if (!fresh) cache.set(key, id);
+  return id;
+}
+
+// ---- the table
+// Collection rows: cells anon, viewer, dev, admin. Owned rows: see the header.
+const C = (anon, viewer, dev, admin) => ({ anon, viewer, dev, admin });
+const O = (anon, viewer_own, viewer_other, dev_own, dev_other, admin_own, admin_other) =>
+  ({ anon, viewer_own, viewer_other, dev_own, dev_other, admin_own, admin_other });
+const auth = (code) => C(401, code, code, code);
+const adminOnly = (code) => C(401, 403, 403, code);
+const instOps = O(401, null, 404, ALLOW, 404, null, ALLOW); // owner or admin; others see nothing
+const instRead = O(401, null, 404, 200, 404, null, 200);
+
+const table = [
+  { route: 'GET /api/v1/health', expect: C(200, 200, 200, 200) },
+  { route: 'POST /api/v1/auth/login', expect: C(200, 200, 200, 200), body: (a) => ({ username: actors[a].name, password: actors[a].password }), anonAs: 'devOther', noCreds: true },
+  { route: 'POST /api/v1/auth/logout', expect: auth(204), cookie: true },
+  { route: 'GET /api/v1/auth/me', expect: auth(200) },
+  { route: 'GET /api/v1/users', expect: adminOnly(200), lists: 'user' },
+  { route: 'POST /api/v1/users', expect: adminOnly(201), body: () => ({ username: uniq(), password: 'matrix-pass', role: 'viewer' }) },
+  { route: 'GET /api/v1/users/{id}', kind: 'user', expect: O(401, 200, 403, 200, 403, 200, 200) },
+  { route: 'PATCH /api/v1/users/{id}', kind: 'user', expect: O(401, 403, 403, 403, 403, 200, 200), body: () => ({ quota: { instances: 50 } }) },
+  { route: 'DELETE /api/v1/users/{id}', kind: 'user', fresh: true, expect: O(401, 403, 403, 403, 403, 409, 202) },
+  { route: 'GET /api/v1/tokens', expect: auth(200), lists: 'token' },
+  { route: 'POST /api/v1/tokens', expect: auth(201), body: () => ({ name: 'matrix' }) },
+  { route: 'DELETE /api/v1/tokens/{id}', kind: 'token', fresh: true, expect: O(401, 204, 404, 204, 404, 204, 404) },
+  { route: 'GET /api/v1/audit', expect: adminOnly(200) },
+  { route: 'GET /api/v1/admin/stats', expect: adminOnly(200) },
+  { route: 'GET /api/v1/nodes', expect: adminOnly(200) },
+  { route: 'GET /api/v1/templates', expect: auth(200) },
+  { route: 'GET /api/v1/templates/{id}', kind: 'template', expect: O(401, 200, 200, 200, 200, 200, 200) },
+  { route: 'POST /api/v1/templates', expect: adminOnly(201), body: () => ({ name: uniq(), image: 'berth-demo/web:1' }) },
+  { route: 'PATCH /api/v1/templates/{id}', kind: 'template', expect: O(401, 403, 403, 403, 403, 200, 200), body: () => ({ description: 'matrix' }) },
+  { route: 'DELETE /api/v1/templates/{id}', kind: 'template', fresh: true, expect: O(401, 403, 403, 403, 403, 204, 204) },
+  { route: 'GET /api/v1/instances', expect: auth(200), lists: 'instance' },
+  { route: 'POST /api/v1/instances', expect: C(401, 403, 202, 202), body: async () => ({ template: await template(), name: uniq() }) },
+  { route: 'GET /api/v1/instances/{id}', kind: 'instance', expect: instRead },
+  { route: 'POST /api/v1/instances/{id}/start', kind: 'instance', expect: instOps },
+  { route: 'POST /api/v1/instances/{id}/stop', kind: 'instance', expect: instOps },
+  { route: 'POST /api/v1/instances/{id}/restart', kind: 'instance', expect: instOps },
+  { route: 'DELETE /api/v1/instances/{id}', kind: 'instance', fresh: true, expect: instOps },
+  { route: 'GET /api/v1/instances/{id}/logs', kind: 'instance', expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },
+  { route: 'GET /api/v1/instances/{id}/stats', kind: 'instance', expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },
+  { route: 'POST /api/v1/instances/{id}/exec', kind: 'instance', expect: instOps, body: () => ({ command: ['true'] }) },
+  { route: 'GET /api/v1/instances/{id}/events', kind: 'instance', expect: instRead },
+  { route: 'GET /api/v1/jobs/{id}', kind: 'job', expect: instRead },
+  { route: 'GET /api/v1/volumes', expect: auth(200), lists: 'volume' },
+  { route: 'DELETE /api/v1/volumes/{id}', kind: 'volume', fresh: true, expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },
+  { route: 'GET /api/v1/ssh-keys', expect: auth(200), lists: 'ssh_key' },
+  { route: 'POST /api/v1/ssh-keys', expect: C(401, 403, 201, 201), body: () => ({ name: uniq(), public_key: sshKey() }) },
+  { route: 'DELETE /api/v1/ssh-keys/{id}', kind: 'ssh_key', fresh: true, expect: O(401, null, 404, 204, 404, 204, 404) },
+];
+
+// ---- every route has a row
+const routes = execFileSync(`${BUILD}/berth-api`, ['--routes'], { encoding: 'utf8' }).trim().split('\n');
+const rows = new Set(table.map((t) => t.route));
+for (const r of routes) {
+  if (rows.has(r)) ok(`matrix has a row for ${r}`);
+  else notOk(`matrix has a row for ${r}`, 'add the endpoint to tests/integration/21-authz-matrix.mjs');
+}
+
+// ---- run the cells
+const allowed = (s) => (s >= 200 && s < 300) || s === 409;
+const cellActor = { anon: null, viewer: 'viewer', dev: 'devOwner', admin: 'admin',
+  viewer_own: 'viewer', viewer_other: 'viewer', dev_own: 'devOwner', dev_other: 'devOther',
+  admin_own: 'admin', admin_other: 'admin' };
+const cellOwner = { anon: 'devOwner', viewer_own: 'viewer', viewer_other: 'devOwner', dev_own: 'devOwner',
+  dev_other: 'devOwner', admin_own: 'admin', admin_other: 'devOwner' };
+let cells = 0;
+for (const row of table) {
+  if (!routes.includes(row.route)) { ok(`${row.route}: not implemented yet # SKIP`); continue; }
+  const [method, pattern] = row.route.split(' ');
+  // Refusals first, then the cells that succeed (which may consume the resource).
+  const keys = Object.keys(row.expect);
+  const succeeds = (c) => row.expect[c] === ALLOW || (row.expect[c] !== null && row.expect[c] < 300);
+  const order = keys.filter((c) => !succeeds(c)).concat(keys.filter(succeeds));
+  for (const cell of order) {
+    const want = row.expect[cell];
+    if (want === null) continue;
+    const who = cellActor[cell];
+    let id = null, path = pattern, session;
+    try {
+      if (row.kind) {
+        id = await resource(row.kind, cellOwner[cell], !!row.fresh);
+        path = pattern.replace('{id}', id);
+      }
+      const opts = {};
+      if (who && row.cookie) {
+        session = await login(actors[who].name, actors[who].password);
+        opts.session = session;
+      } else if (who && !row.noCreds) {
+        opts.token = actors[who].token;
+      }
+      if (row.body) opts.body = await row.body(who || row.anonAs || 'devOther');
+      const r = await call(method, path, opts);
+      cells++;
+      const what = `${row.route} as ${cell} → ${want === ALLOW ? 'allowed' : want}`;
+      const pass = want === ALLOW ? allowed(r.status) : r.status === want;
+      if (!pass) { notOk(what, `got ${r.status}: ${r.text.slice(0, 300)}`); continue; }
+      if (r.status >= 400) {
+        const leak = (id && r.text.includes(id)) || !r.json || Object.keys(r.json).join() !== 'error';
+        if (leak) { notOk(`${what} (no leak in the refusal)`, r.text.slice(0, 300)); continue; }
+      }
+      if (row.lists && r.status === 200 && who && who !== 'admin') {
+        const otherOwner = who === 'devOwner' ? 'devOther' : 'devOwner';
+        const otherId = row.lists === 'user' ? actors[otherOwner].id : await resource(row.lists, otherOwner, false).catch(() => null);
+        if (otherId && r.text.includes(otherId)) { notOk(`${what} (the list leaks another user's ${row.lists})`); continue; }
+      }
+      ok(what);
+    } catch (e) {
+      notOk(`${row.route} as ${cell}: setup`, String(e));
+    }
+  }
+}
+ok(`authorisation matrix: ${cells} cells over ${routes.length} routes`);
+console.error(`  matrix: ${cells} cells, ${routes.length} routes, ${table.length} rows`);
+process.exit(failures ? 1 : 0);
