@@ -57,6 +57,10 @@ struct berth_config {
 int config_load(struct berth_config *cfg, enum config_user who, bool reload, char *err,
                 size_t errlen) __attribute__((warn_unused_result));
 
+/* SIGHUP: reload the reloadable keys and the log level, logging the outcome;
+ * a bad file keeps the running settings. */
+void config_reload(struct berth_config *cfg, enum config_user who);
+
 /* Print every key of `who` with its current value and help (for --help-config). */
 void config_dump(const struct berth_config *cfg, enum config_user who);
 

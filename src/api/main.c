@@ -97,13 +97,7 @@ static int serve(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            char err[512];
-            if (config_load(&api_cfg, CONF_API, true, err, sizeof(err)) < 0) {
-                log_error("reload refused, keeping the running settings: %s", err);
-            } else {
-                log_set_level(api_cfg.log_level);
-                log_info("settings reloaded");
-            }
+            config_reload(&api_cfg, CONF_API);
             continue;
         }
         log_info("signal %d: stopping", sig);

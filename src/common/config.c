@@ -344,3 +344,14 @@ void config_dump(const struct berth_config *cfg, enum config_user who)
         printf("   # %s%s\n", k->help, k->reloadable ? " (reloadable)" : "");
     }
 }
+
+void config_reload(struct berth_config *cfg, enum config_user who)
+{
+    char err[1024];
+    if (config_load(cfg, who, true, err, sizeof(err)) < 0) {
+        log_error("reload refused, keeping the running settings: %s", err);
+        return;
+    }
+    log_set_level(cfg->log_level);
+    log_info("settings reloaded");
+}

@@ -93,13 +93,7 @@ static void on_heartbeat(struct ev_loop *l, ev_timer *w, int revents)
 static void on_signal(struct ev_loop *l, ev_signal *w, int revents)
 {
     if (w->signum == SIGHUP) {
-        char err[512];
-        if (config_load(&cfg, CONF_WORKER, true, err, sizeof(err)) < 0) {
-            log_error("reload refused, keeping the running settings: %s", err);
-        } else {
-            log_set_level(cfg.log_level);
-            log_info("settings reloaded");
-        }
+        config_reload(&cfg, CONF_WORKER);
         return;
     }
     log_info("signal %d: stopping", w->signum);
