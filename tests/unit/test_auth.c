@@ -1,0 +1,251 @@
+/* Unit tests of src/api/auth.c and the account helpers: the authorisation
+ * table (every predicate × role × own/other × action), the Origin rule,
+ * cookie parsing, role names, CSV escaping of the audit export, UTF-8
+ * character counting and unknown-field detection. No services. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/api/accounts.h"
+#include "../../src/api/api.h"
+#include "../../src/api/password.h"
+#include "berth/util.h"
+#include "check.h"
+
+#define ME "11111111-1111-4111-8111-111111111111"
+#define OTHER "22222222-2222-4222-8222-222222222222"
+
+static struct actor mk(enum role role)
+{
+    struct actor a;
+    memset(&a, 0, sizeof(a));
+    a.authenticated = true;
+    a.role = role;
+    strcpy(a.user_id, ME);
+    strcpy(a.username, "me");
+    return a;
+}
+
+static const char *act_name(enum authz_action act)
+{
+    static const char *const n[] = {"read", "create", "update", "delete", "operate", "proxy"};
+    return n[act];
+}
+
+static const char *role_str(enum role r)
+{
+    return auth_role_name(r);
+}
+
+/* Expected answers, indexed [role][own=0/other=1][action]. */
+static void test_instances(void)
+{
+    static const bool want[3][2][6] = {
+        /* viewer */ {{true, false, false, false, false, true}, {false, false, false, false, false, false}},
+        /* developer */ {{true, true, true, true, true, true}, {false, false, false, false, false, false}},
+        /* admin */ {{true, true, true, true, true, true}, {true, true, true, true, true, false}},
+    };
+    for (int role = 0; role < 3; role++)
+        for (int other = 0; other < 2; other++)
+            for (int act = 0; act <= ACT_PROXY; act++) {
+                struct actor a = mk((enum role)role);
+                bool got = authz_instance(&a, (enum authz_action)act, other ? OTHER : ME);
+                CHECK(got == want[role][other][act], "instance: %s %s %s's instance: %s",
+                      role_str((enum role)role), act_name((enum authz_action)act),
+                      other ? "another user" : "their own", want[role][other][act] ? "allowed" : "denied");
+            }
+    struct actor anon;
+    memset(&anon, 0, sizeof(anon));
+    for (int act = 0; act <= ACT_PROXY; act++)
+        CHECK(!authz_instance(&anon, (enum authz_action)act, ME), "instance: anonymous may not %s",
+              act_name((enum authz_action)act));
+    CHECK(!authz_instance(NULL, ACT_READ, ME), "instance: a NULL actor is denied");
+    struct actor dev = mk(ROLE_DEVELOPER);
+    CHECK(!authz_instance(&dev, ACT_READ, NULL), "instance: a resource without owner is not a developer's");
+}
+
+static void test_volumes_keys_tokens(void)
+{
+    struct actor v = mk(ROLE_VIEWER), d = mk(ROLE_DEVELOPER), a = mk(ROLE_ADMIN);
+
+    CHECK(authz_volume(&v, ACT_READ, ME), "volume: viewer reads own");
+    CHECK(!authz_volume(&v, ACT_DELETE, ME), "volume: viewer may not delete own");
+    CHECK(!authz_volume(&v, ACT_READ, OTHER), "volume: viewer may not read another's");
+    CHECK(authz_volume(&d, ACT_DELETE, ME), "volume: developer deletes own");
+    CHECK(!authz_volume(&d, ACT_DELETE, OTHER), "volume: developer may not delete another's");
+    CHECK(authz_volume(&a, ACT_DELETE, OTHER), "volume: admin deletes another's");
+
+    CHECK(authz_template(&v, ACT_READ), "template: viewer reads");
+    CHECK(!authz_template(&d, ACT_CREATE), "template: developer may not create");
+    CHECK(!authz_template(&d, ACT_UPDATE), "template: developer may not update");
+    CHECK(authz_template(&a, ACT_DELETE), "template: admin deletes");
+
+    CHECK(authz_token(&v, ACT_CREATE, ME), "token: viewer creates own");
+    CHECK(authz_token(&v, ACT_DELETE, ME), "token: viewer revokes own");
+    CHECK(!authz_token(&a, ACT_DELETE, OTHER), "token: admin may not revoke another's (personal)");
+    CHECK(!authz_token(&a, ACT_READ, OTHER), "token: admin may not read another's");
+
+    CHECK(authz_ssh_key(&v, ACT_READ, ME), "ssh key: viewer reads own");
+    CHECK(!authz_ssh_key(&v, ACT_CREATE, ME), "ssh key: viewer may not add keys");
+    CHECK(authz_ssh_key(&v, ACT_DELETE, ME), "ssh key: viewer may remove an old own key");
+    CHECK(authz_ssh_key(&d, ACT_CREATE, ME), "ssh key: developer adds own");
+    CHECK(!authz_ssh_key(&a, ACT_DELETE, OTHER), "ssh key: admin may not delete another's (owner only)");
+
+    CHECK(authz_user(&d, ACT_READ, ME), "user: anyone reads themselves");
+    CHECK(!authz_user(&d, ACT_UPDATE, ME), "user: a developer may not change their own role or quota");
+    CHECK(!authz_user(&d, ACT_READ, OTHER), "user: a developer may not read others");
+    CHECK(authz_user(&a, ACT_DELETE, OTHER), "user: admin deletes others");
+
+    CHECK(authz_admin(&a), "admin-only endpoints: admin allowed");
+    CHECK(!authz_admin(&d) && !authz_admin(&v), "admin-only endpoints: developer and viewer denied");
+    a.authenticated = false;
+    CHECK(!authz_admin(&a), "admin-only endpoints: an unauthenticated admin-shaped actor is denied");
+}
+
+/* A fake FastCGI request carrying only environment parameters. */
+static struct req fake(FCGX_Request *fr, char **envp)
+{
+    struct req r;
+    memset(&r, 0, sizeof(r));
+    memset(fr, 0, sizeof(*fr));
+    fr->envp = envp;
+    r.fcgi = fr;
+    r.method = "POST";
+    r.path = "/x";
+    r.ip = "127.0.0.1";
+    return r;
+}
+
+static void test_origin(void)
+{
+    static const struct {
+        const char *origin, *host, *proto;
+        bool ok;
+    } cases[] = {
+        {NULL, "berth.example", NULL, true},
+        {"http://berth.example", "berth.example", NULL, true},
+        {"HTTP://Berth.Example", "berth.example", NULL, true},
+        {"http://127.0.0.1:8080", "127.0.0.1:8080", NULL, true},
+        {"https://berth.example", "berth.example", "https", true},
+        {"http://berth.example", "berth.example", "https", false},
+        {"https://berth.example", "berth.example", NULL, false},
+        {"http://evil.example", "berth.example", NULL, false},
+        {"http://berth.example.evil.example", "berth.example", NULL, false},
+        {"http://berth.example:81", "berth.example", NULL, false},
+        {"http://berth.example/", "berth.example", NULL, false},
+        {"null", "berth.example", NULL, false},
+        {"file://", "berth.example", NULL, false},
+        {"http://berth.example", NULL, NULL, false},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char o[256], h[256], p[64];
+        char *env[4];
+        int n = 0;
+        FCGX_Request fr;
+        if (cases[i].origin) {
+            snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", cases[i].origin);
+            env[n++] = o;
+        }
+        if (cases[i].host) {
+            snprintf(h, sizeof(h), "HTTP_HOST=%s", cases[i].host);
+            env[n++] = h;
+        }
+        if (cases[i].proto) {
+            snprintf(p, sizeof(p), "HTTP_X_FORWARDED_PROTO=%s", cases[i].proto);
+            env[n++] = p;
+        }
+        env[n] = NULL;
+        struct req r = fake(&fr, env);
+        CHECK(auth_origin_ok(&r) == cases[i].ok, "Origin %s for Host %s%s%s is %s",
+              cases[i].origin ? cases[i].origin : "(none)", cases[i].host ? cases[i].host : "(none)",
+              cases[i].proto ? " over " : "", cases[i].proto ? cases[i].proto : "",
+              cases[i].ok ? "accepted" : "refused");
+    }
+}
+
+static void test_cookies(void)
+{
+    char cookie_env[512], v[129];
+    char *env[2] = {cookie_env, NULL};
+    FCGX_Request fr;
+    struct req r = fake(&fr, env);
+
+    snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=a=1; berth_session=abc; b=2");
+    CHECK(auth_cookie_value(&r, "berth_session", v, sizeof(v)) && strcmp(v, "abc") == 0,
+          "cookie: found among others");
+    snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=xberth_session=evil; berth_session=good");
+    CHECK(auth_cookie_value(&r, "berth_session", v, sizeof(v)) && strcmp(v, "good") == 0,
+          "cookie: a name that only ends with berth_session is not it");
+    snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=berth_session");
+    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: a name without value is absent");
+    snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=berth_session=%0200d", 0);
+    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: an over-long value is refused");
+    env[0] = NULL;
+    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: no Cookie header");
+}
+
+static void test_helpers(void)
+{
+    static const struct {
+        const char *in, *out;
+    } csv[] = {
+        {"plain", "plain\r\n"},
+        {"a,b", "\"a,b\"\r\n"},
+        {"say \"hi\"", "\"say \"\"hi\"\"\"\r\n"},
+        {"line\nbreak", "\"line\nbreak\"\r\n"},
+        {"=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\"\r\n"},
+        {"+1", "\"'+1\"\r\n"},
+        {"-1", "\"'-1\"\r\n"},
+        {"@SUM", "\"'@SUM\"\r\n"},
+        {"", "\r\n"},
+    };
+    char out[256];
+    enum role role;
+
+    for (size_t i = 0; i < ARRAY_LEN(csv); i++)
+        CHECK(audit_csv_field(out, sizeof(out), csv[i].in) && strcmp(out, csv[i].out) == 0,
+              "CSV export: field %zu is quoted and defused as expected", i);
+    CHECK(acct_utf8_chars("abc", 3) == 3, "UTF-8 length: ASCII");
+    CHECK(acct_utf8_chars("日本語", strlen("日本語")) == 3, "UTF-8 length: multi-byte characters count once");
+    CHECK(auth_role_parse("developer", &role) && role == ROLE_DEVELOPER, "role: developer parses");
+    CHECK(!auth_role_parse("Admin", &role) && !auth_role_parse("root", &role) &&
+              !auth_role_parse(NULL, &role),
+          "role: anything else is refused");
+    CHECK(strcmp(auth_role_name(ROLE_ADMIN), "admin") == 0, "role: names round-trip");
+
+    static const char *const allowed[] = {"username", "password", NULL};
+    json_t *o = json_pack("{s:s, s:s}", "username", "a", "password", "b");
+    CHECK(acct_unknown_field(o, allowed) == NULL, "unknown fields: none in a valid body");
+    json_object_set_new(o, "role", json_string("admin"));
+    CHECK(acct_unknown_field(o, allowed) && strcmp(acct_unknown_field(o, allowed), "role") == 0,
+          "unknown fields: the extra field is named");
+    json_decref(o);
+
+    CHECK(auth_method_unsafe("POST") && auth_method_unsafe("DELETE") && auth_method_unsafe("PATCH") &&
+              auth_method_unsafe("PUT") && !auth_method_unsafe("GET") && !auth_method_unsafe("HEAD"),
+          "unsafe methods: POST PUT PATCH DELETE; safe: GET HEAD");
+}
+
+static void test_passwords(void)
+{
+    char h[PASSWORD_HASH_MAX], h2[PASSWORD_HASH_MAX];
+    CHECK(password_hash("correct horse", h, sizeof(h)) == 0 && strncmp(h, "$y$", 3) == 0,
+          "password: hashed with yescrypt");
+    CHECK(password_hash("correct horse", h2, sizeof(h2)) == 0 && strcmp(h, h2) != 0,
+          "password: salted (same password, different hashes)");
+    CHECK(password_verify("correct horse", h), "password: the right password verifies");
+    CHECK(!password_verify("correct hors", h) && !password_verify("", h),
+          "password: a wrong or empty password does not");
+    CHECK(!password_verify("x", "not a hash") && !password_verify("x", ""),
+          "password: a malformed stored hash never verifies");
+}
+
+int main(void)
+{
+    test_instances();
+    test_volumes_keys_tokens();
+    test_origin();
+    test_cookies();
+    test_helpers();
+    test_passwords();
+    return CHECK_DONE();
+}
