@@ -28,6 +28,8 @@
 #include "password.h"
 
 #define IP_FAILURE_FACTOR 20
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ---- shared helpers ---- */
 
@@ -111,6 +113,83 @@ const char *acct_sqlstate(const PGresult *res)
 {
     const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     return s ? s : "";
+}
+
+int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *msg, size_t msglen)
+{
+    static const char *const allowed[] = {"instances", "cpus", "memory_mb", NULL};
+    const char *bad;
+    json_t *v;
+
+    memset(out, 0, sizeof(*out));
+    *field = "quota";
+    if (!json_is_object(q)) {
+        snprintf(msg, msglen, "quota must be an object {instances, cpus, memory_mb}");
+        return -1;
+    }
+    if ((bad = acct_unknown_field(q, allowed))) {
+        snprintf(msg, msglen, "unknown quota field '%.60s'", bad);
+        return -1;
+    }
+    if ((v = json_object_get(q, "instances"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > QUOTA_MAX_INSTANCES) {
+            *field = "quota.instances";
+            snprintf(msg, msglen, "quota.instances must be a whole number from 0 to %d",
+                     QUOTA_MAX_INSTANCES);
+            return -1;
+        }
+        out->has_instances = true;
+        snprintf(out->instances, sizeof(out->instances), "%lld", (long long)json_integer_value(v));
+    }
+    if ((v = json_object_get(q, "cpus"))) {
+        if (!json_is_number(v) || !(json_number_value(v) >= 0) ||
+            json_number_value(v) > QUOTA_MAX_CPUS) {
+            *field = "quota.cpus";
+            snprintf(msg, msglen, "quota.cpus must be a number from 0 to %g", QUOTA_MAX_CPUS);
+            return -1;
+        }
+        out->has_cpus = true;
+        snprintf(out->cpus, sizeof(out->cpus), "%.2f", json_number_value(v));
+    }
+    if ((v = json_object_get(q, "memory_mb"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > QUOTA_MAX_MEMORY_MB) {
+            *field = "quota.memory_mb";
+            snprintf(msg, msglen, "quota.memory_mb must be a whole number from 0 to %ld",
+                     QUOTA_MAX_MEMORY_MB);
+            return -1;
+        }
+        out->has_memory = true;
+        snprintf(out->memory_mb, sizeof(out->memory_mb), "%lld", (long long)json_integer_value(v));
+    }
+    return 0;
+}
+
+const char *acct_check_password(json_t *v)
+{
+    size_t chars;
+    if (!json_is_string(v))
+        return "password must be a string";
+    /* jansson has already refused invalid UTF-8 and \u0000 in a body; check again
+     * for values that did not come from one */
+    if (!valid_utf8(json_string_value(v), json_string_length(v)))
+        return "password must be UTF-8 text without NUL bytes";
+    chars = acct_utf8_chars(json_string_value(v), json_string_length(v));
+    if (chars < PASSWORD_MIN || chars > PASSWORD_MAX)
+        return "password must be " STR(PASSWORD_MIN) " to " STR(PASSWORD_MAX) " characters";
+    return NULL;
+}
+
+bool acct_token_name_ok(const char *s, size_t n)
+{
+    size_t chars = acct_utf8_chars(s, n);
+    if (chars < 1 || chars > 64 || !valid_utf8(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
 }
 
 /* ---- login ---- */

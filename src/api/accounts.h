@@ -45,6 +45,27 @@ PGconn *acct_db(struct req *r);
 /* The SQLSTATE of a failed result ("" when none). */
 const char *acct_sqlstate(const PGresult *res);
 
+#define QUOTA_MAX_INSTANCES 10000
+#define QUOTA_MAX_CPUS 4096.0
+#define QUOTA_MAX_MEMORY_MB 16777216L
+
+/* A quota object of a user write, parsed into SQL parameter text. */
+struct quota_in {
+    bool has_instances, has_cpus, has_memory;
+    char instances[24], cpus[32], memory_mb[24];
+};
+
+/* Parse {instances?, cpus?, memory_mb?}. 0, or -1 with the faulty field
+ * ("quota", "quota.cpus", ...) in *field and a sentence in msg. Pure: for fuzzing. */
+int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *msg, size_t msglen);
+
+/* NULL when v is an acceptable new password (a string of PASSWORD_MIN to
+ * PASSWORD_MAX UTF-8 characters, no NUL), else the sentence saying why. */
+const char *acct_check_password(json_t *v);
+
+/* An API token name: 1 to 64 characters of UTF-8 text without control characters. */
+bool acct_token_name_ok(const char *s, size_t n);
+
 /* One CSV field of the audit export (quoted as needed, spreadsheet formulas defused,
  * followed by CRLF) into out. false when it does not fit. For tests. */
 bool audit_csv_field(char *out, size_t size, const char *s);

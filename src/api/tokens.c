@@ -75,17 +75,6 @@ void tokens_list(struct req *r)
     PQclear(res);
 }
 
-static bool name_ok(const char *s, size_t n)
-{
-    size_t chars = acct_utf8_chars(s, n);
-    if (chars < 1 || chars > TOKEN_NAME_MAX || !valid_utf8(s, n))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 void tokens_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "expires_in_days", NULL};
@@ -113,7 +102,7 @@ void tokens_create(struct req *r)
         goto out;
     }
     v = json_object_get(body, "name");
-    if (!json_is_string(v) || !name_ok(json_string_value(v), json_string_length(v))) {
+    if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
         audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", "name",
                      "name must be 1 to %d characters of text", TOKEN_NAME_MAX);
         goto out;

@@ -21,88 +21,28 @@
 #include "berth/validate.h"
 #include "password.h"
 
-#define QUOTA_MAX_INSTANCES 10000
-#define QUOTA_MAX_CPUS 4096.0
-#define QUOTA_MAX_MEMORY_MB 16777216L
-
-struct quota_in {
-    bool has_instances, has_cpus, has_memory;
-    char instances[24], cpus[32], memory_mb[24];
-};
-
 /* Parse a quota object; on error answer 400 (audited) and return false. */
 static bool parse_quota(struct req *r, PGconn *pg, const char *action, const char *target,
                         json_t *q, struct quota_in *out)
 {
-    static const char *const allowed[] = {"instances", "cpus", "memory_mb", NULL};
-    const char *bad;
-    json_t *v;
-
-    memset(out, 0, sizeof(*out));
-    if (!json_is_object(q)) {
-        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "quota",
-                     "quota must be an object {instances, cpus, memory_mb}");
-        return false;
-    }
-    if ((bad = acct_unknown_field(q, allowed))) {
-        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "quota",
-                     "unknown quota field '%s'", bad);
-        return false;
-    }
-    if ((v = json_object_get(q, "instances"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_INSTANCES) {
-            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
-                         "quota.instances", "quota.instances must be a whole number from 0 to %d",
-                         QUOTA_MAX_INSTANCES);
-            return false;
-        }
-        out->has_instances = true;
-        snprintf(out->instances, sizeof(out->instances), "%lld", (long long)json_integer_value(v));
-    }
-    if ((v = json_object_get(q, "cpus"))) {
-        if (!json_is_number(v) || json_number_value(v) < 0 ||
-            json_number_value(v) > QUOTA_MAX_CPUS) {
-            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
-                         "quota.cpus", "quota.cpus must be a number from 0 to %g", QUOTA_MAX_CPUS);
-            return false;
-        }
-        out->has_cpus = true;
-        snprintf(out->cpus, sizeof(out->cpus), "%.2f", json_number_value(v));
-    }
-    if ((v = json_object_get(q, "memory_mb"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_MEMORY_MB) {
-            audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field",
-                         "quota.memory_mb", "quota.memory_mb must be a whole number from 0 to %ld",
-                         QUOTA_MAX_MEMORY_MB);
-            return false;
-        }
-        out->has_memory = true;
-        snprintf(out->memory_mb, sizeof(out->memory_mb), "%lld", (long long)json_integer_value(v));
-    }
-    return true;
+    const char *field = "quota";
+    char msg[200];
+    if (acct_parse_quota(q, out, &field, msg, sizeof(msg)) == 0)
+        return true;
+    audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", field, "%s", msg);
+    return false;
 }
 
 /* Check a new password; on error answer 400 (audited) and return false. */
 static bool check_password(struct req *r, PGconn *pg, const char *action, const char *target,
                            json_t *v)
 {
-    size_t chars;
-    if (!json_is_string(v)) {
-        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password",
-                     "password must be a string");
-        return false;
-    }
-    /* jansson has already refused invalid UTF-8 and \u0000 in the body */
-    chars = acct_utf8_chars(json_string_value(v), json_string_length(v));
-    if (chars < PASSWORD_MIN || chars > PASSWORD_MAX ||
-        !valid_utf8(json_string_value(v), json_string_length(v))) {
-        audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password",
-                     "password must be %d to %d characters", PASSWORD_MIN, PASSWORD_MAX);
-        return false;
-    }
-    return true;
+    const char *why = acct_check_password(v);
+    if (!why)
+        return true;
+    audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password", "%s",
+                 why);
+    return false;
 }
 
 static bool require_admin(struct req *r, PGconn *pg, const char *action, const char *target)
