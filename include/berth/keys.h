@@ -14,4 +14,8 @@
 /* Pub/sub channel of live instance events: berth:events:<instance id>. */
 #define KEY_EVENTS_FMT "berth:events:%s"
 
+/* Hash instance id -> UNIX time of the last proxied request (written by the
+ * proxy check, folded into instances.last_active_at by the worker). */
+#define KEY_ACTIVITY "berth:activity"
+
 #endif

@@ -66,6 +66,14 @@ const char *acct_check_password(json_t *v);
 /* An API token name: 1 to 64 characters of UTF-8 text without control characters. */
 bool acct_token_name_ok(const char *s, size_t n);
 
+/*
+ * Parse an OpenSSH one-line public key (text, len bytes; ssh_keys.c): type,
+ * "SHA256:..." fingerprint and the normalised "type base64" form. 0, or -1
+ * with a sentence in why. Pure: for fuzzing.
+ */
+int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char *fingerprint,
+                 size_t fplen, char *normalized, size_t normlen, char *why, size_t whylen);
+
 /* One CSV field of the audit export (quoted as needed, spreadsheet formulas defused,
  * followed by CRLF) into out. false when it does not fit. For tests. */
 bool audit_csv_field(char *out, size_t size, const char *s);

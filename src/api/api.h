@@ -76,6 +76,7 @@ void router_print(void);
 
 /* Handlers. */
 void health_get(struct req *r);
+void proxy_auth(struct req *r); /* internal: nginx auth_request for /container/ */
 /* Accounts (accounts.c, users.c, tokens.c, audit.c, stats.c). */
 void accounts_login(struct req *r);
 void accounts_logout(struct req *r);

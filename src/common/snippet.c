@@ -68,7 +68,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                  "    auth_request /_berth/auth;\n"
                  "    error_page 401 = @berth_login;\n"
                  "    error_page 403 = @berth_forbidden;\n"
-                 "    error_page 502 504 = @berth_unavailable;\n"
+                 "    error_page 502 504 @berth_unavailable;\n"
                  "    proxy_pass http://%s%s;\n"
                  "    proxy_http_version 1.1;\n"
                  "    proxy_set_header Host $http_host;\n"

@@ -1,0 +1,401 @@
+/*
+ * ssh_keys — users' SSH public keys (API.md "SSH keys"):
+ *   GET    /api/v1/ssh-keys        own keys {id, name, type, fingerprint, created_at}
+ *   POST   /api/v1/ssh-keys        {name, public_key} -> 201 (developers, admins)
+ *   DELETE /api/v1/ssh-keys/{id}   owner only -> 204
+ *
+ * A key must parse as OpenSSH's one-line public key form: ssh-ed25519,
+ * ecdsa-sha2-nistp256/384/521 or ssh-rsa of at least 2048 bits; the wire blob
+ * is decoded and checked field by field, so a key that would not work is
+ * refused here, not inside a container. The fingerprint is OpenSSH's
+ * "SHA256:" + unpadded base64 of SHA-256(blob), as `ssh-keygen -lf` prints.
+ * A change queues an `ssh_keys` job for the owner when they have running
+ * instances, so the worker rewrites their authorized_keys.
+ */
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounts.h"
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+
+#define KEY_TEXT_MAX 16384
+#define KEY_BLOB_MAX 12288
+
+struct blob {
+    const unsigned char *p;
+    size_t n;
+};
+
+/* Read one uint32-length-prefixed string of the SSH wire format. */
+static bool read_string(struct blob *b, const unsigned char **s, size_t *len)
+{
+    uint32_t l;
+    if (b->n < 4)
+        return false;
+    l = (uint32_t)b->p[0] << 24 | (uint32_t)b->p[1] << 16 | (uint32_t)b->p[2] << 8 | b->p[3];
+    if (l > b->n - 4)
+        return false;
+    *s = b->p + 4;
+    *len = l;
+    b->p += 4 + l;
+    b->n -= 4 + l;
+    return true;
+}
+
+static bool str_is(const unsigned char *s, size_t n, const char *want)
+{
+    return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+/* Bits of a positive mpint (leading zero bytes skipped); 0 when not positive. */
+static size_t mpint_bits(const unsigned char *s, size_t n)
+{
+    while (n > 0 && s[0] == 0) {
+        s++;
+        n--;
+    }
+    if (n == 0)
+        return 0;
+    size_t bits = n * 8;
+    for (unsigned char top = s[0]; !(top & 0x80); top <<= 1)
+        bits--;
+    return bits;
+}
+
+int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char *fingerprint,
+                 size_t fplen, char *normalized, size_t normlen, char *why, size_t whylen)
+{
+    static const char *const types[] = {"ssh-ed25519", "ecdsa-sha2-nistp256",
+                                        "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+                                        NULL};
+    char t[32], b64[KEY_TEXT_MAX + 1];
+    unsigned char raw[KEY_BLOB_MAX + 3], digest[SHA256_DIGEST_LENGTH];
+    unsigned char fp64[64];
+    size_t i = 0, tl = 0, bl = 0, pad = 0;
+    int dl;
+    struct blob b;
+    const unsigned char *s;
+    size_t sn;
+
+    if (len == 0 || len > KEY_TEXT_MAX || !valid_utf8(text, len)) {
+        snprintf(why, whylen, "public_key must be one line of at most %d characters", KEY_TEXT_MAX);
+        return -1;
+    }
+    while (i < len && (text[i] == ' ' || text[i] == '\t'))
+        i++;
+    while (i < len && text[i] != ' ' && text[i] != '\t' && tl + 1 < sizeof(t))
+        t[tl++] = text[i++];
+    t[tl] = '\0';
+    bool known = false;
+    for (size_t k = 0; types[k]; k++)
+        if (strcmp(t, types[k]) == 0)
+            known = true;
+    if (!known || i >= len) {
+        snprintf(why, whylen,
+                 "public_key must start with ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa");
+        return -1;
+    }
+    while (i < len && (text[i] == ' ' || text[i] == '\t'))
+        i++;
+    while (i < len && text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
+        b64[bl++] = text[i++];
+    b64[bl] = '\0';
+    /* what follows is the comment: one line of text, ignored */
+    for (; i < len; i++)
+        if (text[i] == '\n' || text[i] == '\r' || (unsigned char)text[i] < 0x20) {
+            if ((text[i] == '\n' || text[i] == '\r') && i + 1 >= len)
+                break; /* one trailing newline, as a .pub file has */
+            snprintf(why, whylen, "public_key must be a single line");
+            return -1;
+        }
+    if (bl == 0 || bl % 4 != 0 || bl / 4 * 3 > KEY_BLOB_MAX) {
+        snprintf(why, whylen, "public_key: the key data is not valid base64");
+        return -1;
+    }
+    for (size_t k = 0; k < bl; k++) {
+        char c = b64[k];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '+' || c == '/' || (c == '=' && k >= bl - 2);
+        if (!ok || (k == bl - 2 && c == '=' && b64[bl - 1] != '=')) {
+            snprintf(why, whylen, "public_key: the key data is not valid base64");
+            return -1;
+        }
+        if (c == '=')
+            pad++;
+    }
+    dl = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)bl);
+    if (dl < 0 || (size_t)dl < pad) {
+        snprintf(why, whylen, "public_key: the key data is not valid base64");
+        return -1;
+    }
+    b.p = raw;
+    b.n = (size_t)dl - pad;
+    if (!read_string(&b, &s, &sn) || !str_is(s, sn, t)) {
+        snprintf(why, whylen, "public_key: the key data does not match its type %s", t);
+        return -1;
+    }
+    if (strcmp(t, "ssh-ed25519") == 0) {
+        if (!read_string(&b, &s, &sn) || sn != 32 || b.n != 0) {
+            snprintf(why, whylen, "public_key: not a valid ssh-ed25519 key");
+            return -1;
+        }
+    } else if (strncmp(t, "ecdsa-sha2-", 11) == 0) {
+        size_t want = strcmp(t + 11, "nistp256") == 0 ? 65 : strcmp(t + 11, "nistp384") == 0 ? 97 : 133;
+        if (!read_string(&b, &s, &sn) || !str_is(s, sn, t + 11) || !read_string(&b, &s, &sn) ||
+            sn != want || s[0] != 0x04 || b.n != 0) {
+            snprintf(why, whylen, "public_key: not a valid %s key", t);
+            return -1;
+        }
+    } else { /* ssh-rsa: e, n */
+        const unsigned char *e, *m;
+        size_t en, mn, bits;
+        if (!read_string(&b, &e, &en) || !read_string(&b, &m, &mn) || b.n != 0 || en == 0 ||
+            en > 8 || (e[0] & 0x80) || !(e[en - 1] & 1) || mn == 0 || (m[0] & 0x80)) {
+            snprintf(why, whylen, "public_key: not a valid ssh-rsa key");
+            return -1;
+        }
+        bits = mpint_bits(m, mn);
+        if (bits < 2048 || bits > 16384) {
+            snprintf(why, whylen, "public_key: an RSA key needs 2048 to 16384 bits (this one has %zu)",
+                     bits);
+            return -1;
+        }
+    }
+    SHA256(raw, (size_t)dl - pad, digest);
+    EVP_EncodeBlock(fp64, digest, sizeof(digest)); /* 44 chars with one '=' */
+    fp64[43] = '\0';
+    if (snprintf(fingerprint, fplen, "SHA256:%s", (char *)fp64) >= (int)fplen ||
+        snprintf(type, typelen, "%s", t) >= (int)typelen ||
+        snprintf(normalized, normlen, "%s %s", t, b64) >= (int)normlen) {
+        snprintf(why, whylen, "public_key is too long");
+        return -1;
+    }
+    return 0;
+}
+
+#define KEY_COLS "id, name, type, fingerprint, " SQL_TS("created_at")
+
+static json_t *key_json(PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", PQgetvalue(res, i, 0), "name",
+                     PQgetvalue(res, i, 1), "type", PQgetvalue(res, i, 2), "fingerprint",
+                     PQgetvalue(res, i, 3), "created_at", acct_str_or_null(res, i, 4));
+}
+
+/* Inside the transaction: queue an ssh_keys job when the user has running
+ * instances. Writes the job id into jid (empty when none). 0 / -1. */
+static int queue_sync(PGconn *pg, const char *user_id, char jid[37])
+{
+    const char *p[3];
+    PGresult *res;
+    int rc = 0;
+
+    jid[0] = '\0';
+    p[0] = user_id;
+    res = PQexecParams(pg,
+                       "SELECT node FROM instances WHERE user_id = $1 AND status = 'running'"
+                       " GROUP BY node ORDER BY node LIMIT 1",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        PGresult *ins;
+        if (util_uuid(jid) < 0) {
+            PQclear(res);
+            return -1;
+        }
+        p[0] = jid;
+        p[1] = PQgetvalue(res, 0, 0);
+        p[2] = user_id;
+        ins = PQexecParams(pg, "INSERT INTO jobs (id, kind, node, user_id) VALUES ($1, 'ssh_keys', $2, $3)",
+                           3, NULL, p, NULL, NULL, 0);
+        rc = PQresultStatus(ins) == PGRES_COMMAND_OK ? 0 : -1;
+        PQclear(ins);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static void push_job(struct req *r, const char *jid)
+{
+    redisContext *rc;
+    if (!jid[0] || !(rc = rq_conn(r->th)))
+        return;
+    redisReply *rep = redisCommand(rc, "LPUSH " KEY_JOBS_FMT " %s", api_cfg.node, jid);
+    if (rep)
+        freeReplyObject(rep);
+    else
+        rq_close(r->th);
+}
+
+void ssh_keys_list(struct req *r)
+{
+    const char *p[1];
+    PGconn *pg;
+    PGresult *res;
+    json_t *items;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    p[0] = r->actor.user_id;
+    res = PQexecParams(pg,
+                       "SELECT " KEY_COLS " FROM ssh_keys WHERE user_id = $1"
+                       " ORDER BY created_at, id LIMIT 500",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    items = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        if (authz_ssh_key(&r->actor, ACT_READ, r->actor.user_id))
+            json_array_append_new(items, key_json(res, i));
+    PQclear(res);
+    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void ssh_keys_create(struct req *r)
+{
+    static const char *const allowed[] = {"name", "public_key", NULL};
+    char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200], jid[37];
+    const char *p[6], *bad;
+    json_t *body = NULL, *v, *d;
+    PGconn *pg;
+    PGresult *res = NULL;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_ssh_key(&r->actor, ACT_CREATE, r->actor.user_id)) {
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "denied", 403, "forbidden", NULL,
+                     "viewers may not add SSH keys");
+        return;
+    }
+    if (!(body = req_json(r))) {
+        if (audit_write(pg, r, "ssh_key.create", "ssh_key", NULL, "invalid", NULL) < 0)
+            log_warn("audit row not written");
+        return;
+    }
+    if ((bad = acct_unknown_field(body, allowed))) {
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field", bad,
+                     "unknown field '%s'", bad);
+        goto out;
+    }
+    v = json_object_get(body, "name");
+    if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
+                     "name", "name must be 1 to 64 characters of text");
+        goto out;
+    }
+    v = json_object_get(body, "public_key");
+    if (!json_is_string(v)) {
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
+                     "public_key", "public_key must be a string");
+        goto out;
+    }
+    if (sshkey_parse(json_string_value(v), json_string_length(v), type, sizeof(type), fp,
+                     sizeof(fp), norm, sizeof(norm), why, sizeof(why)) < 0) {
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
+                     "public_key", "%s", why);
+        goto out;
+    }
+    if (util_uuid(id) < 0 || !acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    p[0] = id;
+    p[1] = r->actor.user_id;
+    p[2] = json_string_value(json_object_get(body, "name"));
+    p[3] = type;
+    p[4] = norm;
+    p[5] = fp;
+    res = PQexecParams(pg,
+                       "INSERT INTO ssh_keys (id, user_id, name, type, public_key, fingerprint)"
+                       " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, fingerprint) DO NOTHING"
+                       " RETURNING " KEY_COLS,
+                       6, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("ssh key insert failed: %s", PQresultErrorMessage(res));
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    if (PQntuples(res) != 1) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "conflict", 409, "conflict",
+                     "public_key", "you already have this key (%s)", fp);
+        goto out;
+    }
+    d = json_pack("{s:s, s:s}", "type", type, "fingerprint", fp);
+    if (queue_sync(pg, r->actor.user_id, jid) < 0 ||
+        audit_write(pg, r, "ssh_key.create", "ssh_key", id, "ok", d) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        json_decref(d);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the key could not be stored");
+        goto out;
+    }
+    json_decref(d);
+    push_job(r, jid);
+    http_send_json(r, 201, key_json(res, 0));
+out:
+    PQclear(res);
+    json_decref(body);
+}
+
+void ssh_keys_delete(struct req *r)
+{
+    const char *id = r->params[0], *p[1] = {id};
+    char owner[37] = "", jid[37] = "";
+    PGconn *pg;
+    PGresult *res;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!valid_uuid(id)) {
+        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", NULL, "not_found", 404, "not_found", NULL,
+                     "no such key");
+        return;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    res = PQexecParams(pg, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", 1, NULL, p,
+                       NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (PQntuples(res) == 1)
+        util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
+    PQclear(res);
+    if (!owner[0] || !authz_ssh_key(&r->actor, ACT_DELETE, owner)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", id, owner[0] ? "denied" : "not_found",
+                     404, "not_found", NULL, "no such key");
+        return;
+    }
+    res = PQexecParams(pg, "DELETE FROM ssh_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || queue_sync(pg, owner, jid) < 0 ||
+        audit_write(pg, r, "ssh_key.delete", "ssh_key", id, "ok", NULL) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the key could not be removed");
+        return;
+    }
+    PQclear(res);
+    push_job(r, jid);
+    http_send_empty(r, 204, NULL);
+}
