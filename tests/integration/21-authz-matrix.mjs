@@ -181,7 +181,7 @@ const table = [
   { route: 'GET /api/v1/ssh-keys', expect: auth(200), lists: 'ssh_key' },
   { route: 'POST /api/v1/ssh-keys', expect: C(401, 403, 201, 201), body: () => ({ name: uniq(), public_key: sshKey() }) },
   // nginx's auth_request target: internal, so unreachable from outside for everyone.
-  { route: 'GET /_berth/auth', expect: C(404, 404, 404, 404) },
+  { route: 'GET /_berth/auth', expect: C(404, 404, 404, 404), nginx: true },
   // Not an API route: the proxied container itself, owner only (admins get no
   // implicit access). Runs once instances exist; waits for the instance to run.
   { route: 'GET /container/{user}/{instance}/', extra: 'POST /api/v1/instances', kind: 'running_instance',
@@ -236,8 +236,9 @@ for (const row of table) {
       const pass = want === ALLOW ? allowed(r.status)
         : want === PROXY_OK ? ![401, 403, 404].includes(r.status) : r.status === want;
       if (!pass) { notOk(what, `got ${r.status}: ${r.text.slice(0, 300)}`); continue; }
-      if (r.status >= 400 && want !== PROXY_OK && !row.extra) {
-        const leak = (id && r.text.includes(id)) || !r.json || Object.keys(r.json).join() !== 'error';
+      if (r.status >= 400 && want !== PROXY_OK) {
+        const apiShape = row.nginx || row.extra || (r.json && Object.keys(r.json).join() === 'error');
+        const leak = (id && r.text.includes(id)) || !apiShape;
         if (leak) { notOk(`${what} (no leak in the refusal)`, r.text.slice(0, 300)); continue; }
       }
       if (row.lists && r.status === 200 && who && who !== 'admin') {
