@@ -1,0 +1,440 @@
+/*
+ * routes — see routes.h. Owns box-available/, box-enabled/ and the nginx test
+ * and reload child processes.
+ */
+#include "routes.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "berth/fileio.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+
+extern char **environ;
+
+#define DEBOUNCE_S   0.1   /* gather a burst of changes into one reload */
+#define MAX_ARGS     32
+#define STDERR_CAP   4096  /* what we keep of nginx -t's complaint */
+
+enum state { IDLE, TESTING, RELOADING };
+
+struct routes {
+    struct ev_loop *loop;
+    const struct berth_config *cfg;
+    routes_error_cb on_error;
+    void *arg;
+    ev_timer debounce;
+    bool dirty;
+    enum state state;
+    ev_child child_w;
+    ev_io err_w;
+    int err_fd;
+    char errbuf[STDERR_CAP];
+    size_t errlen;
+    /* Instances whose snippet was written since the last good reload. */
+    char (*pending)[37];
+    size_t npending, cappending;
+    unsigned long reloads, refusals;
+};
+
+static void path_of(const struct routes *r, const char *sub, const char *id, char *out,
+                    size_t size)
+{
+    snprintf(out, size, "%s/%s/%s.conf", r->cfg->box_dir, sub, id);
+}
+
+static void dir_of(const struct routes *r, const char *sub, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", r->cfg->box_dir, sub);
+}
+
+static void schedule(struct routes *r)
+{
+    r->dirty = true;
+    if (r->state == IDLE && !ev_is_active(&r->debounce)) {
+        ev_timer_set(&r->debounce, DEBOUNCE_S, 0.);
+        ev_timer_start(r->loop, &r->debounce);
+    }
+}
+
+static void pending_add(struct routes *r, const char *id)
+{
+    for (size_t i = 0; i < r->npending; i++)
+        if (strcmp(r->pending[i], id) == 0)
+            return;
+    if (r->npending == r->cappending) {
+        size_t cap = r->cappending ? r->cappending * 2 : 16;
+        void *np = realloc(r->pending, cap * sizeof(*r->pending));
+        if (!np)
+            return; /* then a refusal unlinks by the error message only */
+        r->pending = np;
+        r->cappending = cap;
+    }
+    util_strlcpy(r->pending[r->npending++], id, 37);
+}
+
+static void pending_drop(struct routes *r, const char *id)
+{
+    for (size_t i = 0; i < r->npending; i++) {
+        if (strcmp(r->pending[i], id) == 0) {
+            memmove(r->pending[i], r->pending[i + 1], (r->npending - i - 1) * sizeof(*r->pending));
+            r->npending--;
+            return;
+        }
+    }
+}
+
+/* Split a configured command on spaces (no shell, no quoting) into argv. */
+static int split_argv(char *buf, char **argv)
+{
+    int n = 0;
+    for (char *tok = strtok(buf, " \t"); tok && n < MAX_ARGS - 1; tok = strtok(NULL, " \t"))
+        argv[n++] = tok;
+    argv[n] = NULL;
+    return n;
+}
+
+static void on_child(struct ev_loop *loop, ev_child *w, int revents);
+
+static void on_stderr(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct routes *r = w->data;
+    char tmp[1024];
+    ssize_t n = read(r->err_fd, tmp, sizeof(tmp));
+    if (n > 0) {
+        size_t room = sizeof(r->errbuf) - 1 - r->errlen;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        memcpy(r->errbuf + r->errlen, tmp, take);
+        r->errlen += take;
+        r->errbuf[r->errlen] = '\0';
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    ev_io_stop(loop, w);
+    close(r->err_fd);
+    r->err_fd = -1;
+}
+
+/* Start cmd as a child; its exit arrives in on_child. 0 / -1. */
+static int spawn(struct routes *r, const char *cmd)
+{
+    char buf[CONF_STR_MAX], *argv[MAX_ARGS];
+    posix_spawn_file_actions_t fa;
+    int pipefd[2];
+    pid_t pid;
+    int rc;
+
+    util_strlcpy(buf, cmd, sizeof(buf));
+    if (split_argv(buf, argv) == 0)
+        return -1;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    if (rc != 0) {
+        log_error("cannot run '%s': %s", cmd, strerror(rc));
+        close(pipefd[0]);
+        return -1;
+    }
+    r->errlen = 0;
+    r->errbuf[0] = '\0';
+    r->err_fd = pipefd[0];
+    fcntl(r->err_fd, F_SETFL, O_NONBLOCK);
+    ev_io_init(&r->err_w, on_stderr, r->err_fd, EV_READ);
+    r->err_w.data = r;
+    ev_io_start(r->loop, &r->err_w);
+    ev_child_init(&r->child_w, on_child, pid, 0);
+    r->child_w.data = r;
+    ev_child_start(r->loop, &r->child_w);
+    return 0;
+}
+
+static void start_cycle(struct routes *r)
+{
+    r->dirty = false;
+    r->state = TESTING;
+    if (spawn(r, r->cfg->nginx_test) < 0) {
+        r->state = IDLE;
+        log_error("nginx test could not be started; routes not reloaded");
+    }
+}
+
+static void on_debounce(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct routes *r = w->data;
+    if (r->state == IDLE && r->dirty)
+        start_cycle(r);
+}
+
+/* The test refused the configuration: find the snippet(s) at fault, unlink
+ * them from box-enabled/, tell their owners. true if something was unlinked
+ * (so testing again can succeed). */
+static bool unlink_culprits(struct routes *r)
+{
+    char link[4096], msg[600];
+    bool any = false;
+    const char *p = r->errbuf;
+
+    /* nginx names the file: ".../box-enabled/<uuid>.conf:LINE". */
+    while ((p = strstr(p, "box-enabled/")) != NULL) {
+        char id[37];
+        p += strlen("box-enabled/");
+        if (strlen(p) < 36)
+            break;
+        memcpy(id, p, 36);
+        id[36] = '\0';
+        if (!valid_uuid(id))
+            continue;
+        path_of(r, "box-enabled", id, link, sizeof(link));
+        if (unlink(link) == 0) {
+            any = true;
+            snprintf(msg, sizeof(msg), "nginx refused this instance's route: %.500s", r->errbuf);
+            pending_drop(r, id);
+            if (r->on_error)
+                r->on_error(id, msg, r->arg);
+        }
+    }
+    if (any)
+        return true;
+    /* Not attributable to one file: take back everything new since the last
+     * good reload; the running configuration stays as it was. */
+    for (size_t i = 0; i < r->npending; i++) {
+        path_of(r, "box-enabled", r->pending[i], link, sizeof(link));
+        if (unlink(link) == 0) {
+            any = true;
+            snprintf(msg, sizeof(msg), "nginx refused the configuration with this route: %.480s",
+                     r->errbuf);
+            if (r->on_error)
+                r->on_error(r->pending[i], msg, r->arg);
+        }
+    }
+    r->npending = 0;
+    return any;
+}
+
+static void on_child(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct routes *r = w->data;
+    bool ok = WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0;
+
+    ev_child_stop(loop, w);
+    /* Collect what is left of stderr (the pipe's read end is non-blocking). */
+    if (r->err_fd >= 0)
+        on_stderr(loop, &r->err_w, EV_READ);
+    if (r->err_fd >= 0) {
+        ev_io_stop(loop, &r->err_w);
+        close(r->err_fd);
+        r->err_fd = -1;
+    }
+
+    if (r->state == TESTING) {
+        if (!ok) {
+            r->refusals++;
+            log_warn("nginx test refused the routes: %.300s", r->errbuf);
+            if (unlink_culprits(r)) {
+                start_cycle(r); /* test again without them */
+                return;
+            }
+            log_error("nginx configuration is broken outside berth's routes; not reloading");
+            r->state = IDLE;
+            return;
+        }
+        r->state = RELOADING;
+        if (spawn(r, r->cfg->nginx_reload) < 0) {
+            log_error("nginx reload could not be started");
+            r->state = IDLE;
+        }
+        return;
+    }
+    /* RELOADING */
+    r->state = IDLE;
+    if (ok) {
+        r->reloads++;
+        r->npending = 0;
+        log_info("nginx reloaded (%lu reloads since start)", r->reloads);
+    } else {
+        log_error("nginx reload failed: %.300s", r->errbuf);
+    }
+    if (r->dirty) {
+        ev_timer_set(&r->debounce, DEBOUNCE_S, 0.);
+        ev_timer_start(loop, &r->debounce);
+    }
+}
+
+struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,
+                          routes_error_cb on_error, void *arg)
+{
+    struct routes *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->loop = loop;
+    r->cfg = cfg;
+    r->on_error = on_error;
+    r->arg = arg;
+    r->err_fd = -1;
+    ev_timer_init(&r->debounce, on_debounce, DEBOUNCE_S, 0.);
+    r->debounce.data = r;
+    return r;
+}
+
+void routes_free(struct routes *r)
+{
+    if (!r)
+        return;
+    ev_timer_stop(r->loop, &r->debounce);
+    if (ev_is_active(&r->child_w))
+        ev_child_stop(r->loop, &r->child_w);
+    if (r->err_fd >= 0) {
+        ev_io_stop(r->loop, &r->err_w);
+        close(r->err_fd);
+    }
+    free(r->pending);
+    free(r);
+}
+
+int routes_prepare(struct routes *r, char *err, size_t errlen)
+{
+    static const char *const subs[] = {"box-available", "box-enabled"};
+    char d[4096];
+    for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
+        dir_of(r, subs[i], d, sizeof(d));
+        if (mkdir(d, 0755) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s (check box_dir)", d, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Does path hold exactly data? */
+static bool same_content(const char *path, const char *data, size_t len)
+{
+    char buf[SNIPPET_MAX + 1];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    return n == (ssize_t)len && memcmp(buf, data, len) == 0;
+}
+
+int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
+{
+    char text[SNIPPET_MAX], avail_dir[4096], file[4096], link[4096], tmp[4200], target[128];
+    struct stat st;
+    int n = snippet_render(in, text, sizeof(text), err, errlen);
+    bool changed = false;
+
+    if (n < 0)
+        return -1;
+    dir_of(r, "box-available", avail_dir, sizeof(avail_dir));
+    path_of(r, "box-available", in->instance_id, file, sizeof(file));
+    path_of(r, "box-enabled", in->instance_id, link, sizeof(link));
+    if (!same_content(file, text, (size_t)n)) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s.conf", in->instance_id);
+        if (fileio_write_atomic(avail_dir, name, text, (size_t)n, 0644, err, errlen) < 0)
+            return -1;
+        changed = true;
+    }
+    if (lstat(link, &st) < 0) {
+        /* Relative, so the tree can be mounted elsewhere (containers). */
+        snprintf(target, sizeof(target), "../box-available/%s.conf", in->instance_id);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", link);
+        unlink(tmp);
+        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
+            snprintf(err, errlen, "cannot link %s: %s", link, strerror(errno));
+            unlink(tmp);
+            return -1;
+        }
+        changed = true;
+    }
+    if (changed) {
+        pending_add(r, in->instance_id);
+        schedule(r);
+        log_debug("route for %s/%s written", in->user, in->instance);
+    }
+    return 0;
+}
+
+void routes_remove(struct routes *r, const char *instance_id)
+{
+    char file[4096], link[4096];
+    bool removed;
+
+    if (!valid_uuid(instance_id))
+        return;
+    path_of(r, "box-enabled", instance_id, link, sizeof(link));
+    path_of(r, "box-available", instance_id, file, sizeof(file));
+    removed = unlink(link) == 0;
+    removed = (unlink(file) == 0) || removed;
+    pending_drop(r, instance_id);
+    if (removed)
+        schedule(r);
+}
+
+void routes_prune(struct routes *r, const char *const *keep, size_t n)
+{
+    static const char *const subs[] = {"box-enabled", "box-available"};
+    char d[4096];
+
+    for (size_t s = 0; s < ARRAY_LEN(subs); s++) {
+        DIR *dir;
+        struct dirent *e;
+        dir_of(r, subs[s], d, sizeof(d));
+        dir = opendir(d);
+        if (!dir)
+            continue;
+        while ((e = readdir(dir)) != NULL) {
+            char id[37];
+            bool kept = false;
+            size_t len = strlen(e->d_name);
+            if (len != 41 || strcmp(e->d_name + 36, ".conf") != 0)
+                continue;
+            memcpy(id, e->d_name, 36);
+            id[36] = '\0';
+            if (!valid_uuid(id))
+                continue;
+            for (size_t i = 0; i < n && !kept; i++)
+                kept = strcmp(keep[i], id) == 0;
+            if (!kept) {
+                log_info("removing the route of %s: no such instance", id);
+                routes_remove(r, id);
+            }
+        }
+        closedir(dir);
+    }
+}
+
+unsigned long routes_reloads(const struct routes *r)
+{
+    return r->reloads;
+}
+
+unsigned long routes_refusals(const struct routes *r)
+{
+    return r->refusals;
+}
+
+bool routes_busy(const struct routes *r)
+{
+    return r->state != IDLE || r->dirty || ev_is_active(&r->debounce);
+}

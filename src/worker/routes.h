@@ -1,0 +1,62 @@
+/*
+ * routes — the nginx side of HTTP exposure: one snippet per instance with an
+ * HTTP port in <box_dir>/box-available/<instance id>.conf, linked into
+ * box-enabled/, and nginx reloads that are tested first and coalesced.
+ *
+ * Reloads: a change marks the configuration dirty and arms a short timer; when
+ * it fires and no reload is in flight, the worker runs `nginx_test` and then
+ * `nginx_reload` as child processes watched by the loop (never waited for).
+ * Changes that arrive meanwhile are folded into the next reload, so a burst of
+ * changes costs one or two reloads. If the test fails, the snippets written
+ * since the last good reload are unlinked from box-enabled/ (the running nginx
+ * keeps serving the old configuration), each owner is told through the error
+ * callback, and the rest is reloaded.
+ *
+ * A snippet exists as long as its instance does, running or not: starting and
+ * stopping an instance need no reload (a stopped one gets berth's page).
+ */
+#ifndef BERTH_WORKER_ROUTES_H
+#define BERTH_WORKER_ROUTES_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "berth/config.h"
+#include "berth/snippet.h"
+
+struct routes;
+
+/* Called on the loop when nginx refused an instance's snippet. */
+typedef void (*routes_error_cb)(const char *instance_id, const char *message, void *arg);
+
+/* cfg is borrowed (nginx_test, nginx_reload, box_dir) and read at each use,
+ * so a SIGHUP that changes the commands takes effect at the next reload. */
+struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,
+                          routes_error_cb on_error, void *arg);
+void routes_free(struct routes *r);
+
+/* Create box-available/ and box-enabled/ when missing. 0 / -1 (err). */
+int routes_prepare(struct routes *r, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Write (or rewrite, when it changed) the snippet of one instance and link it;
+ * schedules a reload when anything changed. 0 / -1 with err (refused value,
+ * disk error): nothing is linked then. */
+int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Remove an instance's snippet and link (absent is fine); schedules a reload
+ * when anything was removed. */
+void routes_remove(struct routes *r, const char *instance_id);
+
+/* Remove every snippet whose instance id is not in keep[0..n). For the
+ * start-up pass that makes the directory agree with the database. */
+void routes_prune(struct routes *r, const char *const *keep, size_t n);
+
+/* Reloads done, and reloads refused by the test, since start. */
+unsigned long routes_reloads(const struct routes *r);
+unsigned long routes_refusals(const struct routes *r);
+
+/* True while a test or reload runs or one is scheduled. */
+bool routes_busy(const struct routes *r);
+
+#endif

@@ -1,0 +1,188 @@
+/* Tests of the worker's routes module against a real nginx it starts in a
+ * temp dir: a burst of 100 new routes costs at most 3 reloads, routes go live,
+ * a broken snippet injected behind berth's back is refused by `nginx -t` and
+ * unlinked while every other route keeps serving, removal and pruning. */
+#include <curl/curl.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/worker/routes.h"
+#include "berth/fileio.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "check.h"
+
+static char dir[] = "/tmp/berth-routes.XXXXXX";
+static int port, upstream_port;
+static char last_error_id[37];
+static int errors;
+
+static void on_error(const char *id, const char *msg, void *arg)
+{
+    util_strlcpy(last_error_id, id, sizeof(last_error_id));
+    errors++;
+}
+
+static void run_until_idle(struct ev_loop *loop, struct routes *r)
+{
+    int64_t end = util_now_ms() + 15000;
+    while (routes_busy(r) && util_now_ms() < end)
+        ev_run(loop, EVRUN_ONCE);
+    /* nginx -s reload only signals the master: give the new workers a moment. */
+    usleep(300 * 1000);
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *ud)
+{
+    return s * n;
+}
+
+static long get(const char *path)
+{
+    char url[256];
+    long code = 0;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void make_id(int i, char out[37])
+{
+    snprintf(out, 37, "00000000-0000-4000-8000-%012d", i);
+}
+
+int main(void)
+{
+    struct berth_config cfg;
+    struct ev_loop *loop = EV_DEFAULT;
+    struct routes *r;
+    char conf[4096], err[512], cmd[8192], box[4200];
+
+    log_init("test", LOG_WARN);
+    if (access("/usr/sbin/nginx", X_OK) != 0 || !mkdtemp(dir)) {
+        CHECK(1, "routes against nginx # SKIP nginx not installed");
+        return 0;
+    }
+    port = 20000 + getpid() % 20000;
+    upstream_port = port + 1;
+    snprintf(conf, sizeof(conf),
+             "pid %s/nginx.pid;\nerror_log %s/error.log;\nworker_processes 1;\nevents {}\nhttp {\n"
+             "  access_log off;\n"
+             "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+             "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
+             "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
+             "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
+             "  server { listen 127.0.0.1:%d;\n"
+             "    location = /_berth/auth { internal; return 204; }\n"
+             "    location @berth_login { return 401; }\n"
+             "    location @berth_forbidden { return 403; }\n"
+             "    location @berth_unavailable { return 502; }\n"
+             "    include %s/box-enabled/*.conf;\n  }\n}\n",
+             dir, dir, dir, dir, dir, dir, dir, upstream_port, port, dir);
+    if (fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err)) < 0)
+        return 1;
+    memset(&cfg, 0, sizeof(cfg));
+    util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
+    snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
+             "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
+    snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload),
+             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s reload", dir, dir, dir);
+    r = routes_new(loop, &cfg, on_error, NULL);
+    CHECK(routes_prepare(r, err, sizeof(err)) == 0, "box-available/ and box-enabled/ are created");
+    snprintf(cmd, sizeof(cmd), "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf", dir, dir,
+             dir);
+    if (sh(cmd) != 0) {
+        CHECK(0, "test nginx starts");
+        return 1;
+    }
+
+    /* A burst of 100 new routes. */
+    char id[37], user[16], name[16];
+    bool all_ok = true;
+    for (int i = 0; i < 100; i++) {
+        make_id(i, id);
+        snprintf(user, sizeof(user), "u%d", i);
+        snprintf(name, sizeof(name), "box%d", i);
+        struct snippet_in in = {id, user, name, "web", "127.0.0.1", upstream_port, false};
+        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 0;
+    }
+    CHECK(all_ok, "100 routes written");
+    run_until_idle(loop, r);
+    CHECK(routes_reloads(r) >= 1 && routes_reloads(r) <= 3,
+          "a burst of 100 route changes costs at most 3 reloads (took %lu)", routes_reloads(r));
+    CHECK(get("/container/u0/box0/") == 200 && get("/container/u99/box99/x") == 200,
+          "new routes are live after the reload");
+    CHECK(get("/container/u100/box100/") == 404, "an unknown route is not served");
+
+    /* Rewriting an unchanged route is free. */
+    make_id(5, id);
+    struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false};
+    CHECK(routes_put(r, &same, err, sizeof(err)) == 0 && !routes_busy(r),
+          "rewriting an unchanged route schedules no reload");
+
+    /* A snippet that breaks nginx, injected behind berth's back. */
+    make_id(500, id);
+    snprintf(box, sizeof(box), "%s/box-available", dir);
+    const char *junk = "location /container/evil/x/ { proxy_pass http://127.0.0.1:1; }} oops;\n";
+    char jname[64];
+    snprintf(jname, sizeof(jname), "%s.conf", id);
+    CHECK(fileio_write_atomic(box, jname, junk, strlen(junk), 0644, err, sizeof(err)) == 0,
+          "a broken snippet is injected");
+    snprintf(cmd, sizeof(cmd), "ln -s ../box-available/%s.conf %s/box-enabled/%s.conf", id, dir, id);
+    sh(cmd);
+    make_id(101, id);
+    struct snippet_in next = {id, "u101", "box101", "web", "127.0.0.1", upstream_port, false};
+    CHECK(routes_put(r, &next, err, sizeof(err)) == 0, "a good route is added after it");
+    run_until_idle(loop, r);
+    make_id(500, id);
+    CHECK(routes_refusals(r) >= 1 && errors == 1 && strcmp(last_error_id, id) == 0,
+          "nginx -t refuses the broken snippet and its owner is told");
+    snprintf(cmd, sizeof(cmd), "%s/box-enabled/%s.conf", dir, id);
+    CHECK(access(cmd, F_OK) != 0, "the broken snippet is unlinked from box-enabled/");
+    CHECK(get("/container/u101/box101/") == 200, "the good route went live anyway");
+    CHECK(get("/container/u0/box0/") == 200, "every other route kept serving");
+
+    /* Removal and pruning. */
+    make_id(0, id);
+    routes_remove(r, id);
+    run_until_idle(loop, r);
+    CHECK(get("/container/u0/box0/") == 404, "a removed route is gone after the reload");
+    const char *keep[2];
+    char k1[37], k2[37];
+    make_id(1, k1);
+    make_id(2, k2);
+    keep[0] = k1;
+    keep[1] = k2;
+    routes_prune(r, keep, 2);
+    run_until_idle(loop, r);
+    CHECK(get("/container/u1/box1/") == 200 && get("/container/u2/box2/") == 200 &&
+              get("/container/u3/box3/") == 404,
+          "pruning keeps exactly the listed instances");
+
+    snprintf(cmd, sizeof(cmd),
+             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.2; rm -rf %s",
+             dir, dir, dir, dir);
+    sh(cmd);
+    routes_free(r);
+    return CHECK_DONE();
+}
