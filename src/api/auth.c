@@ -268,6 +268,11 @@ int auth_require(struct req *r)
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
+    /* A handler that left a transaction open must not leak it into this request. */
+    if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+        log_error("a transaction was left open on this connection; rolling it back");
+        PQclear(PQexec(pg, "ROLLBACK"));
+    }
     if (auth_method_unsafe(r->method) && !auth_origin_ok(r))
         return refuse(r, pg, 403, "foreign origin",
                       "cross-origin request refused: the Origin is not this server");
