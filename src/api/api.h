@@ -92,6 +92,9 @@ void tokens_delete(struct req *r);
 void audit_list(struct req *r);
 void stats_admin(struct req *r);
 void stats_nodes(struct req *r);
+void ssh_keys_list(struct req *r);
+void ssh_keys_create(struct req *r);
+void ssh_keys_delete(struct req *r);
 
 /* Administrative commands run instead of the server (main.c); exit codes. */
 int migrate_run(const char *dir);

@@ -35,6 +35,9 @@ static const struct route routes[] = {
     {"GET", "/api/v1/audit", audit_list},
     {"GET", "/api/v1/admin/stats", stats_admin},
     {"GET", "/api/v1/nodes", stats_nodes},
+    {"GET", "/api/v1/ssh-keys", ssh_keys_list},
+    {"POST", "/api/v1/ssh-keys", ssh_keys_create},
+    {"DELETE", "/api/v1/ssh-keys/{id}", ssh_keys_delete},
 };
 
 /* Match path against pattern, capturing {x} segments into r->params. */
