@@ -6,6 +6,7 @@
 #   make start|stop|status   the same stack in the background
 #   make test             unit + integration tests against real services
 #   make fuzz             build the libFuzzer targets (clang)
+#   make bench            run the benchmarks in tests/bench/ (figures, not pass/fail)
 
 CC       ?= cc
 BUILD    ?= build
@@ -74,6 +75,16 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(filter-out src/api/main.c,$(API_
 	clang $(FUZZ_FLAGS) -o $@ $^ $(LIBS_API) $(LIBS_WORKER) $(LIBS_COMMON)
 fuzz: $(FUZZ_BIN)
 
+# Benchmarks: tests/bench/*.c, each linked like a unit test; run by tests/bench/run.sh.
+BENCH_SRC = $(wildcard tests/bench/*.c)
+BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(COMMON_OBJ) $(API_LIB_OBJ) $(WORKER_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_API) $(LIBS_WORKER) $(LIBS_CLI) $(LIBS_COMMON)
+
+bench: deps $(BENCH_BIN)
+	@tests/bench/run.sh
+
 deps:
 	@scripts/deps.sh
 
@@ -98,6 +109,6 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit fuzz deps run start stop status test format clean
+.PHONY: all unit fuzz bench deps run start stop status test format clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -77,7 +77,7 @@ static const struct config_key keys[] = {
     {"box_dir", T_STR, W, "/var/lib/berth/nginx", OFF(box_dir), SZ(box_dir), 0, 0, NULL, false,
      "directory holding box-available/ and box-enabled/"},
     {"nginx_reload", T_STR, W, "nginx -s reload", OFF(nginx_reload), SZ(nginx_reload), 0, 0, NULL,
-     true, "command (no shell) that reloads nginx"},
+     true, "command (no shell) that reloads nginx, or signal:PIDFILE to SIGHUP its master"},
     {"nginx_test", T_STR, W, "nginx -t -q", OFF(nginx_test), SZ(nginx_test), 0, 0, NULL, true,
      "command (no shell) that tests the nginx config"},
     {"host_address", T_STR, W, "127.0.0.1", OFF(host_address), SZ(host_address), 0, 0, NULL, false,

@@ -3,11 +3,16 @@
  *
  * The location is authorised per request by nginx's auth_request against
  * berth-api (internal location /_berth/auth, defined once in nginx.conf), which
- * applies the same authorisation function as the API. The upstream never sees
- * berth's session cookie or Authorization header ($berth_upstream_cookie is a
- * map in nginx.conf that removes berth_session). A refused connection (the
- * instance is stopped) is answered by berth's own page, so start/stop need no
- * reload.
+ * applies the same authorisation function as the API. A refused connection
+ * (the instance is stopped) is answered by berth's own page, so start/stop need
+ * no reload.
+ *
+ * Everything the locations share — WebSocket upgrade, X-Forwarded-* (the
+ * prefix from a map on $uri), stripping berth's cookie and Authorization,
+ * unbuffered streams, long timeouts — is set once at server level in
+ * nginx.conf and inherited: a proxy_set_header inside each location would make
+ * nginx build a header table per instance, and reloads with thousands of
+ * routes would pay for it.
  */
 #include "berth/snippet.h"
 
@@ -70,24 +75,10 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                  "    error_page 403 = @berth_forbidden;\n"
                  "    error_page 502 504 @berth_unavailable;\n"
                  "    proxy_pass http://%s%s;\n"
-                 "    proxy_http_version 1.1;\n"
-                 "    proxy_set_header Host $http_host;\n"
-                 "    proxy_set_header Upgrade $http_upgrade;\n"
-                 "    proxy_set_header Connection $connection_upgrade;\n"
-                 "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-                 "    proxy_set_header X-Forwarded-Proto $scheme;\n"
-                 "    proxy_set_header X-Forwarded-Host $http_host;\n"
-                 "    proxy_set_header X-Forwarded-Prefix /container/%s/%s;\n"
-                 "    proxy_set_header Authorization \"\";\n"
-                 "    proxy_set_header Cookie $berth_upstream_cookie;\n"
-                 "    proxy_buffering off;\n"
-                 "    proxy_request_buffering off;\n"
-                 "    proxy_read_timeout 1h;\n"
-                 "    proxy_send_timeout 1h;\n"
                  "    client_max_body_size 0;\n"
                  "}\n",
                  in->instance_id, in->user, in->instance, in->template_name, in->user,
-                 in->instance, upstream, in->keep_prefix ? "" : "/", in->user, in->instance);
+                 in->instance, upstream, in->keep_prefix ? "" : "/");
     if (n < 0 || (size_t)n >= outlen) {
         snprintf(err, errlen, "snippet larger than its buffer");
         return -1;

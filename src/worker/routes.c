@@ -23,7 +23,8 @@
 
 extern char **environ;
 
-#define DEBOUNCE_S   0.1   /* gather a burst of changes into one reload */
+#define DEBOUNCE_S   0.05  /* gather what arrives together into one reload */
+#define MIN_GAP_S    0.5   /* between reload starts: bounds reloads under a stream of changes */
 #define MAX_ARGS     32
 #define STDERR_CAP   4096  /* what we keep of nginx -t's complaint */
 
@@ -46,6 +47,7 @@ struct routes {
     char (*pending)[37];
     size_t npending, cappending;
     unsigned long reloads, refusals;
+    ev_tstamp last_start;
 };
 
 static void path_of(const struct routes *r, const char *sub, const char *id, char *out,
@@ -59,13 +61,22 @@ static void dir_of(const struct routes *r, const char *sub, char *out, size_t si
     snprintf(out, size, "%s/%s", r->cfg->box_dir, sub);
 }
 
+/* Arm the timer for the next cycle: soon, but not sooner than MIN_GAP_S after
+ * the previous one started. */
+static void arm(struct routes *r)
+{
+    ev_tstamp wait = r->last_start + MIN_GAP_S - ev_now(r->loop);
+    if (wait < DEBOUNCE_S)
+        wait = DEBOUNCE_S;
+    ev_timer_set(&r->debounce, wait, 0.);
+    ev_timer_start(r->loop, &r->debounce);
+}
+
 static void schedule(struct routes *r)
 {
     r->dirty = true;
-    if (r->state == IDLE && !ev_is_active(&r->debounce)) {
-        ev_timer_set(&r->debounce, DEBOUNCE_S, 0.);
-        ev_timer_start(r->loop, &r->debounce);
-    }
+    if (r->state == IDLE && !ev_is_active(&r->debounce))
+        arm(r);
 }
 
 static void pending_add(struct routes *r, const char *id)
@@ -170,6 +181,7 @@ static void start_cycle(struct routes *r)
 {
     r->dirty = false;
     r->state = TESTING;
+    r->last_start = ev_now(r->loop);
     if (spawn(r, r->cfg->nginx_test) < 0) {
         r->state = IDLE;
         log_error("nginx test could not be started; routes not reloaded");
@@ -229,6 +241,29 @@ static bool unlink_culprits(struct routes *r)
     return any;
 }
 
+/* nginx_reload = "signal:/path/nginx.pid": SIGHUP the master directly. The
+ * test has just parsed the configuration; `nginx -s reload` would parse it a
+ * second time only to find the pid. */
+static bool signal_master(const char *pidfile)
+{
+    char buf[32] = "";
+    long pid;
+    FILE *f = fopen(pidfile, "r");
+    if (!f || !fgets(buf, sizeof(buf), f)) {
+        log_error("nginx reload: cannot read the master's pid from %s", pidfile);
+        if (f)
+            fclose(f);
+        return false;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    if (!util_parse_long(buf, 2, 4194304, &pid) || kill((pid_t)pid, SIGHUP) < 0) {
+        log_error("nginx reload: cannot signal the master (pid '%s' from %s)", buf, pidfile);
+        return false;
+    }
+    return true;
+}
+
 static void on_child(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct routes *r = w->data;
@@ -257,13 +292,17 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
             return;
         }
         r->state = RELOADING;
-        if (spawn(r, r->cfg->nginx_reload) < 0) {
-            log_error("nginx reload could not be started");
-            r->state = IDLE;
+        if (strncmp(r->cfg->nginx_reload, "signal:", 7) == 0) {
+            ok = signal_master(r->cfg->nginx_reload + 7);
+        } else {
+            if (spawn(r, r->cfg->nginx_reload) < 0) {
+                log_error("nginx reload could not be started");
+                r->state = IDLE;
+            }
+            return;
         }
-        return;
     }
-    /* RELOADING */
+    /* RELOADING done */
     r->state = IDLE;
     if (ok) {
         r->reloads++;
@@ -272,10 +311,8 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     } else {
         log_error("nginx reload failed: %.300s", r->errbuf);
     }
-    if (r->dirty) {
-        ev_timer_set(&r->debounce, DEBOUNCE_S, 0.);
-        ev_timer_start(loop, &r->debounce);
-    }
+    if (r->dirty)
+        arm(r);
 }
 
 struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,

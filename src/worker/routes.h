@@ -12,6 +12,11 @@
  * keeps serving the old configuration), each owner is told through the error
  * callback, and the rest is reloaded.
  *
+ * nginx_reload may be a command, or "signal:/path/to/nginx.pid" to send the
+ * master SIGHUP directly (one configuration parse fewer per reload).
+ * Reload starts are at least half a second apart, so a stream of changes
+ * costs at most about two reloads a second.
+ *
  * A snippet exists as long as its instance does, running or not: starting and
  * stopping an instance need no reload (a stopped one gets berth's page).
  */

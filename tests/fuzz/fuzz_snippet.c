@@ -11,9 +11,9 @@
 #include "berth/snippet.h"
 
 static const char *const allowed[] = {
-    "auth_request ", "error_page ", "proxy_pass http://", "proxy_http_version ",
-    "proxy_set_header ", "proxy_buffering ", "proxy_request_buffering ", "proxy_read_timeout ",
-    "proxy_send_timeout ", "client_max_body_size ",
+    "auth_request /_berth/auth;", "error_page 401 = @berth_login;",
+    "error_page 403 = @berth_forbidden;", "error_page 502 504 @berth_unavailable;",
+    "proxy_pass http://", "client_max_body_size 0;",
 };
 
 static void check_output(const char *out, const struct snippet_in *in)

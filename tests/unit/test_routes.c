@@ -105,6 +105,7 @@ int main(void)
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
     snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
              "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
+    /* The first half reloads with a command, the second by signalling the master. */
     snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload),
              "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s reload", dir, dir, dir);
     r = routes_new(loop, &cfg, on_error, NULL);
@@ -134,6 +135,23 @@ int main(void)
           "new routes are live after the reload");
     CHECK(get("/container/u100/box100/") == 404, "an unknown route is not served");
 
+    /* A stream: 100 more routes spread over one second. */
+    unsigned long before = routes_reloads(r);
+    int64_t t_end = util_now_ms() + 1000;
+    for (int i = 200; i < 300; i++) {
+        make_id(i, id);
+        snprintf(user, sizeof(user), "s%d", i);
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 0;
+        while (util_now_ms() < t_end - (299 - i) * 10)
+            ev_run(loop, EVRUN_NOWAIT);
+    }
+    run_until_idle(loop, r);
+    CHECK(all_ok && routes_reloads(r) - before <= 3,
+          "100 route changes spread over a second cost at most 3 reloads (took %lu)",
+          routes_reloads(r) - before);
+    CHECK(get("/container/s299/box/") == 200, "... and the last of them is live");
+
     /* Rewriting an unchanged route is free. */
     make_id(5, id);
     struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false};
@@ -162,7 +180,8 @@ int main(void)
     CHECK(get("/container/u101/box101/") == 200, "the good route went live anyway");
     CHECK(get("/container/u0/box0/") == 200, "every other route kept serving");
 
-    /* Removal and pruning. */
+    /* Removal and pruning, reloading by signal. */
+    snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload), "signal:%s/nginx.pid", dir);
     make_id(0, id);
     routes_remove(r, id);
     run_until_idle(loop, r);

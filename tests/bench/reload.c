@@ -1,0 +1,219 @@
+/*
+ * bench/reload — how long until a new instance's route is live, with 100,
+ * 1,000 and 5,000 routes already in place, and what nginx costs in memory.
+ *
+ *   berth     routes_put() -> debounce -> nginx -t -> nginx -s reload -> live
+ *   baseline  the same snippet written by hand + plain `nginx -s reload` -> live
+ *             (no test step: what an operator does by hand)
+ *
+ * "Live" = GET /container/<user>/<instance>/ through nginx answers 200 from
+ * the upstream. Prints one line per size; goal (issue 5): berth <= 300 ms at
+ * 1,000 routes. Run: make bench (or build/bench/reload [sizes...]).
+ */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/worker/routes.h"
+#include "berth/fileio.h"
+#include "berth/log.h"
+#include "berth/util.h"
+
+static char dir[] = "/tmp/berth-bench-reload.XXXXXX";
+static int port, upstream_port;
+
+static size_t sink(char *p, size_t s, size_t n, void *ud)
+{
+    return s * n;
+}
+
+static long get(const char *path)
+{
+    char url[256];
+    long code = 0;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* RSS in KiB of every nginx process whose command line names our dir. */
+static long nginx_rss_kib(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long total = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], buf[4096];
+        FILE *f;
+        size_t n;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        if (!strstr(buf, "nginx") || !strstr(buf, dir))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        f = fopen(path, "r");
+        while (f && fgets(buf, sizeof(buf), f)) {
+            long kb;
+            if (sscanf(buf, "VmRSS: %ld kB", &kb) == 1)
+                total += kb;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+static void make_id(long i, char out[37])
+{
+    snprintf(out, 37, "00000000-0000-4000-8000-%012ld", i);
+}
+
+static double wait_live(const char *path, int64_t t0)
+{
+    while (get(path) != 200) {
+        if (util_now_ms() - t0 > 30000)
+            return -1;
+        usleep(2000);
+    }
+    return (double)(util_now_ms() - t0);
+}
+
+int main(int argc, char **argv)
+{
+    long sizes_default[] = {100, 1000, 5000}, *sizes = sizes_default;
+    int nsizes = 3;
+    struct berth_config cfg;
+    struct ev_loop *loop = EV_DEFAULT;
+    struct routes *r;
+    char conf[4096], err[512], cmd[8192], id[37], user[32], path[128], plain_reload[1024];
+    long have = 0;
+
+    log_init("bench", LOG_WARN);
+    if (argc > 1) {
+        nsizes = argc - 1;
+        sizes = calloc((size_t)nsizes, sizeof(long));
+        for (int i = 0; i < nsizes; i++)
+            if (!util_parse_long(argv[i + 1], 1, 100000, &sizes[i]))
+                return 2;
+    }
+    if (!mkdtemp(dir))
+        return 1;
+    port = 30000 + getpid() % 20000;
+    upstream_port = port + 1;
+    snprintf(conf, sizeof(conf),
+             "pid %s/nginx.pid;\nerror_log %s/error.log;\nworker_processes 2;\nevents {}\nhttp {\n"
+             "  access_log off;\n"
+             "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+             "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
+             "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
+             "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
+             "  server { listen 127.0.0.1:%d;\n"
+             "    location = /_berth/auth { internal; return 204; }\n"
+             "    location @berth_login { return 401; }\n"
+             "    location @berth_forbidden { return 403; }\n"
+             "    location @berth_unavailable { return 502; }\n"
+             "    include %s/box-enabled/*.conf;\n  }\n}\n",
+             dir, dir, dir, dir, dir, dir, dir, upstream_port, port, dir);
+    if (fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err)) < 0)
+        return 1;
+    memset(&cfg, 0, sizeof(cfg));
+    util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
+    snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
+             "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
+    snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload), "signal:%s/nginx.pid", dir);
+    snprintf(plain_reload, sizeof(plain_reload),
+             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s reload", dir, dir, dir);
+    r = routes_new(loop, &cfg, NULL, NULL);
+    if (routes_prepare(r, err, sizeof(err)) < 0)
+        return 1;
+    snprintf(cmd, sizeof(cmd), "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf", dir, dir,
+             dir);
+    if (sh(cmd) != 0)
+        return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    printf("reload: new route live after a reload (ms), nginx RSS (MiB); 2 nginx workers\n");
+    printf("%8s %12s %12s %8s %12s\n", "routes", "berth_ms", "baseline_ms", "ratio", "nginx_rss_mib");
+    for (int s = 0; s < nsizes; s++) {
+        /* Fill up to the size, in one burst (one reload). */
+        for (; have < sizes[s]; have++) {
+            make_id(have, id);
+            snprintf(user, sizeof(user), "u%ld", have);
+            struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+            if (routes_put(r, &in, err, sizeof(err)) < 0)
+                return 1;
+        }
+        while (routes_busy(r))
+            ev_run(loop, EVRUN_ONCE);
+        usleep(500 * 1000);
+
+        /* berth: one more route through routes_put. */
+        make_id(900000 + s, id);
+        snprintf(user, sizeof(user), "berth%d", s);
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+        snprintf(path, sizeof(path), "/container/%s/box/", user);
+        int64_t t0 = util_now_ms();
+        if (routes_put(r, &in, err, sizeof(err)) < 0)
+            return 1;
+        while (routes_busy(r))
+            ev_run(loop, EVRUN_ONCE);
+        double berth_ms = wait_live(path, t0);
+        usleep(500 * 1000);
+
+        /* baseline: the same kind of snippet by hand, plain reload, no test. */
+        char text[SNIPPET_MAX], fname[64], box[4200];
+        make_id(910000 + s, id);
+        snprintf(user, sizeof(user), "plain%d", s);
+        struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+        int n = snippet_render(&pin, text, sizeof(text), err, sizeof(err));
+        snprintf(box, sizeof(box), "%s/box-enabled", dir);
+        snprintf(fname, sizeof(fname), "%s.conf", id);
+        snprintf(path, sizeof(path), "/container/%s/box/", user);
+        t0 = util_now_ms();
+        if (n < 0 || fileio_write_atomic(box, fname, text, (size_t)n, 0644, err, sizeof(err)) < 0 ||
+            sh(plain_reload) != 0)
+            return 1;
+        double base_ms = wait_live(path, t0);
+        usleep(500 * 1000);
+
+        printf("%8ld %12.0f %12.0f %8.2f %12.1f\n", sizes[s], berth_ms, base_ms,
+               base_ms > 0 ? berth_ms / base_ms : 0, (double)nginx_rss_kib() / 1024.0);
+        fflush(stdout);
+    }
+    snprintf(cmd, sizeof(cmd),
+             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.3; rm -rf %s",
+             dir, dir, dir, dir);
+    sh(cmd);
+    routes_free(r);
+    return 0;
+}
