@@ -11,7 +11,7 @@ BUILD_PKGS="gcc make pkg-config libfcgi-dev libev-dev libcurl4-openssl-dev libja
 RUN_PKGS="postgresql redis-server nginx-light docker.io busybox-static curl ca-certificates
   iproute2 procps"
 # Test: fuzzing (clang + libFuzzer), deployment checks, browser tests, load tools.
-TEST_PKGS="clang libclang-rt-14-dev systemd docker-compose jq nodejs npm wrk
+TEST_PKGS="clang libclang-rt-14-dev systemd docker-compose jq chromium nodejs npm wrk
   openssh-client debootstrap python3"
 
 want="$BUILD_PKGS $RUN_PKGS"

@@ -48,6 +48,10 @@ if ! make -s -j2 all unit; then
     echo "not ok - build (warnings are errors)"; echo "0 passed, 1 failed"; exit 1
 fi
 echo "ok - build with -Werror"; PASS=$((PASS + 1))
+# Browser tests: playwright-core from npm (it drives Debian's chromium; no browser download).
+if [[ ! -d tests/node_modules/playwright-core ]]; then
+    (cd tests && npm ci --no-audit --no-fund --silent) || echo "warning: npm ci failed; browser tests will fail" >&2
+fi
 ASAN_BUILD=build/asan
 if ! make -s -j2 BUILD=$ASAN_BUILD SANITIZE=address,undefined all unit; then
     echo "not ok - sanitizer build"; echo "$PASS passed, 1 failed"; exit 1
