@@ -75,6 +75,12 @@ admin POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"another-pass\"
 expect_eq "a second user with the same name is 409 conflict" "409 conflict" "$STATUS $(code)"
 admin GET "/api/v1/users?q=$P-dev"
 expect_eq "?q= filters the user list by name" "$P-dev" "$(jq -r '[.items[].username] | join(",")' <<<"$BODY")"
+admin GET "/api/v1/users?limit=1"
+c1=$(jq -r '.items[0].username' <<<"$BODY"); next=$(jq -r .next_cursor <<<"$BODY")
+admin GET "/api/v1/users?limit=1&cursor=$next"
+check "the user list pages with limit and cursor" test "$next" != null -a "$(jq -r '.items[0].username' <<<"$BODY")" \> "$c1"
+admin GET "/api/v1/users?cursor=Bad%20Cursor"
+expect_eq "a malformed cursor is 400" 400 "$STATUS"
 admin GET "/api/v1/users/$DEV_ID"
 expect_eq "GET a user answers usage" '0 0 0' \
     "$(jq -r '"\(.usage.instances) \(.usage.cpus) \(.usage.memory_mb)"' <<<"$BODY")"
@@ -242,6 +248,25 @@ psql_q "UPDATE login_failures SET locked_until = now() - interval '1 second', wi
 http POST /api/v1/auth/login "{\"username\":\"$P-thr\",\"password\":\"right-password-1\"}"
 expect_eq "when the lockout has passed the right password works again" 200 "$STATUS"
 
+expect_eq "failures are also counted per client address" 1 \
+    "$(psql_q "SELECT (failures > 0)::int FROM login_failures WHERE key = 'ip:127.0.0.1'")"
+# The per-address lock, briefly (tests run one after another; removed at once).
+psql_q "INSERT INTO login_failures (key, failures, locked_until) VALUES ('ip:127.0.0.1', 1000, now() + interval '1 minute') ON CONFLICT (key) DO UPDATE SET locked_until = now() + interval '1 minute'" >/dev/null
+http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev-x\"}"
+st=$STATUS
+psql_q "UPDATE login_failures SET failures = 0, locked_until = NULL WHERE key = 'ip:127.0.0.1'" >/dev/null
+expect_eq "a locked address is refused with 429 even for a right password" 429 "$st"
+http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev-x\"}" -c "$DEV_JAR"
+expect_eq "when the address lock is lifted the login works" 200 "$STATUS"
+DEV_CSRF=$(jq -r .csrf_token <<<"$BODY")
+
+# --- session activity is recorded cheaply
+cur=$(awk '$6 == "berth_session" {print $7}' "$DEV_JAR")
+psql_q "UPDATE sessions SET last_seen_at = now() - interval '2 minutes' WHERE token_hash = encode(sha256('$cur'::bytea), 'hex')" >/dev/null
+http GET /api/v1/auth/me "" -b "$DEV_JAR"
+expect_eq "a session used after a minute has its last_seen_at moved on" 1 \
+    "$(psql_q "SELECT (last_seen_at > now() - interval '30 seconds')::int FROM sessions WHERE token_hash = encode(sha256('$cur'::bytea), 'hex')")"
+
 # --- password edge cases (POST /users): each 400 invalid_field password, no row
 before=$(users_count)
 for case in 'empty:""' 'seven characters:"1234567"' "4 KiB:\"$(head -c 4096 /dev/zero | tr '\0' a)\"" \
@@ -310,8 +335,12 @@ http GET /api/v1/auth/me "" -b "$TMP/other.jar"
 expect_eq "a password change ends that user's sessions" 401 "$STATUS"
 login "$P-other" "new-password-9" "$TMP/other.jar"
 expect_eq "the new password works" 200 "$STATUS"
+http POST /api/v1/tokens '{"name":"before-disable"}' -b "$TMP/other.jar" -H "X-CSRF-Token: $CSRF"
+OTHER_TOK=$(jq -r .token <<<"$BODY")
 admin PATCH "/api/v1/users/$OTHER_ID" '{"disabled":true}'
 expect_eq "admin disables a user" "200 true" "$STATUS $(jq -r .disabled <<<"$BODY")"
+http GET /api/v1/auth/me "" -H "Authorization: Bearer $OTHER_TOK"
+expect_eq "a disabled user's API token stops working" 401 "$STATUS"
 login "$P-other" "new-password-9" "$TMP/other.jar"
 expect_eq "a disabled user cannot log in (same 401)" "401 wrong user name or password" \
     "$STATUS $(jq -r .error.message <<<"$BODY")"
