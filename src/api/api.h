@@ -95,6 +95,23 @@ void stats_nodes(struct req *r);
 void ssh_keys_list(struct req *r);
 void ssh_keys_create(struct req *r);
 void ssh_keys_delete(struct req *r);
+/* Lifecycle (templates.c, instances.c, volumes.c, jobs.c). */
+void templates_list(struct req *r);
+void templates_get(struct req *r);
+void templates_create(struct req *r);
+void templates_patch(struct req *r);
+void templates_delete(struct req *r);
+void instances_list(struct req *r);
+void instances_create(struct req *r);
+void instances_get(struct req *r);
+void instances_start(struct req *r);
+void instances_stop(struct req *r);
+void instances_restart(struct req *r);
+void instances_delete(struct req *r);
+void instances_events(struct req *r);
+void jobs_get(struct req *r);
+void volumes_list(struct req *r);
+void volumes_delete(struct req *r);
 
 /* Administrative commands run instead of the server (main.c); exit codes. */
 int migrate_run(const char *dir);

@@ -38,6 +38,23 @@ static const struct route routes[] = {
     {"GET", "/api/v1/ssh-keys", ssh_keys_list},
     {"POST", "/api/v1/ssh-keys", ssh_keys_create},
     {"DELETE", "/api/v1/ssh-keys/{id}", ssh_keys_delete},
+    /* lifecycle (templates.c, instances.c, volumes.c, jobs.c) */
+    {"GET", "/api/v1/templates", templates_list},
+    {"POST", "/api/v1/templates", templates_create},
+    {"GET", "/api/v1/templates/{id}", templates_get},
+    {"PATCH", "/api/v1/templates/{id}", templates_patch},
+    {"DELETE", "/api/v1/templates/{id}", templates_delete},
+    {"GET", "/api/v1/instances", instances_list},
+    {"POST", "/api/v1/instances", instances_create},
+    {"GET", "/api/v1/instances/{id}", instances_get},
+    {"DELETE", "/api/v1/instances/{id}", instances_delete},
+    {"POST", "/api/v1/instances/{id}/start", instances_start},
+    {"POST", "/api/v1/instances/{id}/stop", instances_stop},
+    {"POST", "/api/v1/instances/{id}/restart", instances_restart},
+    {"GET", "/api/v1/instances/{id}/events", instances_events},
+    {"GET", "/api/v1/jobs/{id}", jobs_get},
+    {"GET", "/api/v1/volumes", volumes_list},
+    {"DELETE", "/api/v1/volumes/{id}", volumes_delete},
 };
 
 /* Match path against pattern, capturing {x} segments into r->params. */

@@ -1,0 +1,56 @@
+/*
+ * template — the rules of a template object (API.md "Templates") and the
+ * placeholder expansion of its env values and command items. Pure functions
+ * over jansson values: berth-api validates with them, berth-worker checks the
+ * frozen spec again before it reaches Docker, the fuzzers drive them directly.
+ */
+#ifndef BERTH_TEMPLATE_H
+#define BERTH_TEMPLATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TMPL_MAX_PORTS 16
+#define TMPL_MAX_VOLUMES 8
+#define TMPL_MAX_ENV 64
+#define TMPL_MAX_ARGS 64
+#define TMPL_MAX_TEXT 4096 /* one env value or command item, bytes */
+#define TMPL_MAX_DESCRIPTION 1000
+#define TMPL_MAX_IMAGE 255
+
+/*
+ * Check a complete template object (every field of API.md but id/created_at,
+ * which are ignored) and fill in the defaults of absent optional fields, in
+ * place. Unknown fields are refused. 0, or -1 with the faulty field name in
+ * *field (borrowed, static) and a sentence in msg.
+ */
+int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
+    __attribute__((warn_unused_result));
+
+/* A Docker image reference: [host[:port]/]path[:tag][@sha256:<64 hex>]. */
+bool tmpl_image_ok(const char *s);
+
+/* An absolute container path without "..", "//" or control characters. */
+bool tmpl_mount_path_ok(const char *s);
+
+/* An environment variable name: [A-Za-z_][A-Za-z0-9_]{0,127}. */
+bool tmpl_env_name_ok(const char *s);
+
+/*
+ * Substitute {user}, {instance} and {base_path} in s into out (outlen bytes,
+ * NUL-terminated). Any other {...} is copied as is. 0, or -1 when the result
+ * does not fit.
+ */
+int tmpl_expand(const char *s, const char *user, const char *instance, const char *base_path,
+                char *out, size_t outlen) __attribute__((warn_unused_result));
+
+/*
+ * The env object and command array of template t with placeholders expanded
+ * for (user, instance); base path "/container/<user>/<instance>/". New
+ * references in *env (object) and *cmd (array or JSON null). 0 / -1.
+ */
+int tmpl_expand_all(const json_t *t, const char *user, const char *instance, json_t **env,
+                    json_t **cmd) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * instances.h — private helpers of the lifecycle handlers (templates.c,
+ * instances.c, volumes.c, jobs.c): object shapes built by PostgreSQL's
+ * json_build_object (values never pasted into JSON text), and the job push.
+ */
+#ifndef BERTH_API_INSTANCES_H
+#define BERTH_API_INSTANCES_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "accounts.h"
+#include "api.h"
+
+/* The API's template object of row alias t, as one json column. */
+#define TEMPLATE_JSON                                                                              \
+    "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'image',"        \
+    " t.image, 'http_port', t.http_port, 'proxy_mode', t.proxy_mode, 'ports', t.ports,"           \
+    " 'ssh_port', t.ssh_port, 'volumes', t.volumes, 'env', t.env, 'command', t.command,"          \
+    " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
+    " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'created_at', " SQL_TS("t.created_at") \
+    ", 'updated_at', " SQL_TS("t.updated_at") ")"
+
+/* The job object of row alias j. */
+#define JOB_JSON                                                                                   \
+    "json_build_object('id', j.id, 'kind', j.kind, 'instance_id', j.instance_id, 'volume_id',"    \
+    " j.volume_id, 'status', j.status, 'attempts', j.attempts, 'error', j.error, 'created_at', "   \
+    SQL_TS("j.created_at") ", 'started_at', " SQL_TS("j.started_at") ", 'finished_at', "           \
+    SQL_TS("j.finished_at") ")"
+
+/* A json column of a result as a new jansson value (NULL on SQL NULL or bad JSON). */
+json_t *lc_json_col(PGresult *res, int row, int col);
+
+/* The instance object for instance id (any status), or NULL. New reference. */
+json_t *lc_instance_get(PGconn *pg, const char *id);
+
+/* Add urls/ssh to an instance object built by INSTANCE_JSON (in place). */
+void lc_instance_finish(json_t *inst);
+
+/* LPUSH the job id onto this node's list, after commit. A failure is only
+ * logged: the worker's reconcile finds queued rows missing from Redis. */
+void lc_push_job(struct req *r, const char *node, const char *job_id);
+
+/* Insert a job row (status queued) inside the caller's transaction. 0 / -1. */
+int lc_job_insert(PGconn *pg, const char *id, const char *kind, const char *node,
+                  const char *instance_id, const char *volume_id, const char *user_id,
+                  const char *args_json) __attribute__((warn_unused_result));
+
+/* Insert an instance_events row. 0 / -1. */
+int lc_event(PGconn *pg, const char *instance_id, const char *kind, const char *message)
+    __attribute__((warn_unused_result));
+
+/* The job object of job id, or NULL. New reference. */
+json_t *lc_job_get(PGconn *pg, const char *id);
+
+#endif

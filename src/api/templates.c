@@ -1,0 +1,378 @@
+/*
+ * templates — the template catalogue (API.md "Templates"):
+ *   GET    /api/v1/templates        any auth
+ *   GET    /api/v1/templates/{id}   any auth (id or name)
+ *   POST   /api/v1/templates        admin -> 201
+ *   PATCH  /api/v1/templates/{id}   admin -> 200 (running instances keep their frozen spec)
+ *   DELETE /api/v1/templates/{id}   admin -> 204; 409 while live instances use it
+ *
+ * Every field is checked by tmpl_validate() (common/template.c); a PATCH is
+ * merged into the stored object and the whole result validated again, so a
+ * template can never be stored half-valid.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/log.h"
+#include "berth/template.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "instances.h"
+
+json_t *lc_json_col(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+}
+
+/* Load one template by id or name; FOR UPDATE when lock. NULL res on DB error. */
+static PGresult *load(PGconn *pg, const char *key, bool lock)
+{
+    const char *p[1] = {key};
+    if (valid_uuid(key))
+        return PQexecParams(pg,
+                            lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1 FOR UPDATE"
+                                 : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1",
+                            1, NULL, p, NULL, NULL, 0);
+    return PQexecParams(pg,
+                        lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1 FOR UPDATE"
+                             : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1",
+                        1, NULL, p, NULL, NULL, 0);
+}
+
+/* SQL parameter texts of a validated template. */
+struct tparams {
+    char *ports, *vols, *env, *cmd;
+    char http[16], ssh[16], cpus[32], mem[24], pids[24], idle[24];
+    const char *p[16];
+};
+
+static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
+{
+    json_t *v;
+    memset(tp, 0, sizeof(*tp));
+    tp->ports = json_dumps(json_object_get(t, "ports"), JSON_COMPACT);
+    tp->vols = json_dumps(json_object_get(t, "volumes"), JSON_COMPACT);
+    tp->env = json_dumps(json_object_get(t, "env"), JSON_COMPACT);
+    v = json_object_get(t, "command");
+    tp->cmd = json_is_array(v) ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (!tp->ports || !tp->vols || !tp->env || (json_is_array(v) && !tp->cmd))
+        return -1;
+    if (json_is_integer(json_object_get(t, "http_port")))
+        snprintf(tp->http, sizeof(tp->http), "%lld",
+                 (long long)json_integer_value(json_object_get(t, "http_port")));
+    if (json_is_integer(json_object_get(t, "ssh_port")))
+        snprintf(tp->ssh, sizeof(tp->ssh), "%lld",
+                 (long long)json_integer_value(json_object_get(t, "ssh_port")));
+    snprintf(tp->cpus, sizeof(tp->cpus), "%.2f", json_number_value(json_object_get(t, "cpus")));
+    snprintf(tp->mem, sizeof(tp->mem), "%lld",
+             (long long)json_integer_value(json_object_get(t, "memory_mb")));
+    snprintf(tp->pids, sizeof(tp->pids), "%lld",
+             (long long)json_integer_value(json_object_get(t, "pids_limit")));
+    snprintf(tp->idle, sizeof(tp->idle), "%lld",
+             (long long)json_integer_value(json_object_get(t, "idle_timeout_s")));
+    tp->p[0] = id;
+    tp->p[1] = json_string_value(json_object_get(t, "name"));
+    tp->p[2] = json_string_value(json_object_get(t, "description"));
+    tp->p[3] = json_string_value(json_object_get(t, "image"));
+    tp->p[4] = tp->http[0] ? tp->http : NULL;
+    tp->p[5] = json_string_value(json_object_get(t, "proxy_mode"));
+    tp->p[6] = tp->ports;
+    tp->p[7] = tp->ssh[0] ? tp->ssh : NULL;
+    tp->p[8] = tp->vols;
+    tp->p[9] = tp->env;
+    tp->p[10] = tp->cmd;
+    tp->p[11] = tp->cpus;
+    tp->p[12] = tp->mem;
+    tp->p[13] = tp->pids;
+    tp->p[14] = json_string_value(json_object_get(t, "restart_policy"));
+    tp->p[15] = tp->idle;
+    return 0;
+}
+
+static void tparams_free(struct tparams *tp)
+{
+    free(tp->ports);
+    free(tp->vols);
+    free(tp->env);
+    free(tp->cmd);
+}
+
+void templates_list(struct req *r)
+{
+    PGconn *pg;
+    PGresult *res;
+    json_t *items;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_template(&r->actor, ACT_READ)) {
+        http_send_error(r, 403, "forbidden", NULL, "you may not list templates");
+        return;
+    }
+    res = PQexec(pg, "SELECT " TEMPLATE_JSON "::text FROM templates t ORDER BY t.name LIMIT 500");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    items = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(items, lc_json_col(res, i, 0));
+    PQclear(res);
+    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void templates_get(struct req *r)
+{
+    PGconn *pg;
+    PGresult *res;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_template(&r->actor, ACT_READ)) {
+        http_send_error(r, 403, "forbidden", NULL, "you may not read templates");
+        return;
+    }
+    res = load(pg, r->params[0], false);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        http_send_error(r, 404, "not_found", NULL, "no such template");
+        return;
+    }
+    http_send_json(r, 200, lc_json_col(res, 0, 0));
+    PQclear(res);
+}
+
+/* Insert or update from a validated object, audit, commit, answer. The caller
+ * has opened the transaction. */
+static void store(struct req *r, PGconn *pg, json_t *t, const char *id, bool create)
+{
+    struct tparams tp;
+    PGresult *res;
+    const char *action = create ? "template.create" : "template.update";
+
+    if (tparams_fill(&tp, t, id) < 0) {
+        tparams_free(&tp);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    res = PQexecParams(
+        pg,
+        create ? "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
+                 " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"
+                 " idle_timeout_s) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb,"
+                 " $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16)"
+               : "UPDATE templates SET name = $2, description = $3, image = $4, http_port = $5,"
+                 " proxy_mode = $6, ports = $7::jsonb, ssh_port = $8, volumes = $9::jsonb,"
+                 " env = $10::jsonb, command = $11::jsonb, cpus = $12, memory_mb = $13,"
+                 " pids_limit = $14, restart_policy = $15, idle_timeout_s = $16,"
+                 " updated_at = now() WHERE id = $1",
+        16, NULL, tp.p, NULL, NULL, 0);
+    tparams_free(&tp);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        bool dup = strcmp(acct_sqlstate(res), "23505") == 0;
+        if (!dup)
+            log_warn("template store failed: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        if (dup)
+            audit_refuse(r, pg, action, "template", id, "conflict", 409, "conflict", "name",
+                         "a template named '%s' exists already",
+                         json_string_value(json_object_get(t, "name")));
+        else
+            http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
+        return;
+    }
+    PQclear(res);
+    {
+        json_t *d = json_pack("{s:s, s:s}", "name", json_string_value(json_object_get(t, "name")),
+                              "image", json_string_value(json_object_get(t, "image")));
+        int a = audit_write(pg, r, action, "template", id, "ok", d);
+        json_decref(d);
+        if (a < 0) {
+            acct_exec(pg, "ROLLBACK");
+            http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
+            return;
+        }
+    }
+    res = load(pg, id, false);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+        !acct_exec(pg, "COMMIT")) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
+        return;
+    }
+    http_send_json(r, create ? 201 : 200, lc_json_col(res, 0, 0));
+    PQclear(res);
+}
+
+void templates_create(struct req *r)
+{
+    char id[37], msg[300];
+    const char *field = NULL;
+    PGconn *pg;
+    json_t *body;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_template(&r->actor, ACT_CREATE)) {
+        audit_refuse(r, pg, "template.create", "template", NULL, "denied", 403, "forbidden", NULL,
+                     "only admins may create templates");
+        return;
+    }
+    if (!(body = req_json(r)))
+        return;
+    json_object_del(body, "id");
+    json_object_del(body, "created_at");
+    json_object_del(body, "updated_at");
+    if (tmpl_validate(body, &field, msg, sizeof(msg)) < 0) {
+        audit_refuse(r, pg, "template.create", "template", NULL, "invalid", 400, "invalid_field",
+                     field, "%s", msg);
+        json_decref(body);
+        return;
+    }
+    if (util_uuid(id) < 0 || !acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        json_decref(body);
+        return;
+    }
+    store(r, pg, body, id, true);
+    json_decref(body);
+}
+
+void templates_patch(struct req *r)
+{
+    char id[37], msg[300];
+    const char *field = NULL, *key;
+    PGconn *pg;
+    PGresult *res;
+    json_t *body, *cur = NULL, *v;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_template(&r->actor, ACT_UPDATE)) {
+        audit_refuse(r, pg, "template.update", "template", NULL, "denied", 403, "forbidden", NULL,
+                     "only admins may change templates");
+        return;
+    }
+    if (!(body = req_json(r)))
+        return;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "id") == 0 || strcmp(key, "created_at") == 0 ||
+            strcmp(key, "updated_at") == 0) {
+            audit_refuse(r, pg, "template.update", "template", NULL, "invalid", 400,
+                         "invalid_field", key, "%s cannot be changed", key);
+            json_decref(body);
+            return;
+        }
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        json_decref(body);
+        return;
+    }
+    res = load(pg, r->params[0], true);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        json_decref(body);
+        return;
+    }
+    if (PQntuples(res) != 1 || !(cur = lc_json_col(res, 0, 0))) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 404, "not_found", NULL, "no such template");
+        json_decref(body);
+        return;
+    }
+    util_strlcpy(id, PQgetvalue(res, 0, 1), sizeof(id));
+    PQclear(res);
+    json_object_del(cur, "id");
+    json_object_del(cur, "created_at");
+    json_object_del(cur, "updated_at");
+    json_object_update(cur, body);
+    json_decref(body);
+    if (tmpl_validate(cur, &field, msg, sizeof(msg)) < 0) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "template.update", "template", id, "invalid", 400, "invalid_field",
+                     field, "%s", msg);
+        json_decref(cur);
+        return;
+    }
+    store(r, pg, cur, id, false);
+    json_decref(cur);
+}
+
+void templates_delete(struct req *r)
+{
+    char id[37];
+    const char *p[1];
+    PGconn *pg;
+    PGresult *res;
+    long live;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!authz_template(&r->actor, ACT_DELETE)) {
+        audit_refuse(r, pg, "template.delete", "template", NULL, "denied", 403, "forbidden", NULL,
+                     "only admins may delete templates");
+        return;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    res = load(pg, r->params[0], true);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        bool db = PQresultStatus(res) != PGRES_TUPLES_OK;
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        if (db)
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            http_send_error(r, 404, "not_found", NULL, "no such template");
+        return;
+    }
+    util_strlcpy(id, PQgetvalue(res, 0, 1), sizeof(id));
+    PQclear(res);
+    p[0] = id;
+    res = PQexecParams(pg,
+                       "SELECT count(*) FROM instances WHERE template_id = $1 AND status <> 'deleted'",
+                       1, NULL, p, NULL, NULL, 0);
+    live = PQresultStatus(res) == PGRES_TUPLES_OK ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    if (live != 0) {
+        acct_exec(pg, "ROLLBACK");
+        if (live < 0)
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            audit_refuse(r, pg, "template.delete", "template", id, "conflict", 409, "conflict",
+                         NULL, "%ld instance%s still use%s this template: delete them first", live,
+                         live == 1 ? "" : "s", live == 1 ? "s" : "");
+        return;
+    }
+    res = PQexecParams(pg, "DELETE FROM templates WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+        audit_write(pg, r, "template.delete", "template", id, "ok", NULL) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        log_warn("template delete failed: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the template could not be deleted");
+        return;
+    }
+    PQclear(res);
+    http_send_empty(r, 204, NULL);
+}

@@ -1,0 +1,121 @@
+/*
+ * volumes — users' persistent named volumes (API.md "Volumes"):
+ *   GET    /api/v1/volumes        own (admin: ?all=true)
+ *   DELETE /api/v1/volumes/{id}   owner, admin -> 202 job; 409 while attached
+ *
+ * Volume rows are made with their instance (instances.c) and kept when it is
+ * deleted unless asked otherwise; the Docker volume `berth-<id>` is removed by
+ * the worker's volume_delete job, which then stamps deleted_at.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "instances.h"
+
+#define VOLUME_JSON                                                                                \
+    "json_build_object('id', v.id, 'name', v.name, 'mount_path', v.mount_path, 'docker_name',"    \
+    " 'berth-' || v.id, 'instance_id', v.instance_id, 'template', v.template_name, 'node',"       \
+    " v.node, 'created_at', " SQL_TS("v.created_at") ", 'size_bytes', NULL)::text"
+
+void volumes_list(struct req *r)
+{
+    char all[8] = "", lim[8];
+    const char *p[2];
+    long limit;
+    PGconn *pg;
+    PGresult *res;
+    json_t *items;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!acct_limit(r, 50, 500, &limit))
+        return;
+    req_query(r, "all", all, sizeof(all));
+    p[0] = authz_admin(&r->actor) && strcmp(all, "true") == 0 ? NULL : r->actor.user_id;
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    p[1] = lim;
+    res = PQexecParams(pg,
+                       "SELECT " VOLUME_JSON ", v.user_id FROM volumes v WHERE v.deleted_at IS NULL"
+                       " AND ($1::uuid IS NULL OR v.user_id = $1) ORDER BY v.created_at, v.id"
+                       " LIMIT $2::int",
+                       2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    items = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        if (authz_volume(&r->actor, ACT_READ, PQgetvalue(res, i, 1)))
+            json_array_append_new(items, lc_json_col(res, i, 0));
+    PQclear(res);
+    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void volumes_delete(struct req *r)
+{
+    const char *id = r->params[0], *p[1] = {id};
+    char owner[37], node[64], jid[37];
+    bool attached;
+    PGconn *pg;
+    PGresult *res;
+    json_t *job;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!valid_uuid(id) || !acct_exec(pg, "BEGIN")) {
+        if (valid_uuid(id))
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            http_send_error(r, 404, "not_found", NULL, "no such volume");
+        return;
+    }
+    res = PQexecParams(pg,
+                       "SELECT user_id, node, instance_id IS NOT NULL FROM volumes WHERE id = $1"
+                       " AND deleted_at IS NULL FOR UPDATE",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+        !authz_volume(&r->actor, ACT_READ, PQgetvalue(res, 0, 0))) {
+        bool db = PQresultStatus(res) != PGRES_TUPLES_OK;
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        if (db)
+            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        else
+            audit_refuse(r, pg, "volume.delete", "volume", id, "not_found", 404, "not_found",
+                         NULL, "no such volume");
+        return;
+    }
+    util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
+    util_strlcpy(node, PQgetvalue(res, 0, 1), sizeof(node));
+    attached = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    if (!authz_volume(&r->actor, ACT_DELETE, owner)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "volume.delete", "volume", id, "denied", 403, "forbidden", NULL,
+                     "your role may not delete volumes");
+        return;
+    }
+    if (attached) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, "volume.delete", "volume", id, "conflict", 409, "conflict", NULL,
+                     "the volume is attached to an instance: delete the instance first");
+        return;
+    }
+    if (util_uuid(jid) < 0 || lc_job_insert(pg, jid, "volume_delete", node, NULL, id, owner, NULL) < 0 ||
+        audit_write(pg, r, "volume.delete", "volume", id, "ok", NULL) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the deletion could not be queued");
+        return;
+    }
+    lc_push_job(r, node, jid);
+    if (!(job = lc_job_get(pg, jid))) {
+        http_send_error(r, 503, "unavailable", NULL, "the job was queued but cannot be read");
+        return;
+    }
+    http_send_json(r, 202, job);
+}
