@@ -458,20 +458,36 @@ int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double
     used_cpus = strtod(PQgetvalue(res, 0, 1), NULL);
     used_mem = strtol(PQgetvalue(res, 0, 2), NULL, 10);
     PQclear(res);
-    if (n_inst + 1 > q_inst) {
-        snprintf(why, whylen, "quota exceeded: %ld of %ld instances in use", n_inst, q_inst);
-        return -1;
+    return quota_fits(q_inst, q_cpus, q_mem, n_inst, used_cpus, used_mem, cpus, memory_mb, why,
+                      whylen)
+               ? 0
+               : -1;
+}
+
+static long long cents(double x)
+{
+    return (long long)(x * 100 + (x >= 0 ? 0.5 : -0.5));
+}
+
+bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instances,
+                double used_cpus, long used_memory_mb, double cpus, long memory_mb, char *why,
+                size_t whylen)
+{
+    if (n_instances + 1 > q_instances) {
+        snprintf(why, whylen, "quota exceeded: %ld of %ld instances in use", n_instances,
+                 q_instances);
+        return false;
     }
     /* numeric(8,2): compare in hundredths so 0.1 + 0.2 fits a quota of 0.3 */
-    if ((long)(used_cpus * 100 + 0.5) + (long)(cpus * 100 + 0.5) > (long)(q_cpus * 100 + 0.5)) {
+    if (cents(used_cpus) + cents(cpus) > cents(q_cpus)) {
         snprintf(why, whylen, "quota exceeded: %.2f of %.2f CPUs in use, %.2f more requested",
                  used_cpus, q_cpus, cpus);
-        return -1;
+        return false;
     }
-    if (used_mem + memory_mb > q_mem) {
+    if (used_memory_mb + memory_mb > q_memory_mb) {
         snprintf(why, whylen, "quota exceeded: %ld of %ld MB memory in use, %ld MB more requested",
-                 used_mem, q_mem, memory_mb);
-        return -1;
+                 used_memory_mb, q_memory_mb, memory_mb);
+        return false;
     }
-    return 0;
+    return true;
 }

@@ -80,6 +80,13 @@ void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *tar
 int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double cpus,
                   long memory_mb, char *why, size_t whylen) __attribute__((warn_unused_result));
 
+/* The arithmetic of quota_reserve: does one more instance of cpus / memory_mb
+ * fit next to n_instances using used_cpus / used_memory_mb? false with a
+ * sentence in why. CPUs are compared in hundredths (numeric(8,2)). */
+bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instances,
+                double used_cpus, long used_memory_mb, double cpus, long memory_mb, char *why,
+                size_t whylen);
+
 /* Helpers shared by the account handlers. */
 bool auth_method_unsafe(const char *method);      /* POST, PUT, PATCH, DELETE, ... */
 bool auth_request_https(const struct req *r);     /* X-Forwarded-Proto / HTTPS / scheme */

@@ -239,8 +239,26 @@ static void test_passwords(void)
           "password: a malformed stored hash never verifies");
 }
 
+static void test_quota(void)
+{
+    char why[200];
+    CHECK(quota_fits(5, 4, 8192, 4, 3, 4096, 1, 4096, why, sizeof(why)),
+          "quota: an instance that exactly fills every limit fits");
+    CHECK(!quota_fits(5, 4, 8192, 5, 0, 0, 0.5, 64, why, sizeof(why)) && strstr(why, "instances"),
+          "quota: one instance over the count is refused, naming instances");
+    CHECK(!quota_fits(5, 4, 8192, 1, 3.5, 0, 0.51, 64, why, sizeof(why)) && strstr(why, "CPUs"),
+          "quota: CPUs over the limit are refused, naming CPUs");
+    CHECK(quota_fits(5, 0.3, 8192, 1, 0.1, 0, 0.2, 64, why, sizeof(why)),
+          "quota: 0.1 + 0.2 CPUs fit a quota of 0.3 (no floating-point surprise)");
+    CHECK(!quota_fits(5, 4, 1024, 1, 0, 1000, 0.5, 25, why, sizeof(why)) && strstr(why, "memory"),
+          "quota: memory over the limit is refused, naming memory");
+    CHECK(!quota_fits(0, 4, 8192, 0, 0, 0, 0.5, 64, why, sizeof(why)),
+          "quota: a quota of zero instances refuses the first");
+}
+
 int main(void)
 {
+    test_quota();
     test_instances();
     test_volumes_keys_tokens();
     test_origin();
