@@ -28,8 +28,8 @@
 #include "password.h"
 
 #define IP_FAILURE_FACTOR 20
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(x)           #x
+#define STR(x)            STR_(x)
 
 /* ---- shared helpers ---- */
 
@@ -40,14 +40,13 @@ json_t *acct_str_or_null(PGresult *res, int row, int col)
 
 json_t *acct_user_json(PGresult *res, int row, int c)
 {
-    return json_pack("{s:s, s:s, s:s, s:{s:I, s:f, s:I}, s:o, s:b}", "id",
-                     PQgetvalue(res, row, c), "username", PQgetvalue(res, row, c + 1), "role",
-                     PQgetvalue(res, row, c + 2), "quota", "instances",
-                     (json_int_t)strtoll(PQgetvalue(res, row, c + 3), NULL, 10), "cpus",
-                     strtod(PQgetvalue(res, row, c + 4), NULL), "memory_mb",
-                     (json_int_t)strtoll(PQgetvalue(res, row, c + 5), NULL, 10), "created_at",
-                     acct_str_or_null(res, row, c + 6), "disabled",
-                     PQgetvalue(res, row, c + 7)[0] == 't');
+    return json_pack(
+        "{s:s, s:s, s:s, s:{s:I, s:f, s:I}, s:o, s:b}", "id", PQgetvalue(res, row, c), "username",
+        PQgetvalue(res, row, c + 1), "role", PQgetvalue(res, row, c + 2), "quota", "instances",
+        (json_int_t)strtoll(PQgetvalue(res, row, c + 3), NULL, 10), "cpus",
+        strtod(PQgetvalue(res, row, c + 4), NULL), "memory_mb",
+        (json_int_t)strtoll(PQgetvalue(res, row, c + 5), NULL, 10), "created_at",
+        acct_str_or_null(res, row, c + 6), "disabled", PQgetvalue(res, row, c + 7)[0] == 't');
 }
 
 const char *acct_unknown_field(json_t *obj, const char *const allowed[])
@@ -84,8 +83,8 @@ bool acct_limit(struct req *r, long def, long max, long *limit)
     if (!req_query(r, "limit", buf, sizeof(buf)))
         return true;
     if (!util_parse_long(buf, 1, max, limit)) {
-        http_send_error(r, 400, "invalid_field", "limit", "limit must be a whole number from 1 to %ld",
-                        max);
+        http_send_error(r, 400, "invalid_field", "limit",
+                        "limit must be a whole number from 1 to %ld", max);
         return false;
     }
     return true;
@@ -201,7 +200,8 @@ static void dummy_init(void)
 {
     char pw[25];
     if (password_generate(pw) < 0 || password_hash(pw, dummy_hash, sizeof(dummy_hash)) < 0)
-        util_strlcpy(dummy_hash, "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7",
+        util_strlcpy(dummy_hash,
+                     "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7",
                      sizeof(dummy_hash));
     explicit_bzero(pw, sizeof(pw));
 }
@@ -209,8 +209,10 @@ static void dummy_init(void)
 static void session_cookie(char *out, size_t size, const struct req *r, const char *value,
                            long max_age)
 {
-    bool secure = api_cfg.cookie_secure == 1 || (api_cfg.cookie_secure == 0 && auth_request_https(r));
-    snprintf(out, size, "Set-Cookie: berth_session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s\r\n",
+    bool secure =
+        api_cfg.cookie_secure == 1 || (api_cfg.cookie_secure == 0 && auth_request_https(r));
+    snprintf(out, size,
+             "Set-Cookie: berth_session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s\r\n",
              value, max_age, secure ? "; Secure" : "");
 }
 
@@ -227,13 +229,15 @@ static long count_failure(PGconn *pg, const char *key, long max)
     res = PQexecParams(
         pg,
         "INSERT INTO login_failures AS f (key, failures, window_start, locked_until)"
-        " VALUES ($1, 1, now(), CASE WHEN 1 >= $2::int THEN now() + make_interval(secs => $3::int) END)"
+        " VALUES ($1, 1, now(), CASE WHEN 1 >= $2::int THEN now() + make_interval(secs => $3::int) "
+        "END)"
         " ON CONFLICT (key) DO UPDATE SET"
         "  failures = CASE WHEN f.window_start < now() - make_interval(secs => $3::int)"
         "             THEN 1 ELSE f.failures + 1 END,"
         "  window_start = CASE WHEN f.window_start < now() - make_interval(secs => $3::int)"
         "             THEN now() ELSE f.window_start END,"
-        "  locked_until = CASE WHEN (CASE WHEN f.window_start < now() - make_interval(secs => $3::int)"
+        "  locked_until = CASE WHEN (CASE WHEN f.window_start < now() - make_interval(secs => "
+        "$3::int)"
         "             THEN 1 ELSE f.failures + 1 END) >= $2::int"
         "             THEN now() + make_interval(secs => $3::int) ELSE f.locked_until END"
         " RETURNING failures",
@@ -284,7 +288,8 @@ void accounts_login(struct req *r)
     }
     body = req_json(r);
     if (!body) {
-        login_audit(pg, r, NULL, "invalid", json_pack("{s:s}", "reason", "body is not a JSON object"));
+        login_audit(pg, r, NULL, "invalid",
+                    json_pack("{s:s}", "reason", "body is not a JSON object"));
         return;
     }
     if ((bad = acct_unknown_field(body, allowed))) {
@@ -324,9 +329,9 @@ void accounts_login(struct req *r)
     /* Throttled? The same answer for existing and unknown names. */
     p[0] = ukey;
     p[1] = ikey;
-    res = PQexecParams(pg,
-                       "SELECT 1 FROM login_failures WHERE key IN ($1, $2) AND locked_until > now()",
-                       2, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(
+        pg, "SELECT 1 FROM login_failures WHERE key IN ($1, $2) AND locked_until > now()", 2, NULL,
+        p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         goto out;
@@ -393,7 +398,8 @@ void accounts_login(struct req *r)
         goto out;
     }
     p[0] = ukey;
-    PQclear(PQexecParams(pg, "DELETE FROM login_failures WHERE key = $1", 1, NULL, p, NULL, NULL, 0));
+    PQclear(
+        PQexecParams(pg, "DELETE FROM login_failures WHERE key = $1", 1, NULL, p, NULL, NULL, 0));
     snprintf(sidle, sizeof(sidle), "%ld", api_cfg.session_idle_s);
     p[0] = uid;
     p[1] = oldhash;
@@ -439,7 +445,8 @@ void accounts_login(struct req *r)
         goto out;
     }
     {
-        json_t *ans = json_pack("{s:o, s:s}", "user", acct_user_json(res, 0, 0), "csrf_token", csrf);
+        json_t *ans =
+            json_pack("{s:o, s:s}", "user", acct_user_json(res, 0, 0), "csrf_token", csrf);
         char *text = json_dumps(ans, JSON_COMPACT);
         json_decref(ans);
         session_cookie(hdr, sizeof(hdr), r, token, api_cfg.session_max_s);
@@ -470,11 +477,11 @@ void accounts_logout(struct req *r)
     pg = acct_db(r);
     if (!pg)
         return;
-    if (!r->actor.via_cookie ||
-        !auth_cookie_value(r, "berth_session", cookie, sizeof(cookie))) {
+    if (!r->actor.via_cookie || !auth_cookie_value(r, "berth_session", cookie, sizeof(cookie))) {
         audit_refuse(r, pg, "auth.logout", "user", r->actor.user_id, "invalid", 400, "bad_request",
-                     NULL, "logout ends a cookie session; revoke an API token with DELETE "
-                           "/api/v1/tokens/{id}");
+                     NULL,
+                     "logout ends a cookie session; revoke an API token with DELETE "
+                     "/api/v1/tokens/{id}");
         return;
     }
     util_sha256_hex(cookie, strlen(cookie), hash);
@@ -482,7 +489,8 @@ void accounts_logout(struct req *r)
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return;
     }
-    PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE token_hash = $1", 1, NULL, p, NULL, NULL, 0));
+    PQclear(
+        PQexecParams(pg, "DELETE FROM sessions WHERE token_hash = $1", 1, NULL, p, NULL, NULL, 0));
     if (audit_write(pg, r, "auth.logout", "user", r->actor.user_id, "ok", NULL) < 0 ||
         !acct_exec(pg, "COMMIT")) {
         acct_exec(pg, "ROLLBACK");

@@ -17,8 +17,8 @@
 
 /* Columns of the user object, in the order acct_user_json() reads them. */
 #define USER_COLS                                                                                  \
-    "u.id, u.username, u.role, u.quota_instances, u.quota_cpus, u.quota_memory_mb, "              \
-    SQL_TS("u.created_at") ", u.disabled"
+    "u.id, u.username, u.role, u.quota_instances, u.quota_cpus, u.quota_memory_mb, " SQL_TS(       \
+        "u.created_at") ", u.disabled"
 #define USER_NCOLS 8
 
 /* The API's user object from row `row`, columns USER_COLS starting at `col`. New reference. */
@@ -46,7 +46,7 @@ PGconn *acct_db(struct req *r);
 const char *acct_sqlstate(const PGresult *res);
 
 #define QUOTA_MAX_INSTANCES 10000
-#define QUOTA_MAX_CPUS 4096.0
+#define QUOTA_MAX_CPUS      4096.0
 #define QUOTA_MAX_MEMORY_MB 16777216L
 
 /* A quota object of a user write, parsed into SQL parameter text. */

@@ -62,8 +62,8 @@ static void ob_put(struct obuf *b, const char *s, size_t n)
 static void csv_field(struct obuf *b, const char *s, bool last)
 {
     bool quote = strpbrk(s, ",\"\r\n") != NULL;
-    bool formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                   s[0] == '\r';
+    bool formula =
+        s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
     if (quote || formula)
         ob_put(b, "\"", 1);
     if (formula)
@@ -97,10 +97,9 @@ static json_t *row_json(PGresult *res, int i)
     return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:s, s:o, s:o}", "id",
                      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "at",
                      acct_str_or_null(res, i, 1), "actor", acct_str_or_null(res, i, 2), "action",
-                     PQgetvalue(res, i, 3), "target_type", acct_str_or_null(res, i, 4),
-                     "target_id", acct_str_or_null(res, i, 5), "outcome", PQgetvalue(res, i, 6),
-                     "ip", acct_str_or_null(res, i, 7), "details",
-                     details ? details : json_object());
+                     PQgetvalue(res, i, 3), "target_type", acct_str_or_null(res, i, 4), "target_id",
+                     acct_str_or_null(res, i, 5), "outcome", PQgetvalue(res, i, 6), "ip",
+                     acct_str_or_null(res, i, 7), "details", details ? details : json_object());
 }
 
 /* Validate a time filter with PostgreSQL's own parser; false after answering 400. */
@@ -171,7 +170,8 @@ void audit_list(struct req *r)
         return;
     }
     if (req_query(r, "action", action, sizeof(action)) &&
-        (!*action || strspn(action, "abcdefghijklmnopqrstuvwxyz0123456789._-*") != strlen(action))) {
+        (!*action ||
+         strspn(action, "abcdefghijklmnopqrstuvwxyz0123456789._-*") != strlen(action))) {
         http_send_error(r, 400, "invalid_field", "action", "action is not valid");
         return;
     }
@@ -226,21 +226,23 @@ void audit_list(struct req *r)
     p[7] = until[0] ? until : NULL;
     p[8] = cur ? cursor : NULL;
     p[9] = slimit;
-    res = PQexecParams(
-        pg,
-        "SELECT id, " SQL_TS("at") ", actor, action, target_type, target_id, outcome, ip,"
-        " details::text FROM audit_log WHERE"
-        " ($1::text IS NULL OR actor = $1)"
-        " AND ($2::text IS NULL OR (CASE WHEN $3 = 'prefix' THEN left(action, length($2)) = $2"
-        "      ELSE action = $2 END))"
-        " AND ($4::text IS NULL OR (target_type = $4 AND target_id = $5))"
-        " AND ($4::text IS NOT NULL OR $5::text IS NULL OR target_id = $5 OR target_type = $5)"
-        " AND ($6::text IS NULL OR outcome = $6)"
-        " AND ($7::timestamptz IS NULL OR at >= $7::timestamptz)"
-        " AND ($8::timestamptz IS NULL OR at < $8::timestamptz)"
-        " AND ($9::bigint IS NULL OR id < $9::bigint)"
-        " ORDER BY id DESC LIMIT $10::int",
-        10, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(pg,
+                       "SELECT id, " SQL_TS(
+                           "at") ", actor, action, target_type, target_id, outcome, ip,"
+                                 " details::text FROM audit_log WHERE"
+                                 " ($1::text IS NULL OR actor = $1)"
+                                 " AND ($2::text IS NULL OR (CASE WHEN $3 = 'prefix' THEN "
+                                 "left(action, length($2)) = $2"
+                                 "      ELSE action = $2 END))"
+                                 " AND ($4::text IS NULL OR (target_type = $4 AND target_id = $5))"
+                                 " AND ($4::text IS NOT NULL OR $5::text IS NULL OR target_id = $5 "
+                                 "OR target_type = $5)"
+                                 " AND ($6::text IS NULL OR outcome = $6)"
+                                 " AND ($7::timestamptz IS NULL OR at >= $7::timestamptz)"
+                                 " AND ($8::timestamptz IS NULL OR at < $8::timestamptz)"
+                                 " AND ($9::bigint IS NULL OR id < $9::bigint)"
+                                 " ORDER BY id DESC LIMIT $10::int",
+                       10, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_warn("audit query failed: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -252,16 +254,16 @@ void audit_list(struct req *r)
         json_t *items = json_array();
         for (int i = 0; i < n && i < limit; i++)
             json_array_append_new(items, row_json(res, i));
-        http_send_json(r, 200,
-                       json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                                 n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0))
-                                           : json_null()));
+        http_send_json(
+            r, 200,
+            json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                      n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0)) : json_null()));
     } else {
         struct obuf b = {0};
         char hdr[256];
-        if (fmt == FMT_CSV)
-            {
-            static const char head[] = "id,at,actor,action,target_type,target_id,outcome,ip,details\r\n";
+        if (fmt == FMT_CSV) {
+            static const char head[] =
+                "id,at,actor,action,target_type,target_id,outcome,ip,details\r\n";
             ob_put(&b, head, sizeof(head) - 1);
         }
         for (int i = 0; i < n && i < limit; i++) {
@@ -282,12 +284,15 @@ void audit_list(struct req *r)
         snprintf(hdr, sizeof(hdr),
                  "Content-Disposition: attachment; filename=\"berth-audit.%s\"\r\n"
                  "X-Next-Cursor: %s\r\n",
-                 fmt == FMT_CSV ? "csv" : "jsonl", n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
+                 fmt == FMT_CSV ? "csv" : "jsonl",
+                 n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
         if (b.failed)
-            http_send_error(r, 500, "internal", NULL, "the export is too large: use a smaller limit");
+            http_send_error(r, 500, "internal", NULL,
+                            "the export is too large: use a smaller limit");
         else
-            http_send_raw(r, 200, fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
-                          hdr, b.data ? b.data : "", b.len);
+            http_send_raw(r, 200,
+                          fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson", hdr,
+                          b.data ? b.data : "", b.len);
         free(b.data);
     }
     PQclear(res);

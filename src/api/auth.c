@@ -109,9 +109,12 @@ bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t 
 const char *auth_role_name(enum role role)
 {
     switch (role) {
-    case ROLE_ADMIN: return "admin";
-    case ROLE_DEVELOPER: return "developer";
-    default: return "viewer";
+    case ROLE_ADMIN:
+        return "admin";
+    case ROLE_DEVELOPER:
+        return "developer";
+    default:
+        return "viewer";
     }
 }
 
@@ -145,8 +148,8 @@ static bool is_hex64(const char *s)
 static int refuse(struct req *r, PGconn *pg, int status, const char *reason, const char *msg)
 {
     if (pg && auth_method_unsafe(r->method)) {
-        json_t *d = json_pack("{s:s, s:s, s:s}", "method", r->method, "path", r->path, "reason",
-                              reason);
+        json_t *d =
+            json_pack("{s:s, s:s, s:s}", "method", r->method, "path", r->path, "reason", reason);
         if (audit_write(pg, r, "request.refused", NULL, NULL,
                         status == 401 ? "unauthenticated" : "denied", d) < 0)
             log_warn("audit row for a refused request not written");
@@ -176,14 +179,15 @@ static int auth_bearer(struct req *r, PGconn *pg, const char *token)
     if (!*token || strlen(token) > 256)
         return refuse(r, pg, 401, "bad token", "the API token is not valid");
     util_sha256_hex(token, strlen(token), hash);
-    res = PQexecParams(pg,
-                       "SELECT t.id, u.id, u.username, u.role,"
-                       " (t.last_used_at IS NULL OR t.last_used_at < now() - interval '"
-                       TOUCH_INTERVAL_S " seconds')"
-                       " FROM api_tokens t JOIN users u ON u.id = t.user_id"
-                       " WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())"
-                       " AND NOT u.disabled",
-                       1, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(
+        pg,
+        "SELECT t.id, u.id, u.username, u.role,"
+        " (t.last_used_at IS NULL OR t.last_used_at < now() - interval '" TOUCH_INTERVAL_S
+        " seconds')"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())"
+        " AND NOT u.disabled",
+        1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
@@ -355,10 +359,13 @@ bool authz_ssh_key(const struct actor *a, enum authz_action act, const char *own
         return false;
     switch (act) {
     case ACT_READ:
-    case ACT_DELETE: return true; /* a demoted viewer can still remove an old key */
+    case ACT_DELETE:
+        return true; /* a demoted viewer can still remove an old key */
     case ACT_CREATE:
-    case ACT_UPDATE: return a->role != ROLE_VIEWER;
-    default: return false;
+    case ACT_UPDATE:
+        return a->role != ROLE_VIEWER;
+    default:
+        return false;
     }
 }
 

@@ -21,8 +21,8 @@ struct actor {
     char user_id[37];
     char username[33];
     enum role role;
-    bool via_cookie;   /* session cookie: unsafe methods need X-CSRF-Token */
-    char csrf[65];     /* the session's CSRF token (cookie sessions only) */
+    bool via_cookie; /* session cookie: unsafe methods need X-CSRF-Token */
+    char csrf[65];   /* the session's CSRF token (cookie sessions only) */
 };
 
 enum authz_action {
@@ -68,8 +68,7 @@ int audit_write(PGconn *pg, const struct req *r, const char *action, const char 
  */
 void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *target_type,
                   const char *target_id, const char *outcome, int status, const char *code,
-                  const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 10, 11)));
+                  const char *field, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
 
 /*
  * Quota check for one more instance of user_id with cpus / memory_mb. Call it
@@ -88,9 +87,9 @@ bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instan
                 size_t whylen);
 
 /* Helpers shared by the account handlers. */
-bool auth_method_unsafe(const char *method);      /* POST, PUT, PATCH, DELETE, ... */
-bool auth_request_https(const struct req *r);     /* X-Forwarded-Proto / HTTPS / scheme */
-bool auth_origin_ok(const struct req *r);         /* Origin absent, or this server's own */
+bool auth_method_unsafe(const char *method);  /* POST, PUT, PATCH, DELETE, ... */
+bool auth_request_https(const struct req *r); /* X-Forwarded-Proto / HTTPS / scheme */
+bool auth_origin_ok(const struct req *r);     /* Origin absent, or this server's own */
 bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size);
 const char *auth_role_name(enum role role);
 bool auth_role_parse(const char *s, enum role *out);

@@ -71,8 +71,11 @@ static size_t mpint_bits(const unsigned char *s, size_t n)
 int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char *fingerprint,
                  size_t fplen, char *normalized, size_t normlen, char *why, size_t whylen)
 {
-    static const char *const types[] = {"ssh-ed25519", "ecdsa-sha2-nistp256",
-                                        "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+    static const char *const types[] = {"ssh-ed25519",
+                                        "ecdsa-sha2-nistp256",
+                                        "ecdsa-sha2-nistp384",
+                                        "ecdsa-sha2-nistp521",
+                                        "ssh-rsa",
                                         NULL};
     char t[32], b64[KEY_TEXT_MAX + 1];
     unsigned char raw[KEY_BLOB_MAX + 3], digest[SHA256_DIGEST_LENGTH];
@@ -146,7 +149,9 @@ int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char 
             return -1;
         }
     } else if (strncmp(t, "ecdsa-sha2-", 11) == 0) {
-        size_t want = strcmp(t + 11, "nistp256") == 0 ? 65 : strcmp(t + 11, "nistp384") == 0 ? 97 : 133;
+        size_t want = strcmp(t + 11, "nistp256") == 0   ? 65
+                      : strcmp(t + 11, "nistp384") == 0 ? 97
+                                                        : 133;
         if (!read_string(&b, &s, &sn) || !str_is(s, sn, t + 11) || !read_string(&b, &s, &sn) ||
             sn != want || s[0] != 0x04 || b.n != 0) {
             snprintf(why, whylen, "public_key: not a valid %s key", t);
@@ -162,8 +167,8 @@ int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char 
         }
         bits = mpint_bits(m, mn);
         if (bits < 2048 || bits > 16384) {
-            snprintf(why, whylen, "public_key: an RSA key needs 2048 to 16384 bits (this one has %zu)",
-                     bits);
+            snprintf(why, whylen,
+                     "public_key: an RSA key needs 2048 to 16384 bits (this one has %zu)", bits);
             return -1;
         }
     }
@@ -215,8 +220,9 @@ static int queue_sync(PGconn *pg, const char *user_id, char jid[37])
         p[0] = jid;
         p[1] = PQgetvalue(res, 0, 0);
         p[2] = user_id;
-        ins = PQexecParams(pg, "INSERT INTO jobs (id, kind, node, user_id) VALUES ($1, 'ssh_keys', $2, $3)",
-                           3, NULL, p, NULL, NULL, 0);
+        ins = PQexecParams(
+            pg, "INSERT INTO jobs (id, kind, node, user_id) VALUES ($1, 'ssh_keys', $2, $3)", 3,
+            NULL, p, NULL, NULL, 0);
         rc = PQresultStatus(ins) == PGRES_COMMAND_OK ? 0 : -1;
         PQclear(ins);
     }
@@ -317,11 +323,12 @@ void ssh_keys_create(struct req *r)
     p[3] = type;
     p[4] = norm;
     p[5] = fp;
-    res = PQexecParams(pg,
-                       "INSERT INTO ssh_keys (id, user_id, name, type, public_key, fingerprint)"
-                       " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, fingerprint) DO NOTHING"
-                       " RETURNING " KEY_COLS,
-                       6, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(
+        pg,
+        "INSERT INTO ssh_keys (id, user_id, name, type, public_key, fingerprint)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, fingerprint) DO NOTHING"
+        " RETURNING " KEY_COLS,
+        6, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_warn("ssh key insert failed: %s", PQresultErrorMessage(res));
         acct_exec(pg, "ROLLBACK");
@@ -382,8 +389,8 @@ void ssh_keys_delete(struct req *r)
     PQclear(res);
     if (!owner[0] || !authz_ssh_key(&r->actor, ACT_DELETE, owner)) {
         acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", id, owner[0] ? "denied" : "not_found",
-                     404, "not_found", NULL, "no such key");
+        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", id, owner[0] ? "denied" : "not_found", 404,
+                     "not_found", NULL, "no such key");
         return;
     }
     res = PQexecParams(pg, "DELETE FROM ssh_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);

@@ -25,8 +25,9 @@ void stats_admin(struct req *r)
     PGconn *pg;
     PGresult *res;
     json_t *by_status, *ans;
-    static const char *const statuses[] = {"pending",  "creating", "running", "stopping",
-                                           "stopped",  "restarting", "deleting", "error", NULL};
+    static const char *const statuses[] = {"pending",  "creating", "running",
+                                           "stopping", "stopped",  "restarting",
+                                           "deleting", "error",    NULL};
 
     if (auth_require(r) < 0 || !(pg = acct_db(r)))
         return;
@@ -100,8 +101,8 @@ void stats_nodes(struct req *r)
         return;
     }
     res = PQexec(pg, "SELECT n.name, n.docker_endpoint, n.status, (SELECT count(*) FROM instances i"
-                     " WHERE i.node = n.name AND i.status <> 'deleted'), "
-                     SQL_TS("n.last_seen_at") " FROM nodes n ORDER BY n.name LIMIT 500");
+                     " WHERE i.node = n.name AND i.status <> 'deleted'), " SQL_TS(
+                         "n.last_seen_at") " FROM nodes n ORDER BY n.name LIMIT 500");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
@@ -111,10 +112,10 @@ void stats_nodes(struct req *r)
     for (int i = 0; i < PQntuples(res); i++) {
         const char *hb = heartbeat_status(r, PQgetvalue(res, i, 0));
         json_array_append_new(
-            items, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", PQgetvalue(res, i, 0),
-                             "docker_endpoint", PQgetvalue(res, i, 1), "status",
-                             hb ? hb : PQgetvalue(res, i, 2), "instances", col_ll(res, i, 3),
-                             "last_seen_at", acct_str_or_null(res, i, 4)));
+            items,
+            json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", PQgetvalue(res, i, 0), "docker_endpoint",
+                      PQgetvalue(res, i, 1), "status", hb ? hb : PQgetvalue(res, i, 2), "instances",
+                      col_ll(res, i, 3), "last_seen_at", acct_str_or_null(res, i, 4)));
     }
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));

@@ -17,10 +17,10 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 
-#define TOKEN_PREFIX "berth_"
+#define TOKEN_PREFIX   "berth_"
 #define TOKEN_NAME_MAX 64
 #define TOKEN_DAYS_MAX 3650
-#define TOKENS_MAX 100
+#define TOKENS_MAX     100
 
 #define TOKEN_COLS                                                                                 \
     "id, name, " SQL_TS("created_at") ", " SQL_TS("last_used_at") ", " SQL_TS("expires_at")
@@ -68,10 +68,10 @@ void tokens_list(struct req *r)
     for (int i = 0; i < n && i < limit; i++)
         if (authz_token(&r->actor, ACT_READ, r->actor.user_id))
             json_array_append_new(items, token_json(res, i));
-    http_send_json(r, 200,
-                   json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                             n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0))
-                                       : json_null()));
+    http_send_json(
+        r, 200,
+        json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                  n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0)) : json_null()));
     PQclear(res);
 }
 
@@ -151,11 +151,11 @@ void tokens_create(struct req *r)
     p[2] = name;
     p[3] = hash;
     p[4] = days[0] ? days : NULL;
-    res = PQexecParams(pg,
-                       "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at) VALUES"
-                       " ($1, $2, $3, $4, now() + make_interval(days => $5::int)) RETURNING "
-                       TOKEN_COLS,
-                       5, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(
+        pg,
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at) VALUES"
+        " ($1, $2, $3, $4, now() + make_interval(days => $5::int)) RETURNING " TOKEN_COLS,
+        5, NULL, p, NULL, NULL, 0);
     d = json_pack("{s:s, s:s?}", "name", name, "expires_in_days", days[0] ? days : NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
         audit_write(pg, r, "token.create", "token", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {

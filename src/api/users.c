@@ -95,10 +95,10 @@ void users_list(struct req *r)
     items = json_array();
     for (int i = 0; i < n && i < limit; i++)
         json_array_append_new(items, acct_user_json(res, i, 0));
-    http_send_json(r, 200,
-                   json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                             n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 1))
-                                       : json_null()));
+    http_send_json(
+        r, 200,
+        json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                  n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 1)) : json_null()));
     PQclear(res);
 }
 
@@ -142,11 +142,10 @@ void users_create(struct req *r)
         goto out;
     }
     memset(&qi, 0, sizeof(qi));
-    if ((v = json_object_get(body, "quota")) &&
-        !parse_quota(r, pg, "user.create", NULL, v, &qi))
+    if ((v = json_object_get(body, "quota")) && !parse_quota(r, pg, "user.create", NULL, v, &qi))
         goto out;
-    if (util_uuid(id) < 0 ||
-        password_hash(json_string_value(json_object_get(body, "password")), hash, sizeof(hash)) < 0) {
+    if (util_uuid(id) < 0 || password_hash(json_string_value(json_object_get(body, "password")),
+                                           hash, sizeof(hash)) < 0) {
         http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
         goto out;
     }
@@ -214,13 +213,14 @@ void users_get(struct req *r)
         http_send_error(r, 404, "not_found", NULL, "no such user");
         return;
     }
-    res = PQexecParams(pg,
-                       "SELECT " USER_COLS ", (SELECT count(*) FROM instances i WHERE i.user_id = u.id"
-                       " AND i.status <> 'deleted'), (SELECT coalesce(sum(cpus), 0) FROM instances i"
-                       " WHERE i.user_id = u.id AND i.status <> 'deleted'), (SELECT"
-                       " coalesce(sum(memory_mb), 0) FROM instances i WHERE i.user_id = u.id AND"
-                       " i.status <> 'deleted') FROM users u WHERE u.id = $1",
-                       1, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(
+        pg,
+        "SELECT " USER_COLS ", (SELECT count(*) FROM instances i WHERE i.user_id = u.id"
+        " AND i.status <> 'deleted'), (SELECT coalesce(sum(cpus), 0) FROM instances i"
+        " WHERE i.user_id = u.id AND i.status <> 'deleted'), (SELECT"
+        " coalesce(sum(memory_mb), 0) FROM instances i WHERE i.user_id = u.id AND"
+        " i.status <> 'deleted') FROM users u WHERE u.id = $1",
+        1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
@@ -232,12 +232,12 @@ void users_get(struct req *r)
         return;
     }
     u = acct_user_json(res, 0, 0);
-    json_object_set_new(u, "usage",
-                        json_pack("{s:I, s:f, s:I}", "instances",
-                                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS), NULL, 10),
-                                  "cpus", strtod(PQgetvalue(res, 0, USER_NCOLS + 1), NULL),
-                                  "memory_mb",
-                                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS + 2), NULL, 10)));
+    json_object_set_new(
+        u, "usage",
+        json_pack("{s:I, s:f, s:I}", "instances",
+                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS), NULL, 10), "cpus",
+                  strtod(PQgetvalue(res, 0, USER_NCOLS + 1), NULL), "memory_mb",
+                  (json_int_t)strtoll(PQgetvalue(res, 0, USER_NCOLS + 2), NULL, 10)));
     PQclear(res);
     http_send_json(r, 200, u);
 }
@@ -362,8 +362,8 @@ void users_patch(struct req *r)
     }
     /* A new password or a disabled account ends every session of that user. */
     if (hash[0] || (has_disabled && disabled))
-        PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL,
-                             0));
+        PQclear(
+            PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
     d = json_object();
     json_object_foreach(body, bad, v)
     {
@@ -443,15 +443,16 @@ void users_delete(struct req *r)
     PQclear(PQexecParams(pg, "UPDATE users SET disabled = true, updated_at = now() WHERE id = $1",
                          1, NULL, p, NULL, NULL, 0));
     PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
-    PQclear(PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
+    PQclear(
+        PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
     p[0] = jid;
     p[1] = api_cfg.node;
     p[2] = id;
     p[3] = delete_volumes ? "{\"delete_volumes\": true}" : "{\"delete_volumes\": false}";
     job = PQexecParams(pg,
                        "INSERT INTO jobs (id, kind, node, user_id, args) VALUES ($1, 'user_delete',"
-                       " $2, $3, $4::jsonb) RETURNING id, kind, status, attempts, error, "
-                       SQL_TS("created_at") ", " SQL_TS("finished_at"),
+                       " $2, $3, $4::jsonb) RETURNING id, kind, status, attempts, error, " SQL_TS(
+                           "created_at") ", " SQL_TS("finished_at"),
                        4, NULL, p, NULL, NULL, 0);
     d = json_pack("{s:s, s:b}", "job", jid, "delete_volumes", delete_volumes);
     if (PQresultStatus(job) != PGRES_TUPLES_OK ||
@@ -474,11 +475,10 @@ void users_delete(struct req *r)
     http_send_json(r, 202,
                    json_pack("{s:s, s:s, s:n, s:s, s:s, s:I, s:o, s:o, s:o}", "id", jid, "kind",
                              "user_delete", "instance_id", "user_id", id, "status",
-                             PQgetvalue(job, 0, 2),
-                             "attempts", (json_int_t)strtoll(PQgetvalue(job, 0, 3), NULL, 10),
-                             "error", acct_str_or_null(job, 0, 4), "created_at",
-                             acct_str_or_null(job, 0, 5), "finished_at",
-                             acct_str_or_null(job, 0, 6)));
+                             PQgetvalue(job, 0, 2), "attempts",
+                             (json_int_t)strtoll(PQgetvalue(job, 0, 3), NULL, 10), "error",
+                             acct_str_or_null(job, 0, 4), "created_at", acct_str_or_null(job, 0, 5),
+                             "finished_at", acct_str_or_null(job, 0, 6)));
 out:
     PQclear(job);
     PQclear(res);

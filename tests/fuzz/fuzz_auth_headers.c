@@ -15,8 +15,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = {"HTTP_COOKIE=", "HTTP_ORIGIN=", "HTTP_HOST=",
-                                        "HTTP_X_FORWARDED_PROTO="};
+    static const char *const names[] = {
+        "HTTP_COOKIE=", "HTTP_ORIGIN=", "HTTP_HOST=", "HTTP_X_FORWARDED_PROTO="};
     char *parts[4] = {NULL, NULL, NULL, NULL}, *env[5], *copy, *s, *nl;
     char cookie[129], csv[8192];
     FCGX_Request fr;

@@ -55,12 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msg[0] = '\0';
         if (acct_parse_quota(v, &q, &field, msg, sizeof(msg)) == 0) {
             long n;
-            if (q.has_instances &&
-                (!util_parse_long(q.instances, 0, QUOTA_MAX_INSTANCES, &n)))
+            if (q.has_instances && (!util_parse_long(q.instances, 0, QUOTA_MAX_INSTANCES, &n)))
                 abort();
             if (q.has_memory && !util_parse_long(q.memory_mb, 0, QUOTA_MAX_MEMORY_MB, &n))
                 abort();
-            if (q.has_cpus && (strtod(q.cpus, NULL) < 0 || strtod(q.cpus, NULL) > QUOTA_MAX_CPUS + 0.01))
+            if (q.has_cpus &&
+                (strtod(q.cpus, NULL) < 0 || strtod(q.cpus, NULL) > QUOTA_MAX_CPUS + 0.01))
                 abort();
         } else if (!msg[0] || strncmp(field, "quota", 5) != 0) {
             abort();

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      sizeof(norm), why, sizeof(why)) == 0) {
         if (strncmp(fp, "SHA256:", 7) != 0 || strlen(fp) != 50)
             abort();
-        if (strcmp(type, "ssh-ed25519") && strcmp(type, "ssh-rsa") && strncmp(type, "ecdsa-sha2-nistp", 16))
+        if (strcmp(type, "ssh-ed25519") && strcmp(type, "ssh-rsa") &&
+            strncmp(type, "ecdsa-sha2-nistp", 16))
             abort();
         if (sshkey_parse(norm, strlen(norm), type2, sizeof(type2), fp2, sizeof(fp2), norm2,
                          sizeof(norm2), why, sizeof(why)) != 0 ||

@@ -11,7 +11,7 @@
 #include "berth/util.h"
 #include "check.h"
 
-#define ME "11111111-1111-4111-8111-111111111111"
+#define ME    "11111111-1111-4111-8111-111111111111"
 #define OTHER "22222222-2222-4222-8222-222222222222"
 
 static struct actor mk(enum role role)
@@ -40,8 +40,10 @@ static const char *role_str(enum role r)
 static void test_instances(void)
 {
     static const bool want[3][2][6] = {
-        /* viewer */ {{true, false, false, false, false, true}, {false, false, false, false, false, false}},
-        /* developer */ {{true, true, true, true, true, true}, {false, false, false, false, false, false}},
+        /* viewer */ {{true, false, false, false, false, true},
+                      {false, false, false, false, false, false}},
+        /* developer */
+        {{true, true, true, true, true, true}, {false, false, false, false, false, false}},
         /* admin */ {{true, true, true, true, true, true}, {true, true, true, true, true, false}},
     };
     for (int role = 0; role < 3; role++)
@@ -51,7 +53,8 @@ static void test_instances(void)
                 bool got = authz_instance(&a, (enum authz_action)act, other ? OTHER : ME);
                 CHECK(got == want[role][other][act], "instance: %s %s %s's instance: %s",
                       role_str((enum role)role), act_name((enum authz_action)act),
-                      other ? "another user" : "their own", want[role][other][act] ? "allowed" : "denied");
+                      other ? "another user" : "their own",
+                      want[role][other][act] ? "allowed" : "denied");
             }
     struct actor anon;
     memset(&anon, 0, sizeof(anon));
@@ -60,7 +63,8 @@ static void test_instances(void)
               act_name((enum authz_action)act));
     CHECK(!authz_instance(NULL, ACT_READ, ME), "instance: a NULL actor is denied");
     struct actor dev = mk(ROLE_DEVELOPER);
-    CHECK(!authz_instance(&dev, ACT_READ, NULL), "instance: a resource without owner is not a developer's");
+    CHECK(!authz_instance(&dev, ACT_READ, NULL),
+          "instance: a resource without owner is not a developer's");
 }
 
 static void test_volumes_keys_tokens(void)
@@ -88,17 +92,21 @@ static void test_volumes_keys_tokens(void)
     CHECK(!authz_ssh_key(&v, ACT_CREATE, ME), "ssh key: viewer may not add keys");
     CHECK(authz_ssh_key(&v, ACT_DELETE, ME), "ssh key: viewer may remove an old own key");
     CHECK(authz_ssh_key(&d, ACT_CREATE, ME), "ssh key: developer adds own");
-    CHECK(!authz_ssh_key(&a, ACT_DELETE, OTHER), "ssh key: admin may not delete another's (owner only)");
+    CHECK(!authz_ssh_key(&a, ACT_DELETE, OTHER),
+          "ssh key: admin may not delete another's (owner only)");
 
     CHECK(authz_user(&d, ACT_READ, ME), "user: anyone reads themselves");
-    CHECK(!authz_user(&d, ACT_UPDATE, ME), "user: a developer may not change their own role or quota");
+    CHECK(!authz_user(&d, ACT_UPDATE, ME),
+          "user: a developer may not change their own role or quota");
     CHECK(!authz_user(&d, ACT_READ, OTHER), "user: a developer may not read others");
     CHECK(authz_user(&a, ACT_DELETE, OTHER), "user: admin deletes others");
 
     CHECK(authz_admin(&a), "admin-only endpoints: admin allowed");
-    CHECK(!authz_admin(&d) && !authz_admin(&v), "admin-only endpoints: developer and viewer denied");
+    CHECK(!authz_admin(&d) && !authz_admin(&v),
+          "admin-only endpoints: developer and viewer denied");
     a.authenticated = false;
-    CHECK(!authz_admin(&a), "admin-only endpoints: an unauthenticated admin-shaped actor is denied");
+    CHECK(!authz_admin(&a),
+          "admin-only endpoints: an unauthenticated admin-shaped actor is denied");
 }
 
 /* A fake FastCGI request carrying only environment parameters. */
@@ -156,9 +164,9 @@ static void test_origin(void)
         env[n] = NULL;
         struct req r = fake(&fr, env);
         CHECK(auth_origin_ok(&r) == cases[i].ok, "Origin %s for Host %s%s%s is %s",
-              cases[i].origin ? cases[i].origin : "(none)", cases[i].host ? cases[i].host : "(none)",
-              cases[i].proto ? " over " : "", cases[i].proto ? cases[i].proto : "",
-              cases[i].ok ? "accepted" : "refused");
+              cases[i].origin ? cases[i].origin : "(none)",
+              cases[i].host ? cases[i].host : "(none)", cases[i].proto ? " over " : "",
+              cases[i].proto ? cases[i].proto : "", cases[i].ok ? "accepted" : "refused");
     }
 }
 
@@ -176,9 +184,11 @@ static void test_cookies(void)
     CHECK(auth_cookie_value(&r, "berth_session", v, sizeof(v)) && strcmp(v, "good") == 0,
           "cookie: a name that only ends with berth_session is not it");
     snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=berth_session");
-    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: a name without value is absent");
+    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)),
+          "cookie: a name without value is absent");
     snprintf(cookie_env, sizeof(cookie_env), "HTTP_COOKIE=berth_session=%0200d", 0);
-    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: an over-long value is refused");
+    CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)),
+          "cookie: an over-long value is refused");
     env[0] = NULL;
     CHECK(!auth_cookie_value(&r, "berth_session", v, sizeof(v)), "cookie: no Cookie header");
 }
@@ -205,7 +215,8 @@ static void test_helpers(void)
         CHECK(audit_csv_field(out, sizeof(out), csv[i].in) && strcmp(out, csv[i].out) == 0,
               "CSV export: field %zu is quoted and defused as expected", i);
     CHECK(acct_utf8_chars("abc", 3) == 3, "UTF-8 length: ASCII");
-    CHECK(acct_utf8_chars("日本語", strlen("日本語")) == 3, "UTF-8 length: multi-byte characters count once");
+    CHECK(acct_utf8_chars("日本語", strlen("日本語")) == 3,
+          "UTF-8 length: multi-byte characters count once");
     CHECK(auth_role_parse("developer", &role) && role == ROLE_DEVELOPER, "role: developer parses");
     CHECK(!auth_role_parse("Admin", &role) && !auth_role_parse("root", &role) &&
               !auth_role_parse(NULL, &role),
@@ -220,8 +231,9 @@ static void test_helpers(void)
           "unknown fields: the extra field is named");
     json_decref(o);
 
-    CHECK(auth_method_unsafe("POST") && auth_method_unsafe("DELETE") && auth_method_unsafe("PATCH") &&
-              auth_method_unsafe("PUT") && !auth_method_unsafe("GET") && !auth_method_unsafe("HEAD"),
+    CHECK(auth_method_unsafe("POST") && auth_method_unsafe("DELETE") &&
+              auth_method_unsafe("PATCH") && auth_method_unsafe("PUT") &&
+              !auth_method_unsafe("GET") && !auth_method_unsafe("HEAD"),
           "unsafe methods: POST PUT PATCH DELETE; safe: GET HEAD");
 }
 
