@@ -20,6 +20,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/health", health_get},
     /* internal: only nginx's auth_request subrequest reaches this path */
     {"GET", "/_berth/auth", proxy_auth},
+    {"GET", "/metrics", metrics_get},
     /* accounts (accounts.c, users.c, tokens.c, audit.c, stats.c) */
     {"POST", "/api/v1/auth/login", accounts_login},
     {"POST", "/api/v1/auth/logout", accounts_logout},

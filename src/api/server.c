@@ -58,6 +58,7 @@ static void handle(struct api_thread *th, FCGX_Request *fr)
     router_dispatch(&r);
     if (!r.sent)
         http_send_error(&r, 500, "internal", NULL, "the handler sent no response");
+    metrics_observe(r.status, (long)(util_now_ms() - t0));
     log_debug("%s %s %d %lldms", r.method, r.path, r.status, (long long)(util_now_ms() - t0));
     free(r.body);
     log_set_context(NULL);

@@ -32,6 +32,12 @@ expect_eq "an unknown endpoint is 404 not_found in the error shape" "404 not_fou
 check "responses carry a request id" bash -c \
     "curl -sI '$BERTH_URL/api/v1/health' | grep -qi '^X-Request-Id: [0-9a-f]\{16\}'"
 
+# --- metrics for a scraper on this host
+http GET /metrics
+expect_eq "GET /metrics answers in the Prometheus text format" 200 "$STATUS"
+check "... counting responses" grep -q '^berth_api_responses_total{class="2xx"} [0-9]' <<<"$BODY"
+check "... with every instance state present, zeros included" grep -q '^berth_instances{status="running"} [0-9]' <<<"$BODY"
+
 # --- log lines: time, level, component, message
 check "log lines carry time, level and component" \
     grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info  api ' "$BERTH_VAR/log/api.log"

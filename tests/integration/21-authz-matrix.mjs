@@ -127,10 +127,9 @@ const factories = {
 };
 async function resource(kind, owner, fresh) {
   const key = `${kind}/${owner}`;
-  if (!fresh && cache.has(key)) return cache.get(key);
-  const id = await factories[kind](owner, fresh);
-  if (!fresh) cache.set(key, id);
-  return id;
+  if (fresh) return factories[kind](owner, fresh);
+  if (!cache.has(key)) cache.set(key, factories[kind](owner, fresh)); // a failure is remembered too
+  return cache.get(key);
 }
 
 // ---- the table
@@ -182,6 +181,8 @@ const table = [
   { route: 'POST /api/v1/ssh-keys', expect: C(401, 403, 201, 201), body: () => ({ name: uniq(), public_key: sshKey() }) },
   // nginx's auth_request target: internal, so unreachable from outside for everyone.
   { route: 'GET /_berth/auth', expect: C(404, 404, 404, 404), nginx: true },
+  // Prometheus scrape: open to a scraper on this host (nginx allows 127.0.0.1 only).
+  { route: 'GET /metrics', expect: C(200, 200, 200, 200) },
   // Not an API route: the proxied container itself, owner only (admins get no
   // implicit access). Runs once instances exist; waits for the instance to run.
   { route: 'GET /container/{user}/{instance}/', extra: 'POST /api/v1/instances', kind: 'running_instance',

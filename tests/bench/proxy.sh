@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/proxy — requests per second and p99 latency through berth's
+# /container/<user>/<instance>/ path, against baselines measured in the same
+# run on the same container:
+#   (a) direct     the container's published port, no proxy
+#   (b) nginx      plain nginx proxy_pass, no authorisation
+#   (c) berth      berth's route: auth_request to berth-api on every request
+#   (d) chp        configurable-http-proxy (npm), the JupyterHub proxy
+# wrk at c=10 and c=50, 2 threads, ${BENCH_SECONDS:-5}s each. Goals (issue 5):
+# (c) >= 50% of (b), (c) >= 4x (d), p99 of (c) <= 20 ms at c=50.
+#
+# Starts its own stack (scripts/stack.sh in a temp dir, other ports) and
+# removes everything it made. Needs wrk, node/npm (for chp), a Docker engine.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SECS=${BENCH_SECONDS:-5}
+export BERTH_VAR=$(mktemp -d /tmp/berth-bench-proxy.XXXXXX)
+chmod 0755 "$BERTH_VAR"
+export BERTH_HTTP_PORT=${BENCH_PORT:-28080} BERTH_PG_PORT=$((${BENCH_PORT:-28080} + 1))
+export BERTH_REDIS_PORT=$((${BENCH_PORT:-28080} + 2)) BERTH_CLUSTER=benchproxy
+URL=http://127.0.0.1:$BERTH_HTTP_PORT
+PLAIN_PORT=$((BERTH_HTTP_PORT + 3)) CHP_PORT=$((BERTH_HTTP_PORT + 4))
+pids=()
+
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    [[ -f $BERTH_VAR/plain/nginx.pid ]] && kill "$(cat "$BERTH_VAR/plain/nginx.pid")" 2>/dev/null
+    "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1
+    ids=$(docker ps -aq --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
+    [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1
+    vols=$(docker volume ls -q --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
+    [[ -n $vols ]] && docker volume rm -f $vols >/dev/null 2>&1
+    rm -rf "$BERTH_VAR"
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/stack.sh" start > /dev/null || { echo "proxy: the stack did not start"; exit 1; }
+ADMIN_PW=$(cat "$BERTH_VAR/initial-admin-password")
+jar=$BERTH_VAR/cookies
+curl -sf -c "$jar" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" "$URL/api/v1/auth/login" > "$BERTH_VAR/me.json" \
+    || { echo "proxy: login failed"; exit 1; }
+csrf=$(jq -r .csrf_token "$BERTH_VAR/me.json")
+# A developer owns the instance (admins get no implicit proxy access).
+curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
+    -d '{"username":"bench","password":"bench-password","role":"developer"}' "$URL/api/v1/users" >/dev/null
+curl -sf -c "$jar" -H 'Content-Type: application/json' \
+    -d '{"username":"bench","password":"bench-password"}' "$URL/api/v1/auth/login" > "$BERTH_VAR/me.json"
+csrf=$(jq -r .csrf_token "$BERTH_VAR/me.json")
+session=$(awk '$6 == "berth_session" {print $7}' "$jar")
+inst=$(curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
+    -d '{"template":"web","name":"bench"}' "$URL/api/v1/instances") || { echo "proxy: launch failed"; exit 1; }
+id=$(jq -r .instance.id <<<"$inst")
+for _ in $(seq 1 120); do
+    st=$(curl -sf -b "$jar" "$URL/api/v1/instances/$id" | jq -r .status)
+    [[ $st == running ]] && break
+    sleep 0.5
+done
+[[ $st == running ]] || { echo "proxy: the instance did not start ($st)"; exit 1; }
+port=$(curl -sf -b "$jar" "$URL/api/v1/instances/$id" | jq -r .ports.http)
+berth_path=/container/bench/bench/
+for _ in $(seq 1 100); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -b "$jar" "$URL$berth_path") == 200 ]] && break
+    sleep 0.1
+done
+
+# (b) plain nginx, same worker count as berth's
+mkdir -p "$BERTH_VAR/plain"
+cat > "$BERTH_VAR/plain/nginx.conf" <<EOF
+worker_processes 2;
+pid $BERTH_VAR/plain/nginx.pid;
+error_log $BERTH_VAR/plain/error.log;
+events { worker_connections 4096; }
+http {
+    access_log $BERTH_VAR/plain/access.log;
+    client_body_temp_path $BERTH_VAR/plain; proxy_temp_path $BERTH_VAR/plain;
+    fastcgi_temp_path $BERTH_VAR/plain; uwsgi_temp_path $BERTH_VAR/plain; scgi_temp_path $BERTH_VAR/plain;
+    server {
+        listen 127.0.0.1:$PLAIN_PORT;
+        location $berth_path { proxy_pass http://127.0.0.1:$port/; proxy_http_version 1.1; }
+    }
+}
+EOF
+nginx -e "$BERTH_VAR/plain/error.log" -p "$BERTH_VAR/plain" -c "$BERTH_VAR/plain/nginx.conf"
+
+# (d) configurable-http-proxy
+chp=""
+if command -v npm >/dev/null; then
+    (cd "$BERTH_VAR" && npm install --no-audit --no-fund --silent configurable-http-proxy >/dev/null 2>&1)
+    chp=$BERTH_VAR/node_modules/.bin/configurable-http-proxy
+    if [[ -x $chp ]]; then
+        "$chp" --ip 127.0.0.1 --port "$CHP_PORT" --api-port $((CHP_PORT + 1)) --log-level error \
+            --default-target "http://127.0.0.1:$port" >/dev/null 2>&1 &
+        pids+=($!)
+        for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$CHP_PORT/" && break; sleep 0.1; done
+    else
+        chp=""
+    fi
+fi
+
+# wrk: prints "rps p99_ms"
+run_wrk() { # URL CONNECTIONS [header]
+    local out
+    out=$(wrk -t2 -c"$2" -d"${SECS}s" --latency ${3:+-H "$3"} "$1" 2>&1)
+    local rps p99
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+    local errs; errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    echo "${rps:-0} ${p99:-0} ${errs:-0}"
+}
+
+printf 'proxy: wrk -t2 -d%ss against one busybox httpd instance (requests/s, p99 ms, non-2xx)\n' "$SECS"
+printf '%4s %-8s %10s %8s %8s\n' c target rps p99_ms non2xx
+for c in 10 50; do
+    declare -A R
+    read -r R[a] R[ap] R[ae] <<<"$(run_wrk "http://127.0.0.1:$port/" $c)"
+    read -r R[b] R[bp] R[be] <<<"$(run_wrk "http://127.0.0.1:$PLAIN_PORT$berth_path" $c)"
+    read -r R[c] R[cp] R[ce] <<<"$(run_wrk "$URL$berth_path" $c "Cookie: berth_session=$session")"
+    if [[ -n $chp ]]; then
+        read -r R[d] R[dp] R[de] <<<"$(run_wrk "http://127.0.0.1:$CHP_PORT/" $c)"
+    else
+        R[d]=0 R[dp]=0 R[de]=n/a
+    fi
+    for t in a:direct b:nginx c:berth d:chp; do
+        k=${t%%:*}
+        printf '%4s %-8s %10s %8s %8s\n' $c "${t#*:}" "${R[$k]}" "${R[${k}p]}" "${R[${k}e]}"
+    done
+    awk -v b="${R[b]}" -v c="${R[c]}" -v d="${R[d]}" -v conn=$c \
+        'BEGIN { printf "     c=%d: berth/nginx = %.2f (goal >= 0.50), berth/chp = %s (goal >= 4)\n", conn, c/b, (d > 0 ? sprintf("%.1f", c/d) : "n/a") }'
+done
