@@ -20,6 +20,7 @@ struct docker {
     ev_timer timer;
     char socket_path[512];
     int inflight;
+    struct xfer *xfers; /* in flight, for docker_free */
 };
 
 struct xfer {
@@ -31,9 +32,31 @@ struct xfer {
     size_t len, cap;
     bool too_big;
     docker_cb cb;
+    docker_line_cb line_cb;
     void *arg;
+    struct xfer *prev, *next;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+static void xfer_unlink(struct docker *d, struct xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        d->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void xfer_free(struct xfer *x)
+{
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->req_body);
+    free(x->buf);
+    free(x);
+}
 
 struct sockw {
     ev_io io;
@@ -54,6 +77,7 @@ static void check_done(struct docker *d)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
         curl_multi_remove_handle(d->multi, msg->easy_handle);
+        xfer_unlink(d, x);
         d->inflight--;
         if (x->buf)
             x->buf[x->len] = '\0';
@@ -67,11 +91,7 @@ static void check_done(struct docker *d)
         } else {
             x->cb((int)status, x->buf ? x->buf : "", x->len, NULL, x->arg);
         }
-        curl_easy_cleanup(x->easy);
-        curl_slist_free_all(x->headers);
-        free(x->req_body);
-        free(x->buf);
-        free(x);
+        xfer_free(x);
     }
 }
 
@@ -137,6 +157,42 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct xfer *x = userdata;
     size_t n = size * nmemb;
+    if (x->line_cb) {
+        /* append, then hand over every complete line and keep the rest */
+        size_t start = 0;
+        if (x->len + n + 1 > DOCKER_MAX_LINE + 1 + n) {
+            x->too_big = true;
+            return 0;
+        }
+        if (x->len + n + 1 > x->cap) {
+            size_t cap = x->cap ? x->cap : 4096;
+            char *nb;
+            while (cap < x->len + n + 1)
+                cap *= 2;
+            nb = realloc(x->buf, cap);
+            if (!nb)
+                return 0;
+            x->buf = nb;
+            x->cap = cap;
+        }
+        memcpy(x->buf + x->len, ptr, n);
+        x->len += n;
+        for (size_t i = 0; i < x->len; i++) {
+            if (x->buf[i] != '\n')
+                continue;
+            x->buf[i] = '\0';
+            if (i > start)
+                x->line_cb(x->buf + start, i - start, x->arg);
+            start = i + 1;
+        }
+        memmove(x->buf, x->buf + start, x->len - start);
+        x->len -= start;
+        if (x->len > DOCKER_MAX_LINE) {
+            x->too_big = true;
+            return 0;
+        }
+        return n;
+    }
     if (x->len + n + 1 > DOCKER_MAX_BODY) {
         x->too_big = true;
         return 0; /* aborts the transfer */
@@ -183,6 +239,12 @@ void docker_free(struct docker *d)
     if (!d)
         return;
     ev_timer_stop(d->loop, &d->timer);
+    while (d->xfers) {
+        struct xfer *x = d->xfers;
+        curl_multi_remove_handle(d->multi, x->easy);
+        xfer_unlink(d, x);
+        xfer_free(x);
+    }
     curl_multi_cleanup(d->multi);
     free(d);
 }
@@ -195,6 +257,12 @@ int docker_inflight(const struct docker *d)
 int docker_request(struct docker *d, const char *method, const char *path, const char *body,
                    long timeout_ms, docker_cb cb, void *arg)
 {
+    return docker_stream(d, method, path, body, timeout_ms, NULL, cb, arg);
+}
+
+int docker_stream(struct docker *d, const char *method, const char *path, const char *body,
+                  long timeout_ms, docker_line_cb line, docker_cb cb, void *arg)
+{
     char url[2048];
     struct xfer *x = calloc(1, sizeof(*x));
 
@@ -205,6 +273,7 @@ int docker_request(struct docker *d, const char *method, const char *path, const
         goto fail;
     x->d = d;
     x->cb = cb;
+    x->line_cb = line;
     x->arg = arg;
     x->easy = curl_easy_init();
     if (!x->easy)
@@ -233,6 +302,10 @@ int docker_request(struct docker *d, const char *method, const char *path, const
         curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK)
         goto fail;
+    x->next = d->xfers;
+    if (d->xfers)
+        d->xfers->prev = x;
+    d->xfers = x;
     d->inflight++;
     return 0;
 fail:

@@ -25,6 +25,7 @@ struct docker;
 typedef void (*docker_cb)(int status, const char *body, size_t len, const char *err, void *arg);
 
 struct docker *docker_new(struct ev_loop *loop, const char *socket_path);
+/* Frees everything, including transfers in flight (their callbacks are not called). */
 void docker_free(struct docker *d);
 
 /*
@@ -34,6 +35,22 @@ void docker_free(struct docker *d);
  */
 int docker_request(struct docker *d, const char *method, const char *path, const char *body,
                    long timeout_ms, docker_cb cb, void *arg) __attribute__((warn_unused_result));
+
+/* Longest line of a streamed response (events, pull progress, logs). */
+#define DOCKER_MAX_LINE (64u << 10)
+
+/* One complete line of a streamed response, without the newline; borrowed. */
+typedef void (*docker_line_cb)(const char *line, size_t len, void *arg);
+
+/*
+ * Like docker_request, but the body is handed over line by line as it
+ * arrives (no total cap; a line longer than DOCKER_MAX_LINE ends the
+ * transfer with an error). done is called once at the end with the status and
+ * any unterminated rest of the body. For /events, pulls and logs.
+ */
+int docker_stream(struct docker *d, const char *method, const char *path, const char *body,
+                  long timeout_ms, docker_line_cb line, docker_cb done, void *arg)
+    __attribute__((warn_unused_result));
 
 /* Requests in flight. */
 int docker_inflight(const struct docker *d);

@@ -1,7 +1,9 @@
 /*
  * berth-worker — the only process with Docker access. One libev loop
- * multiplexes Redis (hiredis async), Docker (curl multi), timers and signals;
- * nothing on it blocks.
+ * multiplexes Redis (hiredis async: one connection for commands and the
+ * heartbeat, one for the blocking job pop), Docker (curl multi, including the
+ * /events stream), PostgreSQL (libpq async, pg.c), the nginx routes, timers
+ * (heartbeat, reconcile) and signals; nothing on it blocks.
  *
  * Start-up: PostgreSQL is checked (and this node registered) before the loop
  * starts; Docker is pinged through the loop and a failed first ping stops the
@@ -24,12 +26,16 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "docker.h"
+#include "pg.h"
 #include "redisq.h"
+#include "routes.h"
+#include "worker.h"
 
 static struct berth_config cfg;
 static struct ev_loop *loop;
 static struct docker *docker;
 static struct redisq *rq;
+static struct worker W;
 static ev_timer heartbeat_timer;
 static ev_signal sig_term, sig_int, sig_hup;
 static bool started;
@@ -80,6 +86,10 @@ static void on_ping(int status, const char *body, size_t len, const char *err, v
             return;
         }
         log_info("worker ready (node %s)", cfg.node);
+        /* Docker answers: follow its events, take jobs, repair drift */
+        events_start(W.events);
+        runner_start(W.runner);
+        reconcile_start(&W);
     }
     heartbeat_publish();
 }
@@ -98,6 +108,24 @@ static void on_signal(struct ev_loop *l, ev_signal *w, int revents)
     }
     log_info("signal %d: stopping", w->signum);
     ev_break(l, EVBREAK_ALL);
+}
+
+static void on_route_logged(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_warn("route error not recorded: %s", err);
+}
+
+/* nginx refused an instance's snippet: say so on the instance. */
+static void on_route_error(const char *instance_id, const char *message, void *arg)
+{
+    const char *p[2] = {instance_id, message};
+    if (pg_query(W.pg,
+                 "WITH e AS (INSERT INTO instance_events (instance_id, kind, message) SELECT $1,"
+                 " 'route', $2 WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1))"
+                 " UPDATE instances SET error = $2 WHERE id = $1",
+                 2, p, on_route_logged, NULL) < 0)
+        log_warn("instance %s: route error not recorded: %s", instance_id, message);
 }
 
 /* Before the loop runs: PostgreSQL must answer; register this node. */
@@ -177,6 +205,29 @@ int main(int argc, char **argv)
     }
     if (redisq_start(rq) < 0)
         return 1;
+    W.loop = loop;
+    W.cfg = &cfg;
+    W.docker = docker;
+    W.rq = rq;
+    W.popq = redisq_new(loop, cfg.redis_url);
+    W.pg = pg_new(loop, cfg.pg_dsn);
+    if (!W.popq || !W.pg || redisq_start(W.popq) < 0 || pg_start(W.pg) < 0) {
+        log_error("out of memory");
+        return 1;
+    }
+    if (cfg.box_dir[0]) {
+        W.routes = routes_new(loop, &cfg, on_route_error, NULL);
+        if (W.routes && routes_prepare(W.routes, err, sizeof(err)) < 0) {
+            log_error("box_dir = '%s': %s", cfg.box_dir, err);
+            return 1;
+        }
+    }
+    W.runner = runner_new(&W);
+    W.events = events_new(&W);
+    if (!W.runner || !W.events) {
+        log_error("out of memory");
+        return 1;
+    }
 
     ev_signal_init(&sig_term, on_signal, SIGTERM);
     ev_signal_init(&sig_int, on_signal, SIGINT);
@@ -192,8 +243,14 @@ int main(int argc, char **argv)
     ev_run(loop, 0);
 
     ev_timer_stop(loop, &heartbeat_timer);
+    reconcile_stop();
+    runner_free(W.runner);
+    events_free(W.events);
+    routes_free(W.routes);
+    redisq_free(W.popq);
     redisq_free(rq);
     docker_free(docker);
+    pg_free(W.pg);
     curl_global_cleanup();
     log_info("stopped");
     return exit_code;

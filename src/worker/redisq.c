@@ -8,6 +8,7 @@
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ struct redisq {
     bool connected;
     ev_timer retry;
     double backoff;
+    void (*on_up)(void *arg);
+    void *on_up_arg;
 };
 
 static void schedule_retry(struct redisq *q)
@@ -43,6 +46,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     q->connected = true;
     q->backoff = 0.25;
     log_info("connected to Redis");
+    if (q->on_up)
+        q->on_up(q->on_up_arg);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -121,4 +126,61 @@ bool redisq_set_ex(struct redisq *q, const char *key, const char *value, long tt
     if (!q->connected || !q->ac)
         return false;
     return redisAsyncCommand(q->ac, NULL, NULL, "SET %s %s EX %ld", key, value, ttl_s) == REDIS_OK;
+}
+
+struct cmd {
+    redisq_cb cb;
+    void *arg;
+};
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct cmd *c = privdata;
+    redisq_cb cb = c->cb;
+    void *arg = c->arg;
+    free(c);
+    cb(reply, arg);
+}
+
+bool redisq_command(struct redisq *q, redisq_cb cb, void *arg, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+    struct cmd *c = NULL;
+
+    if (!q->connected || !q->ac)
+        return false;
+    if (cb) {
+        c = malloc(sizeof(*c));
+        if (!c)
+            return false;
+        c->cb = cb;
+        c->arg = arg;
+    }
+    va_start(ap, fmt);
+    rc = redisvAsyncCommand(q->ac, cb ? on_reply : NULL, c, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        free(c);
+        return false;
+    }
+    return true;
+}
+
+void redisq_on_connect(struct redisq *q, void (*cb)(void *arg), void *arg)
+{
+    q->on_up = cb;
+    q->on_up_arg = arg;
+}
+
+void redisq_reset(struct redisq *q)
+{
+    redisAsyncContext *ac = q->ac;
+    if (ac) {
+        log_warn("Redis did not answer in time; reconnecting");
+        redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect clears q->ac */
+    }
+    q->ac = NULL;
+    q->connected = false;
+    schedule_retry(q);
 }

@@ -1,0 +1,206 @@
+/*
+ * events — instance status from Docker's /events stream (DESIGN.md: status
+ * changes arrive as events, not by polling). One streaming GET, filtered to
+ * containers labelled berth.cluster=<cluster>; each line is one event. When
+ * the stream ends it is opened again after a second with `since` = the time
+ * of the last event seen, so nothing is missed (Docker replays from its
+ * buffer; the handlers are idempotent, a replayed event changes nothing).
+ *
+ *   start    stopped -> running (a restart policy brought it back)
+ *   die      running/stopping -> stopped, with the exit code; `error` when the
+ *            process died within seconds of starting (it will not come up)
+ *   oom      the error sentence says the memory limit was hit
+ *   destroy  a container removed behind berth's back -> error, with a sentence
+ *
+ * Statuses a job is changing (pending, creating, restarting, deleting) are
+ * left to the job. A short verify after every start catches a process that
+ * exits at once before its die event could be told apart from a restart.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "docker.h"
+#include "pg.h"
+#include "worker.h"
+
+struct events {
+    struct worker *w;
+    bool streaming;
+    bool connected;
+    long long since;
+    ev_timer retry;
+    char path[512];
+};
+
+static void on_logged(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_warn("event statement failed: %s", err);
+}
+
+static void sql(struct worker *w, const char *text, int n, const char *const *p)
+{
+    if (pg_query(w->pg, text, n, p, on_logged, NULL) < 0)
+        log_warn("PostgreSQL queue full: an event update was dropped");
+}
+
+static void handle(struct events *ev, json_t *e)
+{
+    struct worker *w = ev->w;
+    const char *action = json_string_value(json_object_get(e, "Action"));
+    json_t *attrs = json_object_get(json_object_get(e, "Actor"), "Attributes");
+    const char *iid = json_string_value(json_object_get(attrs, "berth.instance"));
+    const char *cluster = json_string_value(json_object_get(attrs, "berth.cluster"));
+    json_t *t = json_object_get(e, "time");
+    char msg[256];
+
+    if (json_is_integer(t) && json_integer_value(t) > ev->since)
+        ev->since = json_integer_value(t);
+    if (!action || !valid_uuid(iid) || !cluster || strcmp(cluster, w->cfg->cluster) != 0)
+        return;
+    if (strcmp(action, "start") == 0) {
+        const char *p[1] = {iid};
+        sql(w,
+            "WITH u AS (UPDATE instances SET status = 'running', error = NULL, started_at = now()"
+            " WHERE id = $1 AND desired = 'running' AND status = 'stopped' RETURNING id)"
+            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'started',"
+            " 'the container started again' FROM u",
+            1, p);
+    } else if (strcmp(action, "die") == 0) {
+        const char *code = json_string_value(json_object_get(attrs, "exitCode"));
+        const char *p[2] = {iid, msg};
+        snprintf(msg, sizeof(msg), "the container's main process exited with code %s",
+                 code ? code : "?");
+        sql(w,
+            "WITH u AS (UPDATE instances SET status = CASE WHEN desired = 'running' AND"
+            " status = 'running' AND started_at > now() - interval '3 seconds' THEN 'error'"
+            " ELSE 'stopped' END, stopped_at = now(), error = CASE WHEN desired = 'running'"
+            " AND status = 'running' AND started_at > now() - interval '3 seconds' THEN"
+            " $2 || ' right after starting: see its logs' WHEN desired = 'running' THEN $2"
+            " ELSE error END WHERE id = $1 AND status IN ('running', 'stopping') RETURNING id)"
+            " INSERT INTO instance_events (instance_id, kind, message) SELECT $1, 'died', $2"
+            " WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
+            2, p);
+    } else if (strcmp(action, "oom") == 0) {
+        const char *p[1] = {iid};
+        sql(w,
+            "WITH u AS (UPDATE instances SET error = 'the container ran out of memory (limit ' ||"
+            " memory_mb || ' MB)' WHERE id = $1 AND status <> 'deleted' RETURNING id, error)"
+            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'oom', error"
+            " FROM u",
+            1, p);
+    } else if (strcmp(action, "destroy") == 0) {
+        const char *p[1] = {iid};
+        sql(w,
+            "WITH u AS (UPDATE instances SET status = 'error', container_id = NULL, error ="
+            " 'the container was removed outside berth; start the instance to make it again'"
+            " WHERE id = $1 AND status IN ('running', 'stopped', 'stopping', 'error')"
+            " RETURNING id, error) INSERT INTO instance_events (instance_id, kind, message)"
+            " SELECT id, 'removed', error FROM u",
+            1, p);
+    }
+}
+
+static void on_line(const char *line, size_t len, void *arg)
+{
+    struct events *ev = arg;
+    json_t *e = json_loadb(line, len, 0, NULL);
+    if (!ev->connected) {
+        ev->connected = true;
+        log_info("following Docker events");
+    }
+    if (e)
+        handle(ev, e);
+    json_decref(e);
+}
+
+static void schedule(struct events *ev, double after)
+{
+    ev_timer_stop(ev->w->loop, &ev->retry);
+    ev_timer_set(&ev->retry, after, 0.);
+    ev_timer_start(ev->w->loop, &ev->retry);
+}
+
+static void on_end(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct events *ev = arg;
+    ev->streaming = false;
+    ev->connected = false;
+    log_warn("Docker event stream ended (%s, HTTP %d); reopening", err ? err : "closed", status);
+    schedule(ev, 1.0);
+}
+
+/* Percent-encode s into out (everything but unreserved characters). */
+static void urlenc(const char *s, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < outlen; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void open_stream(struct events *ev)
+{
+    char filt[256], enc[400];
+    snprintf(filt, sizeof(filt), "{\"type\":[\"container\"],\"label\":[\"berth.cluster=%s\"]}",
+             ev->w->cfg->cluster); /* cluster follows the name rule: no quoting needed */
+    urlenc(filt, enc, sizeof(enc));
+    snprintf(ev->path, sizeof(ev->path), "/events?since=%lld&filters=%s", ev->since, enc);
+    if (docker_stream(ev->w->docker, "GET", ev->path, NULL, 0, on_line, on_end, ev) < 0) {
+        schedule(ev, 1.0);
+        return;
+    }
+    ev->streaming = true;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct events *ev = w->data;
+    if (!ev->streaming)
+        open_stream(ev);
+}
+
+struct events *events_new(struct worker *w)
+{
+    struct events *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return NULL;
+    ev->w = w;
+    ev->since = (long long)time(NULL);
+    ev_timer_init(&ev->retry, on_retry, 0., 0.);
+    ev->retry.data = ev;
+    return ev;
+}
+
+void events_start(struct events *ev)
+{
+    open_stream(ev);
+}
+
+bool events_connected(const struct events *ev)
+{
+    return ev && ev->connected;
+}
+
+void events_free(struct events *ev)
+{
+    if (!ev)
+        return;
+    ev_timer_stop(ev->w->loop, &ev->retry);
+    free(ev);
+}

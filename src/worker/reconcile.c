@@ -1,0 +1,340 @@
+/*
+ * reconcile — repairs drift, at start-up and every reconcile_s (DESIGN.md
+ * "Jobs"; issue 4 "State from events", "Reliability"). One pass is a chain of
+ * callbacks; a pass that is still running when the timer fires is skipped.
+ *
+ * 1. Jobs: ids in berth:jobs:<node>:active that this worker does not hold are
+ *    put back on the queue (at start-up at once: a new worker holds nothing;
+ *    later only when seen unheld by two passes in a row, so a pop whose reply
+ *    is still on its way is not mistaken for a stuck one). Job rows queued or
+ *    running for this node that are in neither list nor held are pushed.
+ * 2. Containers: Docker's containers labelled berth.cluster=<cluster> against
+ *    the live instance rows of this node. Rows whose container is gone or in
+ *    another state are corrected (unless a job for them is in flight);
+ *    labelled containers with no live row, older than a grace period, are
+ *    removed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "docker.h"
+#include "pg.h"
+#include "redisq.h"
+#include "routes.h"
+#include "worker.h"
+
+#define ORPHAN_GRACE_S 60
+#define MAX_IDS 4096
+
+struct rec {
+    struct worker *w;
+    ev_timer timer;
+    bool running;
+    bool first;  /* no :active pass done yet */
+    bool pruned; /* routes pruned against the rows once */
+    char active_key[160], jobs_key[128];
+    /* ids seen in :active unheld by the previous pass */
+    char (*suspects)[37];
+    size_t nsuspects;
+    /* this pass */
+    json_t *listed;     /* ids in either list: object id -> true */
+    json_t *containers; /* instance id -> {state, created, id} */
+};
+
+static struct rec rec;
+
+static void pass_end(void)
+{
+    json_decref(rec.listed);
+    json_decref(rec.containers);
+    rec.listed = rec.containers = NULL;
+    rec.running = false;
+}
+
+static bool was_suspect(const char *id)
+{
+    for (size_t i = 0; i < rec.nsuspects; i++)
+        if (strcmp(rec.suspects[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void on_logged(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_warn("reconcile statement failed: %s", err);
+}
+
+/* ---- step 3: containers vs rows ---- */
+
+static void on_orphan_removed(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    if (status != 204 && status != 404)
+        log_warn("reconcile: orphan not removed: HTTP %d %s", status, err ? err : "");
+}
+
+static void on_rows(PGresult *res, const char *err, void *arg)
+{
+    struct worker *w = rec.w;
+    json_t *live = json_object();
+    const char *key;
+    json_t *c;
+    time_t now = time(NULL);
+    const char **keep = NULL;
+    size_t nkeep = 0;
+
+    if (err) {
+        log_warn("reconcile: cannot read instances: %s", err);
+        json_decref(live);
+        pass_end();
+        return;
+    }
+    keep = calloc((size_t)PQntuples(res) + 1, sizeof(*keep));
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *iid = PQgetvalue(res, i, 0), *status = PQgetvalue(res, i, 1),
+                   *desired = PQgetvalue(res, i, 2);
+        json_t *ct = json_object_get(rec.containers, iid);
+        const char *state = json_string_value(json_object_get(ct, "state"));
+        const char *p[2] = {iid, NULL};
+        json_object_set_new(live, iid, json_true());
+        if (keep)
+            keep[nkeep++] = iid;
+        if (runner_instance_busy(w->runner, iid))
+            continue;
+        if (!ct && (strcmp(status, "running") == 0 || strcmp(status, "stopped") == 0 ||
+                    strcmp(status, "stopping") == 0)) {
+            p[1] = "the container is missing (removed outside berth?); start the instance to "
+                   "make it again";
+            if (pg_query(w->pg,
+                         "WITH u AS (UPDATE instances SET status = 'error', error = $2,"
+                         " container_id = NULL WHERE id = $1 AND status IN ('running', 'stopped',"
+                         " 'stopping') RETURNING id) INSERT INTO instance_events (instance_id,"
+                         " kind, message) SELECT id, 'reconciled', $2 FROM u",
+                         2, p, on_logged, NULL) < 0)
+                log_warn("reconcile: queue full");
+        } else if (ct && strcmp(state, "running") == 0 && strcmp(status, "stopped") == 0 &&
+                   strcmp(desired, "running") == 0) {
+            if (pg_query(w->pg,
+                         "WITH u AS (UPDATE instances SET status = 'running', error = NULL WHERE"
+                         " id = $1 AND status = 'stopped' RETURNING id) INSERT INTO"
+                         " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
+                         " 'the container runs' FROM u",
+                         1, p, on_logged, NULL) < 0)
+                log_warn("reconcile: queue full");
+        } else if (ct && strcmp(state, "running") != 0 && strcmp(state, "restarting") != 0 &&
+                   strcmp(status, "running") == 0) {
+            p[1] = "the container is not running";
+            if (pg_query(w->pg,
+                         "WITH u AS (UPDATE instances SET status = 'stopped', stopped_at = now(),"
+                         " error = CASE WHEN desired = 'running' THEN $2 ELSE error END WHERE"
+                         " id = $1 AND status = 'running' RETURNING id) INSERT INTO"
+                         " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
+                         " $2 FROM u",
+                         2, p, on_logged, NULL) < 0)
+                log_warn("reconcile: queue full");
+        }
+    }
+    if (!rec.pruned && w->routes && keep) {
+        routes_prune(w->routes, keep, nkeep);
+        rec.pruned = true;
+    }
+    free(keep);
+    /* labelled containers with no live row: remove after the grace period */
+    json_object_foreach(rec.containers, key, c)
+    {
+        long long created = json_integer_value(json_object_get(c, "created"));
+        char path[128];
+        if (json_object_get(live, key) || runner_instance_busy(w->runner, key) ||
+            now - created < ORPHAN_GRACE_S)
+            continue;
+        log_info("reconcile: removing orphan container berth-%s (no live instance)", key);
+        snprintf(path, sizeof(path), "/containers/berth-%s?force=1", key);
+        if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_orphan_removed, NULL) < 0)
+            log_warn("reconcile: cannot remove orphan %s", key);
+    }
+    json_decref(live);
+    pass_end();
+}
+
+static void on_containers(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct worker *w = rec.w;
+    json_t *arr;
+    size_t i;
+    json_t *c;
+    const char *p[1] = {w->cfg->node};
+
+    if (status != 200) {
+        log_warn("reconcile: cannot list containers: %s (HTTP %d)", err ? err : "", status);
+        pass_end();
+        return;
+    }
+    arr = json_loadb(body, len, 0, NULL);
+    rec.containers = json_object();
+    json_array_foreach(arr, i, c)
+    {
+        const char *iid = json_string_value(
+            json_object_get(json_object_get(c, "Labels"), "berth.instance"));
+        const char *cl = json_string_value(
+            json_object_get(json_object_get(c, "Labels"), "berth.cluster"));
+        const char *node = json_string_value(
+            json_object_get(json_object_get(c, "Labels"), "berth.node"));
+        if (!valid_uuid(iid) || !cl || strcmp(cl, w->cfg->cluster) != 0 ||
+            (node && strcmp(node, w->cfg->node) != 0))
+            continue;
+        json_object_set_new(rec.containers, iid,
+                            json_pack("{s:s, s:I}", "state",
+                                      json_string_value(json_object_get(c, "State")) ?: "",
+                                      "created",
+                                      (json_int_t)json_integer_value(json_object_get(c, "Created"))));
+    }
+    json_decref(arr);
+    if (pg_query(w->pg,
+                 "SELECT id, status, desired FROM instances WHERE node = $1 AND status <> 'deleted'",
+                 1, p, on_rows, NULL) < 0)
+        pass_end();
+}
+
+static void containers_step(void)
+{
+    char path[512], filt[200], enc[400];
+    size_t o = 0;
+    snprintf(filt, sizeof(filt), "{\"label\":[\"berth.cluster=%s\"]}", rec.w->cfg->cluster);
+    for (const char *s = filt; *s && o + 4 < sizeof(enc); s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+            ch == '_')
+            enc[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(enc + o, sizeof(enc) - o, "%%%02X", ch);
+    }
+    enc[o] = '\0';
+    snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", enc);
+    if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_containers, NULL) < 0)
+        pass_end();
+}
+
+/* ---- step 2: queued rows missing from Redis ---- */
+
+static void on_open_jobs(PGresult *res, const char *err, void *arg)
+{
+    struct worker *w = rec.w;
+    if (err) {
+        log_warn("reconcile: cannot read open jobs: %s", err);
+        pass_end();
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0);
+        if (json_object_get(rec.listed, id) || runner_owns(w->runner, id))
+            continue;
+        log_info("reconcile: job %s is open but in no queue; queueing it again", id);
+        redisq_command(w->rq, NULL, NULL, "LPUSH %s %s", rec.jobs_key, id);
+    }
+    containers_step();
+}
+
+static void on_jobs_list(redisReply *reply, void *arg)
+{
+    const char *p[1];
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        pass_end();
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            json_object_set_new(rec.listed, reply->element[i]->str, json_true());
+    p[0] = rec.w->cfg->node;
+    if (pg_query(rec.w->pg,
+                 "SELECT id FROM jobs WHERE node = $1 AND status IN ('queued', 'running') AND"
+                 " created_at < now() - interval '5 seconds' LIMIT 4096",
+                 1, p, on_open_jobs, NULL) < 0)
+        pass_end();
+}
+
+/* ---- step 1: :active ---- */
+
+static void on_active(redisReply *reply, void *arg)
+{
+    struct worker *w = rec.w;
+    char (*next)[37] = NULL;
+    size_t nnext = 0;
+
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        pass_end();
+        return;
+    }
+    next = calloc(reply->elements + 1, sizeof(*next));
+    for (size_t i = 0; i < reply->elements; i++) {
+        const char *id = reply->element[i]->str;
+        if (reply->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        json_object_set_new(rec.listed, id, json_true());
+        if (runner_owns(w->runner, id))
+            continue;
+        if (rec.first || was_suspect(id)) {
+            log_info("reconcile: job %s was left in %s; queueing it again", id, rec.active_key);
+            /* RPUSH: the pop takes from the right, so it runs next */
+            redisq_command(w->rq, NULL, NULL, "LREM %s 1 %s", rec.active_key, id);
+            redisq_command(w->rq, NULL, NULL, "RPUSH %s %s", rec.jobs_key, id);
+        } else if (next && strlen(id) < 37) {
+            util_strlcpy(next[nnext++], id, 37);
+        }
+    }
+    rec.first = false;
+    free(rec.suspects);
+    rec.suspects = next;
+    rec.nsuspects = nnext;
+    if (!redisq_command(w->rq, on_jobs_list, NULL, "LRANGE %s 0 %d", rec.jobs_key, MAX_IDS - 1))
+        pass_end();
+}
+
+void reconcile_now(struct worker *w)
+{
+    if (rec.running)
+        return;
+    if (!redisq_connected(w->rq) || !pg_connected(w->pg)) {
+        log_debug("reconcile postponed: Redis or PostgreSQL not connected");
+        return;
+    }
+    rec.running = true;
+    rec.listed = json_object();
+    if (!redisq_command(w->rq, on_active, NULL, "LRANGE %s 0 %d", rec.active_key, MAX_IDS - 1))
+        pass_end();
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    /* start-up pass as soon as the connections are up, then every reconcile_s */
+    reconcile_now(rec.w);
+    t->repeat = rec.first ? 0.5 : (double)rec.w->cfg->reconcile_s;
+    ev_timer_again(loop, t);
+}
+
+void reconcile_start(struct worker *w)
+{
+    rec.w = w;
+    rec.first = true;
+    snprintf(rec.active_key, sizeof(rec.active_key), KEY_ACTIVE_FMT, w->cfg->node);
+    snprintf(rec.jobs_key, sizeof(rec.jobs_key), KEY_JOBS_FMT, w->cfg->node);
+    ev_init(&rec.timer, on_timer);
+    rec.timer.repeat = 0.2;
+    ev_timer_again(w->loop, &rec.timer);
+}
+
+void reconcile_stop(void)
+{
+    if (rec.w)
+        ev_timer_stop(rec.w->loop, &rec.timer);
+    free(rec.suspects);
+    rec.suspects = NULL;
+    json_decref(rec.listed);
+    json_decref(rec.containers);
+    rec.listed = rec.containers = NULL;
+}

@@ -1,0 +1,1284 @@
+/*
+ * runner — berth-worker's job consumer (DESIGN.md "Jobs: reliable and
+ * idempotent").
+ *
+ * Pop: `BLMOVE berth:jobs:<node> berth:jobs:<node>:active RIGHT LEFT 5` on a
+ * connection of its own, one at a time, while fewer than RUNNER_MAX_INFLIGHT
+ * jobs are held. hiredis 0.14's libev adapter has no timeouts, so a watchdog
+ * timer drops and re-makes that connection when a pop outlives its block
+ * time; the job it may have moved stays in :active and reconcile re-queues it.
+ *
+ * A job: load its row (done/failed: drop; not_before in the future: hold a
+ * timer), wait behind another job of the same instance, claim it (status
+ * running, attempts + 1), load the instance, run the handler as a chain of
+ * Docker and PostgreSQL callbacks, then write the outcome (job row, instance
+ * status, instance_events) in one statement and LREM it from :active.
+ *
+ * Every handler is idempotent: names derive from ids (container
+ * berth-<instance id>, volume berth-<volume id>, network
+ * berth-<cluster>-<user>), "exists already" and "missing" answers count as
+ * success where they mean the desired end state.
+ *
+ * Failures: a retryable one sets the row back to queued with not_before =
+ * now + backoff (1 s, 2 s, 4 s ... 30 s) and holds the job for that long; after
+ * job_max_attempts, or at once for a permanent one (image not found, bad
+ * spec), the job is failed and the instance in `error`, both with one human
+ * sentence. Job objects are freed from an ev_check watcher, after every
+ * callback that could touch them has returned.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/snippet.h"
+#include "berth/template.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "docker.h"
+#include "pg.h"
+#include "redisq.h"
+#include "routes.h"
+#include "worker.h"
+
+#define POP_BLOCK_S 5
+#define STOP_TIMEOUT_S 10
+
+struct job {
+    struct runner *rn;
+    struct job *next;
+    char id[37];
+    char kind[16];
+    char instance_id[37], volume_id[37], user_id[37];
+    bool delete_volumes;
+    int attempts;
+    bool waiting; /* parked behind another job of the same instance */
+    bool dead;    /* finished: freed by the check watcher */
+    ev_timer timer;
+    /* instance */
+    json_t *spec, *ports, *vols;
+    char user[64], name[64], status[16], desired[16];
+    char cname[64], net[160], cid[80];
+    size_t vol_i;
+    char pull_error[512];
+    int64_t t0;
+};
+
+struct net_pending {
+    struct net_pending *next;
+    char name[160];
+};
+
+struct runner {
+    struct worker *w;
+    struct job *jobs; /* held: running, delayed or waiting */
+    int njobs;
+    bool popping;
+    ev_timer pop_watchdog, pop_retry;
+    ev_check reaper;
+    struct net_pending *nets; /* networks being created (per-user, shared) */
+    char jobs_key[128], active_key[160];
+};
+
+static void pop_next(struct runner *rn);
+static void job_step_load(struct job *j);
+static void job_fail(struct job *j, const char *why, bool retryable);
+static void c_network(struct job *j);
+static void c_begin(struct job *j);
+
+/* ---- small helpers ---- */
+
+void worker_docker_message(const char *body, size_t len, char *out, size_t outlen)
+{
+    json_t *v = len ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *m = json_string_value(json_object_get(v, "message"));
+    if (m)
+        snprintf(out, outlen, "%s", m);
+    else
+        snprintf(out, outlen, "%.*s", (int)(len > 200 ? 200 : len), body);
+    json_decref(v);
+    /* one line */
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+static struct job *find_instance_job(const struct runner *rn, const char *iid, const struct job *except)
+{
+    for (struct job *j = rn->jobs; j; j = j->next)
+        if (j != except && !j->dead && !j->waiting && iid[0] && strcmp(j->instance_id, iid) == 0)
+            return j;
+    return NULL;
+}
+
+bool runner_owns(const struct runner *rn, const char *job_id)
+{
+    for (struct job *j = rn->jobs; j; j = j->next)
+        if (!j->dead && strcmp(j->id, job_id) == 0)
+            return true;
+    return false;
+}
+
+bool runner_instance_busy(const struct runner *rn, const char *instance_id)
+{
+    for (struct job *j = rn->jobs; j; j = j->next)
+        if (!j->dead && strcmp(j->instance_id, instance_id) == 0)
+            return true;
+    return false;
+}
+
+int runner_inflight(const struct runner *rn)
+{
+    return rn->njobs;
+}
+
+static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void q(struct job *j, const char *sql, int n, const char *const *p, pg_cb cb)
+{
+    if (pg_query(j->rn->w->pg, sql, n, p, cb, j) < 0) {
+        /* queue full: hold the job and start it over from its row later */
+        log_warn("job %s: PostgreSQL queue full; trying again in 2 s", j->id);
+        ev_timer_stop(j->rn->w->loop, &j->timer);
+        ev_set_cb(&j->timer, on_retry_timer);
+        ev_timer_set(&j->timer, 2.0, 0.);
+        ev_timer_start(j->rn->w->loop, &j->timer);
+    }
+}
+
+/* A query whose outcome only matters for the log. */
+static void on_logged(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_warn("statement failed: %s", err);
+}
+
+static void q_detached(struct worker *w, const char *sql, int n, const char *const *p)
+{
+    if (pg_query(w->pg, sql, n, p, on_logged, NULL) < 0)
+        log_warn("PostgreSQL queue full: a statement was dropped");
+}
+
+static void event(struct job *j, const char *kind, const char *msg)
+{
+    const char *p[3] = {j->instance_id, kind, msg};
+    if (!j->instance_id[0])
+        return;
+    q_detached(j->rn->w,
+               "INSERT INTO instance_events (instance_id, kind, message) SELECT $1, $2, $3"
+               " WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
+               3, p);
+}
+
+static void dcall(struct job *j, const char *method, const char *path, const char *body,
+                  long timeout_ms, docker_cb cb)
+{
+    if (docker_request(j->rn->w->docker, method, path, body, timeout_ms, cb, j) < 0)
+        job_fail(j, "the worker could not start a Docker request", true);
+}
+
+/* Docker failed before an answer (status 0) or answered 5xx: worth a retry. */
+static void docker_failed(struct job *j, const char *what, int status, const char *body,
+                          size_t len, const char *err)
+{
+    char msg[600], why[900];
+    if (status == 0) {
+        snprintf(why, sizeof(why), "%s: %s", what, err ? err : "Docker did not answer");
+        job_fail(j, why, true);
+        return;
+    }
+    worker_docker_message(body, len, msg, sizeof(msg));
+    snprintf(why, sizeof(why), "%s: Docker said %s (HTTP %d)", what, msg, status);
+    job_fail(j, why, status >= 500);
+}
+
+/* ---- lifecycle of a job object ---- */
+
+static void job_release(struct job *j)
+{
+    struct runner *rn = j->rn;
+    if (j->dead)
+        return;
+    j->dead = true;
+    ev_timer_stop(rn->w->loop, &j->timer);
+    /* the next job of the same instance may go */
+    for (struct job *o = rn->jobs; o; o = o->next) {
+        if (o->waiting && !o->dead && strcmp(o->instance_id, j->instance_id) == 0) {
+            o->waiting = false;
+            job_step_load(o);
+            break;
+        }
+    }
+    ev_check_start(rn->w->loop, &rn->reaper);
+    pop_next(rn);
+}
+
+/* Done with the job here: take it off :active and release it. */
+static void job_finish(struct job *j)
+{
+    struct runner *rn = j->rn;
+    if (!redisq_command(rn->w->rq, NULL, NULL, "LREM %s 1 %s", rn->active_key, j->id))
+        log_warn("job %s: not removed from %s (Redis down); reconcile will see it done",
+                 j->id, rn->active_key);
+    log_info("job %s (%s %s) finished in %lld ms", j->id, j->kind, j->instance_id,
+             (long long)(util_now_ms() - j->t0));
+    job_release(j);
+}
+
+static void on_reap(struct ev_loop *loop, ev_check *w, int revents)
+{
+    struct runner *rn = w->data;
+    struct job **pp = &rn->jobs;
+    ev_check_stop(loop, w);
+    while (*pp) {
+        struct job *j = *pp;
+        if (j->dead) {
+            *pp = j->next;
+            rn->njobs--;
+            json_decref(j->spec);
+            json_decref(j->ports);
+            json_decref(j->vols);
+            free(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+static void on_done_written(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err)
+        log_warn("job %s: outcome not written: %s", j->id, err);
+    job_finish(j);
+}
+
+/* The success statement: job done, instance status/event as given. */
+static void job_done(struct job *j, const char *status, const char *ev_kind, const char *ev_msg)
+{
+    const char *p[5] = {j->id, j->instance_id[0] ? j->instance_id : NULL, status, ev_kind, ev_msg};
+    q(j,
+      "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now()"
+      " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
+      " SELECT $2, $4, $5 WHERE $2::uuid IS NOT NULL AND $4::text IS NOT NULL AND EXISTS"
+      " (SELECT 1 FROM instances WHERE id = $2))"
+      " UPDATE instances SET status = $3, error = NULL,"
+      " started_at = CASE WHEN $3 = 'running' THEN now() ELSE started_at END,"
+      " stopped_at = CASE WHEN $3 = 'stopped' THEN now() ELSE stopped_at END"
+      " WHERE id = $2 AND $3::text IS NOT NULL AND status <> 'deleted'",
+      5, p, on_done_written);
+}
+
+static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct job *j = w->data;
+    /* drop what the previous attempt loaded */
+    json_decref(j->spec);
+    json_decref(j->ports);
+    json_decref(j->vols);
+    j->spec = j->ports = j->vols = NULL;
+    j->vol_i = 0;
+    job_step_load(j);
+}
+
+static void on_fail_written(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err)
+        log_warn("job %s: failure not written: %s", j->id, err);
+    job_finish(j);
+}
+
+static void on_retry_written(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    double delay;
+    if (err) {
+        /* PostgreSQL is down: keep the job and try it again later */
+        log_warn("job %s: retry not written: %s", j->id, err);
+    }
+    delay = 1.0;
+    for (int i = 1; i < j->attempts && delay < 30.0; i++)
+        delay *= 2;
+    if (delay > 30.0)
+        delay = 30.0;
+    ev_timer_stop(j->rn->w->loop, &j->timer);
+    ev_timer_set(&j->timer, delay, 0.);
+    ev_timer_start(j->rn->w->loop, &j->timer);
+}
+
+static void on_cleanup_done(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    if (status != 204 && status != 404)
+        log_warn("removing a half-created container: HTTP %d %s", status, err ? err : "");
+}
+
+static void job_fail(struct job *j, const char *why, bool retryable)
+{
+    struct worker *w = j->rn->w;
+    bool final = !retryable || j->attempts >= w->cfg->job_max_attempts;
+    char attempts[16];
+
+    if (j->dead)
+        return;
+    snprintf(attempts, sizeof(attempts), "%d", j->attempts);
+    log_warn("job %s (%s %s) attempt %d: %s%s", j->id, j->kind, j->instance_id, j->attempts, why,
+             final ? " -- giving up" : " -- will retry");
+    if (!final) {
+        const char *p[4] = {j->id, why, attempts, j->instance_id[0] ? j->instance_id : NULL};
+        q(j,
+          "WITH ie AS (INSERT INTO instance_events (instance_id, kind, message) SELECT $4,"
+          " 'retry', 'attempt ' || $3 || ' failed: ' || $2 WHERE $4::uuid IS NOT NULL AND"
+          " EXISTS (SELECT 1 FROM instances WHERE id = $4))"
+          " UPDATE jobs SET status = 'queued', error = $2, not_before = now() +"
+          " least(30, power(2, greatest($3::int - 1, 0)))::int * interval '1 second'"
+          " WHERE id = $1 AND status = 'running'",
+          4, p, on_retry_written);
+        return;
+    }
+    /* Half-created containers go; the instance stays in `error` with its ports
+     * and volumes, for the owner to start again or delete. */
+    if (strcmp(j->kind, "create") == 0 && j->cname[0]) {
+        char path[128];
+        snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
+        if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_cleanup_done, NULL) < 0)
+            log_warn("cannot remove half-created container %s", j->cname);
+    }
+    {
+        const char *p[3] = {j->id, why, j->instance_id[0] ? j->instance_id : NULL};
+        q(j,
+          "WITH jf AS (UPDATE jobs SET status = 'failed', error = $2, finished_at = now()"
+          " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
+          " SELECT $3, 'failed', $2 WHERE $3::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM"
+          " instances WHERE id = $3))"
+          " UPDATE instances SET status = 'error', error = $2 WHERE id = $3 AND"
+          " status <> 'deleted'",
+          3, p, on_fail_written);
+    }
+}
+
+/* ---- create: network, image, volumes, container, start ---- */
+
+static void finish_running(struct job *j)
+{
+    json_t *v;
+    size_t i;
+    long http = 0;
+    /* the HTTP route follows the instance: put it when it runs */
+    json_array_foreach(j->ports, i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", "http") == 0)
+            http = (long)json_integer_value(json_object_get(v, "port"));
+    }
+    if (http > 0)
+        runner_route_put(j->rn->w, j->instance_id, j->user, j->name,
+                         json_string_value(json_object_get(j->spec, "template_name")), http,
+                         strcmp(json_string_value(json_object_get(j->spec, "proxy_mode")) ?: "",
+                                "keep") == 0);
+    {
+        const char *p[2] = {j->instance_id, j->cid[0] ? j->cid : NULL};
+        q_detached(j->rn->w,
+                   "UPDATE instances SET container_id = coalesce($2, container_id) WHERE id = $1",
+                   2, p);
+    }
+    job_done(j, "running", "started", "the container is running");
+}
+
+static void on_started(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 204 || status == 304) {
+        finish_running(j);
+        return;
+    }
+    if (status == 404 && strcmp(j->kind, "create") != 0) {
+        /* start/restart of a container removed meanwhile: make it again */
+        c_begin(j);
+        return;
+    }
+    docker_failed(j, "starting the container failed", status, body, len, err);
+}
+
+static void c_start(struct job *j)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/%s/start", j->cname);
+    dcall(j, "POST", path, NULL, 60000, on_started);
+}
+
+static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg);
+
+static void on_created(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 201) {
+        json_t *v = json_loadb(body, len, 0, NULL);
+        util_strlcpy(j->cid, json_string_value(json_object_get(v, "Id")) ?: "", sizeof(j->cid));
+        json_decref(v);
+        event(j, "created", "container created");
+        c_start(j);
+        return;
+    }
+    if (status == 409) { /* made meanwhile by an earlier run of this job */
+        char path[128];
+        snprintf(path, sizeof(path), "/containers/%s/json", j->cname);
+        dcall(j, "GET", path, NULL, 30000, on_inspected);
+        return;
+    }
+    if (status == 404) {
+        docker_failed(j, "creating the container failed (image missing?)", status, body, len, err);
+        return;
+    }
+    docker_failed(j, "creating the container failed", status, body, len, err);
+}
+
+static json_t *container_body(struct job *j)
+{
+    struct berth_config *cfg = j->rn->w->cfg;
+    json_t *spec = j->spec, *env = json_array(), *labels, *exposed = json_object(),
+           *bindings = json_object(), *mounts = json_array(), *hc, *body, *v;
+    const char *key;
+    size_t i;
+    char buf[TMPL_MAX_TEXT + 200];
+    const char *policy = json_string_value(json_object_get(spec, "restart_policy")) ?: "no";
+
+    json_object_foreach(json_object_get(spec, "env"), key, v)
+    {
+        if (!tmpl_env_name_ok(key) || !json_is_string(v))
+            continue;
+        snprintf(buf, sizeof(buf), "%s=%s", key, json_string_value(v));
+        json_array_append_new(env, json_string(buf));
+    }
+    labels = json_pack("{s:s, s:s, s:s, s:s, s:s}", "berth.instance", j->instance_id, "berth.user",
+                       j->user, "berth.template",
+                       json_string_value(json_object_get(spec, "template_name")) ?: "",
+                       "berth.node", cfg->node, "berth.cluster", cfg->cluster);
+    json_array_foreach(j->ports, i, v)
+    {
+        char cport[32], hport[16];
+        snprintf(cport, sizeof(cport), "%lld/tcp",
+                 (long long)json_integer_value(json_object_get(v, "container_port")));
+        snprintf(hport, sizeof(hport), "%lld", (long long)json_integer_value(json_object_get(v, "port")));
+        json_object_set_new(exposed, cport, json_object());
+        json_object_set_new(bindings, cport,
+                            json_pack("[{s:s, s:s}]", "HostIp", cfg->host_address, "HostPort", hport));
+    }
+    json_array_foreach(j->vols, i, v)
+    {
+        char src[64];
+        snprintf(src, sizeof(src), "berth-%s", json_string_value(json_object_get(v, "id")) ?: "");
+        json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "Type", "volume", "Source", src,
+                                                "Target",
+                                                json_string_value(json_object_get(v, "mount_path")) ?: "/nonexistent"));
+    }
+    hc = json_pack("{s:I, s:I, s:I, s:{s:s, s:i}, s:[s], s:o, s:o, s:s}", "Memory",
+                   (json_int_t)json_integer_value(json_object_get(spec, "memory_mb")) * 1048576,
+                   "NanoCpus",
+                   (json_int_t)(json_number_value(json_object_get(spec, "cpus")) * 1e9 + 0.5),
+                   "PidsLimit", (json_int_t)json_integer_value(json_object_get(spec, "pids_limit")),
+                   "RestartPolicy", "Name", policy, "MaximumRetryCount",
+                   strcmp(policy, "on-failure") == 0 ? 5 : 0, "SecurityOpt", "no-new-privileges",
+                   "PortBindings", bindings, "Mounts", mounts, "NetworkMode", j->net);
+    body = json_pack("{s:s, s:o, s:o, s:o, s:o, s:s}", "Image",
+                     json_string_value(json_object_get(spec, "image")) ?: "", "Env", env, "Labels",
+                     labels, "ExposedPorts", exposed, "HostConfig", hc, "Hostname", j->name);
+    if (body && json_is_array(json_object_get(spec, "command")))
+        json_object_set(body, "Cmd", json_object_get(spec, "command"));
+    return body;
+}
+
+static void c_create(struct job *j)
+{
+    char path[160];
+    json_t *body = container_body(j);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        job_fail(j, "the container definition could not be built", false);
+        return;
+    }
+    snprintf(path, sizeof(path), "/containers/create?name=%s", j->cname);
+    dcall(j, "POST", path, text, 60000, on_created);
+    free(text);
+}
+
+static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 200) {
+        json_t *v = json_loadb(body, len, 0, NULL);
+        util_strlcpy(j->cid, json_string_value(json_object_get(v, "Id")) ?: "", sizeof(j->cid));
+        json_decref(v);
+        c_start(j);
+        return;
+    }
+    if (status == 404) {
+        c_create(j);
+        return;
+    }
+    docker_failed(j, "inspecting the container failed", status, body, len, err);
+}
+
+static void c_volume_next(struct job *j);
+
+static void on_volume(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status != 201 && status != 200) {
+        docker_failed(j, "creating a volume failed", status, body, len, err);
+        return;
+    }
+    j->vol_i++;
+    c_volume_next(j);
+}
+
+static void c_volume_next(struct job *j)
+{
+    json_t *v = json_array_get(j->vols, j->vol_i);
+    struct berth_config *cfg = j->rn->w->cfg;
+    if (!v) {
+        char path[128];
+        snprintf(path, sizeof(path), "/containers/%s/json", j->cname);
+        dcall(j, "GET", path, NULL, 30000, on_inspected);
+        return;
+    }
+    {
+        const char *vid = json_string_value(json_object_get(v, "id"));
+        char name[64];
+        json_t *body;
+        char *text;
+        if (!valid_uuid(vid)) {
+            job_fail(j, "a volume row has no valid id", false);
+            return;
+        }
+        snprintf(name, sizeof(name), "berth-%s", vid);
+        body = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "Name", name, "Labels", "berth.volume",
+                         vid, "berth.user", j->user, "berth.node", cfg->node, "berth.cluster",
+                         cfg->cluster);
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        if (!text) {
+            job_fail(j, "out of memory", true);
+            return;
+        }
+        dcall(j, "POST", "/volumes/create", text, 30000, on_volume);
+        free(text);
+    }
+}
+
+static void on_pull_line(const char *line, size_t len, void *arg)
+{
+    struct job *j = arg;
+    json_t *v = json_loadb(line, len, 0, NULL);
+    const char *e = json_string_value(json_object_get(v, "error"));
+    const char *st = json_string_value(json_object_get(v, "status"));
+    if (e)
+        snprintf(j->pull_error, sizeof(j->pull_error), "%s", e);
+    else if (st && !json_object_get(v, "id")) /* overall lines, not per-layer progress */
+        event(j, "pulling", st);
+    json_decref(v);
+}
+
+static void on_pulled(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    char why[900];
+    if (status == 200 && !j->pull_error[0]) {
+        event(j, "pulled", json_string_value(json_object_get(j->spec, "image")));
+        c_volume_next(j);
+        return;
+    }
+    if (status == 0) {
+        docker_failed(j, "pulling the image failed", status, body, len, err);
+        return;
+    }
+    if (!j->pull_error[0])
+        worker_docker_message(body, len, j->pull_error, sizeof(j->pull_error));
+    snprintf(why, sizeof(why), "image %s could not be pulled: %s",
+             json_string_value(json_object_get(j->spec, "image")), j->pull_error);
+    job_fail(j, why, false);
+}
+
+static void on_image(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    const char *image = json_string_value(json_object_get(j->spec, "image"));
+    if (status == 200) {
+        c_volume_next(j);
+        return;
+    }
+    if (status == 404) {
+        char path[400];
+        event(j, "pulling", image);
+        j->pull_error[0] = '\0';
+        snprintf(path, sizeof(path), "/images/create?fromImage=%s", image);
+        if (docker_stream(j->rn->w->docker, "POST", path, NULL, 600000, on_pull_line, on_pulled,
+                          j) < 0)
+            job_fail(j, "the worker could not start the image pull", true);
+        return;
+    }
+    docker_failed(j, "looking up the image failed", status, body, len, err);
+}
+
+static void c_image(struct job *j)
+{
+    char path[400];
+    const char *image = json_string_value(json_object_get(j->spec, "image"));
+    if (!tmpl_image_ok(image)) {
+        job_fail(j, "the instance's image reference is not valid", false);
+        return;
+    }
+    snprintf(path, sizeof(path), "/images/%s/json", image);
+    dcall(j, "GET", path, NULL, 30000, on_image);
+}
+
+static struct net_pending *net_find(struct runner *rn, const char *name)
+{
+    for (struct net_pending *n = rn->nets; n; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static void net_done(struct runner *rn, const char *name)
+{
+    for (struct net_pending **pp = &rn->nets; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            struct net_pending *n = *pp;
+            *pp = n->next;
+            free(n);
+            return;
+        }
+    }
+}
+
+static void on_net_created(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    net_done(j->rn, j->net);
+    if (status == 201 || status == 409) {
+        c_image(j);
+        return;
+    }
+    docker_failed(j, "creating the user's network failed", status, body, len, err);
+}
+
+static void on_net_wait(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct job *j = w->data;
+    w->cb = on_retry_timer; /* back to the normal use of this timer */
+    c_network(j);
+}
+
+static void on_net(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    struct runner *rn = j->rn;
+    if (status == 200) {
+        c_image(j);
+        return;
+    }
+    if (status != 404) {
+        docker_failed(j, "looking up the user's network failed", status, body, len, err);
+        return;
+    }
+    if (net_find(rn, j->net)) {
+        /* another job of this user is creating it: look again shortly */
+        ev_timer_stop(rn->w->loop, &j->timer);
+        ev_set_cb(&j->timer, on_net_wait);
+        ev_timer_set(&j->timer, 0.05, 0.);
+        ev_timer_start(rn->w->loop, &j->timer);
+        return;
+    }
+    {
+        struct net_pending *n = calloc(1, sizeof(*n));
+        json_t *b;
+        char *text;
+        if (!n) {
+            job_fail(j, "out of memory", true);
+            return;
+        }
+        util_strlcpy(n->name, j->net, sizeof(n->name));
+        n->next = rn->nets;
+        rn->nets = n;
+        b = json_pack("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "Name", j->net, "CheckDuplicate", 1,
+                      "Driver", "bridge", "Labels", "berth.user", j->user, "berth.node",
+                      rn->w->cfg->node, "berth.cluster", rn->w->cfg->cluster);
+        text = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        json_decref(b);
+        if (!text || docker_request(rn->w->docker, "POST", "/networks/create", text, 30000,
+                                    on_net_created, j) < 0) {
+            net_done(rn, j->net);
+            job_fail(j, "the worker could not start creating the network", true);
+        }
+        free(text);
+    }
+}
+
+static void c_network(struct job *j)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "/networks/%s", j->net);
+    dcall(j, "GET", path, NULL, 30000, on_net);
+}
+
+static void on_creating_marked(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "the instance status could not be written", true);
+        return;
+    }
+    c_network(j);
+}
+
+/* Full create path (also start/restart of a missing container). */
+static void c_begin(struct job *j)
+{
+    const char *p[1] = {j->instance_id};
+    event(j, "creating", "creating the container");
+    q(j,
+      "UPDATE instances SET status = 'creating' WHERE id = $1 AND status IN ('pending',"
+      " 'creating', 'error', 'stopped')",
+      1, p, on_creating_marked);
+}
+
+/* ---- start, stop, restart ---- */
+
+static void s_start(struct job *j)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/%s/start", j->cname);
+    dcall(j, "POST", path, NULL, 60000, on_started);
+}
+
+static void on_stopped(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 204 || status == 304 || status == 404) {
+        job_done(j, "stopped", "stopped",
+                 status == 404 ? "no container: nothing to stop" : "the container stopped");
+        return;
+    }
+    docker_failed(j, "stopping the container failed", status, body, len, err);
+}
+
+static void s_stop(struct job *j)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/%s/stop?t=%d", j->cname, STOP_TIMEOUT_S);
+    dcall(j, "POST", path, NULL, (STOP_TIMEOUT_S + 30) * 1000L, on_stopped);
+}
+
+static void on_restarted(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 204) {
+        finish_running(j);
+        return;
+    }
+    if (status == 404) {
+        c_begin(j);
+        return;
+    }
+    docker_failed(j, "restarting the container failed", status, body, len, err);
+}
+
+static void s_restart(struct job *j)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/%s/restart?t=%d", j->cname, STOP_TIMEOUT_S);
+    dcall(j, "POST", path, NULL, (STOP_TIMEOUT_S + 60) * 1000L, on_restarted);
+}
+
+/* ---- delete ---- */
+
+static void d_volume_next(struct job *j);
+
+static void on_deleted_written(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "the deletion could not be recorded", true);
+        return;
+    }
+    if (j->rn->w->routes)
+        routes_remove(j->rn->w->routes, j->instance_id);
+    job_finish(j);
+}
+
+static void d_finish(struct job *j)
+{
+    const char *p[3] = {j->id, j->instance_id, j->delete_volumes ? "t" : "f"};
+    q(j,
+      "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now() WHERE"
+      " id = $1), pd AS (DELETE FROM instance_ports WHERE instance_id = $2),"
+      " vd AS (UPDATE volumes SET instance_id = NULL, deleted_at = CASE WHEN $3::bool THEN now()"
+      " ELSE deleted_at END WHERE instance_id = $2),"
+      " ie AS (INSERT INTO instance_events (instance_id, kind, message) VALUES ($2, 'deleted',"
+      " CASE WHEN $3::bool THEN 'container and volumes removed' ELSE 'container removed;"
+      " volumes kept' END))"
+      " UPDATE instances SET status = 'deleted', desired = 'deleted', deleted_at = now(),"
+      " container_id = NULL, error = NULL WHERE id = $2",
+      3, p, on_deleted_written);
+}
+
+static void on_volume_removed(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 204 || status == 404) {
+        j->vol_i++;
+        d_volume_next(j);
+        return;
+    }
+    docker_failed(j, "removing a volume failed", status, body, len, err);
+    /* 409 (in use) is worth a retry: the container may still be going */
+}
+
+static void d_volume_next(struct job *j)
+{
+    json_t *v = j->delete_volumes ? json_array_get(j->vols, j->vol_i) : NULL;
+    char path[128];
+    const char *vid;
+    if (!v) {
+        d_finish(j);
+        return;
+    }
+    vid = json_string_value(json_object_get(v, "id"));
+    if (!valid_uuid(vid)) {
+        j->vol_i++;
+        d_volume_next(j);
+        return;
+    }
+    snprintf(path, sizeof(path), "/volumes/berth-%s", vid);
+    dcall(j, "DELETE", path, NULL, 60000, on_volume_removed);
+}
+
+static void on_container_removed(int status, const char *body, size_t len, const char *err,
+                                 void *arg)
+{
+    struct job *j = arg;
+    if (status == 204 || status == 404) {
+        j->vol_i = 0;
+        d_volume_next(j);
+        return;
+    }
+    docker_failed(j, "removing the container failed", status, body, len, err);
+}
+
+static void d_begin(struct job *j)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
+    dcall(j, "DELETE", path, NULL, 60000, on_container_removed);
+}
+
+/* ---- volume_delete ---- */
+
+static void on_vol_row(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "the volume deletion could not be recorded", true);
+        return;
+    }
+    job_finish(j);
+}
+
+static void on_vol_deleted(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status == 204 || status == 404) {
+        const char *p[2] = {j->id, j->volume_id};
+        q(j,
+          "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now() WHERE"
+          " id = $1) UPDATE volumes SET deleted_at = coalesce(deleted_at, now()) WHERE id = $2",
+          2, p, on_vol_row);
+        return;
+    }
+    if (status == 409) {
+        job_fail(j, "the volume is still in use by a container", true);
+        return;
+    }
+    docker_failed(j, "removing the volume failed", status, body, len, err);
+}
+
+/* ---- user_delete: delete every instance of the user, then the user ---- */
+
+static void on_user_gone(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "the user could not be removed", true);
+        return;
+    }
+    job_finish(j);
+}
+
+static void on_user_pending(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    const char *p[2] = {j->user_id, j->id};
+    if (err) {
+        job_fail(j, "the user's instances could not be listed", true);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (!redisq_command(j->rn->w->rq, NULL, NULL, "LPUSH " KEY_JOBS_FMT " %s",
+                            PQgetvalue(res, i, 1), PQgetvalue(res, i, 0)))
+            log_warn("job %s not pushed (Redis down): reconcile will", PQgetvalue(res, i, 0));
+    }
+    (void)p;
+    /* wait for the deletes: not a failure, so the attempt does not count */
+    q_detached(j->rn->w, "UPDATE jobs SET attempts = greatest(attempts - 1, 0) WHERE id = $1", 1,
+               &p[1]);
+    job_fail(j, "waiting for the user's instances to be deleted", true);
+}
+
+static void u_check(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    const char *p[2] = {j->user_id, j->id};
+    if (err) {
+        job_fail(j, "the user's instances could not be listed", true);
+        return;
+    }
+    if (strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0) {
+        /* queue deletes for live instances without one */
+        const char *p2[2] = {j->user_id, j->delete_volumes ? "{\"delete_volumes\":true}"
+                                                           : "{\"delete_volumes\":false}"};
+        q(j,
+          "WITH todo AS (UPDATE instances SET status = 'deleting', desired = 'deleted' WHERE"
+          " user_id = $1 AND status NOT IN ('deleted', 'deleting') RETURNING id, node)"
+          " INSERT INTO jobs (id, kind, node, instance_id, user_id, args) SELECT"
+          " gen_random_uuid(), 'delete', node, id, $1, $2::jsonb FROM todo RETURNING id, node",
+          2, p2, on_user_pending);
+        return;
+    }
+    q(j,
+      "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now(), user_id ="
+      " NULL WHERE id = $2), jn AS (UPDATE jobs SET user_id = NULL WHERE user_id = $1 AND id <>"
+      " $2), vd AS (DELETE FROM volumes WHERE user_id = $1), idel AS (DELETE FROM instances WHERE"
+      " user_id = $1) DELETE FROM users WHERE id = $1 AND disabled",
+      2, p, on_user_gone);
+}
+
+/* ---- dispatch ---- */
+
+static void on_instance_loaded(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    const char *k = j->kind;
+    if (err) {
+        job_fail(j, "the instance could not be read", true);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        job_done(j, NULL, NULL, NULL); /* the instance row is gone: nothing to do */
+        return;
+    }
+    j->spec = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    util_strlcpy(j->user, PQgetvalue(res, 0, 1), sizeof(j->user));
+    util_strlcpy(j->name, PQgetvalue(res, 0, 2), sizeof(j->name));
+    util_strlcpy(j->status, PQgetvalue(res, 0, 3), sizeof(j->status));
+    util_strlcpy(j->desired, PQgetvalue(res, 0, 4), sizeof(j->desired));
+    j->ports = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
+    j->vols = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
+    if (!json_is_object(j->spec) || !json_is_array(j->ports) || !json_is_array(j->vols) ||
+        !valid_name(j->user) || !valid_name(j->name)) {
+        job_fail(j, "the instance's stored definition is not valid", false);
+        return;
+    }
+    snprintf(j->cname, sizeof(j->cname), "berth-%s", j->instance_id);
+    snprintf(j->net, sizeof(j->net), "berth-%s-%s", j->rn->w->cfg->cluster, j->user);
+    if (strcmp(j->status, "deleted") == 0) {
+        job_done(j, NULL, NULL, NULL);
+        return;
+    }
+    if (strcmp(k, "delete") == 0) {
+        d_begin(j);
+    } else if (strcmp(j->status, "deleting") == 0) {
+        job_done(j, NULL, "skipped", "the instance is being deleted");
+    } else if (strcmp(k, "create") == 0) {
+        c_begin(j);
+    } else if (strcmp(k, "start") == 0) {
+        s_start(j);
+    } else if (strcmp(k, "stop") == 0) {
+        s_stop(j);
+    } else if (strcmp(k, "restart") == 0) {
+        s_restart(j);
+    } else {
+        job_fail(j, "unknown job kind", false);
+    }
+}
+
+static void on_claimed(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "the job could not be claimed", true);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        job_finish(j); /* finished by someone else meanwhile */
+        return;
+    }
+    j->attempts = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (j->instance_id[0]) {
+        const char *p[1] = {j->instance_id};
+        q(j,
+          "SELECT i.spec::text, u.username, i.name, i.status, i.desired, coalesce((SELECT"
+          " json_agg(json_build_object('name', p.name, 'port', p.port, 'container_port',"
+          " p.container_port) ORDER BY p.name) FROM instance_ports p WHERE p.instance_id ="
+          " i.id), '[]')::text, coalesce((SELECT json_agg(json_build_object('id', v.id, 'name',"
+          " v.name, 'mount_path', v.mount_path) ORDER BY v.name) FROM volumes v WHERE"
+          " v.instance_id = i.id AND v.deleted_at IS NULL), '[]')::text FROM instances i JOIN"
+          " users u ON u.id = i.user_id WHERE i.id = $1",
+          1, p, on_instance_loaded);
+        return;
+    }
+    if (strcmp(j->kind, "volume_delete") == 0 && valid_uuid(j->volume_id)) {
+        char path[128];
+        snprintf(path, sizeof(path), "/volumes/berth-%s", j->volume_id);
+        dcall(j, "DELETE", path, NULL, 60000, on_vol_deleted);
+        return;
+    }
+    if (strcmp(j->kind, "user_delete") == 0 && valid_uuid(j->user_id)) {
+        const char *p[1] = {j->user_id};
+        q(j, "SELECT count(*) FROM instances WHERE user_id = $1 AND status <> 'deleted'", 1, p,
+          u_check);
+        return;
+    }
+    if (strcmp(j->kind, "ssh_keys") == 0) {
+        /* keys reach containers at create time; nothing to push into running ones yet */
+        job_done(j, NULL, NULL, NULL);
+        return;
+    }
+    job_fail(j, "the job has nothing to act on", false);
+}
+
+static void job_claim(struct job *j)
+{
+    const char *p[1] = {j->id};
+    j->t0 = util_now_ms();
+    q(j,
+      "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at ="
+      " coalesce(started_at, now()) WHERE id = $1 AND status IN ('queued', 'running')"
+      " RETURNING attempts",
+      1, p, on_claimed);
+}
+
+static void on_job_loaded(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    double delay;
+    const char *status;
+
+    if (err) {
+        /* PostgreSQL away: hold the job and look again */
+        log_warn("job %s: cannot read its row: %s", j->id, err);
+        ev_timer_stop(j->rn->w->loop, &j->timer);
+        ev_timer_set(&j->timer, 2.0, 0.);
+        ev_timer_start(j->rn->w->loop, &j->timer);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        log_warn("job %s: no such job row; dropped", j->id);
+        job_finish(j);
+        return;
+    }
+    status = PQgetvalue(res, 0, 6);
+    if (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0) {
+        job_finish(j); /* a duplicate of a finished job */
+        return;
+    }
+    util_strlcpy(j->kind, PQgetvalue(res, 0, 0), sizeof(j->kind));
+    util_strlcpy(j->instance_id, PQgetvalue(res, 0, 1), sizeof(j->instance_id));
+    util_strlcpy(j->volume_id, PQgetvalue(res, 0, 2), sizeof(j->volume_id));
+    util_strlcpy(j->user_id, PQgetvalue(res, 0, 3), sizeof(j->user_id));
+    j->delete_volumes = strcmp(PQgetvalue(res, 0, 4), "true") == 0;
+    j->attempts = (int)strtol(PQgetvalue(res, 0, 5), NULL, 10);
+    delay = strtod(PQgetvalue(res, 0, 7), NULL);
+    if (j->instance_id[0] && !valid_uuid(j->instance_id)) {
+        job_fail(j, "the job names an invalid instance", false);
+        return;
+    }
+    if (delay > 0.01) {
+        ev_timer_stop(j->rn->w->loop, &j->timer);
+        ev_timer_set(&j->timer, delay > 60 ? 60 : delay, 0.);
+        ev_timer_start(j->rn->w->loop, &j->timer);
+        return;
+    }
+    if (find_instance_job(j->rn, j->instance_id, j)) {
+        j->waiting = true; /* job_release of the running one wakes us */
+        return;
+    }
+    job_claim(j);
+}
+
+static void job_step_load(struct job *j)
+{
+    const char *p[1] = {j->id};
+    q(j,
+      "SELECT kind, coalesce(instance_id::text, ''), coalesce(volume_id::text, ''),"
+      " coalesce(user_id::text, ''), coalesce(args->>'delete_volumes', 'false'), attempts,"
+      " status, greatest(0, extract(epoch FROM not_before - now()))::float8 FROM jobs WHERE"
+      " id = $1",
+      1, p, on_job_loaded);
+}
+
+static void job_start(struct runner *rn, const char *id)
+{
+    struct job *j;
+    if (!valid_uuid(id)) {
+        log_warn("dropping a malformed job id from %s", rn->active_key);
+        redisq_command(rn->w->rq, NULL, NULL, "LREM %s 1 %s", rn->active_key, id);
+        return;
+    }
+    if (runner_owns(rn, id)) {
+        /* a duplicate entry: the copy we hold finishes the job */
+        redisq_command(rn->w->rq, NULL, NULL, "LREM %s 1 %s", rn->active_key, id);
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        log_error("out of memory for job %s; reconcile will re-queue it", id);
+        return;
+    }
+    j->rn = rn;
+    util_strlcpy(j->id, id, sizeof(j->id));
+    ev_timer_init(&j->timer, on_retry_timer, 0., 0.);
+    j->timer.data = j;
+    j->next = rn->jobs;
+    rn->jobs = j;
+    rn->njobs++;
+    job_step_load(j);
+}
+
+/* ---- the pop ---- */
+
+static void on_pop(redisReply *reply, void *arg)
+{
+    struct runner *rn = arg;
+    ev_timer_stop(rn->w->loop, &rn->pop_watchdog);
+    rn->popping = false;
+    if (!reply)
+        return; /* disconnected: on_popq_up pops again */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("BLMOVE failed: %s (Redis >= 6.2 is needed)", reply->str);
+        ev_timer_stop(rn->w->loop, &rn->pop_retry);
+        ev_timer_set(&rn->pop_retry, 2.0, 0.);
+        ev_timer_start(rn->w->loop, &rn->pop_retry);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING)
+        job_start(rn, reply->str);
+    pop_next(rn);
+}
+
+static void pop_next(struct runner *rn)
+{
+    if (rn->popping || rn->njobs >= RUNNER_MAX_INFLIGHT || ev_is_active(&rn->pop_retry))
+        return;
+    if (!redisq_command(rn->w->popq, on_pop, rn, "BLMOVE %s %s RIGHT LEFT %d", rn->jobs_key,
+                        rn->active_key, POP_BLOCK_S))
+        return; /* not connected: on_popq_up calls us */
+    rn->popping = true;
+    ev_timer_set(&rn->pop_watchdog, POP_BLOCK_S + 5.0, 0.);
+    ev_timer_start(rn->w->loop, &rn->pop_watchdog);
+}
+
+static void on_pop_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct runner *rn = w->data;
+    log_warn("the job pop did not return within %d s; reconnecting its Redis connection",
+             POP_BLOCK_S + 5);
+    redisq_reset(rn->w->popq); /* on_pop gets NULL */
+    rn->popping = false;
+}
+
+static void on_pop_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pop_next(w->data);
+}
+
+static void on_popq_up(void *arg)
+{
+    struct runner *rn = arg;
+    rn->popping = false;
+    pop_next(rn);
+}
+
+struct runner *runner_new(struct worker *w)
+{
+    struct runner *rn = calloc(1, sizeof(*rn));
+    if (!rn)
+        return NULL;
+    rn->w = w;
+    snprintf(rn->jobs_key, sizeof(rn->jobs_key), KEY_JOBS_FMT, w->cfg->node);
+    snprintf(rn->active_key, sizeof(rn->active_key), KEY_ACTIVE_FMT, w->cfg->node);
+    ev_timer_init(&rn->pop_watchdog, on_pop_watchdog, 0., 0.);
+    rn->pop_watchdog.data = rn;
+    ev_timer_init(&rn->pop_retry, on_pop_retry, 0., 0.);
+    rn->pop_retry.data = rn;
+    ev_check_init(&rn->reaper, on_reap);
+    rn->reaper.data = rn;
+    return rn;
+}
+
+void runner_start(struct runner *rn)
+{
+    redisq_on_connect(rn->w->popq, on_popq_up, rn);
+    pop_next(rn);
+}
+
+void runner_free(struct runner *rn)
+{
+    if (!rn)
+        return;
+    ev_timer_stop(rn->w->loop, &rn->pop_watchdog);
+    ev_timer_stop(rn->w->loop, &rn->pop_retry);
+    ev_check_stop(rn->w->loop, &rn->reaper);
+    while (rn->jobs) {
+        struct job *j = rn->jobs;
+        rn->jobs = j->next;
+        ev_timer_stop(rn->w->loop, &j->timer);
+        json_decref(j->spec);
+        json_decref(j->ports);
+        json_decref(j->vols);
+        free(j);
+    }
+    while (rn->nets) {
+        struct net_pending *n = rn->nets;
+        rn->nets = n->next;
+        free(n);
+    }
+    free(rn);
+}
+
+void runner_route_put(struct worker *w, const char *instance_id, const char *user,
+                      const char *name, const char *template_name, long host_port, bool keep)
+{
+    struct snippet_in in = {
+        .instance_id = instance_id,
+        .user = user,
+        .instance = name,
+        .template_name = template_name,
+        .upstream_host = w->cfg->host_address,
+        .upstream_port = (int)host_port,
+        .keep_prefix = keep,
+    };
+    char err[256];
+    if (!w->routes)
+        return;
+    if (routes_put(w->routes, &in, err, sizeof(err)) < 0) {
+        const char *p[2] = {instance_id, err};
+        log_warn("instance %s: route not written: %s", instance_id, err);
+        q_detached(w,
+                   "INSERT INTO instance_events (instance_id, kind, message) SELECT $1, 'route',"
+                   " $2 WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
+                   2, p);
+    }
+}

@@ -1,0 +1,66 @@
+/*
+ * worker.h — what the parts of berth-worker share: one struct naming the
+ * loop, the settings and each subsystem's owner object. main.c fills it;
+ * runner.c (jobs), events.c (Docker /events) and reconcile.c read it.
+ */
+#ifndef BERTH_WORKER_WORKER_H
+#define BERTH_WORKER_WORKER_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "berth/config.h"
+
+struct docker;
+struct redisq;
+struct pg;
+struct routes;
+struct runner;
+struct events;
+
+struct worker {
+    struct ev_loop *loop;
+    struct berth_config *cfg;
+    struct docker *docker;
+    struct redisq *rq;   /* commands: LREM, LPUSH, LRANGE, heartbeat */
+    struct redisq *popq; /* the blocking BLMOVE only */
+    struct pg *pg;
+    struct routes *routes; /* may be NULL (no box_dir) */
+    struct runner *runner;
+    struct events *events;
+};
+
+/* Max jobs running at once; the pop waits while this many are in flight. */
+#define RUNNER_MAX_INFLIGHT 64
+
+struct runner *runner_new(struct worker *w);
+void runner_free(struct runner *rn);
+/* Begin popping jobs (and keep popping across Redis reconnects). */
+void runner_start(struct runner *rn);
+/* True when a job of this node with that id is held by this worker. */
+bool runner_owns(const struct runner *rn, const char *job_id);
+/* True when a job for that instance is in flight here. */
+bool runner_instance_busy(const struct runner *rn, const char *instance_id);
+/* Jobs held (running, delayed or waiting). */
+int runner_inflight(const struct runner *rn);
+
+/* Ask the worker to (re)start the route of a running instance / drop it. */
+void runner_route_put(struct worker *w, const char *instance_id, const char *user,
+                      const char *name, const char *template_name, long host_port, bool keep);
+
+/* Docker's error message from a response body ({"message": ...}) into out. */
+void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
+
+struct events *events_new(struct worker *w);
+void events_free(struct events *ev);
+void events_start(struct events *ev);
+/* True when the /events stream is connected. */
+bool events_connected(const struct events *ev);
+
+/* Start-up and periodic drift repair (reconcile.c). */
+void reconcile_start(struct worker *w);
+void reconcile_stop(void);
+void reconcile_now(struct worker *w);
+
+#endif
