@@ -26,6 +26,7 @@ const PROXY_OK = 'proxy-ok'; // through the auth check: the app's answer or 502/
 const P = 'm' + randomBytes(3).toString('hex');
 let failures = 0;
 const ok = (m) => console.log(`ok - ${m}`);
+class Skip extends Error {}
 const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
 
 async function call(method, path, { token, session, body, raw } = {}) {
@@ -117,7 +118,9 @@ const factories = {
       if (g.json?.status === 'error') throw new Error(`instance failed: ${g.text}`);
       await new Promise((res) => setTimeout(res, 500));
     }
-    throw new Error('instance did not reach running in 60 s');
+    const j = await call('GET', `/api/v1/jobs/${r.job.id}`, { token: actors[owner].token });
+    if (j.json?.status === 'queued' && !j.json?.attempts) throw new Skip('no worker took the create job in 60 s');
+    throw new Error(`instance did not reach running in 60 s (job: ${j.text.slice(0, 200)})`);
   },
   ssh_key: async (owner) => {
     const r = await call('POST', '/api/v1/ssh-keys', { token: actors[owner].token, body: { name: uniq(), public_key: sshKey() } });
@@ -249,7 +252,8 @@ for (const row of table) {
       }
       ok(what);
     } catch (e) {
-      notOk(`${row.route} as ${cell}: setup`, String(e));
+      if (e instanceof Skip) ok(`${row.route} as ${cell}: ${e.message} # SKIP`);
+      else notOk(`${row.route} as ${cell}: setup`, String(e));
     }
   }
 }
