@@ -243,8 +243,25 @@ void users_get(struct req *r)
 }
 
 /*
- * Inside the transaction: would the change leave no enabled admin? Locks the
- * admin rows so two concurrent demotions cannot both pass.
+ * First statement of a transaction that may demote, disable or delete user
+ * id: lock that row and every enabled admin's, in id order, so two admins
+ * changing each other at once queue up instead of deadlocking.
+ */
+static bool lock_target_and_admins(PGconn *pg, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT 1 FROM users WHERE id = $1 OR (role = 'admin' AND NOT"
+                                 " disabled) ORDER BY id FOR UPDATE",
+                                 1, NULL, p, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    return ok;
+}
+
+/*
+ * Inside the transaction: would the change leave no enabled admin? The admin
+ * rows are locked, so two concurrent demotions cannot both pass.
  */
 static bool leaves_no_admin(PGconn *pg, const char *id)
 {
@@ -319,6 +336,11 @@ void users_patch(struct req *r)
         goto out;
     }
     p[0] = id;
+    if (!lock_target_and_admins(pg, id)) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
     cur = PQexecParams(pg, "SELECT role, disabled FROM users WHERE id = $1 FOR UPDATE", 1, NULL, p,
                        NULL, NULL, 0);
     if (PQresultStatus(cur) != PGRES_TUPLES_OK || PQntuples(cur) != 1) {
@@ -421,6 +443,11 @@ void users_delete(struct req *r)
         return;
     }
     p[0] = id;
+    if (!lock_target_and_admins(pg, id)) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
     res = PQexecParams(pg,
                        "SELECT role = 'admin' AND NOT disabled FROM users WHERE id = $1 FOR UPDATE",
                        1, NULL, p, NULL, NULL, 0);
