@@ -73,19 +73,21 @@ static void handle(struct events *ev, json_t *e)
             1, p);
     } else if (strcmp(action, "die") == 0) {
         const char *code = json_string_value(json_object_get(attrs, "exitCode"));
-        const char *p[2] = {iid, msg};
+        /* killed by a signal from outside (137 SIGKILL, 143 SIGTERM) is a stop, not a crash */
+        bool signalled = code && (strcmp(code, "137") == 0 || strcmp(code, "143") == 0);
+        const char *p[3] = {iid, msg, signalled ? "f" : "t"};
         snprintf(msg, sizeof(msg), "the container's main process exited with code %s",
                  code ? code : "?");
         sql(w,
-            "WITH u AS (UPDATE instances SET status = CASE WHEN desired = 'running' AND"
-            " status = 'running' AND started_at > now() - interval '3 seconds' THEN 'error'"
-            " ELSE 'stopped' END, stopped_at = now(), error = CASE WHEN desired = 'running'"
-            " AND status = 'running' AND started_at > now() - interval '3 seconds' THEN"
+            "WITH u AS (UPDATE instances SET status = CASE WHEN $3::bool AND desired = 'running'"
+            " AND status = 'running' AND started_at > now() - interval '3 seconds' THEN 'error'"
+            " ELSE 'stopped' END, stopped_at = now(), error = CASE WHEN $3::bool AND desired ="
+            " 'running' AND status = 'running' AND started_at > now() - interval '3 seconds' THEN"
             " $2 || ' right after starting: see its logs' WHEN desired = 'running' THEN $2"
             " ELSE error END WHERE id = $1 AND status IN ('running', 'stopping') RETURNING id)"
             " INSERT INTO instance_events (instance_id, kind, message) SELECT $1, 'died', $2"
             " WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
-            2, p);
+            3, p);
     } else if (strcmp(action, "oom") == 0) {
         const char *p[1] = {iid};
         sql(w,
@@ -173,6 +175,61 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
     struct events *ev = w->data;
     if (!ev->streaming)
         open_stream(ev);
+}
+
+/* ---- verify: a process that exited at once ---- */
+
+struct verify {
+    struct worker *w;
+    ev_timer t;
+    char iid[37];
+};
+
+static void on_verified(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct verify *v = arg;
+    json_t *c = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *st = json_object_get(c, "State");
+    if (st && !json_is_true(json_object_get(st, "Running")) &&
+        !json_is_true(json_object_get(st, "Restarting"))) {
+        char msg[256];
+        const char *p[2] = {v->iid, msg};
+        snprintf(msg, sizeof(msg),
+                 "the container's main process exited with code %lld right after starting: see "
+                 "its logs",
+                 (long long)json_integer_value(json_object_get(st, "ExitCode")));
+        sql(v->w,
+            "WITH u AS (UPDATE instances SET status = 'error', error = $2, stopped_at = now()"
+            " WHERE id = $1 AND status = 'running' AND desired = 'running' RETURNING id)"
+            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'died', $2"
+            " FROM u",
+            2, p);
+    }
+    json_decref(c);
+    free(v);
+}
+
+static void on_verify_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct verify *v = t->data;
+    char path[128];
+    snprintf(path, sizeof(path), "/containers/berth-%s/json", v->iid);
+    if (docker_request(v->w->docker, "GET", path, NULL, 10000, on_verified, v) < 0)
+        free(v);
+}
+
+void events_verify_soon(struct worker *w, const char *instance_id)
+{
+    struct verify *v = calloc(1, sizeof(*v));
+    if (!v || !valid_uuid(instance_id)) {
+        free(v);
+        return;
+    }
+    v->w = w;
+    util_strlcpy(v->iid, instance_id, sizeof(v->iid));
+    ev_timer_init(&v->t, on_verify_timer, 1.5, 0.);
+    v->t.data = v;
+    ev_timer_start(w->loop, &v->t);
 }
 
 struct events *events_new(struct worker *w)

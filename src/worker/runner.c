@@ -384,6 +384,7 @@ static void finish_running(struct job *j)
                    2, p);
     }
     job_done(j, "running", "started", "the container is running");
+    events_verify_soon(j->rn->w, j->instance_id);
 }
 
 static void on_started(int status, const char *body, size_t len, const char *err, void *arg)
@@ -797,6 +798,39 @@ static void s_restart(struct job *j)
 
 static void d_volume_next(struct job *j);
 
+struct net_release {
+    struct worker *w;
+    char net[160];
+};
+
+static struct net_release *net_release_new(struct job *j)
+{
+    struct net_release *n = calloc(1, sizeof(*n));
+    if (n) {
+        n->w = j->rn->w;
+        util_strlcpy(n->net, j->net, sizeof(n->net));
+    }
+    return n;
+}
+
+static void on_net_removed(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    if (status != 204 && status != 404)
+        log_debug("network not removed (HTTP %d): still in use", status);
+}
+
+static void on_user_left(PGresult *res, const char *err, void *arg)
+{
+    struct net_release *n = arg;
+    char path[200];
+    if (n && !err && strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        snprintf(path, sizeof(path), "/networks/%s", n->net);
+        if (docker_request(n->w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
+            log_warn("cannot remove network %s", n->net);
+    }
+    free(n);
+}
+
 static void on_deleted_written(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
@@ -806,6 +840,15 @@ static void on_deleted_written(PGresult *res, const char *err, void *arg)
     }
     if (j->rn->w->routes)
         routes_remove(j->rn->w->routes, j->instance_id);
+    /* the user's network goes with their last instance on this node */
+    {
+        const char *p[2] = {j->instance_id, j->rn->w->cfg->node};
+        if (pg_query(j->rn->w->pg,
+                     "SELECT count(*) FROM instances WHERE user_id = (SELECT user_id FROM"
+                     " instances WHERE id = $1) AND node = $2 AND status <> 'deleted'",
+                     2, p, on_user_left, net_release_new(j)) < 0)
+            log_warn("cannot check the user's remaining instances");
+    }
     job_finish(j);
 }
 

@@ -55,6 +55,10 @@ void worker_docker_message(const char *body, size_t len, char *out, size_t outle
 struct events *events_new(struct worker *w);
 void events_free(struct events *ev);
 void events_start(struct events *ev);
+/* Look at the container of a just-started instance in a moment: a process
+ * that already exited turns the instance to `error` with its exit code (its
+ * die event may have come before the job wrote `running`). Frees itself. */
+void events_verify_soon(struct worker *w, const char *instance_id);
 /* True when the /events stream is connected. */
 bool events_connected(const struct events *ev);
 

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Instance lifecycle end to end (issue 4): templates, create -> running with the
+# container's HTTP answering on its host port, data on a volume surviving
+# stop/start/restart and delete + re-attach, hardening of every container,
+# Docker events (kill, rm -f) reaching the API, clear errors (missing image,
+# a process that exits at once), concurrent creates with distinct ports, and
+# kill -9 of the worker with creates in flight.
+set -uo pipefail
+. "$ROOT/tests/lib.sh"
+need jq
+command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
+
+BUILD=${BERTH_BUILD:-$ROOT/build}
+RUN=$BERTH_VAR/run
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
+P=l$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+TMP=$(mktemp -d)
+CONCURRENT=${LIFECYCLE_CONCURRENT:-20}
+INFLIGHT=${LIFECYCLE_INFLIGHT:-10}
+
+http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
+ACSRF=$(jq -r .csrf_token <<<"$BODY")
+http POST /api/v1/tokens '{"name":"lifecycle"}' -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+ATOK=$(jq -r .token <<<"$BODY")
+A=(-H "Authorization: Bearer $ATOK")
+
+http POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev\",\"role\":\"developer\",\"quota\":{\"instances\":100,\"cpus\":100,\"memory_mb\":100000}}" "${A[@]}"
+DEV_ID=$(jq -r .id <<<"$BODY")
+http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev\"}" -c "$TMP/dev.jar"
+DCSRF=$(jq -r .csrf_token <<<"$BODY")
+http POST /api/v1/tokens '{"name":"d"}' -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"
+D=(-H "Authorization: Bearer $(jq -r .token <<<"$BODY")")
+
+cleanup() {
+    # every instance of the test user, with volumes; then templates
+    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND status NOT IN ('deleted', 'deleting')"); do
+        curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
+    done
+    for _ in $(seq 60); do
+        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'") == 0 ]] && break
+        sleep 0.5
+    done
+    for v in $(psql_q "SELECT id FROM volumes WHERE user_id = '$DEV_ID' AND deleted_at IS NULL"); do
+        curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/volumes/$v"
+    done
+    for t in "$P-t" "$P-bad" "$P-exit"; do
+        curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/templates/$t"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# wait_status ID STATUS [TRIES of 0.2 s] -> 0 when reached; sets INST
+wait_status() {
+    local i
+    for i in $(seq 1 "${3:-150}"); do
+        INST=$(curl -s "${D[@]}" "$BERTH_URL/api/v1/instances/$1")
+        [[ $(jq -r .status <<<"$INST") == "$2" ]] && return 0
+        sleep 0.2
+    done
+    echo "instance $1: wanted $2, have $(jq -c '{status, error}' <<<"$INST")" >&2
+    return 1
+}
+# reach "behaviour" ID STATUS [TRIES]: like check, but keeps INST in this shell
+reach() {
+    if wait_status "$2" "$3" "${4:-150}" 2>"$TMP/reach.err"; then ok "$1"; else fail "$1" "$(cat "$TMP/reach.err")"; fi
+}
+create() { # create BODY -> IID, JID (dev user)
+    http POST /api/v1/instances "$1" "${D[@]}"
+    IID=$(jq -r .instance.id <<<"$BODY")
+    JID=$(jq -r .job.id <<<"$BODY")
+}
+
+# ---- templates ----
+bad() { # bad "behaviour" FIELD BODY
+    http POST /api/v1/templates "$3" "${A[@]}"
+    expect_eq "template refused: $1" "400 $2" "$STATUS $(jq -r .error.field <<<"$BODY")"
+}
+bad "image with uppercase repository" image "{\"name\":\"$P-x\",\"image\":\"Berth/Web:1\"}"
+bad "image with a space" image "{\"name\":\"$P-x\",\"image\":\"berth web\"}"
+bad "http_port 0" http_port "{\"name\":\"$P-x\",\"image\":\"busybox\",\"http_port\":0}"
+bad "port above 65535" ports "{\"name\":\"$P-x\",\"image\":\"busybox\",\"ports\":{\"api\":70000}}"
+bad "relative mount path" volumes "{\"name\":\"$P-x\",\"image\":\"busybox\",\"volumes\":{\"data\":\"data\"}}"
+bad "mount path with .." volumes "{\"name\":\"$P-x\",\"image\":\"busybox\",\"volumes\":{\"data\":\"/a/../etc\"}}"
+bad "cpus 0" cpus "{\"name\":\"$P-x\",\"image\":\"busybox\",\"cpus\":0}"
+bad "memory_mb negative" memory_mb "{\"name\":\"$P-x\",\"image\":\"busybox\",\"memory_mb\":-1}"
+bad "name with uppercase" name "{\"name\":\"Bad\",\"image\":\"busybox\"}"
+bad "env name with '='" env "{\"name\":\"$P-x\",\"image\":\"busybox\",\"env\":{\"A=B\":\"x\"}}"
+bad "command not an array" command "{\"name\":\"$P-x\",\"image\":\"busybox\",\"command\":\"sh\"}"
+bad "unknown restart policy" restart_policy "{\"name\":\"$P-x\",\"image\":\"busybox\",\"restart_policy\":\"always-ish\"}"
+http POST /api/v1/templates "{\"name\":\"$P-x\",\"image\":\"busybox\"}" "${D[@]}"
+expect_eq "a developer may not create templates" 403 "$STATUS"
+
+TPL="{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"volumes\":{\"data\":\"/data\"},\"env\":{\"WHO\":\"{user}/{instance}\",\"BASE\":\"{base_path}\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"unless-stopped\"}"
+http POST /api/v1/templates "$TPL" "${A[@]}"
+expect_eq "admin creates a template: 201" 201 "$STATUS"
+TID=$(jq -r .id <<<"$BODY")
+http POST /api/v1/templates "$TPL" "${A[@]}"
+expect_eq "a second template of the same name: 409" 409 "$STATUS"
+http PATCH "/api/v1/templates/$TID" '{"description":"lifecycle test"}' "${A[@]}"
+expect_eq "PATCH keeps the other fields" "200 lifecycle test 32" "$STATUS $(jq -r '.description + " " + (.memory_mb|tostring)' <<<"$BODY")"
+http PATCH "/api/v1/templates/$TID" '{"http_port":"80"}' "${A[@]}"
+expect_eq "PATCH with a wrongly typed field: 400" 400 "$STATUS"
+
+# ---- create -> running ----
+create "{\"template\":\"$P-t\"}"
+expect_eq "create answers 202 with a queued job" "202 queued pending" "$STATUS $(jq -r '.job.status + " " + .instance.status' <<<"$BODY")"
+expect_eq "the instance name defaults to the template's" "$P-t" "$(jq -r .instance.name <<<"$BODY")"
+I1=$IID
+reach "the instance runs within 30 s" "$I1" running
+PORT=$(jq -r .ports.http <<<"$INST")
+check "the container's HTTP answers on its host port" bash -c "curl -sf --max-time 5 http://127.0.0.1:$PORT/ | grep -q 'berth demo workspace'"
+ENVTXT=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/cgi-bin/env")
+check "placeholders are expanded in env" grep -q "^WHO=$P-dev/$P-t$" <<<"$ENVTXT"
+check "{base_path} is the instance's path" grep -q "^BASE=/container/$P-dev/$P-t/$" <<<"$ENVTXT"
+http GET "/api/v1/jobs/$JID" "" "${D[@]}"
+expect_eq "the create job is done" "done 1" "$(jq -r '.status + " " + (.attempts|tostring)' <<<"$BODY")"
+expect_eq "urls.http is the container path" "/container/$P-dev/$P-t/" "$(jq -r .urls.http <<<"$INST")"
+
+# ---- hardening ----
+C=$(docker inspect "berth-$I1")
+expect_eq "labels name instance, user, template, cluster" "$I1 $P-dev $P-t $BERTH_CLUSTER" \
+    "$(jq -r '.[0].Config.Labels | [."berth.instance", ."berth.user", ."berth.template", ."berth.cluster"] | join(" ")' <<<"$C")"
+expect_eq "memory, CPU and pids limits from the template" "33554432 250000000 40" \
+    "$(jq -r '.[0].HostConfig | [.Memory, .NanoCpus, .PidsLimit] | map(tostring) | join(" ")' <<<"$C")"
+check "no-new-privileges is set" grep -q no-new-privileges <<<"$(jq -r '.[0].HostConfig.SecurityOpt[]' <<<"$C")"
+expect_eq "the port is bound to the configured host address only" "127.0.0.1:$PORT" \
+    "$(jq -r '.[0].HostConfig.PortBindings["8080/tcp"] | map(.HostIp + ":" + .HostPort) | join(",")' <<<"$C")"
+expect_eq "restart policy from the template" unless-stopped "$(jq -r '.[0].HostConfig.RestartPolicy.Name' <<<"$C")"
+check "no Docker socket is mounted" bash -c "! grep -q docker.sock <<<'$(jq -c '.[0].Mounts' <<<"$C")'"
+expect_eq "the container is on the user's own network" "berth-$BERTH_CLUSTER-$P-dev" \
+    "$(jq -r '.[0].NetworkSettings.Networks | keys | join(",")' <<<"$C")"
+VOL=$(jq -r '.volumes[0].id' <<<"$INST")
+expect_eq "the volume is berth-<volume id> at /data" "berth-$VOL /data" \
+    "$(jq -r '.[0].Mounts[] | select(.Type == "volume") | .Name + " " + .Destination' <<<"$C")"
+
+# ---- data survives stop/start/restart ----
+docker exec "berth-$I1" sh -c 'echo persisted > /data/f'
+http POST "/api/v1/instances/$I1/stop" "" "${D[@]}"
+expect_eq "stop answers 202" 202 "$STATUS"
+reach "the instance stops" "$I1" stopped
+http POST "/api/v1/instances/$I1/start" "" "${D[@]}"
+reach "the instance starts again" "$I1" running
+expect_eq "volume data survives stop/start" persisted "$(docker exec "berth-$I1" cat /data/f 2>&1)"
+http POST "/api/v1/instances/$I1/restart" "" "${D[@]}"
+expect_eq "restart answers 202 restarting" "202 restarting" "$STATUS $(jq -r .instance.status <<<"$BODY")"
+reach "the instance runs after restart" "$I1" running
+expect_eq "volume data survives restart" persisted "$(docker exec "berth-$I1" cat /data/f 2>&1)"
+
+# ---- default names ----
+create "{\"template\":\"$P-t\"}"
+expect_eq "a second instance of the template is named -2" "$P-t-2" "$(jq -r .instance.name <<<"$BODY")"
+I2=$IID
+create "{\"template\":\"$P-t\",\"name\":\"$P-t-2\"}"
+expect_eq "an explicit name that is taken: 409" 409 "$STATUS"
+create "{\"template\":\"$P-t\",\"name\":\"Bad_Name\"}"
+expect_eq "an invalid name: 400 invalid_field name" "400 name" "$STATUS $(jq -r .error.field <<<"$BODY")"
+http DELETE "/api/v1/templates/$TID" "" "${A[@]}"
+expect_eq "a template in use cannot be deleted: 409" 409 "$STATUS"
+
+# ---- events: docker kill, docker rm -f ----
+reach "the second instance runs" "$I2" running
+docker kill "berth-$I2" >/dev/null
+reach "docker kill shows as stopped within 2 s" "$I2" stopped 10
+docker rm -f "berth-$I2" >/dev/null
+reach "docker rm -f shows as error within 2 s" "$I2" error 10
+check "the error says it was removed" grep -q "removed outside berth" <<<"$(jq -r .error <<<"$INST")"
+http POST "/api/v1/instances/$I2/start" "" "${D[@]}"
+reach "start makes the removed container again" "$I2" running
+
+# ---- delete keeps the volume; re-attach ----
+http DELETE "/api/v1/instances/$I1" "" "${D[@]}"
+expect_eq "delete answers 202 deleting" "202 deleting" "$STATUS $(jq -r .instance.status <<<"$BODY")"
+reach "the instance is deleted" "$I1" deleted
+check "its container is gone" bash -c "! docker inspect berth-$I1 >/dev/null 2>&1"
+check "its volume is kept" docker volume inspect "berth-$VOL"
+http GET /api/v1/volumes "" "${D[@]}"
+expect_eq "the kept volume is listed, unattached" "null" "$(jq -r ".items[] | select(.id == \"$VOL\") | .instance_id" <<<"$BODY")"
+expect_eq "its host port is released" 0 "$(psql_q "SELECT count(*) FROM instance_ports WHERE instance_id = '$I1'")"
+create "{\"template\":\"$P-t\",\"name\":\"$P-again\",\"volumes\":{\"data\":\"$VOL\"}}"
+expect_eq "create re-attaching the kept volume: 202" 202 "$STATUS"
+I3=$IID
+reach "the new instance runs" "$I3" running
+expect_eq "the re-attached volume has the data" persisted "$(docker exec "berth-$I3" cat /data/f 2>&1)"
+create "{\"template\":\"$P-t\",\"name\":\"$P-steal\",\"volumes\":{\"data\":\"$VOL\"}}"
+expect_eq "an attached volume cannot be attached twice: 409" 409 "$STATUS"
+http DELETE "/api/v1/volumes/$VOL" "" "${D[@]}"
+expect_eq "an attached volume cannot be deleted: 409" 409 "$STATUS"
+http DELETE "/api/v1/instances/$I3?delete_volumes=true" "" "${D[@]}"
+reach "delete with delete_volumes finishes" "$I3" deleted
+for _ in $(seq 20); do docker volume inspect "berth-$VOL" >/dev/null 2>&1 || break; sleep 0.2; done
+check "delete_volumes=true removes the volume" bash -c "! docker volume inspect berth-$VOL >/dev/null 2>&1"
+
+# ---- clear errors ----
+http POST /api/v1/templates "{\"name\":\"$P-bad\",\"image\":\"berth-test-missing/nothing:404\",\"memory_mb\":16}" "${A[@]}"
+create "{\"template\":\"$P-bad\"}"
+IB=$IID
+JB=$JID
+reach "a missing image ends in error" "$IB" error 300
+check "the instance says the image could not be pulled" grep -q "could not be pulled" <<<"$(jq -r .error <<<"$INST")"
+http GET "/api/v1/jobs/$JB" "" "${D[@]}"
+expect_eq "the job is failed with the same sentence" "failed $(jq -r .error <<<"$INST")" "$(jq -r '.status + " " + .error' <<<"$BODY")"
+check "no container is left for it" bash -c "! docker inspect berth-$IB >/dev/null 2>&1"
+http POST /api/v1/templates "{\"name\":\"$P-exit\",\"image\":\"berth-demo/web:1\",\"command\":[\"sh\",\"-c\",\"exit 3\"],\"restart_policy\":\"no\",\"memory_mb\":16}" "${A[@]}"
+create "{\"template\":\"$P-exit\"}"
+IE=$IID
+reach "a process that exits at once ends in error" "$IE" error 50
+check "the error gives its exit code" grep -q "code 3" <<<"$(jq -r .error <<<"$INST")"
+http GET "/api/v1/instances/$IE/events" "" "${D[@]}"
+check "the events tell the story (queued, created, died)" grep -q 'queued.*created.*died' <<<"$(jq -r '.items[].kind' <<<"$BODY" | tr '\n' ' ')"
+
+# ---- concurrent creates ----
+t0=$(date +%s.%N)
+for i in $(seq 1 "$CONCURRENT"); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST "${D[@]}" -H 'Content-Type: application/json' \
+        --data-binary "{\"template\":\"$P-t\",\"name\":\"$P-c$i\"}" "$BERTH_URL/api/v1/instances" &
+done > "$TMP/codes"
+wait
+expect_eq "$CONCURRENT concurrent creates: all 202" "$CONCURRENT" "$(grep -c 202 "$TMP/codes")"
+for _ in $(seq 300); do
+    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%' AND status = 'running'")
+    [[ $n == "$CONCURRENT" ]] && break
+    sleep 0.2
+done
+expect_eq "all $CONCURRENT run" "$CONCURRENT" "$n"
+echo "  [lifecycle] $CONCURRENT concurrent creates running after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
+expect_eq "their host ports are distinct" 0 \
+    "$(psql_q "SELECT count(*) FROM (SELECT port FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.user_id = '$DEV_ID' GROUP BY port HAVING count(*) > 1) d")"
+one_each() { # one_each LIKE -> number of instances without exactly one container
+    local id c bad=0
+    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$1'"); do
+        c=$(docker ps -aq --filter "name=^berth-$id\$" | wc -l)
+        [[ $c == 1 ]] || bad=$((bad + 1))
+    done
+    echo $bad
+}
+expect_eq "one container each" 0 "$(one_each "$P-c%")"
+
+# ---- kill -9 of the worker with creates in flight ----
+for i in $(seq 1 "$INFLIGHT"); do
+    curl -s -o /dev/null -X POST "${D[@]}" -H 'Content-Type: application/json' \
+        --data-binary "{\"template\":\"$P-t\",\"name\":\"$P-k$i\"}" "$BERTH_URL/api/v1/instances" &
+done
+wait
+sleep 0.3
+kill -9 "$(cut -d' ' -f1 "$RUN/worker.pid")"
+sleep 0.3
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+for _ in $(seq 300); do
+    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-k%' AND status = 'running'")
+    [[ $n == "$INFLIGHT" ]] && break
+    sleep 0.2
+done
+expect_eq "after kill -9 and a restart of the worker all $INFLIGHT in-flight creates run" "$INFLIGHT" "$n"
+expect_eq "exactly one container per instance (no duplicate, none missing)" 0 "$(one_each "$P-k%")"
+expect_eq "no orphan container (every labelled container has a live row)" "" \
+    "$(comm -23 <(docker ps -a --filter "label=berth.cluster=$BERTH_CLUSTER" --format '{{.Label "berth.instance"}}' | sort) \
+               <(psql_q "SELECT id FROM instances WHERE status <> 'deleted'" | sort))"
+expect_eq "no job is left open" 0 "$(psql_q "SELECT count(*) FROM jobs WHERE user_id = '$DEV_ID' AND status IN ('queued', 'running')")"
+
+# ---- viewer and other users ----
+http GET "/api/v1/instances/$I2" "" "${A[@]}"
+expect_eq "an admin reads any instance" 200 "$STATUS"
+http POST /api/v1/users "{\"username\":\"$P-oth\",\"password\":\"pass-$P-oth\",\"role\":\"developer\"}" "${A[@]}"
+OTH_ID=$(jq -r .id <<<"$BODY")
+http POST /api/v1/auth/login "{\"username\":\"$P-oth\",\"password\":\"pass-$P-oth\"}" -c "$TMP/oth.jar"
+OCSRF=$(jq -r .csrf_token <<<"$BODY")
+http GET "/api/v1/instances/$I2" "" -b "$TMP/oth.jar"
+expect_eq "another developer gets 404 for someone else's instance" 404 "$STATUS"
+http POST "/api/v1/instances/$I2/stop" "" -b "$TMP/oth.jar" -H "X-CSRF-Token: $OCSRF"
+expect_eq "and cannot stop it" 404 "$STATUS"
+curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/users/$OTH_ID"
