@@ -330,18 +330,25 @@ void accounts_login(struct req *r)
     p[0] = ukey;
     p[1] = ikey;
     res = PQexecParams(
-        pg, "SELECT 1 FROM login_failures WHERE key IN ($1, $2) AND locked_until > now()", 2, NULL,
-        p, NULL, NULL, 0);
+        pg,
+        "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint FROM login_failures"
+        " WHERE key IN ($1, $2) AND locked_until > now() HAVING count(*) > 0",
+        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         goto out;
     }
     if (PQntuples(res) > 0) {
+        /* The error shape plus Retry-After, so clients know when to come back. */
+        long wait = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        char retry[64];
+        static const char msg[] = "{\"error\":{\"code\":\"rate_limited\",\"message\":"
+                                  "\"too many failed logins: try again in a few minutes\"}}";
         PQclear(res);
         res = NULL;
         login_audit(pg, r, NULL, "throttled", login_details(username, "too many failed logins"));
-        http_send_error(r, 429, "rate_limited", NULL,
-                        "too many failed logins: try again in a few minutes");
+        snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", wait > 0 ? wait : 1);
+        http_send_raw(r, 429, "application/json", retry, msg, sizeof(msg) - 1);
         goto out;
     }
     PQclear(res);

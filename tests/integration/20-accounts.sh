@@ -233,8 +233,9 @@ done
 expect_eq "wrong password and unknown user get the same answer" "401 $msg_wrong" "$st_unknown $msg_unknown"
 check "an unknown user name costs as much time as a wrong password (dummy hash)" \
     test $((t_unknown * 2)) -ge "$t_wrong"
-http POST /api/v1/auth/login "{\"username\":\"$P-thr\",\"password\":\"right-password-1\"}"
+http POST /api/v1/auth/login "{\"username\":\"$P-thr\",\"password\":\"right-password-1\"}" -D "$TMP/headers"
 expect_eq "after $MAXF failures even the right password is 429 rate_limited" "429 rate_limited" "$STATUS $(code)"
+check "a throttled login says when to retry (Retry-After)" grep -Eqi '^Retry-After: [1-9][0-9]*' "$TMP/headers"
 http POST /api/v1/auth/login "{\"username\":\"$P-nobody\",\"password\":\"x\"}"
 expect_eq "an unknown name is throttled the same way (no existence leak)" "429 rate_limited" "$STATUS $(code)"
 login "$P-dev" "pass-$P-dev-x" "$DEV_JAR"
