@@ -14,6 +14,13 @@
 /* Pub/sub channel of live instance events: berth:events:<instance id>. */
 #define KEY_EVENTS_FMT "berth:events:%s"
 
+/* Requests berth-api asks the node's worker to answer at once (logs, stats,
+ * exec: only the worker talks to Docker): a list of JSON objects
+ * {id, kind, instance_id, deadline_ms, ...}; the answer is RPUSHed to
+ * berth:rpc:reply:<id> (EXPIRE 30) and BLPOPed by the asking thread. */
+#define KEY_RPC_FMT "berth:rpc:%s"
+#define KEY_RPC_REPLY_FMT "berth:rpc:reply:%s"
+
 /* Hash instance id -> UNIX time of the last proxied request (written by the
  * proxy check, folded into instances.last_active_at by the worker). */
 #define KEY_ACTIVITY "berth:activity"

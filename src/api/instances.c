@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "berth/keys.h"
 #include "berth/log.h"
@@ -809,4 +811,239 @@ void instances_restart(struct req *r)
 void instances_delete(struct req *r)
 {
     action(r, "delete");
+}
+
+/* ---- logs, stats, exec: answered by the node's worker (rpc.c) ---- */
+
+/*
+ * Ask the worker of `node` and wait up to wait_s for its answer. req is
+ * stolen. Returns the answer object ({"ok": ...} or {"error": ...}), or NULL
+ * after sending 503 itself.
+ */
+static json_t *rpc_call(struct req *r, const char *node, json_t *req, int wait_s)
+{
+    unsigned char rnd[16];
+    char id[33], key[96], *text = NULL;
+    redisContext *rc;
+    redisReply *rep = NULL;
+    json_t *ans = NULL;
+    struct timeval tv = {.tv_sec = wait_s + 3, .tv_usec = 0}, tv2 = {.tv_sec = 2, .tv_usec = 0};
+
+    if (util_random(rnd, sizeof(rnd)) < 0 || !req)
+        goto unavailable;
+    util_hex(rnd, sizeof(rnd), id);
+    json_object_set_new(req, "id", json_string(id));
+    json_object_set_new(req, "deadline_ms", json_integer((json_int_t)time(NULL) * 1000 + wait_s * 1000L));
+    text = json_dumps(req, JSON_COMPACT);
+    if (!text || !(rc = rq_conn(r->th)))
+        goto unavailable;
+    rep = redisCommand(rc, "LPUSH " KEY_RPC_FMT " %s", node, text);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        if (!rep)
+            rq_close(r->th);
+        goto unavailable;
+    }
+    freeReplyObject(rep);
+    snprintf(key, sizeof(key), KEY_RPC_REPLY_FMT, id);
+    redisSetTimeout(rc, tv);
+    rep = redisCommand(rc, "BLPOP %s %d", key, wait_s);
+    if (!rep) {
+        rq_close(r->th);
+        goto unavailable;
+    }
+    redisSetTimeout(rc, tv2);
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+        ans = json_loadb(rep->element[1]->str, rep->element[1]->len, 0, NULL);
+    freeReplyObject(rep);
+    if (!json_is_object(ans)) {
+        json_decref(ans);
+        json_decref(req);
+        free(text);
+        http_send_error(r, 503, "unavailable", NULL,
+                        "the worker of node %s did not answer within %d s", node, wait_s);
+        return NULL;
+    }
+    json_decref(req);
+    free(text);
+    return ans;
+unavailable:
+    json_decref(req);
+    free(text);
+    http_send_error(r, 503, "unavailable", NULL, "the job queue (Redis) is unavailable");
+    return NULL;
+}
+
+/* Send an rpc error answer in the API's shape. */
+static void rpc_error(struct req *r, json_t *err)
+{
+    int status = (int)json_integer_value(json_object_get(err, "status"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    if (status == 409)
+        http_send_error(r, 409, "conflict", NULL, "%s", msg ? msg : "conflict");
+    else if (status == 400)
+        http_send_error(r, 400, "bad_request", NULL, "%s", msg ? msg : "bad request");
+    else
+        http_send_error(r, 503, "unavailable", NULL, "%s", msg ? msg : "Docker is unavailable");
+}
+
+/* Authorise act on instance id; fills node. false after answering. */
+static bool rpc_target(struct req *r, PGconn *pg, enum authz_action act, char node[64])
+{
+    const char *p[1] = {r->params[0]};
+    PGresult *res;
+    bool ok;
+    if (!valid_uuid(r->params[0])) {
+        http_send_error(r, 404, "not_found", NULL, "no such instance");
+        return false;
+    }
+    res = PQexecParams(pg, "SELECT user_id, node, status FROM instances WHERE id = $1", 1, NULL,
+                       p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return false;
+    }
+    ok = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 2), "deleted") != 0 &&
+         authz_instance(&r->actor, ACT_READ, PQgetvalue(res, 0, 0));
+    if (!ok) {
+        PQclear(res);
+        http_send_error(r, 404, "not_found", NULL, "no such instance");
+        return false;
+    }
+    if (!authz_instance(&r->actor, act, PQgetvalue(res, 0, 0))) {
+        PQclear(res);
+        http_send_error(r, 403, "forbidden", NULL, "your role may not do this to the instance");
+        return false;
+    }
+    util_strlcpy(node, PQgetvalue(res, 0, 1), 64);
+    PQclear(res);
+    return true;
+}
+
+void instances_logs(struct req *r)
+{
+    char node[64], tail[16] = "", follow[8] = "";
+    long n = 200;
+    PGconn *pg;
+    json_t *ans;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (req_query(r, "tail", tail, sizeof(tail)) && !util_parse_long(tail, 0, 5000, &n)) {
+        http_send_error(r, 400, "invalid_field", "tail", "tail must be a number from 0 to 5000");
+        return;
+    }
+    if (req_query(r, "follow", follow, sizeof(follow)) && strcmp(follow, "true") == 0) {
+        http_send_error(r, 400, "bad_request", "follow",
+                        "follow=true is not supported yet: poll with tail");
+        return;
+    }
+    if (!rpc_target(r, pg, ACT_READ, node))
+        return;
+    if (!(ans = rpc_call(r, node,
+                         json_pack("{s:s, s:s, s:I}", "kind", "logs", "instance_id", r->params[0],
+                                   "tail", (json_int_t)n),
+                         15)))
+        return;
+    if (json_object_get(ans, "ok"))
+        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
+    else
+        rpc_error(r, json_object_get(ans, "error"));
+    json_decref(ans);
+}
+
+void instances_stats(struct req *r)
+{
+    char node[64];
+    PGconn *pg;
+    json_t *ans;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!rpc_target(r, pg, ACT_READ, node))
+        return;
+    if (!(ans = rpc_call(r, node,
+                         json_pack("{s:s, s:s}", "kind", "stats", "instance_id", r->params[0]), 15)))
+        return;
+    if (json_object_get(ans, "ok"))
+        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
+    else
+        rpc_error(r, json_object_get(ans, "error"));
+    json_decref(ans);
+}
+
+void instances_exec(struct req *r)
+{
+    static const char *const allowed[] = {"command", "timeout_s", NULL};
+    char node[64];
+    const char *bad;
+    PGconn *pg;
+    json_t *body, *cmd, *v, *ans, *d;
+    long timeout = 30;
+    size_t i;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    if (!rpc_target(r, pg, ACT_OPERATE, node))
+        return;
+    if (!(body = req_json(r)))
+        return;
+    if ((bad = acct_unknown_field(body, allowed))) {
+        http_send_error(r, 400, "invalid_field", bad, "unknown field '%s'", bad);
+        json_decref(body);
+        return;
+    }
+    cmd = json_object_get(body, "command");
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > TMPL_MAX_ARGS) {
+        http_send_error(r, 400, "invalid_field", "command",
+                        "command must be an array of 1-%d strings", TMPL_MAX_ARGS);
+        json_decref(body);
+        return;
+    }
+    json_array_foreach(cmd, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) > TMPL_MAX_TEXT ||
+            memchr(json_string_value(v), '\0', json_string_length(v))) {
+            http_send_error(r, 400, "invalid_field", "command",
+                            "command items must be strings of at most %d bytes", TMPL_MAX_TEXT);
+            json_decref(body);
+            return;
+        }
+    }
+    v = json_object_get(body, "timeout_s");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 300) {
+            http_send_error(r, 400, "invalid_field", "timeout_s",
+                            "timeout_s must be an integer from 1 to 300");
+            json_decref(body);
+            return;
+        }
+        timeout = (long)json_integer_value(v);
+    }
+    d = json_pack("{s:O}", "command", cmd);
+    if (audit_write(pg, r, "instance.exec", "instance", r->params[0], "ok", d) < 0)
+        log_warn("audit row for exec not written");
+    json_decref(d);
+    ans = rpc_call(r, node,
+                   json_pack("{s:s, s:s, s:O, s:I}", "kind", "exec", "instance_id", r->params[0],
+                             "command", cmd, "timeout_s", (json_int_t)timeout),
+                   (int)timeout + 10);
+    json_decref(body);
+    if (!ans)
+        return;
+    if (json_object_get(ans, "ok")) {
+        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
+    } else {
+        json_t *err = json_object_get(ans, "error");
+        if (json_integer_value(json_object_get(err, "status")) == 504)
+            http_send_json(r, 200,
+                           json_pack("{s:n, s:o, s:b, s:O}", "exit_code", "output",
+                                     json_object_get(err, "output")
+                                         ? json_incref(json_object_get(err, "output"))
+                                         : json_string(""),
+                                     "timed_out", 1, "error", json_object_get(err, "message")));
+        else
+            rpc_error(r, err);
+    }
+    json_decref(ans);
 }

@@ -90,6 +90,8 @@ static void on_ping(int status, const char *body, size_t len, const char *err, v
         events_start(W.events);
         runner_start(W.runner);
         reconcile_start(&W);
+        if (rpc_start(&W) < 0)
+            log_error("logs, stats and exec will not be answered: out of memory");
     }
     heartbeat_publish();
 }
@@ -244,6 +246,7 @@ int main(int argc, char **argv)
 
     ev_timer_stop(loop, &heartbeat_timer);
     reconcile_stop();
+    rpc_stop();
     runner_free(W.runner);
     events_free(W.events);
     routes_free(W.routes);

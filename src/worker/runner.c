@@ -574,6 +574,8 @@ static void on_pull_line(const char *line, size_t len, void *arg)
     struct job *j = arg;
     json_t *v = json_loadb(line, len, 0, NULL);
     const char *e = json_string_value(json_object_get(v, "error"));
+    if (!e) /* an error answer (404 and the like) is {"message": ...} */
+        e = json_string_value(json_object_get(v, "message"));
     const char *st = json_string_value(json_object_get(v, "status"));
     if (e)
         snprintf(j->pull_error, sizeof(j->pull_error), "%s", e);

@@ -62,6 +62,10 @@ void events_verify_soon(struct worker *w, const char *instance_id);
 /* True when the /events stream is connected. */
 bool events_connected(const struct events *ev);
 
+/* berth-api's questions that need Docker: logs, stats, exec (rpc.c). */
+int rpc_start(struct worker *w) __attribute__((warn_unused_result));
+void rpc_stop(void);
+
 /* Start-up and periodic drift repair (reconcile.c). */
 void reconcile_start(struct worker *w);
 void reconcile_stop(void);

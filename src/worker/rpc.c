@@ -1,0 +1,442 @@
+/*
+ * rpc — answers berth-api's synchronous questions that need Docker (logs,
+ * stats, exec; keys.h KEY_RPC_FMT). berth-api never talks to Docker, so it
+ * LPUSHes a request and blocks on its reply key; this module pops requests
+ * with BLPOP on a Redis connection of its own (with the same watchdog as the
+ * job pop), asks Docker on the loop and RPUSHes one JSON answer:
+ *   {"ok": {...}} or {"error": {"status": 404|409|503, "message": "..."}}
+ * A request past its deadline is dropped: nobody waits for it any more.
+ * Requests only carry ids; instance ids are checked before they make a path.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "berth/keys.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "docker.h"
+#include "redisq.h"
+#include "worker.h"
+
+#define RPC_BLOCK_S 5
+#define RPC_MAX_INFLIGHT 32
+#define RPC_OUTPUT_MAX (1u << 20) /* exec output and log text kept, bytes */
+#define RPC_TAIL_MAX 5000
+
+struct rpc {
+    struct worker *w;
+    struct redisq *q;
+    bool popping;
+    int inflight;
+    ev_timer watchdog, retry;
+    char key[128];
+};
+
+struct call {
+    struct rpc *rpc;
+    char id[40], iid[37], kind[16];
+    char reply_key[96];
+    char exec_id[80];
+    long timeout_s;
+    json_t *req;
+};
+
+static struct rpc R;
+
+static void pop_next(void);
+
+static void call_free(struct call *c)
+{
+    c->rpc->inflight--;
+    json_decref(c->req);
+    free(c);
+    pop_next();
+}
+
+static void answer(struct call *c, json_t *ans) /* steals ans */
+{
+    char *text = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
+    json_decref(ans);
+    if (!text ||
+        !redisq_command(R.w->rq, NULL, NULL, "RPUSH %s %s", c->reply_key, text) ||
+        !redisq_command(R.w->rq, NULL, NULL, "EXPIRE %s 30", c->reply_key))
+        log_warn("rpc %s: answer not sent", c->id);
+    free(text);
+    call_free(c);
+}
+
+static void fail(struct call *c, int status, const char *msg)
+{
+    answer(c, json_pack("{s:{s:i, s:s}}", "error", "status", status, "message", msg));
+}
+
+static void docker_error(struct call *c, int status, const char *body, size_t len, const char *err)
+{
+    char msg[512];
+    if (status == 0) {
+        fail(c, 503, err ? err : "Docker did not answer");
+        return;
+    }
+    if (status == 404) {
+        fail(c, 409, "the instance has no container (is it created?)");
+        return;
+    }
+    worker_docker_message(body, len, msg, sizeof(msg));
+    fail(c, status == 409 ? 409 : 503, msg);
+}
+
+/*
+ * Docker's multiplexed stream (no TTY): frames of an 8-byte header (stream,
+ * 0, 0, 0, big-endian length) then the payload. Appends the payloads into a
+ * text of at most RPC_OUTPUT_MAX bytes; a body that is not framed (a TTY
+ * container) is taken as it is.
+ */
+static char *demux(const char *b, size_t n, size_t *outlen)
+{
+    char *out = malloc(n + 1);
+    size_t o = 0, i = 0;
+    bool framed = n >= 8 && (b[0] == 0 || b[0] == 1 || b[0] == 2) && b[1] == 0 && b[2] == 0 &&
+                  b[3] == 0;
+    if (!out)
+        return NULL;
+    if (!framed) {
+        memcpy(out, b, n);
+        o = n;
+    } else {
+        while (i + 8 <= n) {
+            size_t len = (size_t)(unsigned char)b[i + 4] << 24 | (size_t)(unsigned char)b[i + 5] << 16 |
+                         (size_t)(unsigned char)b[i + 6] << 8 | (size_t)(unsigned char)b[i + 7];
+            i += 8;
+            if (len > n - i)
+                len = n - i;
+            memcpy(out + o, b + i, len);
+            o += len;
+            i += len;
+        }
+    }
+    if (o > RPC_OUTPUT_MAX) { /* keep the end: the latest output matters */
+        memmove(out, out + o - RPC_OUTPUT_MAX, RPC_OUTPUT_MAX);
+        o = RPC_OUTPUT_MAX;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+/* A JSON string of text that may not be UTF-8: invalid bytes become '?'. */
+static json_t *text_json(char *s, size_t n)
+{
+    json_t *v = json_stringn(s, n);
+    if (v)
+        return v;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == '\0')
+            s[i] = '?';
+    return json_stringn(s, n);
+}
+
+/* ---- logs ---- */
+
+static void on_logs(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct call *c = arg;
+    size_t n, start = 0;
+    char *text;
+    json_t *lines;
+    if (status != 200) {
+        docker_error(c, status, body, len, err);
+        return;
+    }
+    text = demux(body, len, &n);
+    if (!text) {
+        fail(c, 503, "out of memory");
+        return;
+    }
+    lines = json_array();
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || text[i] == '\n') {
+            if (i > start || i < n)
+                json_array_append_new(lines, text_json(text + start, i - start));
+            start = i + 1;
+        }
+    }
+    free(text);
+    answer(c, json_pack("{s:{s:o}}", "ok", "lines", lines));
+}
+
+/* ---- stats ---- */
+
+static json_int_t num(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static void on_stats(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct call *c = arg;
+    json_t *s, *cpu, *pre, *mem, *nets, *v;
+    const char *key;
+    double cpu_pct = 0;
+    json_int_t rx = 0, tx = 0, usage, cache;
+    if (status != 200) {
+        docker_error(c, status, body, len, err);
+        return;
+    }
+    s = json_loadb(body, len, 0, NULL);
+    cpu = json_object_get(s, "cpu_stats");
+    pre = json_object_get(s, "precpu_stats");
+    {
+        double d_total = (double)(num(json_object_get(cpu, "cpu_usage"), "total_usage") -
+                                  num(json_object_get(pre, "cpu_usage"), "total_usage"));
+        double d_sys = (double)(num(cpu, "system_cpu_usage") - num(pre, "system_cpu_usage"));
+        json_int_t ncpu = num(cpu, "online_cpus");
+        if (ncpu <= 0)
+            ncpu = 1;
+        if (d_total > 0 && d_sys > 0)
+            cpu_pct = d_total / d_sys * (double)ncpu * 100.0;
+    }
+    mem = json_object_get(s, "memory_stats");
+    usage = num(mem, "usage");
+    cache = num(json_object_get(mem, "stats"), "inactive_file");
+    if (!cache)
+        cache = num(json_object_get(mem, "stats"), "total_inactive_file");
+    nets = json_object_get(s, "networks");
+    json_object_foreach(nets, key, v)
+    {
+        rx += num(v, "rx_bytes");
+        tx += num(v, "tx_bytes");
+    }
+    answer(c, json_pack("{s:{s:f, s:I, s:I, s:I, s:I, s:I}}", "ok", "cpu_percent", cpu_pct,
+                        "memory_bytes", usage > cache ? usage - cache : usage, "memory_limit_bytes",
+                        num(mem, "limit"), "pids", num(json_object_get(s, "pids_stats"), "current"),
+                        "net_rx_bytes", rx, "net_tx_bytes", tx));
+    json_decref(s);
+}
+
+/* ---- exec ---- */
+
+struct exec_out {
+    struct call *c;
+    char *text;
+    size_t n;
+    bool timed_out;
+};
+
+static void on_exec_inspect(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct exec_out *e = arg;
+    struct call *c = e->c;
+    json_t *v = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *code = json_object_get(v, "ExitCode");
+    json_t *ans;
+    if (e->timed_out) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the command did not finish within %ld s", c->timeout_s);
+        ans = json_pack("{s:{s:i, s:s, s:o}}", "error", "status", 504, "message", msg, "output",
+                        text_json(e->text ? e->text : (char *)"", e->n));
+    } else {
+        ans = json_pack("{s:{s:o, s:o}}", "ok", "exit_code",
+                        json_is_integer(code) ? json_integer(json_integer_value(code)) : json_null(),
+                        "output", text_json(e->text ? e->text : (char *)"", e->n));
+    }
+    json_decref(v);
+    free(e->text);
+    free(e);
+    answer(c, ans);
+}
+
+static void on_exec_done(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct call *c = arg;
+    struct exec_out *e;
+    char path[160];
+    if (status != 200 && status != 101 && !(status == 0 && err && strstr(err, "imed out"))) {
+        docker_error(c, status, body, len, err);
+        return;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        fail(c, 503, "out of memory");
+        return;
+    }
+    e->c = c;
+    e->timed_out = status == 0;
+    e->text = demux(body, len, &e->n);
+    snprintf(path, sizeof(path), "/exec/%s/json", c->exec_id);
+    if (docker_request(R.w->docker, "GET", path, NULL, 10000, on_exec_inspect, e) < 0) {
+        free(e->text);
+        free(e);
+        fail(c, 503, "the worker could not ask Docker");
+    }
+}
+
+static void on_exec_created(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct call *c = arg;
+    json_t *v;
+    const char *id;
+    char path[160];
+    if (status != 201) {
+        docker_error(c, status, body, len, err);
+        return;
+    }
+    v = json_loadb(body, len, 0, NULL);
+    id = json_string_value(json_object_get(v, "Id"));
+    if (!id || strlen(id) >= sizeof(c->exec_id) || strspn(id, "0123456789abcdef") != strlen(id)) {
+        json_decref(v);
+        fail(c, 503, "Docker gave no exec id");
+        return;
+    }
+    util_strlcpy(c->exec_id, id, sizeof(c->exec_id));
+    json_decref(v);
+    snprintf(path, sizeof(path), "/exec/%s/start", c->exec_id);
+    if (docker_request(R.w->docker, "POST", path, "{\"Detach\":false,\"Tty\":false}",
+                       c->timeout_s * 1000, on_exec_done, c) < 0)
+        fail(c, 503, "the worker could not ask Docker");
+}
+
+/* ---- dispatch ---- */
+
+static void handle(json_t *req)
+{
+    struct call *c;
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *iid = json_string_value(json_object_get(req, "instance_id"));
+    const char *kind = json_string_value(json_object_get(req, "kind"));
+    json_int_t deadline = json_integer_value(json_object_get(req, "deadline_ms"));
+    char path[256];
+    int rc = -1;
+
+    if (!id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32 || !kind) {
+        log_warn("rpc: malformed request dropped");
+        json_decref(req);
+        return;
+    }
+    if (deadline && deadline < (json_int_t)time(NULL) * 1000) {
+        log_info("rpc %s: past its deadline, dropped", id);
+        json_decref(req);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        json_decref(req);
+        return;
+    }
+    c->rpc = &R;
+    R.inflight++;
+    c->req = req;
+    util_strlcpy(c->id, id, sizeof(c->id));
+    util_strlcpy(c->kind, kind, sizeof(c->kind));
+    snprintf(c->reply_key, sizeof(c->reply_key), KEY_RPC_REPLY_FMT, id);
+    if (!valid_uuid(iid)) {
+        fail(c, 400, "no valid instance id");
+        return;
+    }
+    util_strlcpy(c->iid, iid, sizeof(c->iid));
+    if (strcmp(kind, "logs") == 0) {
+        json_int_t tail = json_integer_value(json_object_get(req, "tail"));
+        if (tail < 0 || tail > RPC_TAIL_MAX)
+            tail = 200;
+        snprintf(path, sizeof(path), "/containers/berth-%s/logs?stdout=1&stderr=1&tail=%lld",
+                 c->iid, (long long)tail);
+        rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_logs, c);
+    } else if (strcmp(kind, "stats") == 0) {
+        snprintf(path, sizeof(path), "/containers/berth-%s/stats?stream=false", c->iid);
+        rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_stats, c);
+    } else if (strcmp(kind, "exec") == 0) {
+        json_t *cmd = json_object_get(req, "command");
+        json_t *body;
+        char *text;
+        c->timeout_s = (long)json_integer_value(json_object_get(req, "timeout_s"));
+        if (c->timeout_s < 1 || c->timeout_s > 300)
+            c->timeout_s = 30;
+        body = json_pack("{s:b, s:b, s:O}", "AttachStdout", 1, "AttachStderr", 1, "Cmd", cmd);
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        snprintf(path, sizeof(path), "/containers/berth-%s/exec", c->iid);
+        if (text && json_is_array(cmd))
+            rc = docker_request(R.w->docker, "POST", path, text, 15000, on_exec_created, c);
+        free(text);
+    } else {
+        fail(c, 400, "unknown request kind");
+        return;
+    }
+    if (rc < 0)
+        fail(c, 503, "the worker could not ask Docker");
+}
+
+static void on_pop(redisReply *reply, void *arg)
+{
+    ev_timer_stop(R.w->loop, &R.watchdog);
+    R.popping = false;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        json_t *req = json_loadb(reply->element[1]->str, reply->element[1]->len, 0, NULL);
+        if (json_is_object(req))
+            handle(req);
+        else
+            json_decref(req);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        log_warn("rpc pop: %s", reply->str);
+        ev_timer_set(&R.retry, 2.0, 0.);
+        ev_timer_start(R.w->loop, &R.retry);
+        return;
+    }
+    pop_next();
+}
+
+static void pop_next(void)
+{
+    if (R.popping || !R.q || R.inflight >= RPC_MAX_INFLIGHT || ev_is_active(&R.retry))
+        return;
+    if (!redisq_command(R.q, on_pop, NULL, "BLPOP %s %d", R.key, RPC_BLOCK_S))
+        return;
+    R.popping = true;
+    ev_timer_set(&R.watchdog, RPC_BLOCK_S + 5.0, 0.);
+    ev_timer_start(R.w->loop, &R.watchdog);
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    redisq_reset(R.q);
+    R.popping = false;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    pop_next();
+}
+
+static void on_up(void *arg)
+{
+    R.popping = false;
+    pop_next();
+}
+
+int rpc_start(struct worker *w)
+{
+    R.w = w;
+    snprintf(R.key, sizeof(R.key), KEY_RPC_FMT, w->cfg->node);
+    ev_timer_init(&R.watchdog, on_watchdog, 0., 0.);
+    ev_timer_init(&R.retry, on_retry, 0., 0.);
+    R.q = redisq_new(w->loop, w->cfg->redis_url);
+    if (!R.q)
+        return -1;
+    redisq_on_connect(R.q, on_up, NULL);
+    return redisq_start(R.q);
+}
+
+void rpc_stop(void)
+{
+    if (!R.w)
+        return;
+    ev_timer_stop(R.w->loop, &R.watchdog);
+    ev_timer_stop(R.w->loop, &R.retry);
+    redisq_free(R.q);
+    R.q = NULL;
+}
