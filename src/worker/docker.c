@@ -279,6 +279,8 @@ int docker_stream(struct docker *d, const char *method, const char *path, const 
     if (!x->easy)
         goto fail;
     x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* no "Expect: 100-continue" pause before bodies over 1 KB */
+    x->headers = curl_slist_append(x->headers, "Expect:");
     if (body) {
         x->req_body = strdup(body);
         if (!x->req_body)
