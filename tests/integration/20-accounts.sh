@@ -354,8 +354,12 @@ expect_eq "a developer cannot delete users (403)" 403 "$STATUS"
 admin DELETE "/api/v1/users/$OTHER_ID"
 expect_eq "DELETE user answers 202 with a user_delete job" "202 user_delete queued" \
     "$STATUS $(jq -r '"\(.kind) \(.status)"' <<<"$BODY")"
-expect_eq "the deleted user is disabled at once and the job row exists" "t 1" \
-    "$(psql_q "SELECT disabled FROM users WHERE id = '$OTHER_ID'") $(psql_q "SELECT count(*) FROM jobs WHERE kind = 'user_delete' AND user_id = '$OTHER_ID'")"
+JOB_ID=$(jq -r .id <<<"$BODY")
+login "$P-other" "new-password-9" "$TMP/other.jar"
+expect_eq "a user being deleted cannot log in any more" 401 "$STATUS"
+expect_eq "the user_delete job row exists" "user_delete" "$(psql_q "SELECT kind FROM jobs WHERE id = '$JOB_ID'")"
+expect_eq "the user is disabled at once (or already gone)" "t" \
+    "$(psql_q "SELECT coalesce((SELECT disabled FROM users WHERE id = '$OTHER_ID'), true)")"
 ADMIN_ID=$(psql_q "SELECT id FROM users WHERE username = 'admin'")
 admin DELETE "/api/v1/users/$ADMIN_ID"
 expect_eq "an admin cannot delete themselves (409)" 409 "$STATUS"
