@@ -18,6 +18,7 @@
  * after COMMIT; if that push is lost the worker's reconcile finds the queued
  * row.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -920,6 +921,123 @@ static bool rpc_target(struct req *r, PGconn *pg, enum authz_action act, char no
     return true;
 }
 
+/* Write text and flush; false when the client has gone. */
+static bool sse_write(struct req *r, const char *text, size_t len)
+{
+    if (FCGX_PutStr(text, (int)len, r->fcgi->out) != (int)len)
+        return false;
+    return FCGX_FFlush(r->fcgi->out) == 0 && FCGX_GetError(r->fcgi->out) == 0;
+}
+
+/* One `data:` event per line (a CR or NUL cannot end up inside one). */
+static bool sse_lines(struct req *r, json_t *lines)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(lines, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v), o = 0;
+        char *buf = malloc(n + 8);
+        bool ok;
+        if (!buf)
+            return false;
+        memcpy(buf, "data: ", 6);
+        o = 6;
+        for (size_t k = 0; k < n; k++)
+            if (s[k] != '\r' && s[k] != '\n' && s[k] != '\0')
+                buf[o++] = s[k];
+        buf[o++] = '\n';
+        buf[o++] = '\n';
+        ok = sse_write(r, buf, o);
+        free(buf);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+#define FOLLOW_MAX_S 1800 /* an EventSource reconnects by itself after this */
+static atomic_int followers;
+
+/*
+ * GET /logs?follow=true: text/event-stream, the last `tail` lines and then new
+ * ones as they come, polled from the worker every second (Docker's logs since
+ * the last timestamp seen), until the client leaves, the container goes, or
+ * FOLLOW_MAX_S passes. One request thread is held per follower, so at most
+ * half of the threads follow at once (429 beyond).
+ */
+static void logs_follow(struct req *r, const char *node, long tail)
+{
+    int limit = (int)(api_cfg.api_threads / 2 > 0 ? api_cfg.api_threads / 2 : 1);
+    char last[48] = "";
+    int64_t until = util_now_ms() + FOLLOW_MAX_S * 1000LL, quiet_since = util_now_ms();
+    bool first = true;
+
+    if (atomic_fetch_add(&followers, 1) >= limit) {
+        atomic_fetch_sub(&followers, 1);
+        http_send_error(r, 429, "rate_limited", NULL,
+                        "too many log streams are open on this server; try again later");
+        return;
+    }
+    while (util_now_ms() < until) {
+        json_t *req = json_pack("{s:s, s:s, s:I}", "kind", "logs", "instance_id", r->params[0],
+                                "tail", (json_int_t)tail);
+        json_t *ans, *ok;
+        if (last[0])
+            json_object_set_new(req, "since", json_string(last));
+        if (first) {
+            ans = rpc_call(r, node, req, 15); /* answers 503 itself on failure */
+            if (!ans)
+                break;
+            if (!json_object_get(ans, "ok")) {
+                rpc_error(r, json_object_get(ans, "error"));
+                json_decref(ans);
+                break;
+            }
+            http_send_raw(r, 200, "text/event-stream", "X-Accel-Buffering: no\r\n", NULL, 0);
+            first = false;
+        } else {
+            /* after the headers went out errors end the stream quietly */
+            struct req quiet = *r;
+            quiet.sent = true;
+            ans = rpc_call(&quiet, node, req, 15);
+            if (!ans || !json_object_get(ans, "ok")) {
+                json_decref(ans);
+                sse_write(r, "event: end\ndata: the log stream ended\n\n", 41);
+                break;
+            }
+        }
+        ok = json_object_get(ans, "ok");
+        if (json_string_length(json_object_get(ok, "last")) > 0)
+            util_strlcpy(last, json_string_value(json_object_get(ok, "last")), sizeof(last));
+        if (json_array_size(json_object_get(ok, "lines")) > 0) {
+            quiet_since = util_now_ms();
+            if (!sse_lines(r, json_object_get(ok, "lines"))) {
+                json_decref(ans);
+                break;
+            }
+        } else if (util_now_ms() - quiet_since > 15000) {
+            quiet_since = util_now_ms();
+            if (!sse_write(r, ": keep-alive\n\n", 15)) { /* also finds a client that left */
+                json_decref(ans);
+                break;
+            }
+        }
+        json_decref(ans);
+        if (!last[0]) { /* no line yet: from now on, only newer ones */
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            snprintf(last, sizeof(last), "%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+        }
+        {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+        }
+    }
+    atomic_fetch_sub(&followers, 1);
+}
+
 void instances_logs(struct req *r)
 {
     char node[64], tail[16] = "", follow[8] = "";
@@ -934,8 +1052,9 @@ void instances_logs(struct req *r)
         return;
     }
     if (req_query(r, "follow", follow, sizeof(follow)) && strcmp(follow, "true") == 0) {
-        http_send_error(r, 400, "bad_request", "follow",
-                        "follow=true is not supported yet: poll with tail");
+        if (!rpc_target(r, pg, ACT_OPERATE, node)) /* auth.h: logs follow is operate */
+            return;
+        logs_follow(r, node, n);
         return;
     }
     if (!rpc_target(r, pg, ACT_READ, node))

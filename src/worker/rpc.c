@@ -140,16 +140,46 @@ static json_t *text_json(char *s, size_t n)
 
 /* ---- logs ---- */
 
+/* "2026-11-23T10:34:58.521234567Z" -> seconds and nanoseconds; false if not that. */
+static bool parse_ts(const char *s, size_t n, long long *sec, long *nsec)
+{
+    struct tm tm;
+    const char *end;
+    char buf[40];
+    if (n < 20 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return false;
+    *sec = (long long)timegm(&tm);
+    *nsec = 0;
+    if (*end == '.') {
+        long scale = 100000000;
+        for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10)
+            *nsec += (*end - '0') * scale;
+    }
+    return *end == 'Z';
+}
+
 static void on_logs(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct call *c = arg;
     size_t n, start = 0;
-    char *text;
+    char *text, last[48] = "";
     json_t *lines;
+    long long since_s = -1, sec;
+    long since_ns = 0, nsec;
+    const char *since = json_string_value(json_object_get(c->req, "since"));
+
     if (status != 200) {
         docker_error(c, status, body, len, err);
         return;
     }
+    if (since && sscanf(since, "%lld.%ld", &since_s, &since_ns) < 1)
+        since_s = -1;
     text = demux(body, len, &n);
     if (!text) {
         fail(c, 503, "out of memory");
@@ -158,13 +188,25 @@ static void on_logs(int status, const char *body, size_t len, const char *err, v
     lines = json_array();
     for (size_t i = 0; i <= n; i++) {
         if (i == n || text[i] == '\n') {
-            if (i > start || i < n)
-                json_array_append_new(lines, text_json(text + start, i - start));
+            char *line = text + start;
+            size_t ll = i - start;
+            const char *sp = memchr(line, ' ', ll);
             start = i + 1;
+            if (ll == 0 && i == n)
+                break;
+            /* timestamps=1: "<RFC 3339 nano> <text>" */
+            if (sp && parse_ts(line, (size_t)(sp - line), &sec, &nsec)) {
+                if (sec < since_s || (sec == since_s && nsec <= since_ns))
+                    continue; /* seen by the previous poll */
+                snprintf(last, sizeof(last), "%lld.%09ld", sec, nsec);
+                ll -= (size_t)(sp + 1 - line);
+                line = (char *)sp + 1;
+            }
+            json_array_append_new(lines, text_json(line, ll));
         }
     }
     free(text);
-    answer(c, json_pack("{s:{s:o}}", "ok", "lines", lines));
+    answer(c, json_pack("{s:{s:o, s:s}}", "ok", "lines", lines, "last", last[0] ? last : (since ? since : "")));
 }
 
 /* ---- stats ---- */
@@ -340,8 +382,17 @@ static void handle(json_t *req)
         json_int_t tail = json_integer_value(json_object_get(req, "tail"));
         if (tail < 0 || tail > RPC_TAIL_MAX)
             tail = 200;
-        snprintf(path, sizeof(path), "/containers/berth-%s/logs?stdout=1&stderr=1&tail=%lld",
-                 c->iid, (long long)tail);
+        const char *since = json_string_value(json_object_get(req, "since"));
+        long long ss = 0;
+        long sn = 0;
+        if (since && sscanf(since, "%lld.%ld", &ss, &sn) >= 1 && ss > 0)
+            snprintf(path, sizeof(path),
+                     "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&since=%lld.%09ld",
+                     c->iid, ss, sn);
+        else
+            snprintf(path, sizeof(path),
+                     "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&tail=%lld", c->iid,
+                     (long long)tail);
         rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_logs, c);
     } else if (strcmp(kind, "stats") == 0) {
         snprintf(path, sizeof(path), "/containers/berth-%s/stats?stream=false", c->iid);
