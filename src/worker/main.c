@@ -244,16 +244,20 @@ int main(int argc, char **argv)
 
     ev_run(loop, 0);
 
+    /* Teardown order: whatever may still call back (pending Redis replies get
+     * NULL, queued queries get "shutting down") goes before the objects those
+     * callbacks use. Docker transfers are dropped without callbacks. Jobs in
+     * flight stay in :active; the next start queues them again. */
     ev_timer_stop(loop, &heartbeat_timer);
-    reconcile_stop();
     rpc_stop();
+    redisq_free(W.popq);
+    reconcile_stop();
+    docker_free(docker);
+    pg_free(W.pg);
+    redisq_free(rq);
     runner_free(W.runner);
     events_free(W.events);
     routes_free(W.routes);
-    redisq_free(W.popq);
-    redisq_free(rq);
-    docker_free(docker);
-    pg_free(W.pg);
     curl_global_cleanup();
     log_info("stopped");
     return exit_code;

@@ -38,6 +38,7 @@ struct rec {
     bool running;
     bool first;  /* no :active pass done yet */
     bool pruned; /* routes pruned against the rows once */
+    bool jobs_seen; /* open job rows compared once (the first time without an age limit) */
     char active_key[160], jobs_key[128];
     /* ids seen in :active unheld by the previous pass */
     char (*suspects)[37];
@@ -242,7 +243,7 @@ static void on_open_jobs(PGresult *res, const char *err, void *arg)
 
 static void on_jobs_list(redisReply *reply, void *arg)
 {
-    const char *p[1];
+    const char *p[2];
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         pass_end();
         return;
@@ -251,10 +252,15 @@ static void on_jobs_list(redisReply *reply, void *arg)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             json_object_set_new(rec.listed, reply->element[i]->str, json_true());
     p[0] = rec.w->cfg->node;
+    /* At start-up every open row counts (a push that may still be on its way
+     * costs at most a duplicate, which the runner drops); later only rows old
+     * enough that their push must have happened. */
+    p[1] = rec.jobs_seen ? "5 seconds" : "0 seconds";
+    rec.jobs_seen = true;
     if (pg_query(rec.w->pg,
                  "SELECT id FROM jobs WHERE node = $1 AND status IN ('queued', 'running') AND"
-                 " created_at < now() - interval '5 seconds' LIMIT 4096",
-                 1, p, on_open_jobs, NULL) < 0)
+                 " created_at < now() - $2::interval LIMIT 4096",
+                 2, p, on_open_jobs, NULL) < 0)
         pass_end();
 }
 
