@@ -64,7 +64,7 @@ static const struct config_key keys[] = {
      "auto (per X-Forwarded-Proto), always or never"},
     {"heartbeat_ttl_s", T_INT, A | W, "15", OFF(heartbeat_ttl_s), 0, 3, 3600, NULL, false,
      "seconds a worker heartbeat stays valid"},
-    {"port_range", T_RANGE, A, "49152-65535", OFF(port_min), 0, 1024, 65535, NULL, false,
+    {"port_range", T_RANGE, A | W, "49152-65535", OFF(port_min), 0, 1024, 65535, NULL, false,
      "host ports for instances, MIN-MAX"},
     {"public_host", T_STR, A, "127.0.0.1", OFF(public_host), SZ(public_host), 0, 0, NULL, true,
      "host name shown in SSH commands"},

@@ -63,6 +63,7 @@ struct job {
     char cname[64], net[160], cid[80];
     size_t vol_i;
     char pull_error[512];
+    int redraws; /* host ports drawn again this attempt (taken outside berth) */
     int64_t t0;
 };
 
@@ -387,6 +388,64 @@ static void finish_running(struct job *j)
     events_verify_soon(j->rn->w, j->instance_id);
 }
 
+static bool port_taken(const char *body, size_t len)
+{
+    char msg[600];
+    worker_docker_message(body, len, msg, sizeof(msg));
+    return strstr(msg, "port is already allocated") || strstr(msg, "address already in use");
+}
+
+static void on_ports_redrawn(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        job_fail(j, "new host ports could not be reserved", true);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        job_fail(j, "no free host port is left in the port range", false);
+        return;
+    }
+    json_decref(j->ports);
+    j->ports = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    if (!json_is_array(j->ports)) {
+        job_fail(j, "the new host ports could not be read", true);
+        return;
+    }
+    c_network(j);
+}
+
+static void on_conflict_removed(int status, const char *body, size_t len, const char *err,
+                                void *arg)
+{
+    struct job *j = arg;
+    char lo[16], hi[16];
+    const char *p[4];
+    if (status != 204 && status != 404) {
+        docker_failed(j, "removing the container to re-draw its ports failed", status, body, len,
+                      err);
+        return;
+    }
+    snprintf(lo, sizeof(lo), "%ld", j->rn->w->cfg->port_min);
+    snprintf(hi, sizeof(hi), "%ld", j->rn->w->cfg->port_max);
+    p[0] = j->instance_id;
+    p[1] = j->rn->w->cfg->node;
+    p[2] = lo;
+    p[3] = hi;
+    /* every port of the instance moves to a free one: which one was taken is
+     * Docker's message to parse, and moving all is as cheap */
+    q(j,
+      "WITH old AS (DELETE FROM instance_ports WHERE instance_id = $1 RETURNING name,"
+      " container_port), ins AS (INSERT INTO instance_ports (node, port, instance_id, name,"
+      " container_port) SELECT $2, (SELECT g FROM generate_series($3::int, $4::int) g WHERE NOT"
+      " EXISTS (SELECT 1 FROM instance_ports x WHERE x.node = $2 AND x.port = g) ORDER BY"
+      " random() + 0 * length(old.name) LIMIT 1), $1, old.name, old.container_port FROM old"
+      " RETURNING name, port, container_port)"
+      " SELECT json_agg(json_build_object('name', name, 'port', port, 'container_port',"
+      " container_port) ORDER BY name)::text FROM ins",
+      4, p, on_ports_redrawn);
+}
+
 static void on_started(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct job *j = arg;
@@ -397,6 +456,17 @@ static void on_started(int status, const char *body, size_t len, const char *err
     if (status == 404 && strcmp(j->kind, "create") != 0) {
         /* start/restart of a container removed meanwhile: make it again */
         c_begin(j);
+        return;
+    }
+    if (status >= 400 && port_taken(body, len) && j->redraws < 3) {
+        /* a process outside berth (another stack on this Docker, say) holds
+         * one of our reserved host ports: draw new ones, make the container
+         * again with them */
+        char path[128];
+        j->redraws++;
+        event(j, "ports", "a host port is taken outside berth; drawing new ports");
+        snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
+        dcall(j, "DELETE", path, NULL, 30000, on_conflict_removed);
         return;
     }
     docker_failed(j, "starting the container failed", status, body, len, err);
