@@ -58,10 +58,11 @@ out=$(BERTH_REDIS_URL="unix:/nonexistent/redis.sock" "$BUILD/berth-api" --check 
 expect_eq "berth-api without Redis exits 1" 1 "$rc"
 check "... saying Redis is unreachable" grep -q "cannot connect to Redis.*is Redis running" <<<"$out"
 start=$(date +%s%N)
-out=$(BERTH_NODE=nodocker BERTH_DOCKER_SOCKET=/nonexistent/docker.sock timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
+tmpbox=$(mktemp -d)
+out=$(BERTH_BOX_DIR="$tmpbox" BERTH_NODE=nodocker BERTH_DOCKER_SOCKET=/nonexistent/docker.sock timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
 expect_eq "berth-worker without Docker exits 1" 1 "$rc"
 check "... saying Docker is unreachable and what to check" grep -q "cannot reach Docker at docker_socket = '/nonexistent/docker.sock'.*is dockerd running" <<<"$out"
-out=$(BERTH_PG_DSN="host=/nonexistent dbname=berth" timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
+out=$(BERTH_BOX_DIR="$tmpbox" BERTH_PG_DSN="host=/nonexistent dbname=berth" timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?; rm -rf "$tmpbox"
 expect_eq "berth-worker without PostgreSQL exits 1" 1 "$rc"
 
 # --- migrations
@@ -106,13 +107,16 @@ ms=$(term_time_ms $api_pid)
 wait $api_pid 2>/dev/null; rc=$?
 if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-api exits cleanly on SIGTERM within 2 s (${ms} ms)"
 else fail "berth-api exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc"; fi
-BERTH_NODE=sigtest "$BUILD/berth-worker" 2>>"$BERTH_VAR/log/sigtest.log" &
+# its own node and box dir: a worker prunes the routes its node does not know
+sigbox=$(mktemp -d)
+BERTH_NODE=sigtest BERTH_BOX_DIR="$sigbox" "$BUILD/berth-worker" 2>>"$BERTH_VAR/log/sigtest.log" &
 w_pid=$!
 sleep 1
 ms=$(term_time_ms $w_pid)
 wait $w_pid 2>/dev/null; rc=$?
 if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-worker exits cleanly on SIGTERM within 2 s (${ms} ms)"
-else fail "berth-worker exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc"; fi
+else fail "berth-worker exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc" "$(tail -5 "$BERTH_VAR/log/sigtest.log")"; fi
+rm -rf "$sigbox"
 
 # --- SIGHUP reloads
 kill -HUP "$(svc_pid api)" "$(svc_pid worker)"
