@@ -929,6 +929,11 @@ static bool sse_write(struct req *r, const char *text, size_t len)
     return FCGX_FFlush(r->fcgi->out) == 0 && FCGX_GetError(r->fcgi->out) == 0;
 }
 
+static bool sse_text(struct req *r, const char *text)
+{
+    return sse_write(r, text, strlen(text));
+}
+
 /* One `data:` event per line (a CR or NUL cannot end up inside one). */
 static bool sse_lines(struct req *r, json_t *lines)
 {
@@ -1004,7 +1009,7 @@ static void logs_follow(struct req *r, const char *node, long tail)
             ans = rpc_call(&quiet, node, req, 15);
             if (!ans || !json_object_get(ans, "ok")) {
                 json_decref(ans);
-                sse_write(r, "event: end\ndata: the log stream ended\n\n", 41);
+                sse_text(r, "event: end\ndata: the log stream ended\n\n");
                 break;
             }
         }
@@ -1019,7 +1024,7 @@ static void logs_follow(struct req *r, const char *node, long tail)
             }
         } else if (util_now_ms() - quiet_since > 15000) {
             quiet_since = util_now_ms();
-            if (!sse_write(r, ": keep-alive\n\n", 15)) { /* also finds a client that left */
+            if (!sse_text(r, ": keep-alive\n\n")) { /* also finds a client that left */
                 json_decref(ans);
                 break;
             }

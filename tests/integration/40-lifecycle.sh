@@ -148,6 +148,30 @@ expect_eq "restart answers 202 restarting" "202 restarting" "$STATUS $(jq -r .in
 reach "the instance runs after restart" "$I1" running
 expect_eq "volume data survives restart" persisted "$(docker exec "berth-$I1" cat /data/f 2>&1)"
 
+# ---- exec, logs, stats, events ----
+http POST "/api/v1/instances/$I1/exec" '{"command":["sh","-c","echo out; echo err >&2; cat /data/f; exit 7"]}' "${D[@]}"
+expect_eq "exec answers exit code and output" "200 7" "$STATUS $(jq -r .exit_code <<<"$BODY")"
+check "exec output has stdout, stderr and the volume's data" grep -q 'out err persisted' <<<"$(jq -r .output <<<"$BODY" | tr '\n' ' ')"
+http POST "/api/v1/instances/$I1/exec" '{"command":["sleep","10"],"timeout_s":1}' "${D[@]}"
+expect_eq "exec past its timeout says so" "200 true" "$STATUS $(jq -r .timed_out <<<"$BODY")"
+http POST "/api/v1/instances/$I1/exec" '{"command":"ls"}' "${D[@]}"
+expect_eq "exec with a command that is not an array: 400" 400 "$STATUS"
+curl -s -o /dev/null "http://127.0.0.1:$PORT/logline-$P"
+http GET "/api/v1/instances/$I1/logs?tail=5" "" "${D[@]}"
+check "logs?tail shows the container's request log" grep -q "logline-$P" <<<"$(jq -r '.lines[]' <<<"$BODY")"
+http GET "/api/v1/instances/$I1/logs?tail=2" "" "${D[@]}"
+expect_eq "logs?tail=2 gives 2 lines" 2 "$(jq '.lines | length' <<<"$BODY")"
+http GET "/api/v1/instances/$I1/logs?tail=x" "" "${D[@]}"
+expect_eq "logs with a bad tail: 400" 400 "$STATUS"
+(curl -sN --max-time 4 "${D[@]}" "$BERTH_URL/api/v1/instances/$I1/logs?follow=true&tail=1" > "$TMP/sse") &
+sleep 1.5
+curl -s -o /dev/null "http://127.0.0.1:$PORT/followed-$P"
+wait
+check "logs?follow=true streams new lines as server-sent events through nginx" grep -q "^data: .*followed-$P" "$TMP/sse"
+http GET "/api/v1/instances/$I1/stats" "" "${D[@]}"
+expect_eq "stats: memory limit is the template's, pids counted" "200 33554432 true" \
+    "$STATUS $(jq -r '(.memory_limit_bytes|tostring) + " " + ((.pids >= 1 and .memory_bytes > 0 and (.cpu_percent|type) == "number")|tostring)' <<<"$BODY")"
+
 # ---- default names ----
 create "{\"template\":\"$P-t\"}"
 expect_eq "a second instance of the template is named -2" "$P-t-2" "$(jq -r .instance.name <<<"$BODY")"
@@ -258,6 +282,35 @@ expect_eq "no orphan container (every labelled container has a live row)" "" \
     "$(comm -23 <(docker ps -a --filter "label=berth.cluster=$BERTH_CLUSTER" --format '{{.Label "berth.instance"}}' | sort) \
                <(psql_q "SELECT id FROM instances WHERE status <> 'deleted'" | sort))"
 expect_eq "no job is left open" 0 "$(psql_q "SELECT count(*) FROM jobs WHERE user_id = '$DEV_ID' AND status IN ('queued', 'running')")"
+
+# ---- a queue entry lost in Redis: the job row brings it back ----
+kill "$(cut -d' ' -f1 "$RUN/worker.pid")"
+for _ in $(seq 50); do kill -0 "$(cut -d' ' -f1 "$RUN/worker.pid")" 2>/dev/null || break; sleep 0.1; done
+create "{\"template\":\"$P-t\",\"name\":\"$P-lost\"}"
+IL=$IID
+redis-cli -s "$RUN/redis.sock" DEL "berth:jobs:local" >/dev/null
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+reach "a create whose queue entry was lost runs once the worker starts" "$IL" running
+
+# ---- port range exhausted: 503 and nothing created ----
+API_PID=$(cut -d' ' -f1 "$RUN/api.pid")
+restart_api() { # restart_api [ENV=...]: berth-api with that environment
+    kill "$(cut -d' ' -f1 "$RUN/api.pid")"
+    for _ in $(seq 50); do kill -0 "$(cut -d' ' -f1 "$RUN/api.pid")" 2>/dev/null || break; sleep 0.1; done
+    env "$@" "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+    for _ in $(seq 50); do curl -sf -o /dev/null "$BERTH_URL/api/v1/health" && break; sleep 0.1; done
+}
+RANGE_LO=$((61000 + RANDOM % 3000))
+restart_api BERTH_PORT_RANGE=$RANGE_LO-$((RANGE_LO + 1))
+create "{\"template\":\"$P-t\",\"name\":\"$P-r1\"}"; R1=$IID
+create "{\"template\":\"$P-t\",\"name\":\"$P-r2\"}"; R2=$IID
+n0=$(psql_q "SELECT count(*) FROM instances")
+create "{\"template\":\"$P-t\",\"name\":\"$P-r3\"}"
+expect_eq "with the port range used up, create answers 503 unavailable" "503 unavailable" "$STATUS $(jq -r .error.code <<<"$BODY")"
+check "the answer says the port range is used up" grep -q "no free host port" <<<"$(jq -r .error.message <<<"$BODY")"
+expect_eq "and nothing was created" "$n0" "$(psql_q "SELECT count(*) FROM instances")"
+restart_api
+for id in $R1 $R2; do curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"; done
 
 # ---- viewer and other users ----
 http GET "/api/v1/instances/$I2" "" "${A[@]}"
