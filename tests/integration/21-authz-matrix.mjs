@@ -257,6 +257,22 @@ for (const row of table) {
     }
   }
 }
+// ---- CSRF and Origin on every unsafe route, generated from --routes: a cookie
+// session without X-CSRF-Token, or with a foreign Origin, is 403 before any lookup.
+const probeId = '00000000-0000-4000-8000-00000000c5rf'.replace('c5rf', '0c5f');
+const s = await login(actors.admin.name, actors.admin.password);
+for (const route of routes) {
+  const [method, pattern] = route.split(' ');
+  if (method === 'GET' || route === 'POST /api/v1/auth/login') continue;
+  const path = pattern.replace(/\{[a-z_]+\}/g, probeId);
+  const noCsrf = await fetch(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'Content-Type': 'application/json' }, body: '{}' });
+  if (noCsrf.status === 403) ok(`${route}: a cookie session without X-CSRF-Token is refused (403)`);
+  else notOk(`${route}: a cookie session without X-CSRF-Token is refused (403)`, `got ${noCsrf.status}`);
+  const foreign = await fetch(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'X-CSRF-Token': s.csrf, Origin: 'https://evil.example', 'Content-Type': 'application/json' }, body: '{}' });
+  if (foreign.status === 403) ok(`${route}: a foreign Origin is refused (403)`);
+  else notOk(`${route}: a foreign Origin is refused (403)`, `got ${foreign.status}`);
+}
+
 ok(`authorisation matrix: ${cells} cells over ${routes.length} routes`);
 console.error(`  matrix: ${cells} cells, ${routes.length} routes, ${table.length} rows`);
 process.exit(failures ? 1 : 0);
