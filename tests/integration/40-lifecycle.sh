@@ -151,7 +151,7 @@ expect_eq "volume data survives restart" persisted "$(docker exec "berth-$I1" ca
 # ---- exec, logs, stats, events ----
 http POST "/api/v1/instances/$I1/exec" '{"command":["sh","-c","echo out; echo err >&2; cat /data/f; exit 7"]}' "${D[@]}"
 expect_eq "exec answers exit code and output" "200 7" "$STATUS $(jq -r .exit_code <<<"$BODY")"
-check "exec output has stdout, stderr and the volume's data" grep -q 'out err persisted' <<<"$(jq -r .output <<<"$BODY" | tr '\n' ' ')"
+expect_eq "exec output has stdout, stderr and the volume's data" "err out persisted" "$(jq -r .output <<<"$BODY" | sort | tr '\n' ' ' | sed 's/ $//')"
 http POST "/api/v1/instances/$I1/exec" '{"command":["sleep","10"],"timeout_s":1}' "${D[@]}"
 expect_eq "exec past its timeout says so" "200 true" "$STATUS $(jq -r .timed_out <<<"$BODY")"
 http POST "/api/v1/instances/$I1/exec" '{"command":"ls"}' "${D[@]}"
