@@ -157,8 +157,12 @@ start_docker() {
     [[ $(id -u) -eq 0 ]] || die "no Docker engine answers at $DOCKER_SOCK and starting dockerd needs root"
     command -v dockerd >/dev/null || die "no Docker engine answers at $DOCKER_SOCK and dockerd is not installed (apt-get install docker.io)"
     say "starting dockerd (no Docker engine answered at $DOCKER_SOCK)"
+    # Every user gets a bridge network of their own; Docker's default pools hold
+    # about 30 networks, so the stack's dockerd carves /24s out of one /16
+    # (256 networks) instead.
     launch dockerd dockerd --host "unix://$DOCKER_SOCK" --pidfile "$RUN/dockerd.docker.pid" \
-        --data-root "${BERTH_DOCKER_ROOT:-/var/lib/docker}"
+        --data-root "${BERTH_DOCKER_ROOT:-/var/lib/docker}" \
+        --default-address-pool "base=${BERTH_DOCKER_POOL:-10.213.0.0/16},size=24"
     wait_for 60 docker docker_answers || die "dockerd did not start: see $LOG/dockerd.log"
 }
 
