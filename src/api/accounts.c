@@ -277,7 +277,7 @@ void accounts_login(struct req *r)
     PGresult *res = NULL;
     bool found = false, disabled = false, ok;
     char uid[37] = "", token[65], thash[65], csrf[65], cookie[129], oldhash[65], hdr[256];
-    char smax[32], sidle[32];
+    char smax[32], sidle[32], slock[32];
 
     if (!pg)
         return;
@@ -407,6 +407,17 @@ void accounts_login(struct req *r)
     p[0] = ukey;
     PQclear(
         PQexecParams(pg, "DELETE FROM login_failures WHERE key = $1", 1, NULL, p, NULL, NULL, 0));
+    /* Housekeeping, a bounded bite per login: sessions past their absolute end
+     * and failure counters whose window and lock are both over. */
+    snprintf(slock, sizeof(slock), "%ld", api_cfg.login_lockout_s);
+    p[0] = slock;
+    PQclear(PQexec(pg, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions"
+                       " WHERE expires_at < now() LIMIT 100)"));
+    PQclear(PQexecParams(pg,
+                         "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures"
+                         " WHERE window_start < now() - make_interval(secs => $1::int)"
+                         " AND (locked_until IS NULL OR locked_until < now()) LIMIT 100)",
+                         1, NULL, p, NULL, NULL, 0));
     snprintf(sidle, sizeof(sidle), "%ld", api_cfg.session_idle_s);
     p[0] = uid;
     p[1] = oldhash;
