@@ -102,6 +102,7 @@ static void handle(struct events *ev, json_t *e)
             "WITH u AS (UPDATE instances SET status = 'error', container_id = NULL, error ="
             " 'the container was removed outside berth; start the instance to make it again'"
             " WHERE id = $1 AND status IN ('running', 'stopped', 'stopping', 'error')"
+            " AND container_id IS NOT NULL" /* not the removal of a failed create's container */
             " RETURNING id, error) INSERT INTO instance_events (instance_id, kind, message)"
             " SELECT id, 'removed', error FROM u",
             1, p);
