@@ -44,7 +44,7 @@ for _ in $(seq 1 120); do
 done
 expect_eq "the instance runs" running "$status"
 BASE=/container/$P-dev/site/
-code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 for _ in $(seq 1 80); do
     [[ $(code -b "berth_session=$DCOOK" "$BERTH_URL$BASE") == 200 ]] && break
     sleep 0.25
@@ -70,8 +70,10 @@ else ok "the Authorization header is not forwarded"; fi
 
 # A realistic upload.
 head -c 10485760 /dev/zero > "$BERTH_VAR/10m.bin"
-echo_out=$(curl -s -b "berth_session=$DCOOK" --data-binary @"$BERTH_VAR/10m.bin" "$BERTH_URL${BASE}cgi-bin/echo")
-check "a 10 MiB POST body passes through" grep -q 'length=10485760' <<<"$echo_out"
+echo_out=$(curl -s --max-time 60 -w '\nHTTP %{http_code} in %{time_total}s' -b "berth_session=$DCOOK" \
+    --data-binary @"$BERTH_VAR/10m.bin" "$BERTH_URL${BASE}cgi-bin/echo")
+if grep -q 'length=10485760' <<<"$echo_out"; then ok "a 10 MiB POST body passes through"
+else fail "a 10 MiB POST body passes through" "$echo_out" "$(tail -5 "$BERTH_VAR/log/nginx-error.log")"; fi
 rm -f "$BERTH_VAR/10m.bin"
 
 # Who else may not.
