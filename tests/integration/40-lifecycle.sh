@@ -16,7 +16,7 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
 P=l$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
-CONCURRENT=${LIFECYCLE_CONCURRENT:-20}
+CONCURRENT=${LIFECYCLE_CONCURRENT:-50}
 INFLIGHT=${LIFECYCLE_INFLIGHT:-10}
 
 http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
@@ -241,15 +241,18 @@ check "the error gives its exit code" grep -q "code 3" <<<"$(jq -r .error <<<"$I
 http GET "/api/v1/instances/$IE/events" "" "${D[@]}"
 check "the events tell the story (queued, created, died)" grep -q 'queued.*created.*died' <<<"$(jq -r '.items[].kind' <<<"$BODY" | tr '\n' ' ')"
 
-# ---- concurrent creates ----
+# ---- concurrent creates at the quota edge ----
+live=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'")
+http PATCH "/api/v1/users/$DEV_ID" "{\"quota\":{\"instances\":$((live + CONCURRENT)),\"cpus\":1000,\"memory_mb\":1000000}}" "${A[@]}"
 t0=$(date +%s.%N)
-for i in $(seq 1 "$CONCURRENT"); do
+for i in $(seq 1 $((CONCURRENT + 2))); do
     curl -s -o /dev/null -w '%{http_code}\n' -X POST "${D[@]}" -H 'Content-Type: application/json' \
         --data-binary "{\"template\":\"$P-t\",\"name\":\"$P-c$i\"}" "$BERTH_URL/api/v1/instances" &
 done > "$TMP/codes"
 wait
-expect_eq "$CONCURRENT concurrent creates: all 202" "$CONCURRENT" "$(grep -c 202 "$TMP/codes")"
-for _ in $(seq 300); do
+expect_eq "$((CONCURRENT + 2)) concurrent creates with room for $CONCURRENT: $CONCURRENT accepted, 2 over quota" \
+    "$CONCURRENT 2" "$(grep -c 202 "$TMP/codes") $(grep -c 403 "$TMP/codes")"
+for _ in $(seq 450); do
     n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%' AND status = 'running'")
     [[ $n == "$CONCURRENT" ]] && break
     sleep 0.2
@@ -258,6 +261,9 @@ expect_eq "all $CONCURRENT run" "$CONCURRENT" "$n"
 echo "  [lifecycle] $CONCURRENT concurrent creates running after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
 expect_eq "their host ports are distinct" 0 \
     "$(psql_q "SELECT count(*) FROM (SELECT port FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.user_id = '$DEV_ID' GROUP BY port HAVING count(*) > 1) d")"
+expect_eq "and distinct as Docker bound them" "$CONCURRENT" \
+    "$(docker ps --filter "label=berth.cluster=$BERTH_CLUSTER" --filter "label=berth.user=$P-dev" --format '{{.Names}} {{.Ports}}' | grep -F "$(psql_q "SELECT 'berth-' || id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%'")" | grep -o '127.0.0.1:[0-9]*' | sort -u | wc -l)"
+http PATCH "/api/v1/users/$DEV_ID" '{"quota":{"instances":1000,"cpus":1000,"memory_mb":1000000}}' "${A[@]}"
 one_each() { # one_each LIKE -> number of instances without exactly one container
     local id c bad=0
     for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$1'"); do
