@@ -236,8 +236,9 @@ void instances_list(struct req *r)
     PQclear(res);
 }
 
-/* Owner of instance id (live or deleted) into owner; false when none. */
-static bool owner_of(PGconn *pg, const char *id, char owner[37], char status[16], bool lock)
+/* Owner, status and node of instance id (live or deleted); false when none. */
+static bool owner_node_of(PGconn *pg, const char *id, char owner[37], char status[16],
+                          char node[64], bool lock)
 {
     const char *p[1] = {id};
     PGresult *res;
@@ -253,9 +254,16 @@ static bool owner_of(PGconn *pg, const char *id, char owner[37], char status[16]
     if (found) {
         util_strlcpy(owner, PQgetvalue(res, 0, 0), 37);
         util_strlcpy(status, PQgetvalue(res, 0, 1), 16);
+        if (node)
+            util_strlcpy(node, PQgetvalue(res, 0, 2), 64);
     }
     PQclear(res);
     return found;
+}
+
+static bool owner_of(PGconn *pg, const char *id, char owner[37], char status[16], bool lock)
+{
+    return owner_node_of(pg, id, owner, status, NULL, lock);
 }
 
 void instances_get(struct req *r)
@@ -691,7 +699,7 @@ out:
 
 static void action(struct req *r, const char *kind)
 {
-    char owner[37], status[16], jid[37], dv[8] = "";
+    char owner[37], status[16], jid[37], dv[8] = "", node[64];
     const char *id = r->params[0], *p[3], *audit_action;
     bool del = strcmp(kind, "delete") == 0, delete_volumes = false;
     PGconn *pg;
@@ -716,7 +724,7 @@ static void action(struct req *r, const char *kind)
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return;
     }
-    if (!owner_of(pg, id, owner, status, true) || strcmp(status, "deleted") == 0 ||
+    if (!owner_node_of(pg, id, owner, status, node, true) || strcmp(status, "deleted") == 0 ||
         !authz_instance(&r->actor, ACT_READ, owner)) {
         acct_exec(pg, "ROLLBACK");
         audit_refuse(r, pg, audit_action, "instance", valid_uuid(id) ? id : NULL, "not_found",
@@ -765,7 +773,7 @@ static void action(struct req *r, const char *kind)
         snprintf(evmsg, sizeof(evmsg), "%s queued", kind);
         json_decref(d);
         if (a < 0 ||
-            lc_job_insert(pg, jid, kind, api_cfg.node, id, NULL, owner,
+            lc_job_insert(pg, jid, kind, node, id, NULL, owner,
                           del ? (delete_volumes ? "{\"delete_volumes\":true}"
                                                 : "{\"delete_volumes\":false}")
                               : NULL) < 0 ||
@@ -774,18 +782,7 @@ static void action(struct req *r, const char *kind)
             return;
         }
     }
-    /* The job goes to the node that runs the instance. */
-    {
-        const char *q[1] = {id};
-        PGresult *nr = PQexecParams(pg, "SELECT node FROM instances WHERE id = $1", 1, NULL, q,
-                                    NULL, NULL, 0);
-        lc_push_job(r,
-                    PQresultStatus(nr) == PGRES_TUPLES_OK && PQntuples(nr) == 1
-                        ? PQgetvalue(nr, 0, 0)
-                        : api_cfg.node,
-                    jid);
-        PQclear(nr);
-    }
+    lc_push_job(r, node, jid); /* the node that runs the instance */
     resp = json_pack("{s:o, s:o}", "instance", lc_instance_get(pg, id), "job", lc_job_get(pg, jid));
     if (!resp) {
         http_send_error(r, 503, "unavailable", NULL, "the job was queued but cannot be read");

@@ -85,7 +85,10 @@ static void docker_error(struct call *c, int status, const char *body, size_t le
         return;
     }
     worker_docker_message(body, len, msg, sizeof(msg));
-    fail(c, status == 409 ? 409 : 503, msg);
+    if (strstr(msg, "is not running") || strstr(msg, "is paused") || strstr(msg, "is restarting"))
+        fail(c, 409, "the instance is not running");
+    else
+        fail(c, status == 409 ? 409 : 503, msg);
 }
 
 /*
