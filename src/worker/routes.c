@@ -28,7 +28,16 @@ extern char **environ;
 #define MAX_ARGS     32
 #define STDERR_CAP   4096  /* what we keep of nginx -t's complaint */
 
-enum state { IDLE, TESTING, RELOADING };
+/* HOLD: the master has been told to reload and may still be reading
+ * box-enabled/; links are not touched until it is over (a link removed under a
+ * parsing master makes that reload fail, silently keeping the old routes). */
+enum state { IDLE, TESTING, RELOADING, HOLD };
+#define HOLD_S 1.0
+
+struct deferred_op {
+    char id[37];
+    bool link; /* true: link it; false: unlink and remove it */
+};
 
 struct routes {
     struct ev_loop *loop;
@@ -48,6 +57,9 @@ struct routes {
     size_t npending, cappending;
     unsigned long reloads, refusals;
     ev_tstamp last_start;
+    ev_timer hold;
+    struct deferred_op *ops;
+    size_t nops, capops;
 };
 
 static void path_of(const struct routes *r, const char *sub, const char *id, char *out,
@@ -104,6 +116,91 @@ static void pending_drop(struct routes *r, const char *id)
             return;
         }
     }
+}
+
+static int link_now(struct routes *r, const char *id, char *err, size_t errlen)
+{
+    char link[4096], tmp[4200], target[128];
+    struct stat st;
+
+    path_of(r, "box-enabled", id, link, sizeof(link));
+    if (lstat(link, &st) == 0)
+        return 0;
+    /* Relative, so the tree can be mounted elsewhere (containers). */
+    snprintf(target, sizeof(target), "../box-available/%s.conf", id);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", link);
+    unlink(tmp);
+    if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
+        snprintf(err, errlen, "cannot link %s: %s", link, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static bool unlink_now(struct routes *r, const char *id)
+{
+    char file[4096], link[4096];
+    bool removed;
+    path_of(r, "box-enabled", id, link, sizeof(link));
+    path_of(r, "box-available", id, file, sizeof(file));
+    removed = unlink(link) == 0; /* the link first: never a dangling one */
+    removed = (unlink(file) == 0) || removed;
+    return removed;
+}
+
+static void defer_op(struct routes *r, const char *id, bool link)
+{
+    for (size_t i = 0; i < r->nops; i++) {
+        if (strcmp(r->ops[i].id, id) == 0) {
+            r->ops[i].link = link; /* the last word counts */
+            return;
+        }
+    }
+    if (r->nops == r->capops) {
+        size_t cap = r->capops ? r->capops * 2 : 16;
+        void *np = realloc(r->ops, cap * sizeof(*r->ops));
+        if (!np) {
+            log_error("out of memory deferring a route change for %s", id);
+            return;
+        }
+        r->ops = np;
+        r->capops = cap;
+    }
+    util_strlcpy(r->ops[r->nops].id, id, sizeof(r->ops[r->nops].id));
+    r->ops[r->nops++].link = link;
+}
+
+/* Back to IDLE: apply what waited, and go again when anything changed. */
+static void apply_deferred(struct routes *r)
+{
+    char err[512];
+    for (size_t i = 0; i < r->nops; i++) {
+        if (r->ops[i].link) {
+            if (link_now(r, r->ops[i].id, err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                if (r->on_error)
+                    r->on_error(r->ops[i].id, err, r->arg);
+                continue;
+            }
+            pending_add(r, r->ops[i].id);
+        } else {
+            unlink_now(r, r->ops[i].id);
+        }
+        r->dirty = true;
+    }
+    r->nops = 0;
+}
+
+static void arm(struct routes *r);
+
+static void on_hold(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct routes *r = w->data;
+    r->state = IDLE;
+    apply_deferred(r);
+    if (r->dirty)
+        arm(r);
 }
 
 /* Split a configured command on spaces (no shell, no quoting) into argv. */
@@ -302,8 +399,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
             return;
         }
     }
-    /* RELOADING done */
-    r->state = IDLE;
+    /* RELOADING done: hold the links still while the master reads them. */
     if (ok) {
         r->reloads++;
         r->npending = 0;
@@ -311,8 +407,9 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     } else {
         log_error("nginx reload failed: %.300s", r->errbuf);
     }
-    if (r->dirty)
-        arm(r);
+    r->state = HOLD;
+    ev_timer_set(&r->hold, HOLD_S, 0.);
+    ev_timer_start(loop, &r->hold);
 }
 
 struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,
@@ -328,6 +425,8 @@ struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,
     r->err_fd = -1;
     ev_timer_init(&r->debounce, on_debounce, DEBOUNCE_S, 0.);
     r->debounce.data = r;
+    ev_timer_init(&r->hold, on_hold, HOLD_S, 0.);
+    r->hold.data = r;
     return r;
 }
 
@@ -336,6 +435,8 @@ void routes_free(struct routes *r)
     if (!r)
         return;
     ev_timer_stop(r->loop, &r->debounce);
+    ev_timer_stop(r->loop, &r->hold);
+    free(r->ops);
     if (ev_is_active(&r->child_w))
         ev_child_stop(r->loop, &r->child_w);
     if (r->err_fd >= 0) {
@@ -375,7 +476,7 @@ static bool same_content(const char *path, const char *data, size_t len)
 
 int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
 {
-    char text[SNIPPET_MAX], avail_dir[4096], file[4096], link[4096], tmp[4200], target[128];
+    char text[SNIPPET_MAX], avail_dir[4096], file[4096], link[4096];
     struct stat st;
     int n = snippet_render(in, text, sizeof(text), err, errlen);
     bool changed = false;
@@ -385,6 +486,8 @@ int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t 
     dir_of(r, "box-available", avail_dir, sizeof(avail_dir));
     path_of(r, "box-available", in->instance_id, file, sizeof(file));
     path_of(r, "box-enabled", in->instance_id, link, sizeof(link));
+    /* Rewriting the target is safe at any time: the rename is atomic, and a
+     * parsing master reads the old or the new snippet, both valid. */
     if (!same_content(file, text, (size_t)n)) {
         char name[64];
         snprintf(name, sizeof(name), "%s.conf", in->instance_id);
@@ -393,15 +496,13 @@ int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t 
         changed = true;
     }
     if (lstat(link, &st) < 0) {
-        /* Relative, so the tree can be mounted elsewhere (containers). */
-        snprintf(target, sizeof(target), "../box-available/%s.conf", in->instance_id);
-        snprintf(tmp, sizeof(tmp), "%s.tmp", link);
-        unlink(tmp);
-        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
-            snprintf(err, errlen, "cannot link %s: %s", link, strerror(errno));
-            unlink(tmp);
-            return -1;
+        if (r->state != IDLE) {
+            defer_op(r, in->instance_id, true);
+            log_debug("route for %s/%s waits for the reload in flight", in->user, in->instance);
+            return 0;
         }
+        if (link_now(r, in->instance_id, err, errlen) < 0)
+            return -1;
         changed = true;
     }
     if (changed) {
@@ -414,17 +515,14 @@ int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t 
 
 void routes_remove(struct routes *r, const char *instance_id)
 {
-    char file[4096], link[4096];
-    bool removed;
-
     if (!valid_uuid(instance_id))
         return;
-    path_of(r, "box-enabled", instance_id, link, sizeof(link));
-    path_of(r, "box-available", instance_id, file, sizeof(file));
-    removed = unlink(link) == 0;
-    removed = (unlink(file) == 0) || removed;
     pending_drop(r, instance_id);
-    if (removed)
+    if (r->state != IDLE) {
+        defer_op(r, instance_id, false);
+        return;
+    }
+    if (unlink_now(r, instance_id))
         schedule(r);
 }
 
@@ -473,5 +571,5 @@ unsigned long routes_refusals(const struct routes *r)
 
 bool routes_busy(const struct routes *r)
 {
-    return r->state != IDLE || r->dirty || ev_is_active(&r->debounce);
+    return r->state != IDLE || r->dirty || r->nops > 0 || ev_is_active(&r->debounce);
 }

@@ -17,6 +17,11 @@
  * Reload starts are at least half a second apart, so a stream of changes
  * costs at most about two reloads a second.
  *
+ * While a reload is in flight (and for a second after the master was told,
+ * while it reads box-enabled/), links are not added or removed: such changes
+ * wait and go into the next reload. A link removed under a parsing master
+ * would make that reload fail and silently keep the old routes.
+ *
  * A snippet exists as long as its instance does, running or not: starting and
  * stopping an instance need no reload (a stopped one gets berth's page).
  */
