@@ -26,6 +26,13 @@ check "the UI page is berth's" grep -q '<title>berth</title>' <<<"$BODY"
 http GET /api/v1/openapi.json
 expect_eq "the OpenAPI document is served at /api/v1/openapi.json" "3" \
     "$(jq -r '.openapi[0:1]' <<<"$BODY" 2>/dev/null)"
+missing=""
+while read -r method path; do
+    [[ $path == /_berth/* ]] && continue   # internal: nginx's auth_request target
+    m=$(tr 'A-Z' 'a-z' <<<"$method")
+    jq -e --arg p "$path" --arg m "$m" '.paths[$p][$m]' <<<"$BODY" >/dev/null || missing="$missing $method $path;"
+done < <("$BUILD/berth-api" --routes)
+expect_eq "the OpenAPI document covers every route of berth-api --routes" "" "$missing"
 http GET /api/v1/no-such-thing
 expect_eq "an unknown endpoint is 404 not_found in the error shape" "404 not_found" \
     "$STATUS $(jq -r .error.code <<<"$BODY")"
