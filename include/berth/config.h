@@ -42,6 +42,7 @@ struct berth_config {
     char nginx_reload[CONF_STR_MAX];
     char nginx_test[CONF_STR_MAX];
     char host_address[64];
+    char network_pool[64];
     long job_max_attempts;
     long job_timeout_s;
     long reconcile_s;

@@ -82,6 +82,8 @@ static const struct config_key keys[] = {
      "command (no shell) that tests the nginx config"},
     {"host_address", T_STR, W, "127.0.0.1", OFF(host_address), SZ(host_address), 0, 0, NULL, false,
      "host address container ports are published on"},
+    {"network_pool", T_STR, W, "10.213.0.0/16", OFF(network_pool), SZ(network_pool), 0, 0, NULL,
+     false, "IPv4 CIDR (prefix 8-24) split into /24 subnets for the per-user networks"},
     {"job_max_attempts", T_INT, W, "5", OFF(job_max_attempts), 0, 1, 100, NULL, true,
      "attempts before a job is failed"},
     {"job_timeout_s", T_INT, W, "300", OFF(job_timeout_s), 0, 5, 86400, NULL, true,

@@ -90,6 +90,7 @@ static void on_ping(int status, const char *body, size_t len, const char *err, v
         events_start(W.events);
         runner_start(W.runner);
         reconcile_start(&W);
+        idle_start(&W);
         if (rpc_start(&W) < 0)
             log_error("logs, stats and exec will not be answered: out of memory");
     }
@@ -189,6 +190,15 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    {
+        char subnet[32];
+        if (worker_subnet(cfg.network_pool, "x", 0, subnet, sizeof(subnet)) < 0) {
+            log_error("network_pool = '%s' is not valid: expected an IPv4 CIDR with a prefix of "
+                      "8 to 24, such as 10.213.0.0/16",
+                      cfg.network_pool);
+            return 2;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         log_error("cannot initialise libcurl");
@@ -250,6 +260,7 @@ int main(int argc, char **argv)
      * flight stay in :active; the next start queues them again. */
     ev_timer_stop(loop, &heartbeat_timer);
     rpc_stop();
+    idle_stop();
     redisq_free(W.popq);
     reconcile_stop();
     docker_free(docker);

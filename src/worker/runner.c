@@ -26,6 +26,7 @@
  * sentence. Job objects are freed from an ev_check watcher, after every
  * callback that could touch them has returned.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ struct job {
     size_t vol_i;
     char pull_error[512];
     int redraws; /* host ports drawn again this attempt (taken outside berth) */
+    int net_try;  /* subnets of network_pool tried for the user's network */
     int64_t t0;
 };
 
@@ -727,15 +729,77 @@ static void net_done(struct runner *rn, const char *name)
     }
 }
 
+int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
+{
+    char base[32];
+    const char *slash = strchr(pool, '/');
+    struct in_addr a;
+    long prefix;
+    uint32_t ip, count, h = 2166136261u;
+
+    if (!slash || (size_t)(slash - pool) >= sizeof(base) ||
+        !util_parse_long(slash + 1, 8, 24, &prefix))
+        return -1;
+    memcpy(base, pool, (size_t)(slash - pool));
+    base[slash - pool] = '\0';
+    if (inet_pton(AF_INET, base, &a) != 1)
+        return -1;
+    count = 1u << (24 - prefix);
+    for (const char *p = name; *p; p++) /* FNV-1a: a user keeps the same first choice */
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    ip = ntohl(a.s_addr) & ~((1u << (32 - prefix)) - 1);
+    ip += ((h + (uint32_t)attempt) % count) << 8;
+    snprintf(out, outlen, "%u.%u.%u.0/24", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255);
+    return 0;
+}
+
+static void net_create(struct job *j);
+
 static void on_net_created(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct job *j = arg;
+    char msg[600];
+    if (status == 201) {
+        net_done(j->rn, j->net);
+        c_image(j);
+        return;
+    }
+    worker_docker_message(body, len, msg, sizeof(msg));
+    if (status >= 400 && strstr(msg, "overlap") && ++j->net_try < 64) {
+        net_create(j); /* that /24 is in use (another stack, say): the next one */
+        return;
+    }
     net_done(j->rn, j->net);
-    if (status == 201 || status == 409) {
+    if (status == 409) { /* made meanwhile */
         c_image(j);
         return;
     }
     docker_failed(j, "creating the user's network failed", status, body, len, err);
+}
+
+static void net_create(struct job *j)
+{
+    struct runner *rn = j->rn;
+    char subnet[32];
+    json_t *b;
+    char *text;
+    if (worker_subnet(rn->w->cfg->network_pool, j->net, j->net_try, subnet, sizeof(subnet)) < 0) {
+        net_done(rn, j->net);
+        job_fail(j, "network_pool is not an IPv4 CIDR with a prefix of 8 to 24", false);
+        return;
+    }
+    b = json_pack("{s:s, s:b, s:s, s:{s:[{s:s}]}, s:{s:s, s:s, s:s}}", "Name", j->net,
+                  "CheckDuplicate", 1, "Driver", "bridge", "IPAM", "Config", "Subnet", subnet,
+                  "Labels", "berth.user", j->user, "berth.node", rn->w->cfg->node,
+                  "berth.cluster", rn->w->cfg->cluster);
+    text = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    if (!text || docker_request(rn->w->docker, "POST", "/networks/create", text, 30000,
+                                on_net_created, j) < 0) {
+        net_done(rn, j->net);
+        job_fail(j, "the worker could not start creating the network", true);
+    }
+    free(text);
 }
 
 static void on_net_wait(struct ev_loop *loop, ev_timer *w, int revents)
@@ -767,8 +831,6 @@ static void on_net(int status, const char *body, size_t len, const char *err, vo
     }
     {
         struct net_pending *n = calloc(1, sizeof(*n));
-        json_t *b;
-        char *text;
         if (!n) {
             job_fail(j, "out of memory", true);
             return;
@@ -776,17 +838,8 @@ static void on_net(int status, const char *body, size_t len, const char *err, vo
         util_strlcpy(n->name, j->net, sizeof(n->name));
         n->next = rn->nets;
         rn->nets = n;
-        b = json_pack("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "Name", j->net, "CheckDuplicate", 1,
-                      "Driver", "bridge", "Labels", "berth.user", j->user, "berth.node",
-                      rn->w->cfg->node, "berth.cluster", rn->w->cfg->cluster);
-        text = b ? json_dumps(b, JSON_COMPACT) : NULL;
-        json_decref(b);
-        if (!text || docker_request(rn->w->docker, "POST", "/networks/create", text, 30000,
-                                    on_net_created, j) < 0) {
-            net_done(rn, j->net);
-            job_fail(j, "the worker could not start creating the network", true);
-        }
-        free(text);
+        j->net_try = 0;
+        net_create(j);
     }
 }
 

@@ -49,6 +49,11 @@ int runner_inflight(const struct runner *rn);
 void runner_route_put(struct worker *w, const char *instance_id, const char *user,
                       const char *name, const char *template_name, long host_port, bool keep);
 
+/* The attempt-th /24 of pool ("10.213.0.0/16") for network `name`: the first
+ * choice follows a hash of the name, later ones the next subnets. 0 / -1. */
+int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
 /* Docker's error message from a response body ({"message": ...}) into out. */
 void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
 
@@ -65,6 +70,10 @@ bool events_connected(const struct events *ev);
 /* berth-api's questions that need Docker: logs, stats, exec (rpc.c). */
 int rpc_start(struct worker *w) __attribute__((warn_unused_result));
 void rpc_stop(void);
+
+/* Activity from the proxy into last_active_at; idle instances stopped (idle.c). */
+void idle_start(struct worker *w);
+void idle_stop(void);
 
 /* Start-up and periodic drift repair (reconcile.c). */
 void reconcile_start(struct worker *w);

@@ -211,6 +211,26 @@ int main(void)
     CHECK(!r.done, "docker_free drops transfers in flight without their callbacks");
     docker_free(nobody);
 
+    {
+        char a[32], b[32], c[32];
+        CHECK(worker_subnet("10.213.0.0/16", "berth-c-alice", 0, a, sizeof(a)) == 0 &&
+                  strncmp(a, "10.213.", 7) == 0 && strcmp(a + strlen(a) - 5, ".0/24") == 0,
+              "a user's network gets a /24 inside network_pool (%s)", a);
+        CHECK(worker_subnet("10.213.0.0/16", "berth-c-alice", 0, b, sizeof(b)) == 0 &&
+                  strcmp(a, b) == 0,
+              "the first choice for a name is stable");
+        CHECK(worker_subnet("10.213.0.0/16", "berth-c-alice", 1, c, sizeof(c)) == 0 &&
+                  strcmp(a, c) != 0,
+              "the next attempt is another subnet");
+        CHECK(worker_subnet("10.213.5.0/24", "x", 7, a, sizeof(a)) == 0 &&
+                  strcmp(a, "10.213.5.0/24") == 0,
+              "a /24 pool has exactly one subnet");
+        CHECK(worker_subnet("10.213.0.0/25", "x", 0, a, sizeof(a)) < 0 &&
+                  worker_subnet("10.213.0.0", "x", 0, a, sizeof(a)) < 0 &&
+                  worker_subnet("banana/16", "x", 0, a, sizeof(a)) < 0 &&
+                  worker_subnet("10.213.0.0/7", "x", 0, a, sizeof(a)) < 0,
+              "network_pool must be an IPv4 CIDR with a prefix of 8 to 24");
+    }
     kill(child, SIGTERM);
     waitpid(child, NULL, 0);
     unlink(sock_path);
