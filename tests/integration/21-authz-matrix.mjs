@@ -114,7 +114,18 @@ const factories = {
     const id = r.instance.id;
     for (let i = 0; i < 120; i++) {
       const g = await call('GET', `/api/v1/instances/${id}`, { token: actors[owner].token });
-      if (g.json?.status === 'running') return `${actors[owner].name}/${g.json.name}`;
+      if (g.json?.status === 'running') {
+        // The route goes live with the next nginx reload, a moment after
+        // `running`: wait for it (the owner's request stops being the 404 of
+        // an address no instance holds).
+        const path = `/container/${actors[owner].name}/${g.json.name}/`;
+        for (let k = 0; k < 100; k++) {
+          const p = await call('GET', path, { token: actors[owner].token });
+          if (p.status !== 404) break;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        return `${actors[owner].name}/${g.json.name}`;
+      }
       if (g.json?.status === 'error') throw new Error(`instance failed: ${g.text}`);
       await new Promise((res) => setTimeout(res, 500));
     }
