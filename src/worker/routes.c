@@ -207,7 +207,9 @@ static void on_hold(struct ev_loop *loop, ev_timer *w, int revents)
 static int split_argv(char *buf, char **argv)
 {
     int n = 0;
-    for (char *tok = strtok(buf, " \t"); tok && n < MAX_ARGS - 1; tok = strtok(NULL, " \t"))
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " \t", &save); tok && n < MAX_ARGS - 1;
+         tok = strtok_r(NULL, " \t", &save))
         argv[n++] = tok;
     argv[n] = NULL;
     return n;
