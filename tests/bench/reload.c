@@ -23,34 +23,19 @@
 #include "berth/fileio.h"
 #include "berth/log.h"
 #include "berth/util.h"
+#include "../unit/nginx_fixture.h"
 
 static char dir[] = "/tmp/berth-bench-reload.XXXXXX";
 static int port, upstream_port;
 
-static size_t sink(char *p, size_t s, size_t n, void *ud)
-{
-    return s * n;
-}
-
 static long get(const char *path)
 {
-    char url[256];
-    long code = 0;
-    CURL *c = curl_easy_init();
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    return code;
+    return fixture_get(port, path);
 }
 
 static int sh(const char *cmd)
 {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return fixture_sh(cmd);
 }
 
 /* RSS in KiB of every nginx process whose command line names our dir. */
@@ -114,7 +99,7 @@ int main(int argc, char **argv)
     struct berth_config cfg;
     struct ev_loop *loop = EV_DEFAULT;
     struct routes *r;
-    char conf[4096], err[512], cmd[8192], id[37], user[32], path[128], plain_reload[1024];
+    char err[512], cmd[8192], id[37], user[32], path[128], plain_reload[1024];
     long have = 0;
 
     log_init("bench", LOG_WARN);
@@ -129,22 +114,7 @@ int main(int argc, char **argv)
         return 1;
     port = 30000 + getpid() % 20000;
     upstream_port = port + 1;
-    snprintf(conf, sizeof(conf),
-             "pid %s/nginx.pid;\nerror_log %s/error.log;\nworker_processes 2;\nevents {}\nhttp {\n"
-             "  access_log off;\n"
-             "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-             "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
-             "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
-             "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
-             "  server { listen 127.0.0.1:%d;\n"
-             "    location = /_berth/auth { internal; return 204; }\n"
-             "    location @berth_login { return 401; }\n"
-             "    location @berth_forbidden { return 403; }\n"
-             "    location @berth_unavailable { return 502; }\n"
-             "    include %s/box-enabled/*.conf;\n  }\n}\n",
-             dir, dir, dir, dir, dir, dir, dir, upstream_port, port, dir);
-    if (fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err)) < 0)
+    if (fixture_write_conf(dir, 2, port, upstream_port) < 0)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));

@@ -18,6 +18,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "check.h"
+#include "nginx_fixture.h"
 
 static char dir[] = "/tmp/berth-routes.XXXXXX";
 static int port, upstream_port;
@@ -37,24 +38,9 @@ static void run_until_idle(struct ev_loop *loop, struct routes *r)
         ev_run(loop, EVRUN_ONCE);
 }
 
-static size_t sink(char *p, size_t s, size_t n, void *ud)
-{
-    return s * n;
-}
-
 static long get(const char *path)
 {
-    char url[256];
-    long code = 0;
-    CURL *c = curl_easy_init();
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(c);
-    return code;
+    return fixture_get(port, path);
 }
 
 /* nginx -s reload / SIGHUP only ask the master: new workers take over a
@@ -72,8 +58,7 @@ static bool becomes(const char *path, long want)
 
 static int sh(const char *cmd)
 {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return fixture_sh(cmd);
 }
 
 static void make_id(int i, char out[37])
@@ -86,7 +71,7 @@ int main(void)
     struct berth_config cfg;
     struct ev_loop *loop = EV_DEFAULT;
     struct routes *r;
-    char conf[4096], err[512], cmd[8192], box[4200];
+    char err[512], cmd[8192], box[4200];
 
     log_init("test", LOG_WARN);
     if (access("/usr/sbin/nginx", X_OK) != 0 || !mkdtemp(dir)) {
@@ -95,22 +80,7 @@ int main(void)
     }
     port = 20000 + getpid() % 20000;
     upstream_port = port + 1;
-    snprintf(conf, sizeof(conf),
-             "pid %s/nginx.pid;\nerror_log %s/error.log;\nworker_processes 1;\nevents {}\nhttp {\n"
-             "  access_log off;\n"
-             "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-             "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
-             "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
-             "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
-             "  server { listen 127.0.0.1:%d;\n"
-             "    location = /_berth/auth { internal; return 204; }\n"
-             "    location @berth_login { return 401; }\n"
-             "    location @berth_forbidden { return 403; }\n"
-             "    location @berth_unavailable { return 502; }\n"
-             "    include %s/box-enabled/*.conf;\n  }\n}\n",
-             dir, dir, dir, dir, dir, dir, dir, upstream_port, port, dir);
-    if (fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err)) < 0)
+    if (fixture_write_conf(dir, 1, port, upstream_port) < 0)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
