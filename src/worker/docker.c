@@ -153,6 +153,26 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     return 0;
 }
 
+/* Append n bytes to x's buffer (callers check the caps first); false when
+ * memory runs out, which aborts the transfer. */
+static bool append(struct xfer *x, const char *ptr, size_t n)
+{
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        char *nb;
+        while (cap < x->len + n + 1)
+            cap *= 2;
+        nb = realloc(x->buf, cap);
+        if (!nb)
+            return false;
+        x->buf = nb;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, ptr, n);
+    x->len += n;
+    return true;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct xfer *x = userdata;
@@ -164,19 +184,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
             x->too_big = true;
             return 0;
         }
-        if (x->len + n + 1 > x->cap) {
-            size_t cap = x->cap ? x->cap : 4096;
-            char *nb;
-            while (cap < x->len + n + 1)
-                cap *= 2;
-            nb = realloc(x->buf, cap);
-            if (!nb)
-                return 0;
-            x->buf = nb;
-            x->cap = cap;
-        }
-        memcpy(x->buf + x->len, ptr, n);
-        x->len += n;
+        if (!append(x, ptr, n))
+            return 0;
         for (size_t i = 0; i < x->len; i++) {
             if (x->buf[i] != '\n')
                 continue;
@@ -197,20 +206,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         x->too_big = true;
         return 0; /* aborts the transfer */
     }
-    if (x->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        char *nb;
-        while (cap < x->len + n + 1)
-            cap *= 2;
-        nb = realloc(x->buf, cap);
-        if (!nb)
-            return 0;
-        x->buf = nb;
-        x->cap = cap;
-    }
-    memcpy(x->buf + x->len, ptr, n);
-    x->len += n;
-    return n;
+    return append(x, ptr, n) ? n : 0;
 }
 
 struct docker *docker_new(struct ev_loop *loop, const char *socket_path)
