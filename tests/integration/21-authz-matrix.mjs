@@ -120,8 +120,10 @@ const factories = {
         // an address no instance holds).
         const path = `/container/${actors[owner].name}/${g.json.name}/`;
         for (let k = 0; k < 100; k++) {
-          const p = await call('GET', path, { token: actors[owner].token });
-          if (p.status !== 404) break;
+          // A reload closes idle keep-alive connections: a failed fetch here
+          // is retried, not an answer.
+          const p = await call('GET', path, { token: actors[owner].token }).catch(() => null);
+          if (p && p.status !== 404) break;
           await new Promise((res) => setTimeout(res, 100));
         }
         return `${actors[owner].name}/${g.json.name}`;
