@@ -46,6 +46,7 @@ struct berth_config {
     long job_max_attempts;
     long job_timeout_s;
     long reconcile_s;
+    long orphan_grace_s;
     /* berthctl */
     char url[CONF_STR_MAX];
 };

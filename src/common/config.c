@@ -90,6 +90,8 @@ static const struct config_key keys[] = {
      "seconds after which an active job is considered lost"},
     {"reconcile_s", T_INT, W, "60", OFF(reconcile_s), 0, 5, 86400, NULL, true,
      "seconds between reconcile passes"},
+    {"orphan_grace_s", T_INT, W, "60", OFF(orphan_grace_s), 0, 0, 86400, NULL, true,
+     "seconds a labelled container with no instance row is left alone before reconcile removes it"},
     {"url", T_STR, C, "http://127.0.0.1:8080", OFF(url), SZ(url), 0, 0, NULL, false,
      "base URL of berth for berthctl"},
 };

@@ -29,7 +29,6 @@
 #include "routes.h"
 #include "worker.h"
 
-#define ORPHAN_GRACE_S 60
 #define MAX_IDS 4096
 
 struct rec {
@@ -152,7 +151,7 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         long long created = json_integer_value(json_object_get(c, "created"));
         char path[128];
         if (json_object_get(live, key) || runner_instance_busy(w->runner, key) ||
-            now - created < ORPHAN_GRACE_S)
+            now - created < w->cfg->orphan_grace_s)
             continue;
         log_info("reconcile: removing orphan container berth-%s (no live instance)", key);
         snprintf(path, sizeof(path), "/containers/berth-%s?force=1", key);
