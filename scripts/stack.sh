@@ -157,6 +157,14 @@ docker_answers() { curl -sf --max-time 3 --unix-socket "$DOCKER_SOCK" http://doc
 start_docker() {
     docker_answers && return
     alive dockerd && { wait_for 30 docker docker_answers && return; }
+    # Two stacks starting at once (make run beside make test) must not both
+    # start a dockerd on the same socket: the second waits for the first.
+    exec 8>>"${TMPDIR:-/tmp}/berth-dockerd.$(printf '%s' "$DOCKER_SOCK" | sha256sum | cut -c1-12).lock"
+    flock 8
+    if docker_answers || wait_for 3 docker docker_answers; then
+        exec 8>&-
+        return
+    fi
     [[ $(id -u) -eq 0 ]] || die "no Docker engine answers at $DOCKER_SOCK and starting dockerd needs root"
     command -v dockerd >/dev/null || die "no Docker engine answers at $DOCKER_SOCK and dockerd is not installed (apt-get install docker.io)"
     say "starting dockerd (no Docker engine answered at $DOCKER_SOCK)"
@@ -167,6 +175,25 @@ start_docker() {
         --data-root "${BERTH_DOCKER_ROOT:-/var/lib/docker}" \
         --default-address-pool "base=${BERTH_DOCKER_POOL:-10.213.0.0/16},size=24"
     wait_for 60 docker docker_answers || die "dockerd did not start: see $LOG/dockerd.log"
+    exec 8>&-
+}
+
+# dockerd started by this stack is stopped with it, unless containers of
+# other stacks run on it: then it is left running (and no longer ours).
+stop_docker() {
+    local others
+    [[ -f $(pidfile dockerd) ]] || return 0
+    if alive dockerd && docker_answers; then
+        others=$(curl -sf --max-time 5 --unix-socket "$DOCKER_SOCK" \
+            'http://docker/containers/json?filters=%7B%22label%22%3A%5B%22berth.cluster%22%5D%7D' |
+            grep -o '"berth.cluster":"[^"]*"' | grep -vcF "\"berth.cluster\":\"$CLUSTER\"")
+        if [[ ${others:-0} -gt 0 ]]; then
+            say "leaving dockerd running: $others container(s) of other berth stacks use it"
+            rm -f "$(pidfile dockerd)"
+            return 0
+        fi
+    fi
+    stop_pid dockerd 30
 }
 
 start_nginx() {
@@ -266,7 +293,7 @@ do_stop() {
     if [[ -f "$VAR/pg/data/postmaster.pid" ]]; then
         as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
     fi
-    stop_pid dockerd 30
+    stop_docker
     rm -f "$RUN/api.sock"
 }
 
