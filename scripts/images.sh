@@ -7,8 +7,9 @@
 #   --force   rebuild even when the image is up to date
 #
 # Every image is tagged berth-demo/<name>:1 and labelled berth.recipe=<sha256 of
-# its recipe directory plus the outside inputs: the busybox binary for web, the
-# imported root file system for ssh>. An image whose label matches is left alone,
+# its recipe directory plus the outside inputs: for web the busybox binary and
+# what berth-echo is compiled with (compiler, flags, static C library); for ssh
+# the imported root file system>. An image whose label matches is left alone,
 # so a run with nothing to do costs a few `docker image inspect` calls.
 # One line per image on stdout: "<tag>: up to date" or "<tag>: built (N s)".
 #
@@ -19,10 +20,12 @@
 #                          debootstrap tarball debootstrap-<suite>-sshd.tar
 #   BERTH_DEBIAN_MIRROR    Debian mirror for debootstrap (default: from apt sources)
 #   BERTH_BUSYBOX          static busybox binary (default: from busybox-static)
+#   CC                     C compiler for berth-echo (default gcc)
 #   BERTH_IMAGES_VERBOSE=1 show build and debootstrap output as it happens
 #
 # Exit status: 0 all images ready; 1 a build failed; 2 usage error, unknown image
-# or missing prerequisite (busybox-static, debootstrap, root); 3 engine unreachable.
+# or missing prerequisite (busybox-static, a C compiler with a static libc,
+# debootstrap, root); 3 engine unreachable.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -125,19 +128,50 @@ busybox_path() {
 	printf '%s\n' "$p"
 }
 
+# berth-echo (web/berth-echo.c), the HTTP/1.1 test upstream, is compiled with
+# the host's compiler into a static binary: FROM scratch has no C library.
+# glibc's static libc is fine: berth-echo resolves no names (no NSS).
+ECHO_CFLAGS=(-std=gnu11 -static -pthread -O2 -Wall -Wextra -Werror -s)
+
+cc_path() {
+	local cc=${CC:-gcc}
+	command -v "$cc" >/dev/null ||
+		die 2 "no C compiler '$cc' for berth-echo (apt-get install gcc libc6-dev, or set CC)"
+	printf '%s\n' "$cc"
+}
+
+# Whatever else shapes the berth-echo binary: the compiler, the flags and the
+# static C library linked in (the source is part of the recipe directory).
+echo_inputs() {
+	local cc libc
+	cc=$(cc_path)
+	libc=$("$cc" -print-file-name=libc.a)
+	[ -f "$libc" ] || die 2 "no static C library for $cc (apt-get install libc6-dev)"
+	printf 'cc %s\ncflags %s\nlibc.a %s\n' "$("$cc" --version | head -n1)" \
+		"${ECHO_CFLAGS[*]}" "$(sha256sum <"$libc" | cut -d' ' -f1)"
+}
+
 # Each inputs_<name> sets INPUTS: lines naming what the image is made from
 # besides its recipe directory.
 inputs_web() {
 	local bb
 	bb=$(busybox_path)
-	INPUTS="busybox $(sha256sum <"$bb" | cut -d' ' -f1)"
+	INPUTS="busybox $(sha256sum <"$bb" | cut -d' ' -f1)
+$(echo_inputs)"
 }
 
 prepare_web() { # context
-	local bb
+	local bb cc
 	bb=$(busybox_path)
 	cp "$bb" "$1/busybox"
 	chmod 0755 "$1/busybox"
+	# Compiled in the context directory under its plain name, so no path of
+	# this machine ends up in the binary; its self-test runs before it ships.
+	cc=$(cc_path)
+	(cd "$1" && run_logged cc.log "$cc" "${ECHO_CFLAGS[@]}" -o berth-echo berth-echo.c) ||
+		die 1 "compiling berth-echo failed (log above)"
+	run_logged "$1/selftest.log" "$1/berth-echo" -t || die 1 "berth-echo -t failed (log above)"
+	rm -f "$1/cc.log" "$1/selftest.log" "$1/berth-echo.c"
 }
 
 # --- ssh: Debian minbase + openssh-server, debootstrapped and cached --------------
