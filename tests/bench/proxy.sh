@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/proxy — requests per second and p99 latency through berth's
 # /container/<user>/<instance>/ path, against baselines measured in the same
-# run on the same container:
+# run on the same container, which runs berth-echo (berth-demo/web:1's
+# HTTP/1.1 test upstream, tests/images/README.md: ~40k requests/s with
+# keep-alive on 2 cores, so the proxies are what is measured):
 #   (a) direct     the container's published port, no proxy
 #   (b) nginx      plain nginx proxy_pass, no authorisation
 #   (c) berth      berth's route: auth_request to berth-api on every request
@@ -30,6 +32,8 @@ cleanup() {
     [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1
     vols=$(docker volume ls -q --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
     [[ -n $vols ]] && docker volume rm -f $vols >/dev/null 2>&1
+    nets=$(docker network ls -q --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
+    [[ -n $nets ]] && docker network rm $nets >/dev/null 2>&1
     rm -rf "$BERTH_VAR"
 }
 trap cleanup EXIT
@@ -41,10 +45,10 @@ curl -sf -c "$jar" -H 'Content-Type: application/json' \
     -d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" "$URL/api/v1/auth/login" > "$BERTH_VAR/me.json" \
     || { echo "proxy: login failed"; exit 1; }
 csrf=$(jq -r .csrf_token "$BERTH_VAR/me.json")
-# The upstream must not be the bottleneck: the demo template's 0.5 CPU limit
-# would measure busybox, not the proxy. A bench template with 2 CPUs.
+# The upstream must not be the bottleneck: berth-echo (not the demo's busybox
+# httpd, ~200 requests/s) without the demo template's 0.5 CPU limit.
 curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
-    -d '{"name":"bench","image":"berth-demo/web:1","http_port":8080,"cpus":2,"memory_mb":256,"pids_limit":1024}' \
+    -d '{"name":"bench","image":"berth-demo/web:1","command":["/usr/local/bin/berth-echo"],"http_port":8080,"cpus":2,"memory_mb":256,"pids_limit":1024}' \
     "$URL/api/v1/templates" >/dev/null || { echo "proxy: cannot create the bench template"; exit 1; }
 # A developer owns the instance (admins get no implicit proxy access).
 curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
@@ -103,7 +107,7 @@ if command -v npm >/dev/null; then
     fi
 fi
 
-# wrk: prints "rps p99_ms"
+# wrk: prints "rps p99_ms non-2xx socket-errors"
 run_wrk() { # URL CONNECTIONS [header]
     local out
     out=$(wrk -t2 -c"$2" -d"${SECS}s" --latency ${3:+-H "$3"} "$1" 2>&1)
@@ -111,24 +115,26 @@ run_wrk() { # URL CONNECTIONS [header]
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
     local errs; errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    echo "${rps:-0} ${p99:-0} ${errs:-0}"
+    # "Socket errors: connect 0, read 0, write 0, timeout 0": their sum
+    local sock; sock=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' <<<"$out")
+    echo "${rps:-0} ${p99:-0} ${errs:-0} ${sock:-0}"
 }
 
-printf 'proxy: wrk -t2 -d%ss against one busybox httpd instance, 2 CPUs (requests/s, p99 ms, non-2xx)\n' "$SECS"
-printf '%4s %-8s %10s %8s %8s\n' c target rps p99_ms non2xx
+printf 'proxy: wrk -t2 -d%ss against one berth-echo instance, 2 CPUs (requests/s, p99 ms, non-2xx responses, socket errors)\n' "$SECS"
+printf '%4s %-8s %10s %8s %8s %8s\n' c target rps p99_ms non2xx sockerr
 for c in 10 50; do
     declare -A R
-    read -r R[a] R[ap] R[ae] <<<"$(run_wrk "http://127.0.0.1:$port/" $c)"
-    read -r R[b] R[bp] R[be] <<<"$(run_wrk "http://127.0.0.1:$PLAIN_PORT$berth_path" $c)"
-    read -r R[c] R[cp] R[ce] <<<"$(run_wrk "$URL$berth_path" $c "Cookie: berth_session=$session")"
+    read -r R[a] R[ap] R[ae] R[as] <<<"$(run_wrk "http://127.0.0.1:$port/" $c)"
+    read -r R[b] R[bp] R[be] R[bs] <<<"$(run_wrk "http://127.0.0.1:$PLAIN_PORT$berth_path" $c)"
+    read -r R[c] R[cp] R[ce] R[cs] <<<"$(run_wrk "$URL$berth_path" $c "Cookie: berth_session=$session")"
     if [[ -n $chp ]]; then
-        read -r R[d] R[dp] R[de] <<<"$(run_wrk "http://127.0.0.1:$CHP_PORT/" $c)"
+        read -r R[d] R[dp] R[de] R[ds] <<<"$(run_wrk "http://127.0.0.1:$CHP_PORT/" $c)"
     else
-        R[d]=0 R[dp]=0 R[de]=n/a
+        R[d]=0 R[dp]=0 R[de]=n/a R[ds]=n/a
     fi
     for t in a:direct b:nginx c:berth d:chp; do
         k=${t%%:*}
-        printf '%4s %-8s %10s %8s %8s\n' $c "${t#*:}" "${R[$k]}" "${R[${k}p]}" "${R[${k}e]}"
+        printf '%4s %-8s %10s %8s %8s %8s\n' $c "${t#*:}" "${R[$k]}" "${R[${k}p]}" "${R[${k}e]}" "${R[${k}s]}"
     done
     awk -v b="${R[b]}" -v c="${R[c]}" -v d="${R[d]}" -v conn=$c \
         'BEGIN { printf "     c=%d: berth/nginx = %.2f (goal >= 0.50), berth/chp = %s (goal >= 4)\n", conn, c/b, (d > 0 ? sprintf("%.1f", c/d) : "n/a") }'
