@@ -12,6 +12,12 @@
  *   oom      the error sentence says the memory limit was hit
  *   destroy  a container removed behind berth's back -> error, with a sentence
  *
+ * Docker keeps only its last 256 events (none across its own restart), so a
+ * gap in the stream -- Docker away, restarted, or merely busy with other
+ * stacks -- can lose what `since` should replay: once the stream has been
+ * back for a second after a gap, a reconcile pass compares every container
+ * with its row.
+ *
  * Statuses a job is changing (pending, creating, restarting, deleting) are
  * left to the job. A short verify after every start catches a process that
  * exits at once before its die event could be told apart from a restart.
@@ -32,8 +38,10 @@ struct events {
     struct worker *w;
     bool streaming;
     bool connected;
+    bool gap; /* the stream ended: events may be lost until a reconcile pass */
     long long since;
     ev_timer retry;
+    ev_timer settle; /* the stream back for a moment after a gap */
     char path[512];
 };
 
@@ -134,6 +142,8 @@ static void on_end(int status, const char *body, size_t len, const char *err, vo
     struct events *ev = arg;
     ev->streaming = false;
     ev->connected = false;
+    ev->gap = true;
+    ev_timer_stop(ev->w->loop, &ev->settle);
     log_warn("Docker event stream ended (%s, HTTP %d); reopening", err ? err : "closed", status);
     schedule(ev, 1.0);
 }
@@ -169,6 +179,21 @@ static void open_stream(struct events *ev)
         return;
     }
     ev->streaming = true;
+    if (ev->gap) {
+        ev_timer_stop(ev->w->loop, &ev->settle);
+        ev_timer_set(&ev->settle, 1.0, 0.);
+        ev_timer_start(ev->w->loop, &ev->settle);
+    }
+}
+
+static void on_settle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct events *ev = w->data;
+    if (!ev->streaming || !ev->gap)
+        return;
+    ev->gap = false;
+    log_info("Docker event stream is back after a gap; a reconcile pass catches what it missed");
+    reconcile_now(ev->w);
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -242,6 +267,8 @@ struct events *events_new(struct worker *w)
     ev->since = (long long)time(NULL);
     ev_timer_init(&ev->retry, on_retry, 0., 0.);
     ev->retry.data = ev;
+    ev_timer_init(&ev->settle, on_settle, 0., 0.);
+    ev->settle.data = ev;
     return ev;
 }
 
@@ -260,5 +287,6 @@ void events_free(struct events *ev)
     if (!ev)
         return;
     ev_timer_stop(ev->w->loop, &ev->retry);
+    ev_timer_stop(ev->w->loop, &ev->settle);
     free(ev);
 }

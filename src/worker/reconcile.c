@@ -12,7 +12,12 @@
  *    the live instance rows of this node. Rows whose container is gone or in
  *    another state are corrected (unless a job for them is in flight);
  *    labelled containers with no live row, older than a grace period, are
- *    removed.
+ *    removed; so is a never-started container of an instance in `error` (a
+ *    create that failed while Docker was away could not remove it then).
+ *
+ * reconcile_now during a pass asks for another one right after it: the
+ * caller (the event stream coming back, say) knows of drift the running pass
+ * may have looked past.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +43,8 @@ struct rec {
     bool first;  /* no :active pass done yet */
     bool pruned; /* routes pruned against the rows once */
     bool jobs_seen; /* open job rows compared once (the first time without an age limit) */
+    bool again;     /* reconcile_now during a pass: another pass when it ends */
+    ev_timer soon;  /* that pass */
     char active_key[160], jobs_key[128];
     /* ids seen in :active unheld by the previous pass */
     char (*suspects)[37];
@@ -55,6 +62,12 @@ static void pass_end(void)
     json_decref(rec.containers);
     rec.listed = rec.containers = NULL;
     rec.running = false;
+    if (rec.again) {
+        rec.again = false;
+        ev_timer_stop(rec.w->loop, &rec.soon);
+        ev_timer_set(&rec.soon, 0.05, 0.);
+        ev_timer_start(rec.w->loop, &rec.soon);
+    }
 }
 
 static bool was_suspect(const char *id)
@@ -77,6 +90,14 @@ static void on_orphan_removed(int status, const char *body, size_t len, const ch
 {
     if (status != 204 && status != 404)
         log_warn("reconcile: orphan not removed: HTTP %d %s", status, err ? err : "");
+}
+
+static void on_leftover_removed(int status, const char *body, size_t len, const char *err,
+                                void *arg)
+{
+    if (status != 204 && status != 404)
+        log_warn("reconcile: never-started container not removed: HTTP %d %s", status,
+                 err ? err : "");
 }
 
 static void on_rows(PGresult *res, const char *err, void *arg)
@@ -137,6 +158,23 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                          " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
                          " $2 FROM u",
                          2, p, on_logged, NULL) < 0)
+                log_warn("reconcile: queue full");
+        } else if (ct && strcmp(state, "created") == 0 && strcmp(status, "error") == 0) {
+            /* never started, and no job holds the instance: a create that
+             * failed while Docker was away (its own clean-up could not run).
+             * A start makes the container again. */
+            char path[128];
+            log_info("reconcile: removing the never-started container of instance %s (in error)",
+                     iid);
+            snprintf(path, sizeof(path), "/containers/berth-%s?force=1", iid);
+            if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_leftover_removed,
+                               NULL) < 0)
+                log_warn("reconcile: cannot remove the container of %s", iid);
+            else if (pg_query(w->pg,
+                              "INSERT INTO instance_events (instance_id, kind, message) VALUES"
+                              " ($1, 'reconciled', 'the container a failed create left behind"
+                              " was removed')",
+                              1, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         }
     }
@@ -302,8 +340,10 @@ static void on_active(redisReply *reply, void *arg)
 
 void reconcile_now(struct worker *w)
 {
-    if (rec.running)
+    if (rec.running) {
+        rec.again = true;
         return;
+    }
     if (!redisq_connected(w->rq) || !pg_connected(w->pg)) {
         log_debug("reconcile postponed: Redis or PostgreSQL not connected");
         return;
@@ -312,6 +352,11 @@ void reconcile_now(struct worker *w)
     rec.listed = json_object();
     if (!redisq_command(w->rq, on_active, NULL, "LRANGE %s 0 %d", rec.active_key, MAX_IDS - 1))
         pass_end();
+}
+
+static void on_soon(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    reconcile_now(rec.w);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -331,12 +376,15 @@ void reconcile_start(struct worker *w)
     ev_init(&rec.timer, on_timer);
     rec.timer.repeat = 0.2;
     ev_timer_again(w->loop, &rec.timer);
+    ev_init(&rec.soon, on_soon);
 }
 
 void reconcile_stop(void)
 {
-    if (rec.w)
+    if (rec.w) {
         ev_timer_stop(rec.w->loop, &rec.timer);
+        ev_timer_stop(rec.w->loop, &rec.soon);
+    }
     free(rec.suspects);
     rec.suspects = NULL;
     json_decref(rec.listed);
