@@ -19,6 +19,7 @@ struct snippet_in {
     const char *upstream_host; /* IPv4 or IPv6 literal, e.g. 127.0.0.1 */
     int upstream_port;         /* 1-65535 */
     bool keep_prefix;          /* proxy_mode "keep": pass the /container/... prefix on */
+    const char *node;          /* name rule, or NULL: the node whose worker owns the file */
 };
 
 /* Largest snippet the renderer produces. */
@@ -30,6 +31,11 @@ struct snippet_in {
  */
 int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
+
+/* The node named in a rendered snippet's header, copied into out (size
+ * bytes). False when the text names none (a file from before nodes were
+ * written, or not berth's). */
+bool snippet_node(const char *text, size_t len, char *out, size_t size);
 
 /* True for a literal IPv4 or IPv6 address (inet_pton), nothing else. */
 bool snippet_valid_host(const char *s);

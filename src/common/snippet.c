@@ -52,6 +52,10 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
         snprintf(err, errlen, "template name does not follow the name rule");
         return -1;
     }
+    if (in->node && !valid_name(in->node)) {
+        snprintf(err, errlen, "node name does not follow the name rule");
+        return -1;
+    }
     if (!snippet_valid_host(in->upstream_host)) {
         snprintf(err, errlen, "upstream host is not an IP address literal");
         return -1;
@@ -67,7 +71,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
      * Without one the request URI goes upstream unchanged: keep. */
     n = snprintf(out, outlen,
                  "# berth instance %s\n"
-                 "#   user %s, instance %s, template %s\n"
+                 "#   user %s, instance %s, template %s%s%s\n"
                  "# Written by berth-worker from the database: edits are overwritten.\n"
                  "location /container/%s/%s/ {\n"
                  "    auth_request /_berth/auth;\n"
@@ -77,11 +81,37 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                  "    proxy_pass http://%s%s;\n"
                  "    client_max_body_size 0;\n"
                  "}\n",
-                 in->instance_id, in->user, in->instance, in->template_name, in->user,
+                 in->instance_id, in->user, in->instance, in->template_name,
+                 in->node ? ", node " : "", in->node ? in->node : "", in->user,
                  in->instance, upstream, in->keep_prefix ? "" : "/");
     if (n < 0 || (size_t)n >= outlen) {
         snprintf(err, errlen, "snippet larger than its buffer");
         return -1;
     }
     return n;
+}
+
+bool snippet_node(const char *text, size_t len, char *out, size_t size)
+{
+    /* the second line: "#   user U, instance I, template T, node N" */
+    const char *nl = memchr(text, '\n', len), *end, *p;
+    static const char key[] = ", node ";
+    size_t n;
+    if (!nl || strncmp(text, "# berth instance ", 17) != 0)
+        return false;
+    nl++;
+    end = memchr(nl, '\n', len - (size_t)(nl - text));
+    if (!end)
+        return false;
+    for (p = end - 1; p >= nl && *p != ','; p--)
+        ;
+    if (p < nl || (size_t)(end - p) <= sizeof(key) - 1 || strncmp(p, key, sizeof(key) - 1) != 0)
+        return false;
+    p += sizeof(key) - 1;
+    n = (size_t)(end - p);
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return valid_name(out);
 }

@@ -39,6 +39,11 @@ struct deferred_op {
     bool link; /* true: link it; false: unlink and remove it */
 };
 
+struct idset {
+    char (*ids)[37];
+    size_t n, cap;
+};
+
 struct routes {
     struct ev_loop *loop;
     const struct berth_config *cfg;
@@ -53,8 +58,10 @@ struct routes {
     char errbuf[STDERR_CAP];
     size_t errlen;
     /* Instances whose snippet was written since the last good reload. */
-    char (*pending)[37];
-    size_t npending, cappending;
+    struct idset pending;
+    /* Instances whose snippet nginx refused: not linked again until the
+     * snippet changes or routes_retry() is called. */
+    struct idset refused;
     unsigned long reloads, refusals;
     ev_tstamp last_start;
     ev_timer hold;
@@ -91,28 +98,37 @@ static void schedule(struct routes *r)
         arm(r);
 }
 
-static void pending_add(struct routes *r, const char *id)
+static bool idset_has(const struct idset *s, const char *id)
 {
-    for (size_t i = 0; i < r->npending; i++)
-        if (strcmp(r->pending[i], id) == 0)
-            return;
-    if (r->npending == r->cappending) {
-        size_t cap = r->cappending ? r->cappending * 2 : 16;
-        void *np = realloc(r->pending, cap * sizeof(*r->pending));
-        if (!np)
-            return; /* then a refusal unlinks by the error message only */
-        r->pending = np;
-        r->cappending = cap;
-    }
-    util_strlcpy(r->pending[r->npending++], id, 37);
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->ids[i], id) == 0)
+            return true;
+    return false;
 }
 
-static void pending_drop(struct routes *r, const char *id)
+/* Out of memory leaves the set without id: for pending, a refusal then
+ * unlinks by nginx's message only; for refused, the route is tried again. */
+static void idset_add(struct idset *s, const char *id)
 {
-    for (size_t i = 0; i < r->npending; i++) {
-        if (strcmp(r->pending[i], id) == 0) {
-            memmove(r->pending[i], r->pending[i + 1], (r->npending - i - 1) * sizeof(*r->pending));
-            r->npending--;
+    if (idset_has(s, id))
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        void *np = realloc(s->ids, cap * sizeof(*s->ids));
+        if (!np)
+            return;
+        s->ids = np;
+        s->cap = cap;
+    }
+    util_strlcpy(s->ids[s->n++], id, 37);
+}
+
+static void idset_drop(struct idset *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->ids[i], id) == 0) {
+            memmove(s->ids[i], s->ids[i + 1], (s->n - i - 1) * sizeof(*s->ids));
+            s->n--;
             return;
         }
     }
@@ -183,7 +199,7 @@ static void apply_deferred(struct routes *r)
                     r->on_error(r->ops[i].id, err, r->arg);
                 continue;
             }
-            pending_add(r, r->ops[i].id);
+            idset_add(&r->pending, r->ops[i].id);
         } else {
             unlink_now(r, r->ops[i].id);
         }
@@ -317,7 +333,8 @@ static bool unlink_culprits(struct routes *r)
         if (unlink(link) == 0) {
             any = true;
             snprintf(msg, sizeof(msg), "nginx refused this instance's route: %.500s", r->errbuf);
-            pending_drop(r, id);
+            idset_drop(&r->pending, id);
+            idset_add(&r->refused, id);
             if (r->on_error)
                 r->on_error(id, msg, r->arg);
         }
@@ -326,17 +343,18 @@ static bool unlink_culprits(struct routes *r)
         return true;
     /* Not attributable to one file: take back everything new since the last
      * good reload; the running configuration stays as it was. */
-    for (size_t i = 0; i < r->npending; i++) {
-        path_of(r, "box-enabled", r->pending[i], link, sizeof(link));
+    for (size_t i = 0; i < r->pending.n; i++) {
+        path_of(r, "box-enabled", r->pending.ids[i], link, sizeof(link));
         if (unlink(link) == 0) {
             any = true;
             snprintf(msg, sizeof(msg), "nginx refused the configuration with this route: %.480s",
                      r->errbuf);
+            idset_add(&r->refused, r->pending.ids[i]);
             if (r->on_error)
-                r->on_error(r->pending[i], msg, r->arg);
+                r->on_error(r->pending.ids[i], msg, r->arg);
         }
     }
-    r->npending = 0;
+    r->pending.n = 0;
     return any;
 }
 
@@ -404,7 +422,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     /* RELOADING done: hold the links still while the master reads them. */
     if (ok) {
         r->reloads++;
-        r->npending = 0;
+        r->pending.n = 0;
         log_info("nginx reloaded (%lu reloads since start)", r->reloads);
     } else {
         log_error("nginx reload failed: %.300s", r->errbuf);
@@ -445,7 +463,8 @@ void routes_free(struct routes *r)
         ev_io_stop(r->loop, &r->err_w);
         close(r->err_fd);
     }
-    free(r->pending);
+    free(r->pending.ids);
+    free(r->refused.ids);
     free(r);
 }
 
@@ -464,16 +483,33 @@ int routes_prepare(struct routes *r, char *err, size_t errlen)
 }
 
 /* Does path hold exactly data? */
-static bool same_content(const char *path, const char *data, size_t len)
+/* Reads a snippet file (at most SNIPPET_MAX bytes) into buf; its length or -1. */
+static ssize_t read_snippet(const char *path, char *buf)
 {
-    char buf[SNIPPET_MAX + 1];
     ssize_t n;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf));
+        return -1;
+    n = read(fd, buf, SNIPPET_MAX + 1);
     close(fd);
+    return n;
+}
+
+static bool same_content(const char *path, const char *data, size_t len)
+{
+    char buf[SNIPPET_MAX + 1];
+    ssize_t n = read_snippet(path, buf);
     return n == (ssize_t)len && memcmp(buf, data, len) == 0;
+}
+
+/* True when the file names a node other than ours: another worker sharing
+ * this directory owns it. */
+static bool foreign(const struct routes *r, const char *path)
+{
+    char buf[SNIPPET_MAX + 1], node[64];
+    ssize_t n = read_snippet(path, buf);
+    return n > 0 && snippet_node(buf, (size_t)n, node, sizeof(node)) &&
+           strcmp(node, r->cfg->node) != 0;
 }
 
 int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
@@ -496,30 +532,36 @@ int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t 
         if (fileio_write_atomic(avail_dir, name, text, (size_t)n, 0644, err, errlen) < 0)
             return -1;
         changed = true;
+        idset_drop(&r->refused, in->instance_id); /* a new snippet gets a new try */
     }
     if (lstat(link, &st) < 0) {
+        if (idset_has(&r->refused, in->instance_id)) {
+            snprintf(err, errlen, "nginx refused this snippet; it stays unlinked");
+            return 0;
+        }
         if (r->state != IDLE) {
             defer_op(r, in->instance_id, true);
             log_debug("route for %s/%s waits for the reload in flight", in->user, in->instance);
-            return 0;
+            return 1;
         }
         if (link_now(r, in->instance_id, err, errlen) < 0)
             return -1;
         changed = true;
     }
     if (changed) {
-        pending_add(r, in->instance_id);
+        idset_add(&r->pending, in->instance_id);
         schedule(r);
         log_debug("route for %s/%s written", in->user, in->instance);
     }
-    return 0;
+    return changed ? 1 : 0;
 }
 
 void routes_remove(struct routes *r, const char *instance_id)
 {
     if (!valid_uuid(instance_id))
         return;
-    pending_drop(r, instance_id);
+    idset_drop(&r->pending, instance_id);
+    idset_drop(&r->refused, instance_id);
     if (r->state != IDLE) {
         defer_op(r, instance_id, false);
         return;
@@ -528,8 +570,9 @@ void routes_remove(struct routes *r, const char *instance_id)
         schedule(r);
 }
 
-void routes_prune(struct routes *r, const char *const *keep, size_t n)
+size_t routes_prune(struct routes *r, const char *const *keep, size_t n)
 {
+    size_t removed = 0;
     static const char *const subs[] = {"box-enabled", "box-available"};
     char d[4096];
 
@@ -553,12 +596,23 @@ void routes_prune(struct routes *r, const char *const *keep, size_t n)
             for (size_t i = 0; i < n && !kept; i++)
                 kept = strcmp(keep[i], id) == 0;
             if (!kept) {
+                char file[4096];
+                path_of(r, "box-available", id, file, sizeof(file));
+                if (foreign(r, file))
+                    continue;
                 log_info("removing the route of %s: no such instance", id);
                 routes_remove(r, id);
+                removed++;
             }
         }
         closedir(dir);
     }
+    return removed;
+}
+
+void routes_retry(struct routes *r)
+{
+    r->refused.n = 0;
 }
 
 unsigned long routes_reloads(const struct routes *r)

@@ -49,8 +49,8 @@ void routes_free(struct routes *r);
 int routes_prepare(struct routes *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Write (or rewrite, when it changed) the snippet of one instance and link it;
- * schedules a reload when anything changed. 0 / -1 with err (refused value,
- * disk error): nothing is linked then. */
+ * schedules a reload when anything changed. 1 written or linked, 0 already so,
+ * -1 with err (refused value, disk error): nothing is linked then. */
 int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -58,9 +58,16 @@ int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t 
  * when anything was removed. */
 void routes_remove(struct routes *r, const char *instance_id);
 
-/* Remove every snippet whose instance id is not in keep[0..n). For the
- * start-up pass that makes the directory agree with the database. */
-void routes_prune(struct routes *r, const char *const *keep, size_t n);
+/* Remove every snippet whose instance id is not in keep[0..n), except those
+ * whose header names another node (a worker of that node sharing the
+ * directory owns them). For the pass that makes the directory agree with the
+ * database. Returns how many were removed. */
+size_t routes_prune(struct routes *r, const char *const *keep, size_t n);
+
+/* Forget which snippets nginx refused, so the next routes_put of each links
+ * it again (an operator fixed what made nginx refuse them). Until then, or
+ * until its snippet changes, a refused one stays unlinked. */
+void routes_retry(struct routes *r);
 
 /* Reloads done, and reloads refused by the test, since start. */
 unsigned long routes_reloads(const struct routes *r);

@@ -118,6 +118,7 @@ int main(int argc, char **argv)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
+    util_strlcpy(cfg.node, "local", sizeof(cfg.node));
     snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
              "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
     snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload), "signal:%s/nginx.pid", dir);
@@ -139,7 +140,7 @@ int main(int argc, char **argv)
         for (; have < sizes[s]; have++) {
             make_id(have, id);
             snprintf(user, sizeof(user), "u%ld", have);
-            struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+            struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
             if (routes_put(r, &in, err, sizeof(err)) < 0)
                 return 1;
         }
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
         /* berth: one more route through routes_put. */
         make_id(900000 + s, id);
         snprintf(user, sizeof(user), "berth%d", s);
-        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
         snprintf(path, sizeof(path), "/container/%s/box/", user);
         int64_t t0 = util_now_ms();
         if (routes_put(r, &in, err, sizeof(err)) < 0)
@@ -172,7 +173,7 @@ int main(int argc, char **argv)
         char text[SNIPPET_MAX], fname[64], box[4200];
         make_id(910000 + s, id);
         snprintf(user, sizeof(user), "plain%d", s);
-        struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
+        struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
         int n = snippet_render(&pin, text, sizeof(text), err, sizeof(err));
         snprintf(box, sizeof(box), "%s/box-enabled", dir);
         snprintf(fname, sizeof(fname), "%s.conf", id);

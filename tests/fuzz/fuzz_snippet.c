@@ -1,8 +1,10 @@
 /* Fuzz the nginx snippet renderer with hostile field values. The input is
- * split at '\n' into id, user, instance, template, host, port, mode. Whatever
+ * split at '\n' into id, user, instance, template, host, port, mode, node
+ * (absent: NULL). Whatever
  * comes in, the output is either refused or exactly one location block whose
  * every line is one of the expected directives: no injected directive, brace,
- * quote or variable can get through. */
+ * quote or variable can get through; and the node read back from the header
+ * is the node given. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,7 @@ static void check_output(const char *out, const struct snippet_in *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *buf = malloc(size + 1), *field[7] = {0}, *p, out[SNIPPET_MAX], err[256];
+    char *buf = malloc(size + 1), *field[8] = {0}, *p, out[SNIPPET_MAX], err[256];
     struct snippet_in in;
     int k = 0;
 
@@ -72,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     buf[size] = '\0';
     p = buf;
-    while (k < 7) {
+    while (k < 8) {
         field[k++] = p;
         p = strchr(p, '\n');
         if (!p)
@@ -86,9 +88,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.upstream_host = field[4] ? field[4] : "";
     in.upstream_port = field[5] ? atoi(field[5]) : 0;
     in.keep_prefix = field[6] && field[6][0] == 'k';
-    if (snippet_render(&in, out, sizeof(out), err, sizeof(err)) >= 0)
+    in.node = field[7];
+    int n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    if (n >= 0) {
+        char node[64];
+        bool named = snippet_node(out, (size_t)n, node, sizeof(node));
         check_output(out, &in);
-    else if (!err[0])
+        if (named != (in.node != NULL) || (named && strcmp(node, in.node) != 0))
+            abort();
+    }
+    if (n < 0 && !err[0])
         abort();
     free(buf);
     return 0;

@@ -84,6 +84,7 @@ int main(void)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
+    util_strlcpy(cfg.node, "local", sizeof(cfg.node));
     snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
              "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
     /* The first half reloads with a command, the second by signalling the master. */
@@ -105,8 +106,8 @@ int main(void)
         make_id(i, id);
         snprintf(user, sizeof(user), "u%d", i);
         snprintf(name, sizeof(name), "box%d", i);
-        struct snippet_in in = {id, user, name, "web", "127.0.0.1", upstream_port, false};
-        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 0;
+        struct snippet_in in = {id, user, name, "web", "127.0.0.1", upstream_port, false, "local"};
+        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 1;
     }
     CHECK(all_ok, "100 routes written");
     run_until_idle(loop, r);
@@ -122,8 +123,8 @@ int main(void)
     for (int i = 200; i < 300; i++) {
         make_id(i, id);
         snprintf(user, sizeof(user), "s%d", i);
-        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false};
-        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 0;
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
+        all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 1;
         while (util_now_ms() < t_end - (299 - i) * 10)
             ev_run(loop, EVRUN_NOWAIT);
     }
@@ -135,7 +136,7 @@ int main(void)
 
     /* Rewriting an unchanged route is free. */
     make_id(5, id);
-    struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false};
+    struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false, "local"};
     CHECK(routes_put(r, &same, err, sizeof(err)) == 0 && !routes_busy(r),
           "rewriting an unchanged route schedules no reload");
 
@@ -150,8 +151,8 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "ln -s ../box-available/%s.conf %s/box-enabled/%s.conf", id, dir, id);
     sh(cmd);
     make_id(101, id);
-    struct snippet_in next = {id, "u101", "box101", "web", "127.0.0.1", upstream_port, false};
-    CHECK(routes_put(r, &next, err, sizeof(err)) == 0, "a good route is added after it");
+    struct snippet_in next = {id, "u101", "box101", "web", "127.0.0.1", upstream_port, false, "local"};
+    CHECK(routes_put(r, &next, err, sizeof(err)) == 1, "a good route is added after it");
     run_until_idle(loop, r);
     make_id(500, id);
     CHECK(routes_refusals(r) >= 1 && errors == 1 && strcmp(last_error_id, id) == 0,
@@ -173,11 +174,49 @@ int main(void)
     make_id(2, k2);
     keep[0] = k1;
     keep[1] = k2;
-    routes_prune(r, keep, 2);
+    /* a snippet of another node sharing the directory */
+    char other[37], text[SNIPPET_MAX], oname[64], olink[8192];
+    make_id(700, other);
+    struct snippet_in oin = {other, "o1", "box", "web", "127.0.0.1", upstream_port, false, "node2"};
+    int olen = snippet_render(&oin, text, sizeof(text), err, sizeof(err));
+    snprintf(oname, sizeof(oname), "%s.conf", other);
+    snprintf(olink, sizeof(olink), "ln -s ../box-available/%s %s/box-enabled/%s", oname, dir, oname);
+    CHECK(olen > 0 && fileio_write_atomic(box, oname, text, (size_t)olen, 0644, err, sizeof(err)) == 0 &&
+              sh(olink) == 0,
+          "a snippet naming another node is in the directory");
+    size_t removed = routes_prune(r, keep, 2);
     run_until_idle(loop, r);
     CHECK(becomes("/container/u1/box1/", 200) && becomes("/container/u2/box2/", 200) &&
               becomes("/container/u3/box3/", 404),
           "pruning keeps exactly the listed instances");
+    CHECK(removed >= 198, "routes_prune counts what it removed (%zu)", removed);
+    CHECK(becomes("/container/o1/box/", 200),
+          "pruning leaves the snippet of another node alone");
+
+    /* A snippet nginx refuses stays unlinked until it changes or routes_retry. */
+    char dup[37];
+    int errors_before = errors;
+    make_id(800, dup);
+    struct snippet_in din = {dup, "u1", "box1", "web", "127.0.0.1", upstream_port, false, "local"};
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "a second route for /container/u1/box1/ is written");
+    run_until_idle(loop, r);
+    CHECK(errors == errors_before + 1 && strcmp(last_error_id, dup) == 0,
+          "nginx refuses the duplicate location and its owner is told");
+    unsigned long reloads = routes_reloads(r), refusals = routes_refusals(r);
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 0 && !routes_busy(r),
+          "putting the refused snippet again links nothing and schedules no reload");
+    run_until_idle(loop, r);
+    CHECK(routes_reloads(r) == reloads && routes_refusals(r) == refusals && errors == errors_before + 1,
+          "... so the refusal is not repeated on every pass");
+    routes_retry(r);
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "after routes_retry it is linked again");
+    run_until_idle(loop, r);
+    CHECK(errors == errors_before + 2 && get("/container/u1/box1/") == 200,
+          "... refused again (nothing changed), and the original route keeps serving");
+    din.instance = "box800";
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "a changed snippet gets a new try");
+    run_until_idle(loop, r);
+    CHECK(becomes("/container/u1/box800/", 200), "... and goes live");
 
     snprintf(cmd, sizeof(cmd),
              "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.2; rm -rf %s",

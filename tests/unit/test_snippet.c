@@ -21,7 +21,7 @@ static const char *const ID = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
 static struct snippet_in good(void)
 {
-    struct snippet_in in = {ID, "alice", "vscode", "code-server", "127.0.0.1", 49731, false};
+    struct snippet_in in = {ID, "alice", "vscode", "code-server", "127.0.0.1", 49731, false, NULL};
     return in;
 }
 
@@ -105,6 +105,30 @@ static int run(char *const argv[])
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static void test_node(void)
+{
+    char out[SNIPPET_MAX], err[256], node[64];
+    struct snippet_in in = good();
+    int n;
+
+    in.node = "local";
+    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && strstr(out, "#   user alice, instance vscode, template code-server, node local\n"),
+          "the header names the node");
+    CHECK(n > 0 && snippet_node(out, (size_t)n, node, sizeof(node)) && strcmp(node, "local") == 0,
+          "snippet_node reads the node back");
+    in.node = NULL;
+    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && !snippet_node(out, (size_t)n, node, sizeof(node)),
+          "a snippet without a node names none");
+    CHECK(!snippet_node("# berth instance x\n#   user a, node b;c\n", 37, node, sizeof(node)),
+          "a node that breaks the name rule is not read");
+    CHECK(!snippet_node("location / {}\n", 14, node, sizeof(node)), "a file not berth's names no node");
+    in.node = "a;b";
+    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0 && strstr(err, "node"),
+          "renderer refuses a hostile node name, naming it");
+}
+
 static void test_nginx_loads(void)
 {
     char dir[] = "/tmp/berth-snippet.XXXXXX", conf[2048], snip[SNIPPET_MAX], err[256], path[600];
@@ -156,6 +180,7 @@ int main(void)
 {
     test_refusals();
     test_render();
+    test_node();
     test_nginx_loads();
     return CHECK_DONE();
 }
