@@ -334,5 +334,6 @@ case "${1:-}" in
     start) do_start ;;
     stop) do_stop; say "stopped" ;;
     status) do_status ;;
-    *) echo "usage: $0 run|start|stop|status" >&2; exit 2 ;;
+    sync-routes) exec "$BUILD/berth-api" --sync-routes ;;
+    *) echo "usage: $0 run|start|stop|status|sync-routes" >&2; exit 2 ;;
 esac

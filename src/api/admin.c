@@ -4,6 +4,8 @@
  *   berth-api --create-user NAME --role ROLE   password from stdin; creates or resets
  *   berth-api --bootstrap-admin FILE           first admin with a generated password
  *   berth-api --seed-templates FILE            add templates from a JSON array if absent
+ *   berth-api --sync-routes                    every node's worker rewrites its nginx
+ *                                              routes from the database, and says so
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "berth/keys.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
@@ -240,6 +243,123 @@ int admin_seed_templates(const char *file)
     if (rc == 0)
         log_info("templates seeded: %d added", added);
     json_decref(arr);
+    PQfinish(pg);
+    return rc;
+}
+
+/* ---- --sync-routes ---- */
+
+#define SYNC_WAIT_MS 60000
+
+/* Queue one routes_sync job per registered node (row, audit, push), then wait
+ * for each and print what its worker did. A push that fails is not fatal: the
+ * worker's reconcile queues open rows it does not find in Redis. */
+int admin_sync_routes(void)
+{
+    struct api_thread th = {0};
+    PGconn *pg = connect_or_say();
+    PGresult *res;
+    char (*ids)[37] = NULL;
+    int n, rc = 0;
+    bool *over = NULL;
+    int64_t until;
+
+    if (!pg)
+        return 1;
+    res = PQexec(pg, "SELECT name FROM nodes ORDER BY name");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("cannot read the nodes: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(pg);
+        return 1;
+    }
+    n = PQntuples(res);
+    if (n == 0) {
+        printf("no node is registered: no berth-worker has started yet\n");
+        PQclear(res);
+        PQfinish(pg);
+        return 0;
+    }
+    ids = calloc((size_t)n, sizeof(*ids));
+    over = calloc((size_t)n, sizeof(*over));
+    if (!ids || !over) {
+        log_error("out of memory");
+        rc = 1;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *node = PQgetvalue(res, i, 0);
+        const char *p[2] = {ids[i], node};
+        PGresult *ins;
+        redisContext *rq;
+        if (util_uuid(ids[i]) < 0) {
+            log_error("no randomness for a job id");
+            rc = 1;
+            goto out;
+        }
+        ins = PQexecParams(pg,
+                           "WITH j AS (INSERT INTO jobs (id, kind, node) VALUES ($1, 'routes_sync',"
+                           " $2)) INSERT INTO audit_log (actor, action, target_type, target_id,"
+                           " outcome, details) VALUES ('berth-api --sync-routes', 'routes.sync',"
+                           " 'node', $2, 'ok', jsonb_build_object('job', $1::text))",
+                           2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
+            log_error("cannot queue the job for node %s: %s", node, PQresultErrorMessage(ins));
+            PQclear(ins);
+            rc = 1;
+            goto out;
+        }
+        PQclear(ins);
+        rq = rq_conn(&th);
+        if (rq) {
+            redisReply *rep = redisCommand(rq, "LPUSH " KEY_JOBS_FMT " %s", node, ids[i]);
+            if (rep)
+                freeReplyObject(rep);
+        }
+    }
+    until = util_now_ms() + SYNC_WAIT_MS;
+    for (int left = n; left > 0 && util_now_ms() < until;) {
+        for (int i = 0; i < n; i++) {
+            const char *p[1] = {ids[i]};
+            PGresult *j;
+            if (over[i])
+                continue;
+            j = PQexecParams(pg,
+                             "SELECT status, coalesce(error, ''), coalesce(args->'result'->>"
+                             "'routes', '?'), coalesce(args->'result'->>'written', '?'),"
+                             " coalesce(args->'result'->>'removed', '?') FROM jobs WHERE id = $1",
+                             1, NULL, p, NULL, NULL, 0);
+            if (PQresultStatus(j) == PGRES_TUPLES_OK && PQntuples(j) == 1) {
+                const char *st = PQgetvalue(j, 0, 0);
+                if (strcmp(st, "done") == 0) {
+                    printf("node %s: %s routes, %s written, %s removed\n", PQgetvalue(res, i, 0),
+                           PQgetvalue(j, 0, 2), PQgetvalue(j, 0, 3), PQgetvalue(j, 0, 4));
+                    over[i] = true;
+                } else if (strcmp(st, "failed") == 0) {
+                    printf("node %s: failed: %s\n", PQgetvalue(res, i, 0), PQgetvalue(j, 0, 1));
+                    over[i] = true;
+                    rc = 1;
+                }
+                left -= over[i];
+            }
+            PQclear(j);
+        }
+        if (left > 0)
+            usleep(100 * 1000);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!over[i]) {
+            printf("node %s: no answer within %d s (is its berth-worker running?); the job stays"
+                   " queued\n",
+                   PQgetvalue(res, i, 0), SYNC_WAIT_MS / 1000);
+            rc = 1;
+        }
+    }
+out:
+    free(ids);
+    free(over);
+    rq_close(&th);
+    PQclear(res);
     PQfinish(pg);
     return rc;
 }

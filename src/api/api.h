@@ -124,5 +124,6 @@ int migrate_run(const char *dir);
 int admin_create_user(const char *name, const char *role);
 int admin_bootstrap(const char *password_file);
 int admin_seed_templates(const char *file);
+int admin_sync_routes(void);
 
 #endif

@@ -34,6 +34,8 @@ static void usage(FILE *f)
                "                                       password (printed, saved to FILE 0600)\n"
                "       berth-api --seed-templates FILE add templates from a JSON array\n"
                "       berth-api --check               check settings, PostgreSQL and Redis\n"
+               "       berth-api --sync-routes         have every node's worker rewrite its nginx\n"
+               "                                       routes from the database (after a restore)\n"
                "       berth-api --routes | --help-config\n");
 }
 
@@ -111,7 +113,7 @@ static int serve(void)
 int main(int argc, char **argv)
 {
     enum { OPT_MIGRATE = 256, OPT_CREATE, OPT_ROLE, OPT_BOOT, OPT_SEED, OPT_CHECK, OPT_ROUTES,
-           OPT_HELPCONF };
+           OPT_HELPCONF, OPT_SYNC };
     static const struct option opts[] = {
         {"migrate", required_argument, NULL, OPT_MIGRATE},
         {"create-user", required_argument, NULL, OPT_CREATE},
@@ -119,13 +121,14 @@ int main(int argc, char **argv)
         {"bootstrap-admin", required_argument, NULL, OPT_BOOT},
         {"seed-templates", required_argument, NULL, OPT_SEED},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"sync-routes", no_argument, NULL, OPT_SYNC},
         {"routes", no_argument, NULL, OPT_ROUTES},
         {"help-config", no_argument, NULL, OPT_HELPCONF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *migrate = NULL, *create = NULL, *role = NULL, *boot = NULL, *seed = NULL;
-    bool check = false, routes = false, helpconf = false;
+    bool check = false, routes = false, helpconf = false, sync = false;
     char err[1024];
     int c;
 
@@ -137,6 +140,7 @@ int main(int argc, char **argv)
         case OPT_BOOT: boot = optarg; break;
         case OPT_SEED: seed = optarg; break;
         case OPT_CHECK: check = true; break;
+        case OPT_SYNC: sync = true; break;
         case OPT_ROUTES: routes = true; break;
         case OPT_HELPCONF: helpconf = true; break;
         case 'h': usage(stdout); return 0;
@@ -171,5 +175,7 @@ int main(int argc, char **argv)
         return admin_seed_templates(seed);
     if (check)
         return check_services() == 0 ? 0 : 1;
+    if (sync)
+        return admin_sync_routes();
     return serve();
 }

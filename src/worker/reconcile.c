@@ -14,6 +14,8 @@
  *    labelled containers with no live row, older than a grace period, are
  *    removed; so is a never-started container of an instance in `error` (a
  *    create that failed while Docker was away could not remove it then).
+ * 3. Routes: routesync's pass (box-available/ and box-enabled/ against the
+ *    rows), so a directory restored, edited or wiped by hand heals.
  *
  * reconcile_now during a pass asks for another one right after it: the
  * caller (the event stream coming back, say) knows of drift the running pass
@@ -31,7 +33,6 @@
 #include "docker.h"
 #include "pg.h"
 #include "redisq.h"
-#include "routes.h"
 #include "worker.h"
 
 #define MAX_IDS 4096
@@ -41,7 +42,6 @@ struct rec {
     ev_timer timer;
     bool running;
     bool first;  /* no :active pass done yet */
-    bool pruned; /* routes pruned against the rows once */
     bool jobs_seen; /* open job rows compared once (the first time without an age limit) */
     bool again;     /* reconcile_now during a pass: another pass when it ends */
     ev_timer soon;  /* that pass */
@@ -107,8 +107,6 @@ static void on_rows(PGresult *res, const char *err, void *arg)
     const char *key;
     json_t *c;
     time_t now = time(NULL);
-    const char **keep = NULL;
-    size_t nkeep = 0;
 
     if (err) {
         log_warn("reconcile: cannot read instances: %s", err);
@@ -116,7 +114,6 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         pass_end();
         return;
     }
-    keep = calloc((size_t)PQntuples(res) + 1, sizeof(*keep));
     for (int i = 0; i < PQntuples(res); i++) {
         const char *iid = PQgetvalue(res, i, 0), *status = PQgetvalue(res, i, 1),
                    *desired = PQgetvalue(res, i, 2);
@@ -124,8 +121,6 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         const char *state = json_string_value(json_object_get(ct, "state"));
         const char *p[2] = {iid, NULL};
         json_object_set_new(live, iid, json_true());
-        if (keep)
-            keep[nkeep++] = iid;
         if (runner_instance_busy(w->runner, iid))
             continue;
         if (!ct && (strcmp(status, "running") == 0 || strcmp(status, "stopped") == 0 ||
@@ -178,11 +173,6 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                 log_warn("reconcile: queue full");
         }
     }
-    if (!rec.pruned && w->routes && keep) {
-        routes_prune(w->routes, keep, nkeep);
-        rec.pruned = true;
-    }
-    free(keep);
     /* labelled containers with no live row: remove after the grace period */
     json_object_foreach(rec.containers, key, c)
     {
@@ -350,6 +340,8 @@ void reconcile_now(struct worker *w)
     }
     rec.running = true;
     rec.listed = json_object();
+    if (routesync_run(w, false, NULL, NULL) < 0)
+        log_warn("reconcile: the routes pass could not start (PostgreSQL queue full)");
     if (!redisq_command(w->rq, on_active, NULL, "LRANGE %s 0 %d", rec.active_key, MAX_IDS - 1))
         pass_end();
 }

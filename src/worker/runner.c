@@ -66,6 +66,7 @@ struct job {
     char pull_error[512];
     int redraws; /* host ports drawn again this attempt (taken outside berth) */
     int net_try;  /* subnets of network_pool tried for the user's network */
+    bool net_ready, image_ready; /* made sure of this attempt, after a 404 from create */
     int64_t t0;
 };
 
@@ -89,6 +90,7 @@ static void pop_next(struct runner *rn);
 static void job_step_load(struct job *j);
 static void job_fail(struct job *j, const char *why, bool retryable);
 static void c_network(struct job *j);
+static void c_create(struct job *j);
 static void c_begin(struct job *j);
 
 /* ---- small helpers ---- */
@@ -362,24 +364,39 @@ static void job_fail(struct job *j, const char *why, bool retryable)
     }
 }
 
-/* ---- create: network, image, volumes, container, start ---- */
+/* ---- create: container (network, image on a miss), start ----
+ *
+ * The common case costs Docker two calls, as by hand: create, then start.
+ * Named volumes are made by create itself (with berth's labels, from the
+ * mount's VolumeOptions). The image is looked after only when create answers
+ * 404, the user's network only when start does (Docker resolves it there);
+ * each is made sure of once per attempt, then create runs again (an existing
+ * container answers 409: it is inspected and started). */
 
-static void finish_running(struct job *j)
+/* The instance's HTTP route, when it has an HTTP port. Put when a create
+ * begins, so that the reload it costs runs while Docker makes the container
+ * and the route is live when the instance is; put again when it runs, after
+ * its ports may have been drawn again (unchanged: no reload). */
+static void job_route_put(struct job *j)
 {
     json_t *v;
     size_t i;
     long http = 0;
-    /* the HTTP route follows the instance: put it when it runs */
     json_array_foreach(j->ports, i, v)
     {
         if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", "http") == 0)
             http = (long)json_integer_value(json_object_get(v, "port"));
     }
     if (http > 0)
-        runner_route_put(j->rn->w, j->instance_id, j->user, j->name,
-                         json_string_value(json_object_get(j->spec, "template_name")), http,
-                         strcmp(json_string_value(json_object_get(j->spec, "proxy_mode")) ?: "",
-                                "keep") == 0);
+        (void)routesync_put(j->rn->w, j->instance_id, j->user, j->name,
+                            json_string_value(json_object_get(j->spec, "template_name")), http,
+                            strcmp(json_string_value(json_object_get(j->spec, "proxy_mode")) ?: "",
+                                   "keep") == 0);
+}
+
+static void finish_running(struct job *j)
+{
+    job_route_put(j);
     {
         const char *p[2] = {j->instance_id, j->cid[0] ? j->cid : NULL};
         q_detached(j->rn->w,
@@ -414,7 +431,7 @@ static void on_ports_redrawn(PGresult *res, const char *err, void *arg)
         job_fail(j, "the new host ports could not be read", true);
         return;
     }
-    c_network(j);
+    c_create(j);
 }
 
 static void on_conflict_removed(int status, const char *body, size_t len, const char *err,
@@ -455,10 +472,20 @@ static void on_started(int status, const char *body, size_t len, const char *err
         finish_running(j);
         return;
     }
-    if (status == 404 && strcmp(j->kind, "create") != 0) {
-        /* start/restart of a container removed meanwhile: make it again */
-        c_begin(j);
-        return;
+    if (status == 404) {
+        /* Docker checks the network at start, not at create: the first
+         * instance of a user (or one whose network was removed) gets here */
+        char msg[600];
+        worker_docker_message(body, len, msg, sizeof(msg));
+        if (strstr(msg, "network") && !j->net_ready) {
+            c_network(j); /* then create again: 409, inspect, start */
+            return;
+        }
+        if (strcmp(j->kind, "create") != 0) {
+            /* start/restart of a container removed meanwhile: make it again */
+            c_begin(j);
+            return;
+        }
     }
     if (status >= 400 && port_taken(body, len) && j->redraws < 3) {
         /* a process outside berth (another stack on this Docker, say) holds
@@ -483,6 +510,8 @@ static void c_start(struct job *j)
 
 static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg);
 
+static void c_image(struct job *j);
+
 static void on_created(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct job *j = arg;
@@ -501,8 +530,11 @@ static void on_created(int status, const char *body, size_t len, const char *err
         return;
     }
     if (status == 404) {
-        docker_failed(j, "creating the container failed (image missing?)", status, body, len, err);
-        return;
+        /* the fast path tries create first; only a miss costs the lookup */
+        if (!j->image_ready) {
+            c_image(j);
+            return;
+        }
     }
     docker_failed(j, "creating the container failed", status, body, len, err);
 }
@@ -538,13 +570,19 @@ static json_t *container_body(struct job *j)
         json_object_set_new(bindings, cport,
                             json_pack("[{s:s, s:s}]", "HostIp", cfg->host_address, "HostPort", hport));
     }
+    /* Docker makes a missing named volume at create, with these labels; a kept
+     * one being re-attached is used as it is */
     json_array_foreach(j->vols, i, v)
     {
+        const char *vid = json_string_value(json_object_get(v, "id")); /* checked at load */
         char src[64];
-        snprintf(src, sizeof(src), "berth-%s", json_string_value(json_object_get(v, "id")) ?: "");
-        json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "Type", "volume", "Source", src,
-                                                "Target",
-                                                json_string_value(json_object_get(v, "mount_path")) ?: "/nonexistent"));
+        snprintf(src, sizeof(src), "berth-%s", vid);
+        json_array_append_new(
+            mounts, json_pack("{s:s, s:s, s:s, s:{s:{s:s, s:s, s:s, s:s}}}", "Type", "volume",
+                              "Source", src, "Target",
+                              json_string_value(json_object_get(v, "mount_path")) ?: "/nonexistent",
+                              "VolumeOptions", "Labels", "berth.volume", vid, "berth.user", j->user,
+                              "berth.node", cfg->node, "berth.cluster", cfg->cluster));
     }
     hc = json_pack("{s:I, s:I, s:I, s:{s:s, s:i}, s:[s], s:o, s:o, s:s}", "Memory",
                    (json_int_t)json_integer_value(json_object_get(spec, "memory_mb")) * 1048576,
@@ -594,53 +632,6 @@ static void on_inspected(int status, const char *body, size_t len, const char *e
     docker_failed(j, "inspecting the container failed", status, body, len, err);
 }
 
-static void c_volume_next(struct job *j);
-
-static void on_volume(int status, const char *body, size_t len, const char *err, void *arg)
-{
-    struct job *j = arg;
-    if (status != 201 && status != 200) {
-        docker_failed(j, "creating a volume failed", status, body, len, err);
-        return;
-    }
-    j->vol_i++;
-    c_volume_next(j);
-}
-
-static void c_volume_next(struct job *j)
-{
-    json_t *v = json_array_get(j->vols, j->vol_i);
-    struct berth_config *cfg = j->rn->w->cfg;
-    if (!v) {
-        char path[128];
-        snprintf(path, sizeof(path), "/containers/%s/json", j->cname);
-        dcall(j, "GET", path, NULL, 30000, on_inspected);
-        return;
-    }
-    {
-        const char *vid = json_string_value(json_object_get(v, "id"));
-        char name[64];
-        json_t *body;
-        char *text;
-        if (!valid_uuid(vid)) {
-            job_fail(j, "a volume row has no valid id", false);
-            return;
-        }
-        snprintf(name, sizeof(name), "berth-%s", vid);
-        body = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "Name", name, "Labels", "berth.volume",
-                         vid, "berth.user", j->user, "berth.node", cfg->node, "berth.cluster",
-                         cfg->cluster);
-        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        if (!text) {
-            job_fail(j, "out of memory", true);
-            return;
-        }
-        dcall(j, "POST", "/volumes/create", text, 30000, on_volume);
-        free(text);
-    }
-}
-
 static void on_pull_line(const char *line, size_t len, void *arg)
 {
     struct job *j = arg;
@@ -662,7 +653,8 @@ static void on_pulled(int status, const char *body, size_t len, const char *err,
     char why[900];
     if (status == 200 && !j->pull_error[0]) {
         event(j, "pulled", json_string_value(json_object_get(j->spec, "image")));
-        c_volume_next(j);
+        j->image_ready = true;
+        c_create(j);
         return;
     }
     if (status == 0) {
@@ -681,7 +673,9 @@ static void on_image(int status, const char *body, size_t len, const char *err, 
     struct job *j = arg;
     const char *image = json_string_value(json_object_get(j->spec, "image"));
     if (status == 200) {
-        c_volume_next(j);
+        /* present after all: create's 404 was about something else */
+        j->image_ready = true;
+        c_create(j);
         return;
     }
     if (status == 404) {
@@ -761,7 +755,8 @@ static void on_net_created(int status, const char *body, size_t len, const char 
     char msg[600];
     if (status == 201) {
         net_done(j->rn, j->net);
-        c_image(j);
+        j->net_ready = true;
+        c_create(j);
         return;
     }
     worker_docker_message(body, len, msg, sizeof(msg));
@@ -771,7 +766,8 @@ static void on_net_created(int status, const char *body, size_t len, const char 
     }
     net_done(j->rn, j->net);
     if (status == 409) { /* made meanwhile */
-        c_image(j);
+        j->net_ready = true;
+        c_create(j);
         return;
     }
     docker_failed(j, "creating the user's network failed", status, body, len, err);
@@ -814,7 +810,8 @@ static void on_net(int status, const char *body, size_t len, const char *err, vo
     struct job *j = arg;
     struct runner *rn = j->rn;
     if (status == 200) {
-        c_image(j);
+        j->net_ready = true;
+        c_create(j);
         return;
     }
     if (status != 404) {
@@ -857,13 +854,15 @@ static void on_creating_marked(PGresult *res, const char *err, void *arg)
         job_fail(j, "the instance status could not be written", true);
         return;
     }
-    c_network(j);
+    job_route_put(j);
+    c_create(j);
 }
 
 /* Full create path (also start/restart of a missing container). */
 static void c_begin(struct job *j)
 {
     const char *p[1] = {j->instance_id};
+    j->net_ready = j->image_ready = false;
     event(j, "creating", "creating the container");
     q(j,
       "UPDATE instances SET status = 'creating' WHERE id = $1 AND status IN ('pending',"
@@ -1135,6 +1134,18 @@ static void u_check(PGresult *res, const char *err, void *arg)
 
 /* ---- dispatch ---- */
 
+static bool vols_valid(const json_t *vols)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(vols, i, v)
+    {
+        if (!valid_uuid(json_string_value(json_object_get(v, "id"))))
+            return false;
+    }
+    return true;
+}
+
 static void on_instance_loaded(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
@@ -1155,7 +1166,7 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
     j->ports = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
     j->vols = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
     if (!json_is_object(j->spec) || !json_is_array(j->ports) || !json_is_array(j->vols) ||
-        !valid_name(j->user) || !valid_name(j->name)) {
+        !valid_name(j->user) || !valid_name(j->name) || !vols_valid(j->vols)) {
         job_fail(j, "the instance's stored definition is not valid", false);
         return;
     }
@@ -1180,6 +1191,56 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
     } else {
         job_fail(j, "unknown job kind", false);
     }
+}
+
+/* ---- routes_sync: the routes directory against the database ---- */
+
+/* Done once nginx has been reloaded with the result (or 30 s went by), so
+ * that whoever waits on the job finds the routes live. */
+static void on_routes_settled(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct job *j = w->data;
+    struct routes *r = j->rn->w->routes;
+    if (r && routes_busy(r) && util_now_ms() - j->t0 < 30000) {
+        ev_timer_set(w, 0.1, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    ev_set_cb(w, on_retry_timer);
+    job_done(j, NULL, NULL, NULL);
+}
+
+static void on_result_written(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err)
+        log_warn("job %s: result not written: %s", j->id, err);
+    ev_timer_stop(j->rn->w->loop, &j->timer);
+    ev_set_cb(&j->timer, on_routes_settled);
+    ev_timer_set(&j->timer, 0., 0.);
+    ev_timer_start(j->rn->w->loop, &j->timer);
+}
+
+static void on_routes_synced(const struct routesync_result *r, const char *err, void *arg)
+{
+    struct job *j = arg;
+    char routes[24], written[24], removed[24];
+    const char *p[4] = {j->id, routes, written, removed};
+    if (err) {
+        job_fail(j, err, true);
+        return;
+    }
+    if (!j->rn->w->routes) {
+        job_fail(j, "this worker has no routes directory (box_dir)", false);
+        return;
+    }
+    snprintf(routes, sizeof(routes), "%zu", r->routes);
+    snprintf(written, sizeof(written), "%zu", r->written);
+    snprintf(removed, sizeof(removed), "%zu", r->removed);
+    q(j,
+      "UPDATE jobs SET args = args || jsonb_build_object('result', jsonb_build_object('routes',"
+      " $2::int, 'written', $3::int, 'removed', $4::int)) WHERE id = $1",
+      4, p, on_result_written);
 }
 
 static void on_claimed(PGresult *res, const char *err, void *arg)
@@ -1217,6 +1278,11 @@ static void on_claimed(PGresult *res, const char *err, void *arg)
         const char *p[1] = {j->user_id};
         q(j, "SELECT count(*) FROM instances WHERE user_id = $1 AND status <> 'deleted'", 1, p,
           u_check);
+        return;
+    }
+    if (strcmp(j->kind, "routes_sync") == 0) {
+        if (routesync_run(j->rn->w, true, on_routes_synced, j) < 0)
+            job_fail(j, "the routes could not be read (PostgreSQL queue full)", true);
         return;
     }
     if (strcmp(j->kind, "ssh_keys") == 0) {
@@ -1424,29 +1490,4 @@ void runner_free(struct runner *rn)
         free(n);
     }
     free(rn);
-}
-
-void runner_route_put(struct worker *w, const char *instance_id, const char *user,
-                      const char *name, const char *template_name, long host_port, bool keep)
-{
-    struct snippet_in in = {
-        .instance_id = instance_id,
-        .user = user,
-        .instance = name,
-        .template_name = template_name,
-        .upstream_host = w->cfg->host_address,
-        .upstream_port = (int)host_port,
-        .keep_prefix = keep,
-    };
-    char err[256];
-    if (!w->routes)
-        return;
-    if (routes_put(w->routes, &in, err, sizeof(err)) < 0) {
-        const char *p[2] = {instance_id, err};
-        log_warn("instance %s: route not written: %s", instance_id, err);
-        q_detached(w,
-                   "INSERT INTO instance_events (instance_id, kind, message) SELECT $1, 'route',"
-                   " $2 WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
-                   2, p);
-    }
 }

@@ -46,8 +46,19 @@ bool runner_instance_busy(const struct runner *rn, const char *instance_id);
 int runner_inflight(const struct runner *rn);
 
 /* Ask the worker to (re)start the route of a running instance / drop it. */
-void runner_route_put(struct worker *w, const char *instance_id, const char *user,
-                      const char *name, const char *template_name, long host_port, bool keep);
+/* routesync.c: one instance's route from its row values (1 written, 0 as it
+ * was, -1 refused: logged and recorded as an instance event), and the pass
+ * that makes the routes directory agree with the database. */
+struct routesync_result {
+    size_t routes;  /* live instances of this node with an HTTP port */
+    size_t written; /* snippets written or linked */
+    size_t removed; /* snippets of instances this node does not have */
+};
+typedef void (*routesync_cb)(const struct routesync_result *res, const char *err, void *arg);
+int routesync_put(struct worker *w, const char *instance_id, const char *user, const char *name,
+                  const char *template_name, long host_port, bool keep);
+int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /* The attempt-th /24 of pool ("10.213.0.0/16") for network `name`: the first
  * choice follows a hash of the name, later ones the next subnets. 0 / -1. */
