@@ -83,6 +83,15 @@ static void check_done(struct docker *d)
             x->buf[x->len] = '\0';
         if (x->too_big) {
             x->cb(0, "", 0, "Docker's response was larger than the limit", x->arg);
+        } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
+            /* curl's own words ("Failed to connect to docker port 80 ...")
+             * speak of a TCP port that does not exist here */
+            char why[640];
+            snprintf(why, sizeof(why),
+                     "Docker unreachable at %s: nothing answers on the socket (is dockerd"
+                     " running?)",
+                     d->socket_path);
+            x->cb(0, "", 0, why, x->arg);
         } else if (msg->data.result != CURLE_OK) {
             char why[CURL_ERROR_SIZE + 640];
             snprintf(why, sizeof(why), "Docker unreachable at %s: %s", d->socket_path,
