@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# nginx routes agree with the database (issue 5 "Ops"): the snippet of an
+# instance is readable (its header names instance, owner, template and node);
+# `berth-api --sync-routes` rewrites snippets that were removed, removes those
+# of instances that do not exist, leaves another node's alone, waits until
+# nginx serves the result and is audited; a worker that starts finds the
+# directory out of step and heals it by itself.
+set -uo pipefail
+. "$ROOT/tests/lib.sh"
+need jq
+
+P=rt$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+BOX=$BERTH_VAR/nginx
+NODE=$(sed -n 's/^node *= *//p' "$BERTH_CONFIG" | tail -1)
+NODE=${NODE:-local}
+API=${BERTH_BUILD:-$ROOT/build}/berth-api
+ORPHAN=$(cat /proc/sys/kernel/random/uuid)
+FOREIGN=$(cat /proc/sys/kernel/random/uuid)
+TMP=$(mktemp -d)
+cleanup() {
+    rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf" \
+        "$BOX/box-enabled/$ORPHAN.conf" "$BOX/box-available/$ORPHAN.conf"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
+ACSRF=$(jq -r .csrf_token <<<"$BODY")
+http POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\",\"role\":\"developer\"}" \
+    -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+DEV_ID=$(jq -r .id <<<"$BODY")
+http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\"}" -c "$TMP/dev.jar"
+DCSRF=$(jq -r .csrf_token <<<"$BODY")
+dev() { http "$1" "$2" "${3-}" -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"; }
+code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' -b "$TMP/dev.jar" "$BERTH_URL$1"; }
+wait_for() { # SECONDS CMD... : until CMD succeeds
+    local end=$((SECONDS + $1)); shift
+    until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
+}
+is_running() { dev GET "/api/v1/instances/$ID"; [[ $(jq -r .status <<<"$BODY") == running ]]; }
+route_ok() { [[ $(code "/container/$P-dev/web/") == 200 ]]; }
+files_there() { [[ -f $BOX/box-available/$ID.conf && -L $BOX/box-enabled/$ID.conf ]]; }
+
+dev POST /api/v1/instances '{"template":"web"}'
+ID=$(jq -r '.instance.id // empty' <<<"$BODY")
+expect_eq "an instance of the web template is accepted" 202 "$STATUS"
+check "it runs" wait_for 120 is_running
+check "its route answers" wait_for 20 route_ok
+
+# ---- the file a person reads ----
+SNIP=$BOX/box-available/$ID.conf
+check "the snippet is in box-available/, named by the instance id" test -f "$SNIP"
+check "box-enabled/ links it relatively" test "$(readlink "$BOX/box-enabled/$ID.conf")" = "../box-available/$ID.conf"
+expect_eq "its header names the instance, owner, template and node" \
+    "# berth instance $ID|#   user $P-dev, instance web, template web, node $NODE" \
+    "$(head -2 "$SNIP" | paste -sd'|')"
+check "... and says edits are overwritten" grep -q "edits are overwritten" "$SNIP"
+
+# ---- --sync-routes after the directory lost files ----
+rm -f "$BOX/box-enabled/$ID.conf" "$BOX/box-available/$ID.conf"
+# an orphan of this node, and a snippet of another node sharing the directory
+for id in "$ORPHAN" "$FOREIGN"; do
+    node=$NODE; [[ $id == "$FOREIGN" ]] && node=elsewhere
+    printf '# berth instance %s\n#   user ghost, instance x, template web, node %s\n# Written by berth-worker from the database: edits are overwritten.\nlocation /container/ghost-%s/x/ {\n    return 204;\n}\n' \
+        "$id" "$node" "${id:0:8}" > "$BOX/box-available/$id.conf"
+    ln -s "../box-available/$id.conf" "$BOX/box-enabled/$id.conf"
+done
+out=$("$API" --sync-routes 2>&1); rc=$?
+expect_eq "berth-api --sync-routes succeeds" 0 "$rc"
+check "it reports the node with routes written and one removed" \
+    grep -Eq "^node $NODE: [0-9]+ routes, [1-9][0-9]* written, 1 removed$" <<<"$out"
+check "the lost snippet is back, linked" files_there
+expect_eq "the route answers as soon as the command returns (it waits for the reload)" 200 \
+    "$(code "/container/$P-dev/web/")"
+check "the orphan of this node is removed from both directories" \
+    test ! -e "$BOX/box-available/$ORPHAN.conf" -a ! -L "$BOX/box-enabled/$ORPHAN.conf"
+check "the snippet naming another node is left alone" test -L "$BOX/box-enabled/$FOREIGN.conf"
+out=$("$API" --sync-routes 2>&1)
+check "a second run finds everything in agreement" grep -Eq "^node $NODE: [0-9]+ routes, 0 written, 0 removed$" <<<"$out"
+http GET "/api/v1/audit?action=routes.sync" "" -b "$TMP/admin.jar"
+check "the command is audited (routes.sync, target the node)" \
+    jq -e --arg n "$NODE" '[.items[] | select(.target_id == $n and .actor == "berth-api --sync-routes")] | length >= 2' <<<"$BODY"
+rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf"
+
+# ---- a worker starting finds the directory out of step ----
+wpid=$(cut -d' ' -f1 "$BERTH_VAR/run/worker.pid")
+kill -TERM "$wpid"
+wait_for 10 bash -c "! kill -0 $wpid 2>/dev/null"
+rm -f "$BOX/box-enabled/$ID.conf" "$BOX/box-available/$ID.conf"
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+check "the restarted worker writes the missing snippet by itself" wait_for 20 files_there
+check "... and the route answers again" wait_for 20 route_ok
+
+# ---- an edited snippet is put back ----
+printf '# edited by hand\n' >> "$SNIP"
+"$API" --sync-routes >/dev/null 2>&1
+check "a snippet edited by hand is rewritten from the database" bash -c "! grep -q 'edited by hand' '$SNIP'"
+
+dev DELETE "/api/v1/instances/$ID?delete_volumes=true"
+gone() { [[ ! -e $BOX/box-available/$ID.conf && ! -L $BOX/box-enabled/$ID.conf ]]; }
+check "deleting the instance removes both files" wait_for 60 gone
+http DELETE "/api/v1/users/$DEV_ID" "" -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
