@@ -39,7 +39,6 @@ struct call {
     struct rpc *rpc;
     char id[40], iid[37], kind[16];
     char reply_key[96];
-    char exec_id[80];
     long timeout_s;
     json_t *req;
 };
@@ -89,44 +88,6 @@ static void docker_error(struct call *c, int status, const char *body, size_t le
         fail(c, 409, "the instance is not running");
     else
         fail(c, status == 409 ? 409 : 503, msg);
-}
-
-/*
- * Docker's multiplexed stream (no TTY): frames of an 8-byte header (stream,
- * 0, 0, 0, big-endian length) then the payload. Appends the payloads into a
- * text of at most RPC_OUTPUT_MAX bytes; a body that is not framed (a TTY
- * container) is taken as it is.
- */
-static char *demux(const char *b, size_t n, size_t *outlen)
-{
-    char *out = malloc(n + 1);
-    size_t o = 0, i = 0;
-    bool framed = n >= 8 && (b[0] == 0 || b[0] == 1 || b[0] == 2) && b[1] == 0 && b[2] == 0 &&
-                  b[3] == 0;
-    if (!out)
-        return NULL;
-    if (!framed) {
-        memcpy(out, b, n);
-        o = n;
-    } else {
-        while (i + 8 <= n) {
-            size_t len = (size_t)(unsigned char)b[i + 4] << 24 | (size_t)(unsigned char)b[i + 5] << 16 |
-                         (size_t)(unsigned char)b[i + 6] << 8 | (size_t)(unsigned char)b[i + 7];
-            i += 8;
-            if (len > n - i)
-                len = n - i;
-            memcpy(out + o, b + i, len);
-            o += len;
-            i += len;
-        }
-    }
-    if (o > RPC_OUTPUT_MAX) { /* keep the end: the latest output matters */
-        memmove(out, out + o - RPC_OUTPUT_MAX, RPC_OUTPUT_MAX);
-        o = RPC_OUTPUT_MAX;
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
 }
 
 /* A JSON string of text that may not be UTF-8: invalid bytes become '?'. */
@@ -183,7 +144,7 @@ static void on_logs(int status, const char *body, size_t len, const char *err, v
     }
     if (since && sscanf(since, "%lld.%ld", &since_s, &since_ns) < 1)
         since_s = -1;
-    text = demux(body, len, &n);
+    text = dexec_demux(body, len, RPC_OUTPUT_MAX, &n);
     if (!text) {
         fail(c, 503, "out of memory");
         return;
@@ -263,84 +224,26 @@ static void on_stats(int status, const char *body, size_t len, const char *err, 
 
 /* ---- exec ---- */
 
-struct exec_out {
-    struct call *c;
-    char *text;
-    size_t n;
-    bool timed_out;
-};
-
-static void on_exec_inspect(int status, const char *body, size_t len, const char *err, void *arg)
+static void on_exec(const struct dexec_result *r, void *arg)
 {
-    struct exec_out *e = arg;
-    struct call *c = e->c;
-    json_t *v = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
-    json_t *code = json_object_get(v, "ExitCode");
-    json_t *ans;
-    if (e->timed_out) {
+    struct call *c = arg;
+    json_t *text, *ans;
+    if (r->failed) {
+        docker_error(c, r->status, r->body, r->len, r->err);
+        return;
+    }
+    text = text_json(r->output, r->output_len);
+    if (r->timed_out) {
         char msg[128];
         snprintf(msg, sizeof(msg), "the command did not finish within %ld s", c->timeout_s);
         ans = json_pack("{s:{s:i, s:s, s:o}}", "error", "status", 504, "message", msg, "output",
-                        text_json(e->text ? e->text : (char *)"", e->n));
+                        text);
     } else {
         ans = json_pack("{s:{s:o, s:o}}", "ok", "exit_code",
-                        json_is_integer(code) ? json_integer(json_integer_value(code)) : json_null(),
-                        "output", text_json(e->text ? e->text : (char *)"", e->n));
+                        r->has_exit_code ? json_integer(r->exit_code) : json_null(), "output",
+                        text);
     }
-    json_decref(v);
-    free(e->text);
-    free(e);
     answer(c, ans);
-}
-
-static void on_exec_done(int status, const char *body, size_t len, const char *err, void *arg)
-{
-    struct call *c = arg;
-    struct exec_out *e;
-    char path[160];
-    if (status != 200 && status != 101 && !(status == 0 && err && strstr(err, "imed out"))) {
-        docker_error(c, status, body, len, err);
-        return;
-    }
-    e = calloc(1, sizeof(*e));
-    if (!e) {
-        fail(c, 503, "out of memory");
-        return;
-    }
-    e->c = c;
-    e->timed_out = status == 0;
-    e->text = demux(body, len, &e->n);
-    snprintf(path, sizeof(path), "/exec/%s/json", c->exec_id);
-    if (docker_request(R.w->docker, "GET", path, NULL, 10000, on_exec_inspect, e) < 0) {
-        free(e->text);
-        free(e);
-        fail(c, 503, "the worker could not ask Docker");
-    }
-}
-
-static void on_exec_created(int status, const char *body, size_t len, const char *err, void *arg)
-{
-    struct call *c = arg;
-    json_t *v;
-    const char *id;
-    char path[160];
-    if (status != 201) {
-        docker_error(c, status, body, len, err);
-        return;
-    }
-    v = json_loadb(body, len, 0, NULL);
-    id = json_string_value(json_object_get(v, "Id"));
-    if (!id || strlen(id) >= sizeof(c->exec_id) || strspn(id, "0123456789abcdef") != strlen(id)) {
-        json_decref(v);
-        fail(c, 503, "Docker gave no exec id");
-        return;
-    }
-    util_strlcpy(c->exec_id, id, sizeof(c->exec_id));
-    json_decref(v);
-    snprintf(path, sizeof(path), "/exec/%s/start", c->exec_id);
-    if (docker_request(R.w->docker, "POST", path, "{\"Detach\":false,\"Tty\":false}",
-                       c->timeout_s * 1000, on_exec_done, c) < 0)
-        fail(c, 503, "the worker could not ask Docker");
 }
 
 /* ---- dispatch ---- */
@@ -401,19 +304,11 @@ static void handle(json_t *req)
         snprintf(path, sizeof(path), "/containers/berth-%s/stats?stream=false", c->iid);
         rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_stats, c);
     } else if (strcmp(kind, "exec") == 0) {
-        json_t *cmd = json_object_get(req, "command");
-        json_t *body;
-        char *text;
         c->timeout_s = (long)json_integer_value(json_object_get(req, "timeout_s"));
         if (c->timeout_s < 1 || c->timeout_s > 300)
             c->timeout_s = 30;
-        body = json_pack("{s:b, s:b, s:O}", "AttachStdout", 1, "AttachStderr", 1, "Cmd", cmd);
-        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        snprintf(path, sizeof(path), "/containers/berth-%s/exec", c->iid);
-        if (text && json_is_array(cmd))
-            rc = docker_request(R.w->docker, "POST", path, text, 15000, on_exec_created, c);
-        free(text);
+        snprintf(path, sizeof(path), "berth-%s", c->iid);
+        rc = dexec_run(R.w, path, json_object_get(req, "command"), NULL, c->timeout_s, on_exec, c);
     } else {
         fail(c, 400, "unknown request kind");
         return;

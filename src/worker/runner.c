@@ -404,6 +404,11 @@ static void finish_running(struct job *j)
                    2, p);
     }
     job_done(j, "running", "started", "the container is running");
+    /* after the status write (one connection, in order): the push looks for
+     * running instances; the container's copy of the keys may be stale */
+    if (json_is_integer(json_object_get(j->spec, "ssh_port")) &&
+        sshkeys_push(j->rn->w, NULL, j->instance_id, NULL, NULL) < 0)
+        log_warn("instance %s: SSH keys not pushed (PostgreSQL queue full)", j->instance_id);
     events_verify_soon(j->rn->w, j->instance_id);
 }
 
@@ -1193,6 +1198,16 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
     }
 }
 
+/* ---- ssh_keys: a user's keys into their running containers ---- */
+
+static void on_keys_pushed(int failed, void *arg)
+{
+    /* a container that could not take them has an event saying why; the
+     * next start pushes again */
+    job_done(arg, NULL, NULL, NULL);
+    (void)failed;
+}
+
 /* ---- routes_sync: the routes directory against the database ---- */
 
 /* Done once nginx has been reloaded with the result (or 30 s went by), so
@@ -1285,9 +1300,9 @@ static void on_claimed(PGresult *res, const char *err, void *arg)
             job_fail(j, "the routes could not be read (PostgreSQL queue full)", true);
         return;
     }
-    if (strcmp(j->kind, "ssh_keys") == 0) {
-        /* keys reach containers at create time; nothing to push into running ones yet */
-        job_done(j, NULL, NULL, NULL);
+    if (strcmp(j->kind, "ssh_keys") == 0 && valid_uuid(j->user_id)) {
+        if (sshkeys_push(j->rn->w, j->user_id, NULL, on_keys_pushed, j) < 0)
+            job_fail(j, "the user's instances could not be read (PostgreSQL queue full)", true);
         return;
     }
     job_fail(j, "the job has nothing to act on", false);

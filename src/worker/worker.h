@@ -79,6 +79,40 @@ void events_verify_soon(struct worker *w, const char *instance_id);
 bool events_connected(const struct events *ev);
 
 /* berth-api's questions that need Docker: logs, stats, exec (rpc.c). */
+/* dexec.c: a command in a container. The callback gets either failed (a
+ * Docker call failed: its status, body, err) or the output (demultiplexed,
+ * at most DEXEC_OUTPUT_MAX bytes, the end kept), timed_out, and the exit code
+ * when Docker knew it. */
+#define DEXEC_OUTPUT_MAX (1u << 20)
+struct dexec_result {
+    bool failed;
+    int status;
+    const char *body;
+    size_t len;
+    const char *err;
+    char *output; /* the callback may change it in place; freed after it */
+    size_t output_len;
+    bool timed_out;
+    bool has_exit_code;
+    long exit_code;
+};
+typedef void (*dexec_cb)(const struct dexec_result *r, void *arg);
+int dexec_run(struct worker *w, const char *container, json_t *cmd, json_t *env, long timeout_s,
+              dexec_cb cb, void *arg) __attribute__((warn_unused_result));
+/* Docker's multiplexed stream (no TTY): frames of an 8-byte header (stream,
+ * 0, 0, 0, big-endian length) then the payload. Returns the payloads joined,
+ * NUL-terminated, at most keep bytes (the end); a body that is not framed (a
+ * TTY container) is taken as it is. NULL when out of memory. */
+char *dexec_demux(const char *b, size_t n, size_t keep, size_t *outlen);
+
+/* sshkeys.c: write the owner's SSH public keys into the running SSH-enabled
+ * containers of user_id, or of the one instance instance_id (the other NULL).
+ * The callback (may be NULL) gets how many containers could not be written;
+ * each of those also gets an instance event. */
+typedef void (*sshkeys_cb)(int failed, void *arg);
+int sshkeys_push(struct worker *w, const char *user_id, const char *instance_id, sshkeys_cb cb,
+                 void *arg) __attribute__((warn_unused_result));
+
 int rpc_start(struct worker *w) __attribute__((warn_unused_result));
 void rpc_stop(void);
 
