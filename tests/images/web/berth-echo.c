@@ -27,7 +27,8 @@
  * at most HEAD_MAX bytes (431 above), lines end in CRLF, no obsolete line
  * folding, no whitespace before a colon, one Host in HTTP/1.1, Content-Length
  * digits only, Transfer-Encoding "chunked" only and never together with
- * Content-Length. Anything malformed is answered 400 and the connection
+ * Content-Length. A refused request is answered (400 when malformed; 417,
+ * 431, 501 or 505 when it asks for what is not served) and the connection
  * closed.
  *
  * SHA-1 (for Sec-WebSocket-Accept), SHA-256 (for uploads) and base64 are
@@ -39,7 +40,6 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
