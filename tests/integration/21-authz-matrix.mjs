@@ -29,15 +29,35 @@ const ok = (m) => console.log(`ok - ${m}`);
 class Skip extends Error {}
 const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
 
+// nginx closes idle keep-alive connections when it reloads (instances come and
+// go during this test); a request sent on one as it closes never reached
+// berth, so it is sent again, as browsers do -- after a pause, as the next
+// pooled connection may be closing too.
+async function send(url, init) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      const code = e.cause && e.cause.code;
+      if ((code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') || attempt === 5) {
+        console.error(`  ${init.method || 'GET'} ${url}: ${e.cause ? `${e.cause.code} ${e.cause.message}` : e}`);
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
 async function call(method, path, { token, session, body, raw } = {}) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (session) { headers.Cookie = `berth_session=${session.cookie}`; headers['X-CSRF-Token'] = session.csrf; }
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(URL + path, {
+  const init = {
     method, headers, body: body === undefined ? undefined : (raw ? body : JSON.stringify(body)),
     redirect: 'manual',
-  });
+  };
+  const res = await send(URL + path, init);
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
@@ -120,10 +140,8 @@ const factories = {
         // an address no instance holds).
         const path = `/container/${actors[owner].name}/${g.json.name}/`;
         for (let k = 0; k < 100; k++) {
-          // A reload closes idle keep-alive connections: a failed fetch here
-          // is retried, not an answer.
-          const p = await call('GET', path, { token: actors[owner].token }).catch(() => null);
-          if (p && p.status !== 404) break;
+          const p = await call('GET', path, { token: actors[owner].token });
+          if (p.status !== 404) break;
           await new Promise((res) => setTimeout(res, 100));
         }
         return `${actors[owner].name}/${g.json.name}`;
@@ -278,10 +296,10 @@ for (const route of routes) {
   const [method, pattern] = route.split(' ');
   if (method === 'GET' || route === 'POST /api/v1/auth/login') continue;
   const path = pattern.replace(/\{[a-z_]+\}/g, probeId);
-  const noCsrf = await fetch(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'Content-Type': 'application/json' }, body: '{}' });
+  const noCsrf = await send(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'Content-Type': 'application/json' }, body: '{}' });
   if (noCsrf.status === 403) ok(`${route}: a cookie session without X-CSRF-Token is refused (403)`);
   else notOk(`${route}: a cookie session without X-CSRF-Token is refused (403)`, `got ${noCsrf.status}`);
-  const foreign = await fetch(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'X-CSRF-Token': s.csrf, Origin: 'https://evil.example', 'Content-Type': 'application/json' }, body: '{}' });
+  const foreign = await send(URL + path, { method, headers: { Cookie: `berth_session=${s.cookie}`, 'X-CSRF-Token': s.csrf, Origin: 'https://evil.example', 'Content-Type': 'application/json' }, body: '{}' });
   if (foreign.status === 403) ok(`${route}: a foreign Origin is refused (403)`);
   else notOk(`${route}: a foreign Origin is refused (403)`, `got ${foreign.status}`);
 }
