@@ -17,7 +17,7 @@ psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -
 P=l$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 CONCURRENT=${LIFECYCLE_CONCURRENT:-50}
-INFLIGHT=${LIFECYCLE_INFLIGHT:-10}
+INFLIGHT=${LIFECYCLE_INFLIGHT:-20}
 
 http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
 ACSRF=$(jq -r .csrf_token <<<"$BODY")
@@ -284,7 +284,7 @@ sleep 0.3
 kill -9 "$(cut -d' ' -f1 "$RUN/worker.pid")"
 sleep 0.3
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-for _ in $(seq 300); do
+for _ in $(seq 900); do
     n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-k%' AND status = 'running'")
     [[ $n == "$INFLIGHT" ]] && break
     sleep 0.2
@@ -295,6 +295,11 @@ expect_eq "no orphan container (every labelled container has a live row)" "" \
     "$(comm -23 <(docker ps -a --filter "label=berth.cluster=$BERTH_CLUSTER" --format '{{.Label "berth.instance"}}' | sort) \
                <(psql_q "SELECT id FROM instances WHERE status <> 'deleted'" | sort))"
 expect_eq "no job is left open" 0 "$(psql_q "SELECT count(*) FROM jobs WHERE user_id = '$DEV_ID' AND status IN ('queued', 'running')")"
+expect_eq "no leaked port: one reservation per port of each of them, each bound by Docker" \
+    "$INFLIGHT $INFLIGHT" \
+    "$(psql_q "SELECT count(*) FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.user_id = '$DEV_ID' AND i.name LIKE '$P-k%'") $(docker ps --filter "label=berth.cluster=$BERTH_CLUSTER" --filter "label=berth.user=$P-dev" --format '{{.Names}} {{.Ports}}' | grep -F "$(psql_q "SELECT 'berth-' || id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-k%'")" | grep -o '127.0.0.1:[0-9]*' | sort -u | wc -l)"
+expect_eq "no port row of a deleted instance anywhere" 0 \
+    "$(psql_q "SELECT count(*) FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.status = 'deleted'")"
 
 # ---- a queue entry lost in Redis: the job row brings it back ----
 kill "$(cut -d' ' -f1 "$RUN/worker.pid")"
