@@ -2,8 +2,9 @@
 # bench/proxy — requests per second and p99 latency through berth's
 # /container/<user>/<instance>/ path, against baselines measured in the same
 # run on the same container, which runs berth-echo (berth-demo/web:1's
-# HTTP/1.1 test upstream, tests/images/README.md: ~40k requests/s with
-# keep-alive on 2 cores, so the proxies are what is measured):
+# HTTP/1.1 test upstream, tests/images/README.md: ~40k requests/s on 2 cores,
+# so the proxies are what is measured). Every target reaches it through the
+# published port on 127.0.0.1, i.e. through docker-proxy, like berth's routes:
 #   (a) direct     the container's published port, no proxy
 #   (b) nginx      plain nginx proxy_pass, no authorisation
 #   (c) berth      berth's route: auth_request to berth-api on every request
