@@ -8,10 +8,18 @@
 
 #include "berth/config.h"
 
+static char path[64];
+
+/* the scratch file goes when the fuzzer exits (time limit, or a crash found) */
+static void remove_scratch(void)
+{
+    if (path[0])
+        unlink(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
     struct berth_config c;
     char err[1024];
     FILE *f;
@@ -19,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!path[0]) {
         snprintf(path, sizeof(path), "/tmp/berth-fuzz-config.%d", (int)getpid());
         setenv("BERTH_CONFIG", path, 1);
+        atexit(remove_scratch);
     }
     f = fopen(path, "wb");
     if (!f)
