@@ -77,6 +77,7 @@ void router_print(void);
 /* Handlers. */
 void health_get(struct req *r);
 void proxy_auth(struct req *r); /* internal: nginx auth_request for /container/ */
+void proxy_auth_forget(void);    /* drop the cached proxy decisions (any change) */
 void metrics_get(struct req *r); /* GET /metrics, loopback scrapers (nginx allows 127.0.0.1) */
 /* Count one response for /metrics (server.c, after every request). */
 void metrics_observe(int status, long duration_ms);

@@ -99,7 +99,16 @@ void router_dispatch(struct req *r)
             continue;
         path_known = true;
         if (strcmp(routes[i].method, r->method) == 0) {
+            /* A change may take access away (logout, revoked token or key,
+             * disabled user, deleted instance): the proxy's cached decisions
+             * are dropped before it, and again after it committed, so none
+             * read meanwhile outlives it. */
+            bool unsafe = auth_method_unsafe(r->method);
+            if (unsafe)
+                proxy_auth_forget();
             routes[i].handler(r);
+            if (unsafe)
+                proxy_auth_forget();
             return;
         }
     }

@@ -228,8 +228,15 @@ expect_eq "an anonymous API client gets 401" 401 "$(code "$BERTH_URL$BASE")"
 loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Accept: text/html' "$BERTH_URL${BASE}x?y=1")
 expect_eq "an anonymous browser is sent to the login page with a return address" \
     "302 $BERTH_URL/?next=${BASE}x?y=1" "$loc"
+# berth-api caches its decisions for a moment: taking access away must not wait for that.
+expect_eq "the owner's token reaches the instance (the decision is now cached)" 200 \
+    "$(code -H "Authorization: Bearer $TOKEN" "$BERTH_URL$BASE")"
 curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X DELETE "$BERTH_URL/api/v1/tokens/$TOKID"
-expect_eq "a revoked token gets 401" 401 "$(code -H "Authorization: Bearer $TOKEN" "$BERTH_URL$BASE")"
+expect_eq "a revoked token gets 401 at once" 401 "$(code -H "Authorization: Bearer $TOKEN" "$BERTH_URL$BASE")"
+read -r S2COOK S2CSRF <<<"$(login "$P-dev" "pw-$P-dev")"
+expect_eq "a second session of the owner reaches the instance" 200 "$(code -b "berth_session=$S2COOK" "$BERTH_URL$BASE")"
+curl -s -o /dev/null -b "berth_session=$S2COOK" -H "X-CSRF-Token: $S2CSRF" -X POST "$BERTH_URL/api/v1/auth/logout"
+expect_eq "once it logs out, its cookie gets 401 at once" 401 "$(code -b "berth_session=$S2COOK" "$BERTH_URL$BASE")"
 expect_eq "a revoked token's WebSocket upgrade gets 401" 401 "$(wsc -H "Authorization: Bearer $TOKEN" status)"
 expect_eq "an address no instance holds is 404" 404 "$(code -b "berth_session=$DCOOK" "$BERTH_URL/container/$P-dev/nothing/")"
 
