@@ -4,7 +4,8 @@
  * the pass that makes box-available/ and box-enabled/ agree with the
  * database.
  *
- * The pass reads every live instance of this node; each with an HTTP port
+ * The pass reads every live instance of this node (a `deleting` one has lost
+ * its route already); each with an HTTP port
  * gets its snippet written (when missing or different) and linked, and the
  * snippets of instances the node does not have are removed (those naming
  * another node are left to that node's worker). routes_put and routes_prune
@@ -125,7 +126,8 @@ int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *a
                  "SELECT i.id, u.username, i.name, coalesce(i.spec->>'template_name', ''),"
                  " p.port, coalesce(i.spec->>'proxy_mode', '') = 'keep' FROM instances i JOIN"
                  " users u ON u.id = i.user_id LEFT JOIN instance_ports p ON p.instance_id ="
-                 " i.id AND p.name = 'http' WHERE i.node = $1 AND i.status <> 'deleted'",
+                 " i.id AND p.name = 'http' WHERE i.node = $1 AND i.status NOT IN ('deleted',"
+                 " 'deleting')",
                  1, p, on_rows, s) < 0) {
         free(s);
         return -1;

@@ -73,6 +73,7 @@ struct job {
 struct net_pending {
     struct net_pending *next;
     char name[160];
+    const struct job *owner; /* the job looking it up or making it */
 };
 
 struct runner {
@@ -208,6 +209,17 @@ static void job_release(struct job *j)
         return;
     j->dead = true;
     ev_timer_stop(rn->w->loop, &j->timer);
+    /* a job that ends (failed, say) while it held a network's pending mark
+     * lets the next job of that user at it */
+    for (struct net_pending **pp = &rn->nets; *pp;) {
+        struct net_pending *n = *pp;
+        if (n->owner == j) {
+            *pp = n->next;
+            free(n);
+        } else {
+            pp = &n->next;
+        }
+    }
     /* the next job of the same instance may go */
     for (struct job *o = rn->jobs; o; o = o->next) {
         if (o->waiting && !o->dead && strcmp(o->instance_id, j->instance_id) == 0) {
@@ -795,7 +807,10 @@ static void net_create(struct job *j)
                   "berth.cluster", rn->w->cfg->cluster);
     text = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
-    if (!text || docker_request(rn->w->docker, "POST", "/networks/create", text, 30000,
+    /* A busy Docker (a hundred creates at once) can take more than 30 s to
+     * make a network; a create given up on early may still happen, and the
+     * retry would make a second network of the same name. */
+    if (!text || docker_request(rn->w->docker, "POST", "/networks/create", text, 180000,
                                 on_net_created, j) < 0) {
         net_done(rn, j->net);
         job_fail(j, "the worker could not start creating the network", true);
@@ -813,43 +828,49 @@ static void on_net_wait(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_net(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct job *j = arg;
-    struct runner *rn = j->rn;
     if (status == 200) {
+        net_done(j->rn, j->net);
         j->net_ready = true;
         c_create(j);
         return;
     }
     if (status != 404) {
+        net_done(j->rn, j->net);
         docker_failed(j, "looking up the user's network failed", status, body, len, err);
         return;
     }
+    j->net_try = 0;
+    net_create(j); /* net_done when it is made */
+}
+
+/* The user's network: looked up, made when missing. One job of a user at a
+ * time does it (the pending mark covers lookup and creation both): Docker's
+ * duplicate check is not atomic, and two creates of one name make two
+ * networks that no container can then be started on ("ambiguous"). */
+static void c_network(struct job *j)
+{
+    struct runner *rn = j->rn;
+    char path[200];
+    struct net_pending *n;
     if (net_find(rn, j->net)) {
-        /* another job of this user is creating it: look again shortly */
+        /* another job of this user is at it: look again shortly */
         ev_timer_stop(rn->w->loop, &j->timer);
         ev_set_cb(&j->timer, on_net_wait);
         ev_timer_set(&j->timer, 0.05, 0.);
         ev_timer_start(rn->w->loop, &j->timer);
         return;
     }
-    {
-        struct net_pending *n = calloc(1, sizeof(*n));
-        if (!n) {
-            job_fail(j, "out of memory", true);
-            return;
-        }
-        util_strlcpy(n->name, j->net, sizeof(n->name));
-        n->next = rn->nets;
-        rn->nets = n;
-        j->net_try = 0;
-        net_create(j);
+    n = calloc(1, sizeof(*n));
+    if (!n) {
+        job_fail(j, "out of memory", true);
+        return;
     }
-}
-
-static void c_network(struct job *j)
-{
-    char path[200];
+    util_strlcpy(n->name, j->net, sizeof(n->name));
+    n->owner = j;
+    n->next = rn->nets;
+    rn->nets = n;
     snprintf(path, sizeof(path), "/networks/%s", j->net);
-    dcall(j, "GET", path, NULL, 30000, on_net);
+    dcall(j, "GET", path, NULL, 120000, on_net);
 }
 
 static void on_creating_marked(PGresult *res, const char *err, void *arg)
@@ -1043,6 +1064,11 @@ static void on_container_removed(int status, const char *body, size_t len, const
 static void d_begin(struct job *j)
 {
     char path[128];
+    /* The route goes first: the instance is going away, and a burst of
+     * deletes then falls into one or two reloads, not one per container
+     * as Docker removes them. */
+    if (j->rn->w->routes)
+        routes_remove(j->rn->w->routes, j->instance_id);
     snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
     dcall(j, "DELETE", path, NULL, 60000, on_container_removed);
 }

@@ -32,7 +32,13 @@ struct worker {
 };
 
 /* Max jobs running at once; the pop waits while this many are in flight. */
-#define RUNNER_MAX_INFLIGHT 64
+/* Jobs held at once (running, delayed or waiting). High enough that a burst
+ * of creates (a class of 100 starting at once) is taken in within a moment:
+ * each create puts its nginx route when it begins, so the whole burst's
+ * routes fall into one or two reloads instead of trickling in as earlier
+ * jobs finish. A held job costs a few hundred bytes; Docker takes the
+ * concurrent calls as it does a client's. */
+#define RUNNER_MAX_INFLIGHT 256
 
 struct runner *runner_new(struct worker *w);
 void runner_free(struct runner *rn);
