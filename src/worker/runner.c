@@ -880,7 +880,6 @@ static void on_creating_marked(PGresult *res, const char *err, void *arg)
         job_fail(j, "the instance status could not be written", true);
         return;
     }
-    job_route_put(j);
     c_create(j);
 }
 
@@ -889,6 +888,7 @@ static void c_begin(struct job *j)
 {
     const char *p[1] = {j->instance_id};
     j->net_ready = j->image_ready = false;
+    job_route_put(j); /* now, not after a round trip: a burst's routes fall together */
     event(j, "creating", "creating the container");
     q(j,
       "UPDATE instances SET status = 'creating' WHERE id = $1 AND status IN ('pending',"
