@@ -251,16 +251,18 @@ int admin_seed_templates(const char *file)
 
 #define SYNC_WAIT_MS 60000
 
-/* Queue one routes_sync job per registered node (row, audit, push), then wait
- * for each and print what its worker did. A push that fails is not fatal: the
- * worker's reconcile queues open rows it does not find in Redis. */
+/* Queue one routes_sync job per node whose worker runs (its heartbeat is in
+ * Redis) -- row, audit, push -- then wait for each and print what its worker
+ * did. A node without a heartbeat is named and skipped (a worker that is not
+ * running cannot answer; it syncs by itself when it starts). Without Redis
+ * the jobs are queued anyway: the worker's reconcile finds open rows. */
 int admin_sync_routes(void)
 {
     struct api_thread th = {0};
     PGconn *pg = connect_or_say();
     PGresult *res;
     char (*ids)[37] = NULL;
-    int n, rc = 0;
+    int n, rc = 0, live = 0;
     bool *over = NULL;
     int64_t until;
 
@@ -291,7 +293,20 @@ int admin_sync_routes(void)
         const char *node = PQgetvalue(res, i, 0);
         const char *p[2] = {ids[i], node};
         PGresult *ins;
-        redisContext *rq;
+        redisContext *rq = rq_conn(&th);
+        if (rq) {
+            redisReply *hb = redisCommand(rq, "EXISTS " KEY_HEARTBEAT_FMT, node);
+            bool down = hb && hb->type == REDIS_REPLY_INTEGER && hb->integer == 0;
+            if (hb)
+                freeReplyObject(hb);
+            if (down) {
+                printf("node %s: skipped: no berth-worker is running there (no heartbeat)\n",
+                       node);
+                over[i] = true;
+                continue;
+            }
+        }
+        live++;
         if (util_uuid(ids[i]) < 0) {
             log_error("no randomness for a job id");
             rc = 1;
@@ -310,15 +325,19 @@ int admin_sync_routes(void)
             goto out;
         }
         PQclear(ins);
-        rq = rq_conn(&th);
         if (rq) {
             redisReply *rep = redisCommand(rq, "LPUSH " KEY_JOBS_FMT " %s", node, ids[i]);
             if (rep)
                 freeReplyObject(rep);
         }
     }
+    if (live == 0) {
+        printf("no node has a running berth-worker: nothing was synced\n");
+        rc = 1;
+        goto out;
+    }
     until = util_now_ms() + SYNC_WAIT_MS;
-    for (int left = n; left > 0 && util_now_ms() < until;) {
+    for (int left = live; left > 0 && util_now_ms() < until;) {
         for (int i = 0; i < n; i++) {
             const char *p[1] = {ids[i]};
             PGresult *j;
