@@ -1112,6 +1112,16 @@ static void on_user_gone(PGresult *res, const char *err, void *arg)
         job_fail(j, "the user could not be removed", true);
         return;
     }
+    /* The user's network normally goes with their last instance; a burst of
+     * deletes can leave it (Docker still releasing an endpoint when the last
+     * delete asked). The user is gone now: so is it. */
+    if (PQntuples(res) == 1 && valid_name(PQgetvalue(res, 0, 0))) {
+        char path[200];
+        snprintf(path, sizeof(path), "/networks/berth-%s-%s", j->rn->w->cfg->cluster,
+                 PQgetvalue(res, 0, 0));
+        if (docker_request(j->rn->w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
+            log_warn("cannot remove the network of deleted user %s", PQgetvalue(res, 0, 0));
+    }
     job_finish(j);
 }
 
@@ -1159,7 +1169,7 @@ static void u_check(PGresult *res, const char *err, void *arg)
       "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now(), user_id ="
       " NULL WHERE id = $2), jn AS (UPDATE jobs SET user_id = NULL WHERE user_id = $1 AND id <>"
       " $2), vd AS (DELETE FROM volumes WHERE user_id = $1), idel AS (DELETE FROM instances WHERE"
-      " user_id = $1) DELETE FROM users WHERE id = $1 AND disabled",
+      " user_id = $1) DELETE FROM users WHERE id = $1 AND disabled RETURNING username",
       2, p, on_user_gone);
 }
 
