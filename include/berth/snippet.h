@@ -1,9 +1,10 @@
 /*
  * snippet — the nginx `location` block that exposes one instance at
- * /container/<user>/<instance>/. Rendered only from validated values: every
- * field is checked again here (defence in depth) and anything that is not a
- * name, a UUID, an IP literal or a port is refused — nothing from a user is
- * ever pasted into nginx's configuration language.
+ * /container/<user>/<instance>/, and the `upstream` block it proxies to.
+ * Rendered only from validated values: every field is checked again here
+ * (defence in depth) and anything that is not a name, a UUID, an IP literal
+ * or a port is refused — nothing from a user is ever pasted into nginx's
+ * configuration language.
  */
 #ifndef BERTH_SNIPPET_H
 #define BERTH_SNIPPET_H
@@ -22,6 +23,12 @@ struct snippet_in {
     const char *node;          /* name rule, or NULL: the node whose worker owns the file */
 };
 
+/* Idle connections each nginx worker keeps open to one instance. A browser
+ * holds about six connections to a site; nginx reuses these for whatever
+ * requests come next, and an instance with no traffic costs none (idle ones
+ * close after the upstream keepalive_timeout, 60 s). */
+#define SNIPPET_KEEPALIVE 8
+
 /* Largest snippet the renderer produces. */
 #define SNIPPET_MAX 4096
 
@@ -31,6 +38,15 @@ struct snippet_in {
  */
 int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Render the upstream group the location proxies to ("berth-<instance id>",
+ * the instance's address, keepalive): a file included at http level, which
+ * must be in place before its location. Same fields, same checks, same
+ * returns as snippet_render.
+ */
+int snippet_render_upstream(const struct snippet_in *in, char *out, size_t outlen, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
 
 /* The node named in a rendered snippet's header, copied into out (size
  * bytes). False when the text names none (a file from before nodes were

@@ -13,6 +13,12 @@
  * nginx.conf and inherited: a proxy_set_header inside each location would make
  * nginx build a header table per instance, and reloads with thousands of
  * routes would pay for it.
+ *
+ * Each location proxies to a named upstream group, rendered into a second
+ * file included at http level, so that nginx keeps idle connections to the
+ * instance open (keepalive) instead of opening one per request: through
+ * docker-proxy, a new upstream connection per request halved what a route
+ * could carry (issue 5's proxy benchmark).
  */
 #include "berth/snippet.h"
 
@@ -30,12 +36,9 @@ bool snippet_valid_host(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
-                   size_t errlen)
+/* Every field checked again (defence in depth); 0, or -1 with err. */
+static int check(const struct snippet_in *in, char *err, size_t errlen)
 {
-    char upstream[64];
-    int n;
-
     if (!valid_uuid(in->instance_id)) {
         snprintf(err, errlen, "instance id is not a UUID");
         return -1;
@@ -64,31 +67,61 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
         snprintf(err, errlen, "upstream port is not in 1-65535");
         return -1;
     }
-    snprintf(upstream, sizeof(upstream), strchr(in->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
-             in->upstream_host, in->upstream_port);
+    return 0;
+}
 
-    /* proxy_pass with a URI part ("/") replaces the matched prefix: strip.
-     * Without one the request URI goes upstream unchanged: keep. */
-    n = snprintf(out, outlen,
-                 "# berth instance %s\n"
-                 "#   user %s, instance %s, template %s%s%s\n"
-                 "# Written by berth-worker from the database: edits are overwritten.\n"
-                 "location /container/%s/%s/ {\n"
-                 "    auth_request /_berth/auth;\n"
-                 "    error_page 401 = @berth_login;\n"
-                 "    error_page 403 = @berth_forbidden;\n"
-                 "    error_page 502 504 @berth_unavailable;\n"
-                 "    proxy_pass http://%s%s;\n"
-                 "    client_max_body_size 0;\n"
-                 "}\n",
-                 in->instance_id, in->user, in->instance, in->template_name,
-                 in->node ? ", node " : "", in->node ? in->node : "", in->user,
-                 in->instance, upstream, in->keep_prefix ? "" : "/");
+static int finish(int n, size_t outlen, char *err, size_t errlen)
+{
     if (n < 0 || (size_t)n >= outlen) {
         snprintf(err, errlen, "snippet larger than its buffer");
         return -1;
     }
     return n;
+}
+
+int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
+                   size_t errlen)
+{
+    if (check(in, err, errlen) < 0)
+        return -1;
+    /* proxy_pass with a URI part ("/") replaces the matched prefix: strip.
+     * Without one the request URI goes upstream unchanged: keep. */
+    return finish(snprintf(out, outlen,
+                           "# berth instance %s\n"
+                           "#   user %s, instance %s, template %s%s%s\n"
+                           "# Written by berth-worker from the database: edits are overwritten.\n"
+                           "location /container/%s/%s/ {\n"
+                           "    auth_request /_berth/auth;\n"
+                           "    error_page 401 = @berth_login;\n"
+                           "    error_page 403 = @berth_forbidden;\n"
+                           "    error_page 502 504 @berth_unavailable;\n"
+                           "    proxy_pass http://berth-%s%s;\n"
+                           "    client_max_body_size 0;\n"
+                           "}\n",
+                           in->instance_id, in->user, in->instance, in->template_name,
+                           in->node ? ", node " : "", in->node ? in->node : "", in->user,
+                           in->instance, in->instance_id, in->keep_prefix ? "" : "/"),
+                  outlen, err, errlen);
+}
+
+int snippet_render_upstream(const struct snippet_in *in, char *out, size_t outlen, char *err,
+                            size_t errlen)
+{
+    char addr[64];
+    if (check(in, err, errlen) < 0)
+        return -1;
+    snprintf(addr, sizeof(addr), strchr(in->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
+             in->upstream_host, in->upstream_port);
+    return finish(snprintf(out, outlen,
+                           "# berth instance %s\n"
+                           "#   user %s, instance %s: the upstream of its location\n"
+                           "upstream berth-%s {\n"
+                           "    server %s;\n"
+                           "    keepalive %d;\n"
+                           "}\n",
+                           in->instance_id, in->user, in->instance, in->instance_id, addr,
+                           SNIPPET_KEEPALIVE),
+                  outlen, err, errlen);
 }
 
 bool snippet_node(const char *text, size_t len, char *out, size_t size)

@@ -73,10 +73,21 @@ struct routes {
     size_t nops, capops;
 };
 
+/* An instance's two files: its location (server level) and its upstream
+ * group (http level), each in box-available/ and linked into box-enabled/. */
+#define EXT_LOC ".conf"
+#define EXT_UP  ".upstream"
+
+static void path_ext(const struct routes *r, const char *sub, const char *id, const char *ext,
+                     char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s/%s%s", r->cfg->box_dir, sub, id, ext);
+}
+
 static void path_of(const struct routes *r, const char *sub, const char *id, char *out,
                     size_t size)
 {
-    snprintf(out, size, "%s/%s/%s.conf", r->cfg->box_dir, sub, id);
+    path_ext(r, sub, id, EXT_LOC, out, size);
 }
 
 static void dir_of(const struct routes *r, const char *sub, char *out, size_t size)
@@ -138,16 +149,16 @@ static void idset_drop(struct idset *s, const char *id)
     }
 }
 
-static int link_now(struct routes *r, const char *id, char *err, size_t errlen)
+static int link_one(struct routes *r, const char *id, const char *ext, char *err, size_t errlen)
 {
     char link[4096], tmp[4200], target[128];
     struct stat st;
 
-    path_of(r, "box-enabled", id, link, sizeof(link));
+    path_ext(r, "box-enabled", id, ext, link, sizeof(link));
     if (lstat(link, &st) == 0)
         return 0;
     /* Relative, so the tree can be mounted elsewhere (containers). */
-    snprintf(target, sizeof(target), "../box-available/%s.conf", id);
+    snprintf(target, sizeof(target), "../box-available/%s%s", id, ext);
     snprintf(tmp, sizeof(tmp), "%s.tmp", link);
     unlink(tmp);
     if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
@@ -158,13 +169,45 @@ static int link_now(struct routes *r, const char *id, char *err, size_t errlen)
     return 0;
 }
 
-static bool unlink_now(struct routes *r, const char *id)
+/* The upstream first: a location whose upstream group is missing would fail
+ * nginx's test. */
+static int link_now(struct routes *r, const char *id, char *err, size_t errlen)
 {
-    char file[4096], link[4096];
+    if (link_one(r, id, EXT_UP, err, errlen) < 0)
+        return -1;
+    return link_one(r, id, EXT_LOC, err, errlen);
+}
+
+static bool linked(const struct routes *r, const char *id)
+{
+    char link[4096];
+    struct stat st;
+    path_ext(r, "box-enabled", id, EXT_UP, link, sizeof(link));
+    if (lstat(link, &st) < 0)
+        return false;
+    path_of(r, "box-enabled", id, link, sizeof(link));
+    return lstat(link, &st) == 0;
+}
+
+/* Unlink the location, then its upstream; true if either link was there. */
+static bool unlink_links(struct routes *r, const char *id)
+{
+    char link[4096];
     bool removed;
     path_of(r, "box-enabled", id, link, sizeof(link));
+    removed = unlink(link) == 0;
+    path_ext(r, "box-enabled", id, EXT_UP, link, sizeof(link));
+    removed = (unlink(link) == 0) || removed;
+    return removed;
+}
+
+static bool unlink_now(struct routes *r, const char *id)
+{
+    char file[4096];
+    bool removed = unlink_links(r, id); /* the links first: never a dangling one */
     path_of(r, "box-available", id, file, sizeof(file));
-    removed = unlink(link) == 0; /* the link first: never a dangling one */
+    removed = (unlink(file) == 0) || removed;
+    path_ext(r, "box-available", id, EXT_UP, file, sizeof(file));
     removed = (unlink(file) == 0) || removed;
     return removed;
 }
@@ -319,11 +362,11 @@ static void on_debounce(struct ev_loop *loop, ev_timer *w, int revents)
  * (so testing again can succeed). */
 static bool unlink_culprits(struct routes *r)
 {
-    char link[4096], msg[600];
+    char msg[600];
     bool any = false;
     const char *p = r->errbuf;
 
-    /* nginx names the file: ".../box-enabled/<uuid>.conf:LINE". */
+    /* nginx names the file: ".../box-enabled/<uuid>.conf:LINE" (or .upstream). */
     while ((p = strstr(p, "box-enabled/")) != NULL) {
         char id[37];
         p += strlen("box-enabled/");
@@ -333,8 +376,7 @@ static bool unlink_culprits(struct routes *r)
         id[36] = '\0';
         if (!valid_uuid(id))
             continue;
-        path_of(r, "box-enabled", id, link, sizeof(link));
-        if (unlink(link) == 0) {
+        if (unlink_links(r, id)) {
             any = true;
             snprintf(msg, sizeof(msg), "nginx refused this instance's route: %.500s", r->errbuf);
             idset_drop(&r->pending, id);
@@ -348,8 +390,7 @@ static bool unlink_culprits(struct routes *r)
     /* Not attributable to one file: take back everything new since the last
      * good reload; the running configuration stays as it was. */
     for (size_t i = 0; i < r->pending.n; i++) {
-        path_of(r, "box-enabled", r->pending.ids[i], link, sizeof(link));
-        if (unlink(link) == 0) {
+        if (unlink_links(r, r->pending.ids[i])) {
             any = true;
             snprintf(msg, sizeof(msg), "nginx refused the configuration with this route: %.480s",
                      r->errbuf);
@@ -486,7 +527,6 @@ int routes_prepare(struct routes *r, char *err, size_t errlen)
     return 0;
 }
 
-/* Does path hold exactly data? */
 /* Reads a snippet file (at most SNIPPET_MAX bytes) into buf; its length or -1. */
 static ssize_t read_snippet(const char *path, char *buf)
 {
@@ -499,6 +539,7 @@ static ssize_t read_snippet(const char *path, char *buf)
     return n;
 }
 
+/* Does path hold exactly data? */
 static bool same_content(const char *path, const char *data, size_t len)
 {
     char buf[SNIPPET_MAX + 1];
@@ -516,29 +557,44 @@ static bool foreign(const struct routes *r, const char *path)
            strcmp(node, r->cfg->node) != 0;
 }
 
+/* Write path's file in dir as name when its content differs. 1 written, 0
+ * already so, -1 with err. */
+static int write_if_changed(const char *dir, const char *name, const char *text, size_t n,
+                            char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (same_content(path, text, n))
+        return 0;
+    /* Rewriting a target is safe at any time: the rename is atomic, and a
+     * parsing master reads the old or the new file, both valid. */
+    return fileio_write_atomic(dir, name, text, n, 0644, err, errlen) < 0 ? -1 : 1;
+}
+
 int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
 {
-    char text[SNIPPET_MAX], avail_dir[4096], file[4096], link[4096];
-    struct stat st;
-    int n = snippet_render(in, text, sizeof(text), err, errlen);
-    bool changed = false;
+    char loc[SNIPPET_MAX], up[SNIPPET_MAX], avail_dir[4096], name[64];
+    int nl = snippet_render(in, loc, sizeof(loc), err, errlen), nu, wl, wu;
+    bool changed;
 
-    if (n < 0)
+    if (nl < 0)
+        return -1;
+    nu = snippet_render_upstream(in, up, sizeof(up), err, errlen);
+    if (nu < 0)
         return -1;
     dir_of(r, "box-available", avail_dir, sizeof(avail_dir));
-    path_of(r, "box-available", in->instance_id, file, sizeof(file));
-    path_of(r, "box-enabled", in->instance_id, link, sizeof(link));
-    /* Rewriting the target is safe at any time: the rename is atomic, and a
-     * parsing master reads the old or the new snippet, both valid. */
-    if (!same_content(file, text, (size_t)n)) {
-        char name[64];
-        snprintf(name, sizeof(name), "%s.conf", in->instance_id);
-        if (fileio_write_atomic(avail_dir, name, text, (size_t)n, 0644, err, errlen) < 0)
-            return -1;
-        changed = true;
+    snprintf(name, sizeof(name), "%s" EXT_UP, in->instance_id);
+    wu = write_if_changed(avail_dir, name, up, (size_t)nu, err, errlen);
+    if (wu < 0)
+        return -1;
+    snprintf(name, sizeof(name), "%s" EXT_LOC, in->instance_id);
+    wl = write_if_changed(avail_dir, name, loc, (size_t)nl, err, errlen);
+    if (wl < 0)
+        return -1;
+    changed = wu > 0 || wl > 0;
+    if (changed)
         idset_drop(&r->refused, in->instance_id); /* a new snippet gets a new try */
-    }
-    if (lstat(link, &st) < 0) {
+    if (!linked(r, in->instance_id)) {
         if (idset_has(&r->refused, in->instance_id)) {
             snprintf(err, errlen, "nginx refused this snippet; it stays unlinked");
             return 0;
@@ -576,9 +632,10 @@ void routes_remove(struct routes *r, const char *instance_id)
 
 size_t routes_prune(struct routes *r, const char *const *keep, size_t n)
 {
-    size_t removed = 0;
     static const char *const subs[] = {"box-enabled", "box-available"};
+    struct idset gone = {0}; /* each id counted once, whichever files it had */
     char d[4096];
+    size_t removed;
 
     for (size_t s = 0; s < ARRAY_LEN(subs); s++) {
         DIR *dir;
@@ -591,7 +648,8 @@ size_t routes_prune(struct routes *r, const char *const *keep, size_t n)
             char id[37];
             bool kept = false;
             size_t len = strlen(e->d_name);
-            if (len != 41 || strcmp(e->d_name + 36, ".conf") != 0)
+            if (len <= 36 || (strcmp(e->d_name + 36, EXT_LOC) != 0 &&
+                              strcmp(e->d_name + 36, EXT_UP) != 0))
                 continue;
             memcpy(id, e->d_name, 36);
             id[36] = '\0';
@@ -599,18 +657,20 @@ size_t routes_prune(struct routes *r, const char *const *keep, size_t n)
                 continue;
             for (size_t i = 0; i < n && !kept; i++)
                 kept = strcmp(keep[i], id) == 0;
-            if (!kept) {
+            if (!kept && !idset_has(&gone, id)) {
                 char file[4096];
                 path_of(r, "box-available", id, file, sizeof(file));
                 if (foreign(r, file))
                     continue;
                 log_info("removing the route of %s: no such instance", id);
                 routes_remove(r, id);
-                removed++;
+                idset_add(&gone, id);
             }
         }
         closedir(dir);
     }
+    removed = gone.n;
+    free(gone.ids);
     return removed;
 }
 

@@ -1,7 +1,9 @@
 /*
- * routes — the nginx side of HTTP exposure: one snippet per instance with an
- * HTTP port in <box_dir>/box-available/<instance id>.conf, linked into
- * box-enabled/, and nginx reloads that are tested first and coalesced.
+ * routes — the nginx side of HTTP exposure: per instance with an HTTP port,
+ * its location in <box_dir>/box-available/<instance id>.conf and the upstream
+ * group it proxies to in <instance id>.upstream (snippet.h), both linked into
+ * box-enabled/ (the upstream first, unlinked last); and nginx reloads that
+ * are tested first and coalesced.
  *
  * Reloads: a change marks the configuration dirty and arms a short timer; when
  * it fires and no reload is in flight, the worker runs `nginx_test` and then

@@ -170,16 +170,20 @@ int main(int argc, char **argv)
         usleep(500 * 1000);
 
         /* baseline: the same kind of snippet by hand, plain reload, no test. */
-        char text[SNIPPET_MAX], fname[64], box[4200];
+        char text[SNIPPET_MAX], up[SNIPPET_MAX], fname[64], uname[64], box[4200];
         make_id(910000 + s, id);
         snprintf(user, sizeof(user), "plain%d", s);
         struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
         int n = snippet_render(&pin, text, sizeof(text), err, sizeof(err));
+        int nu = snippet_render_upstream(&pin, up, sizeof(up), err, sizeof(err));
         snprintf(box, sizeof(box), "%s/box-enabled", dir);
         snprintf(fname, sizeof(fname), "%s.conf", id);
+        snprintf(uname, sizeof(uname), "%s.upstream", id);
         snprintf(path, sizeof(path), "/container/%s/box/", user);
         t0 = util_now_ms();
-        if (n < 0 || fileio_write_atomic(box, fname, text, (size_t)n, 0644, err, sizeof(err)) < 0 ||
+        if (n < 0 || nu < 0 ||
+            fileio_write_atomic(box, uname, up, (size_t)nu, 0644, err, sizeof(err)) < 0 ||
+            fileio_write_atomic(box, fname, text, (size_t)n, 0644, err, sizeof(err)) < 0 ||
             sh(plain_reload) != 0)
             return 1;
         double base_ms = wait_live(path, t0);

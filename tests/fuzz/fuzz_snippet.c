@@ -1,10 +1,11 @@
 /* Fuzz the nginx snippet renderer with hostile field values. The input is
  * split at '\n' into id, user, instance, template, host, port, mode, node
- * (absent: NULL). Whatever
- * comes in, the output is either refused or exactly one location block whose
- * every line is one of the expected directives: no injected directive, brace,
- * quote or variable can get through; and the node read back from the header
- * is the node given. */
+ * (absent: NULL). Whatever comes in, the location is either refused or
+ * exactly one location block whose every line is one of the expected
+ * directives: no injected directive, brace, quote or variable can get
+ * through; the node read back from the header is the node given; and the
+ * upstream group is refused exactly when the location is, or else is one
+ * upstream block of one server line and one keepalive line. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,36 @@ static void check_output(const char *out, const struct snippet_in *in)
         abort();
 }
 
+/* "upstream berth-<id> {", "    server <addr>;", "    keepalive N;", "}" under comments. */
+static void check_upstream(const char *out, const struct snippet_in *in)
+{
+    char head[128], server[128], keep[64];
+    int want = 0;
+    const char *line = out;
+
+    snprintf(head, sizeof(head), "upstream berth-%s {", in->instance_id);
+    snprintf(server, sizeof(server), strchr(in->upstream_host, ':') ? "    server [%s]:%d;"
+                                                                    : "    server %s:%d;",
+             in->upstream_host, in->upstream_port);
+    snprintf(keep, sizeof(keep), "    keepalive %d;", SNIPPET_KEEPALIVE);
+    const char *const seq[] = {head, server, keep, "}"};
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (len && line[0] == '#') {
+            if (memchr(line, '{', len) || memchr(line, '}', len) || memchr(line, ';', len) || want)
+                abort(); /* comments only before the block, without syntax */
+        } else if (want >= 4 || strlen(seq[want]) != len || memcmp(line, seq[want], len) != 0) {
+            abort();
+        } else {
+            want++;
+        }
+        line = nl ? nl + 1 : line + len;
+    }
+    if (want != 4)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -99,6 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (n < 0 && !err[0])
         abort();
+    int nu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
+    if ((nu < 0) != (n < 0))
+        abort();
+    if (nu >= 0)
+        check_upstream(out, &in);
     free(buf);
     return 0;
 }

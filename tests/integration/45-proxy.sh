@@ -103,6 +103,17 @@ body=$(curl -s --max-time 30 -b "berth_session=$DCOOK" "$BERTH_URL${BASE}a/b?c=d
 check "strip mode: the container gets the path without the prefix" grep -qx 'request: GET /a/b?c=d HTTP/1.1' <<<"$body"
 body=$(curl -s --max-time 30 -b "berth_session=$DCOOK" "$BERTH_URL${KBASE}a/b?c=d")
 check "keep mode: the container gets the whole path" grep -qx "request: GET ${KBASE}a/b?c=d HTTP/1.1" <<<"$body"
+# nginx keeps its connections to the instance (the route's upstream group):
+# of separate client connections in a row, later ones arrive on an upstream
+# connection that carried requests before (each nginx worker keeps its own).
+reused=0
+for _ in 1 2 3 4 5 6; do
+    n=$(curl -s --max-time 30 -b "berth_session=$DCOOK" "$BERTH_URL$BASE" | sed -n 's/^connection: request //p')
+    [[ ${n:-0} -gt 1 ]] && reused=$((reused + 1))
+done
+check "upstream connections are kept and reused across client connections ($reused of 6 reused)" test "$reused" -ge 3
+check "... and a non-upgrade request reaches the container without 'Connection: close'" \
+    bash -c "! curl -s --max-time 30 -b 'berth_session=$DCOOK' '$BERTH_URL${BASE}headers' | grep -qix 'connection: close'"
 hdrs=$(curl -s --max-time 30 -b "berth_session=$DCOOK; theirs=kept" -H 'X-Test: 1' "$BERTH_URL${BASE}headers")
 if grep -qi 'berth_session' <<<"$hdrs"; then fail "the container never sees berth_session" "$(grep -i '^cookie:' <<<"$hdrs")"
 else ok "the container never sees berth_session"; fi
@@ -265,4 +276,4 @@ for _ in $(seq 1 80); do
     sleep 0.25
 done
 expect_eq "a deleted instance's route is removed" yes "$gone"
-check "its snippet files are gone" bash -c "! ls '$BERTH_VAR/nginx/box-available/$id.conf' '$BERTH_VAR/nginx/box-enabled/$id.conf' 2>/dev/null"
+check "its snippet files are gone" bash -c "! ls '$BERTH_VAR/nginx/box-available/$id'.* '$BERTH_VAR/nginx/box-enabled/$id'.* 2>/dev/null"

@@ -39,7 +39,10 @@ wait_for() { # SECONDS CMD... : until CMD succeeds
 }
 is_running() { dev GET "/api/v1/instances/$ID"; [[ $(jq -r .status <<<"$BODY") == running ]]; }
 route_ok() { [[ $(code "/container/$P-dev/web/") == 200 ]]; }
-files_there() { [[ -f $BOX/box-available/$ID.conf && -L $BOX/box-enabled/$ID.conf ]]; }
+files_there() {
+    [[ -f $BOX/box-available/$ID.conf && -L $BOX/box-enabled/$ID.conf &&
+       -f $BOX/box-available/$ID.upstream && -L $BOX/box-enabled/$ID.upstream ]]
+}
 
 dev POST /api/v1/instances '{"template":"web"}'
 ID=$(jq -r '.instance.id // empty' <<<"$BODY")
@@ -55,9 +58,14 @@ expect_eq "its header names the instance, owner, template and node" \
     "# berth instance $ID|#   user $P-dev, instance web, template web, node $NODE" \
     "$(head -2 "$SNIP" | paste -sd'|')"
 check "... and says edits are overwritten" grep -q "edits are overwritten" "$SNIP"
+check "its location proxies to the instance's upstream group" grep -q "proxy_pass http://berth-$ID/;" "$SNIP"
+UP=$BOX/box-available/$ID.upstream
+check "the upstream group is beside it, linked too" test "$(readlink "$BOX/box-enabled/$ID.upstream")" = "../box-available/$ID.upstream"
+check "... naming the instance and owner, its published port and keepalive" \
+    bash -c "head -2 '$UP' | grep -q '$P-dev, instance web' && grep -Eq '^    server 127\.0\.0\.1:[0-9]+;$' '$UP' && grep -q keepalive '$UP'"
 
 # ---- --sync-routes after the directory lost files ----
-rm -f "$BOX/box-enabled/$ID.conf" "$BOX/box-available/$ID.conf"
+rm -f "$BOX/box-enabled/$ID".* "$BOX/box-available/$ID".*
 # an orphan of this node, and a snippet of another node sharing the directory
 for id in "$ORPHAN" "$FOREIGN"; do
     node=$NODE; [[ $id == "$FOREIGN" ]] && node=elsewhere
@@ -86,7 +94,7 @@ rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf"
 wpid=$(cut -d' ' -f1 "$BERTH_VAR/run/worker.pid")
 kill -TERM "$wpid"
 wait_for 10 bash -c "! kill -0 $wpid 2>/dev/null"
-rm -f "$BOX/box-enabled/$ID.conf" "$BOX/box-available/$ID.conf"
+rm -f "$BOX/box-enabled/$ID".* "$BOX/box-available/$ID".*
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
 check "the restarted worker writes the missing snippet by itself" wait_for 20 files_there
 check "... and the route answers again" wait_for 20 route_ok
@@ -97,6 +105,6 @@ printf '# edited by hand\n' >> "$SNIP"
 check "a snippet edited by hand is rewritten from the database" bash -c "! grep -q 'edited by hand' '$SNIP'"
 
 dev DELETE "/api/v1/instances/$ID?delete_volumes=true"
-gone() { [[ ! -e $BOX/box-available/$ID.conf && ! -L $BOX/box-enabled/$ID.conf ]]; }
-check "deleting the instance removes both files" wait_for 60 gone
+gone() { ! ls "$BOX/box-available/$ID".* "$BOX/box-enabled/$ID".* >/dev/null 2>&1; }
+check "deleting the instance removes its files and links" wait_for 60 gone
 http DELETE "/api/v1/users/$DEV_ID" "" -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"

@@ -1,6 +1,6 @@
 /* nginx_fixture.h — a throwaway nginx for tests and benchmarks of the routes
  * module: the shared parts of berth's nginx.conf that snippets rely on, an
- * upstream that answers 200, and berth's box-enabled/ include. Header-only:
+ * upstream that answers 200, and berth's box-enabled/ includes. Header-only:
  * included by tests/unit/test_routes.c and tests/bench/reload.c. */
 #ifndef BERTH_TEST_NGINX_FIXTURE_H
 #define BERTH_TEST_NGINX_FIXTURE_H
@@ -24,7 +24,7 @@ static int fixture_write_conf(const char *dir, int workers, int port, int upstre
              "  access_log off;\n"
              "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
              "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
+             "  map $http_upgrade $connection_upgrade { default upgrade; '' \"\"; }\n"
              "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
              "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
              "  server { listen 127.0.0.1:%d;\n"
@@ -32,8 +32,9 @@ static int fixture_write_conf(const char *dir, int workers, int port, int upstre
              "    location @berth_login { return 401; }\n"
              "    location @berth_forbidden { return 403; }\n"
              "    location @berth_unavailable { return 502; }\n"
-             "    include %s/box-enabled/*.conf;\n  }\n}\n",
-             dir, dir, workers, dir, dir, dir, dir, dir, upstream_port, port, dir);
+             "    include %s/box-enabled/*.conf;\n  }\n"
+             "  include %s/box-enabled/*.upstream;\n}\n",
+             dir, dir, workers, dir, dir, dir, dir, dir, upstream_port, port, dir, dir);
     return fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err));
 }
 

@@ -110,6 +110,16 @@ int main(void)
         all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 1;
     }
     CHECK(all_ok, "100 routes written");
+    make_id(7, id);
+    snprintf(cmd, sizeof(cmd), "test -f %s/box-available/%s.conf -a -f %s/box-available/%s.upstream"
+             " -a -L %s/box-enabled/%s.conf -a -L %s/box-enabled/%s.upstream",
+             dir, id, dir, id, dir, id, dir, id);
+    CHECK(sh(cmd) == 0, "each route is a location and an upstream file, both linked");
+    snprintf(cmd, sizeof(cmd), "grep -q 'upstream berth-%s {' %s/box-available/%s.upstream && "
+             "grep -q 'keepalive %d;' %s/box-available/%s.upstream && "
+             "grep -q 'proxy_pass http://berth-%s/;' %s/box-available/%s.conf",
+             id, dir, id, SNIPPET_KEEPALIVE, dir, id, id, dir, id);
+    CHECK(sh(cmd) == 0, "the location proxies to its own upstream group, which keeps connections");
     run_until_idle(loop, r);
     CHECK(routes_reloads(r) >= 1 && routes_reloads(r) <= 3,
           "a burst of 100 route changes costs at most 3 reloads (took %lu)", routes_reloads(r));
@@ -168,6 +178,9 @@ int main(void)
     routes_remove(r, id);
     run_until_idle(loop, r);
     CHECK(becomes("/container/u0/box0/", 404), "a removed route is gone after the reload");
+    snprintf(cmd, sizeof(cmd), "ls %s/box-available/%s.* %s/box-enabled/%s.* 2>/dev/null | grep -q .",
+             dir, id, dir, id);
+    CHECK(sh(cmd) != 0, "... with both of its files and links");
     const char *keep[2];
     char k1[37], k2[37];
     make_id(1, k1);
@@ -178,12 +191,18 @@ int main(void)
     char other[37], text[SNIPPET_MAX], oname[64], olink[8192];
     make_id(700, other);
     struct snippet_in oin = {other, "o1", "box", "web", "127.0.0.1", upstream_port, false, "node2"};
-    int olen = snippet_render(&oin, text, sizeof(text), err, sizeof(err));
-    snprintf(oname, sizeof(oname), "%s.conf", other);
-    snprintf(olink, sizeof(olink), "ln -s ../box-available/%s %s/box-enabled/%s", oname, dir, oname);
-    CHECK(olen > 0 && fileio_write_atomic(box, oname, text, (size_t)olen, 0644, err, sizeof(err)) == 0 &&
-              sh(olink) == 0,
-          "a snippet naming another node is in the directory");
+    bool placed = true;
+    for (int up = 1; up >= 0; up--) {
+        int olen = up ? snippet_render_upstream(&oin, text, sizeof(text), err, sizeof(err))
+                      : snippet_render(&oin, text, sizeof(text), err, sizeof(err));
+        snprintf(oname, sizeof(oname), "%s.%s", other, up ? "upstream" : "conf");
+        snprintf(olink, sizeof(olink), "ln -s ../box-available/%s %s/box-enabled/%s", oname, dir,
+                 oname);
+        placed = placed && olen > 0 &&
+                 fileio_write_atomic(box, oname, text, (size_t)olen, 0644, err, sizeof(err)) == 0 &&
+                 sh(olink) == 0;
+    }
+    CHECK(placed, "a snippet naming another node is in the directory");
     size_t removed = routes_prune(r, keep, 2);
     run_until_idle(loop, r);
     CHECK(becomes("/container/u1/box1/", 200) && becomes("/container/u2/box2/", 200) &&

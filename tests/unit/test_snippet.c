@@ -1,5 +1,6 @@
 /* Unit tests of the nginx snippet renderer: hostile values are refused,
- * good ones render one location with the expected directives, and the result
+ * good ones render one location (and one upstream group) with the expected
+ * directives, and the result
  * loads in the real nginx (`nginx -t`) when nginx is installed. */
 #include <fcntl.h>
 #include <spawn.h>
@@ -45,7 +46,11 @@ static void test_refusals(void)
         in = good();
         in.upstream_host = hostile[i];
         bool h = snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0;
-        CHECK(u && n && t && h, "renderer refuses hostile value #%zu in every field", i);
+        bool hu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        in = good();
+        in.user = hostile[i];
+        bool uu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        CHECK(u && n && t && h && hu && uu, "renderer refuses hostile value #%zu in every field", i);
     }
     char big[10241];
     memset(big, 'a', sizeof(big) - 1);
@@ -75,7 +80,8 @@ static void test_render(void)
     int n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
     CHECK(n > 0 && strstr(out, "location /container/alice/vscode/ {\n"),
           "renders one location at /container/<user>/<instance>/");
-    CHECK(strstr(out, "proxy_pass http://127.0.0.1:49731/;"), "strip mode proxies with a URI part");
+    CHECK(strstr(out, "proxy_pass http://berth-0f8fad5b-d9cb-469f-a165-70867728950e/;"),
+          "strip mode proxies to the instance's upstream group with a URI part");
     CHECK(strstr(out, "auth_request /_berth/auth;"), "every request is authorised by auth_request");
     CHECK(!strstr(out, "proxy_set_header"),
           "no per-location headers (shared at server level: no header table per instance)");
@@ -83,10 +89,17 @@ static void test_render(void)
           "header comment names the instance, owner and template");
     in.keep_prefix = true;
     n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
-    CHECK(n > 0 && strstr(out, "proxy_pass http://127.0.0.1:49731;"), "keep mode passes the URI on");
+    CHECK(n > 0 && strstr(out, "proxy_pass http://berth-0f8fad5b-d9cb-469f-a165-70867728950e;"),
+          "keep mode passes the URI on");
+    n = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && strstr(out, "\nupstream berth-0f8fad5b-d9cb-469f-a165-70867728950e {\n"
+                               "    server 127.0.0.1:49731;\n    keepalive 8;\n}\n"),
+          "the upstream group names the instance's address and keeps idle connections");
+    CHECK(strstr(out, "# berth instance 0f8fad5b") && strstr(out, "user alice, instance vscode"),
+          "... under a header naming the instance and owner");
     in.upstream_host = "::1";
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
-    CHECK(n > 0 && strstr(out, "proxy_pass http://[::1]:49731;"), "IPv6 upstreams are bracketed");
+    n = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && strstr(out, "server [::1]:49731;"), "IPv6 upstreams are bracketed");
 }
 
 static int run(char *const argv[])
@@ -131,16 +144,18 @@ static void test_node(void)
 
 static void test_nginx_loads(void)
 {
-    char dir[] = "/tmp/berth-snippet.XXXXXX", conf[2048], snip[SNIPPET_MAX], err[256], path[600];
+    char dir[] = "/tmp/berth-snippet.XXXXXX", conf[2048], snip[SNIPPET_MAX], up[SNIPPET_MAX];
+    char err[256], path[600];
     const char *nginx = access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : NULL;
     struct snippet_in in = good();
-    int n;
+    int n, nu;
 
     if (!nginx || !mkdtemp(dir)) {
         CHECK(1, "rendered snippet loads in nginx # SKIP nginx not installed");
         return;
     }
     n = snippet_render(&in, snip, sizeof(snip), err, sizeof(err));
+    nu = snippet_render_upstream(&in, up, sizeof(up), err, sizeof(err));
     snprintf(conf, sizeof(conf),
              "pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n"
              "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
@@ -150,11 +165,14 @@ static void test_nginx_loads(void)
              "    location @berth_login { return 401; }\n"
              "    location @berth_forbidden { return 403; }\n"
              "    location @berth_unavailable { return 503; }\n"
-             "    include %s/box/*.conf;\n  }\n}\n",
-             dir, dir, dir);
+             "    include %s/box/*.conf;\n  }\n"
+             "  include %s/box/*.upstream;\n}\n",
+             dir, dir, dir, dir);
     snprintf(path, sizeof(path), "%s/box", dir);
     mkdir(path, 0755);
-    CHECK(n > 0 && fileio_write_atomic(path, "x.conf", snip, (size_t)n, 0644, err, sizeof(err)) == 0 &&
+    CHECK(n > 0 && nu > 0 &&
+              fileio_write_atomic(path, "x.conf", snip, (size_t)n, 0644, err, sizeof(err)) == 0 &&
+              fileio_write_atomic(path, "x.upstream", up, (size_t)nu, 0644, err, sizeof(err)) == 0 &&
               fileio_write_atomic(dir, "nginx.conf", conf, strlen(conf), 0644, err, sizeof(err)) == 0,
           "snippet and config written atomically");
     snprintf(path, sizeof(path), "%s/nginx.conf", dir);

@@ -14,7 +14,9 @@
  *                 written to the socket as soon as it is due
  *   .../ws        WebSocket (RFC 6455): echoes text and binary messages;
  *                 ?headers=1 first sends the upgrade request's header fields
- *   anything else a short text naming "berth demo workspace" and the request line
+ *   anything else a short text naming "berth demo workspace", the request line
+ *                 and how many requests this connection has carried (a proxy
+ *                 that reuses its upstream connections shows more than 1)
  *
  * Design: a pool of threads that each accept() one connection and serve it
  * with blocking I/O until it closes, then accept the next. A thread that finds
@@ -425,6 +427,7 @@ struct conn {
     char out[1024];          /* response head */
     char body[BODY_OUT_MAX]; /* generated response body */
     struct request rq;       /* the current request */
+    unsigned long served;    /* requests read on this connection, this one included */
 };
 
 static size_t buffered(const struct conn *c)
@@ -1069,8 +1072,9 @@ static bool serve_default(struct conn *c, const struct request *rq, bool *keep)
     return respond_text(c, rq, 200, NULL, keep,
                         "berth demo workspace\n"
                         "request: %s\n"
+                        "connection: request %lu\n"
                         "endpoints: .../headers .../upload .../sse?n=5&interval_ms=300 .../ws\n",
-                        rq->line);
+                        rq->line, c->served);
 }
 
 static size_t format_headers(const struct request *rq, char *out, size_t cap)
@@ -1511,6 +1515,7 @@ static void serve(struct conn *c)
     bool keep = true;
 
     c->start = c->end = 0;
+    c->served = 0;
     while (keep) {
         long len = read_head(c);
         int status;
@@ -1526,6 +1531,7 @@ static void serve(struct conn *c)
          * reuses: handlers read header values after reading the body. */
         memcpy(c->head, c->in + c->start, (size_t)len);
         c->start += (size_t)len;
+        c->served++;
         status = parse_request(c->head, (size_t)len - 2, rq);
         if (status) {
             respond_error(c, rq, status, rq->error);
