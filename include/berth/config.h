@@ -41,6 +41,7 @@ struct berth_config {
     char box_dir[CONF_STR_MAX];
     char nginx_reload[CONF_STR_MAX];
     char nginx_test[CONF_STR_MAX];
+    long route_keepalive;
     char host_address[64];
     char network_pool[64];
     long job_max_attempts;

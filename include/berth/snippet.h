@@ -21,13 +21,10 @@ struct snippet_in {
     int upstream_port;         /* 1-65535 */
     bool keep_prefix;          /* proxy_mode "keep": pass the /container/... prefix on */
     const char *node;          /* name rule, or NULL: the node whose worker owns the file */
+    int keepalive;             /* 1-1024: proxy to the upstream group "berth-<instance id>",
+                                * which keeps this many idle connections per nginx worker;
+                                * 0: proxy_pass to the address, a new connection per request */
 };
-
-/* Idle connections each nginx worker keeps open to one instance. A browser
- * holds about six connections to a site; nginx reuses these for whatever
- * requests come next, and an instance with no traffic costs none (idle ones
- * close after the upstream keepalive_timeout, 60 s). */
-#define SNIPPET_KEEPALIVE 8
 
 /* Largest snippet the renderer produces. */
 #define SNIPPET_MAX 4096
@@ -43,7 +40,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
  * Render the upstream group the location proxies to ("berth-<instance id>",
  * the instance's address, keepalive): a file included at http level, which
  * must be in place before its location. Same fields, same checks, same
- * returns as snippet_render.
+ * returns as snippet_render; keepalive 0 is refused (there is no group).
  */
 int snippet_render_upstream(const struct snippet_in *in, char *out, size_t outlen, char *err,
                             size_t errlen) __attribute__((warn_unused_result));

@@ -80,6 +80,8 @@ static const struct config_key keys[] = {
      true, "command (no shell) that reloads nginx, or signal:PIDFILE to SIGHUP its master"},
     {"nginx_test", T_STR, W, "nginx -t -q", OFF(nginx_test), SZ(nginx_test), 0, 0, NULL, true,
      "command (no shell) that tests the nginx config"},
+    {"route_keepalive", T_INT, W, "8", OFF(route_keepalive), 0, 0, 1024, NULL, true,
+     "idle connections each nginx worker keeps to an instance (0: none, no upstream files)"},
     {"host_address", T_STR, W, "127.0.0.1", OFF(host_address), SZ(host_address), 0, 0, NULL, false,
      "host address container ports are published on"},
     {"network_pool", T_STR, W, "10.213.0.0/16", OFF(network_pool), SZ(network_pool), 0, 0, NULL,

@@ -17,8 +17,11 @@
  * Each location proxies to a named upstream group, rendered into a second
  * file included at http level, so that nginx keeps idle connections to the
  * instance open (keepalive) instead of opening one per request: through
- * docker-proxy, a new upstream connection per request halved what a route
- * could carry (issue 5's proxy benchmark).
+ * docker-proxy, a new upstream connection per request cut what a route could
+ * carry by 40% (issue 5's proxy benchmark). Upstream groups make nginx's
+ * configuration slower to load and larger (a reload at 1,000 routes +50%,
+ * about 10 KiB per route per nginx process), so keepalive 0 renders the
+ * address into proxy_pass and no group.
  */
 #include "berth/snippet.h"
 
@@ -67,7 +70,17 @@ static int check(const struct snippet_in *in, char *err, size_t errlen)
         snprintf(err, errlen, "upstream port is not in 1-65535");
         return -1;
     }
+    if (in->keepalive < 0 || in->keepalive > 1024) {
+        snprintf(err, errlen, "keepalive is not in 0-1024");
+        return -1;
+    }
     return 0;
+}
+
+static void address(const struct snippet_in *in, char *out, size_t size)
+{
+    snprintf(out, size, strchr(in->upstream_host, ':') ? "[%s]:%d" : "%s:%d", in->upstream_host,
+             in->upstream_port);
 }
 
 static int finish(int n, size_t outlen, char *err, size_t errlen)
@@ -82,8 +95,13 @@ static int finish(int n, size_t outlen, char *err, size_t errlen)
 int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *err,
                    size_t errlen)
 {
+    char target[64];
     if (check(in, err, errlen) < 0)
         return -1;
+    if (in->keepalive > 0)
+        snprintf(target, sizeof(target), "berth-%s", in->instance_id);
+    else
+        address(in, target, sizeof(target));
     /* proxy_pass with a URI part ("/") replaces the matched prefix: strip.
      * Without one the request URI goes upstream unchanged: keep. */
     return finish(snprintf(out, outlen,
@@ -95,12 +113,12 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                            "    error_page 401 = @berth_login;\n"
                            "    error_page 403 = @berth_forbidden;\n"
                            "    error_page 502 504 @berth_unavailable;\n"
-                           "    proxy_pass http://berth-%s%s;\n"
+                           "    proxy_pass http://%s%s;\n"
                            "    client_max_body_size 0;\n"
                            "}\n",
                            in->instance_id, in->user, in->instance, in->template_name,
                            in->node ? ", node " : "", in->node ? in->node : "", in->user,
-                           in->instance, in->instance_id, in->keep_prefix ? "" : "/"),
+                           in->instance, target, in->keep_prefix ? "" : "/"),
                   outlen, err, errlen);
 }
 
@@ -110,8 +128,11 @@ int snippet_render_upstream(const struct snippet_in *in, char *out, size_t outle
     char addr[64];
     if (check(in, err, errlen) < 0)
         return -1;
-    snprintf(addr, sizeof(addr), strchr(in->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
-             in->upstream_host, in->upstream_port);
+    if (in->keepalive == 0) {
+        snprintf(err, errlen, "no upstream group without keepalive");
+        return -1;
+    }
+    address(in, addr, sizeof(addr));
     return finish(snprintf(out, outlen,
                            "# berth instance %s\n"
                            "#   user %s, instance %s: the upstream of its location\n"
@@ -120,7 +141,7 @@ int snippet_render_upstream(const struct snippet_in *in, char *out, size_t outle
                            "    keepalive %d;\n"
                            "}\n",
                            in->instance_id, in->user, in->instance, in->instance_id, addr,
-                           SNIPPET_KEEPALIVE),
+                           in->keepalive),
                   outlen, err, errlen);
 }
 

@@ -169,24 +169,27 @@ static int link_one(struct routes *r, const char *id, const char *ext, char *err
     return 0;
 }
 
-/* The upstream first: a location whose upstream group is missing would fail
- * nginx's test. */
+static bool exists(const struct routes *r, const char *sub, const char *id, const char *ext)
+{
+    char path[4096];
+    struct stat st;
+    path_ext(r, sub, id, ext, path, sizeof(path));
+    return lstat(path, &st) == 0;
+}
+
+/* The upstream group first (when the instance has one): a location whose
+ * group is missing would fail nginx's test. */
 static int link_now(struct routes *r, const char *id, char *err, size_t errlen)
 {
-    if (link_one(r, id, EXT_UP, err, errlen) < 0)
+    if (exists(r, "box-available", id, EXT_UP) && link_one(r, id, EXT_UP, err, errlen) < 0)
         return -1;
     return link_one(r, id, EXT_LOC, err, errlen);
 }
 
-static bool linked(const struct routes *r, const char *id)
+static bool linked(const struct routes *r, const char *id, bool with_upstream)
 {
-    char link[4096];
-    struct stat st;
-    path_ext(r, "box-enabled", id, EXT_UP, link, sizeof(link));
-    if (lstat(link, &st) < 0)
-        return false;
-    path_of(r, "box-enabled", id, link, sizeof(link));
-    return lstat(link, &st) == 0;
+    return exists(r, "box-enabled", id, EXT_LOC) &&
+           (!with_upstream || exists(r, "box-enabled", id, EXT_UP));
 }
 
 /* Unlink the location, then its upstream; true if either link was there. */
@@ -571,30 +574,65 @@ static int write_if_changed(const char *dir, const char *name, const char *text,
     return fileio_write_atomic(dir, name, text, n, 0644, err, errlen) < 0 ? -1 : 1;
 }
 
-int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
+/* route_keepalive is 0 now, but the instance still has an upstream group
+ * from before: its location no longer names it, so it goes -- unless a
+ * reload may be reading the directory (then a later put removes it; until
+ * then it is a valid, unused group). */
+static bool drop_upstream(struct routes *r, const char *id)
+{
+    char path[4096];
+    bool removed;
+    if (r->state != IDLE)
+        return false;
+    path_ext(r, "box-enabled", id, EXT_UP, path, sizeof(path));
+    removed = unlink(path) == 0;
+    path_ext(r, "box-available", id, EXT_UP, path, sizeof(path));
+    removed = (unlink(path) == 0) || removed;
+    return removed;
+}
+
+int routes_put(struct routes *r, const struct snippet_in *given, char *err, size_t errlen)
 {
     char loc[SNIPPET_MAX], up[SNIPPET_MAX], avail_dir[4096], name[64];
-    int nl = snippet_render(in, loc, sizeof(loc), err, errlen), nu, wl, wu;
-    bool changed;
+    struct snippet_in in_ka = *given;
+    const struct snippet_in *in = &in_ka;
+    int nl, nu, wl, wu = 0;
+    bool changed, grouped;
 
+    in_ka.keepalive = (int)r->cfg->route_keepalive;
+    grouped = in_ka.keepalive > 0;
+    nl = snippet_render(in, loc, sizeof(loc), err, errlen);
     if (nl < 0)
         return -1;
-    nu = snippet_render_upstream(in, up, sizeof(up), err, errlen);
-    if (nu < 0)
-        return -1;
     dir_of(r, "box-available", avail_dir, sizeof(avail_dir));
-    snprintf(name, sizeof(name), "%s" EXT_UP, in->instance_id);
-    wu = write_if_changed(avail_dir, name, up, (size_t)nu, err, errlen);
-    if (wu < 0)
-        return -1;
+    if (grouped) {
+        nu = snippet_render_upstream(in, up, sizeof(up), err, errlen);
+        if (nu < 0)
+            return -1;
+        snprintf(name, sizeof(name), "%s" EXT_UP, in->instance_id);
+        wu = write_if_changed(avail_dir, name, up, (size_t)nu, err, errlen);
+        if (wu < 0)
+            return -1;
+    }
+    if (grouped && r->state != IDLE && exists(r, "box-enabled", in->instance_id, EXT_LOC) &&
+        !exists(r, "box-enabled", in->instance_id, EXT_UP)) {
+        /* A linked location gets its first upstream group (route_keepalive
+         * was 0): naming the group before it is linked would break the
+         * reload in flight. Link the group after it; the next put rewrites
+         * the location. */
+        defer_op(r, in->instance_id, true);
+        return 1;
+    }
     snprintf(name, sizeof(name), "%s" EXT_LOC, in->instance_id);
     wl = write_if_changed(avail_dir, name, loc, (size_t)nl, err, errlen);
     if (wl < 0)
         return -1;
     changed = wu > 0 || wl > 0;
+    if (!grouped && drop_upstream(r, in->instance_id))
+        changed = true;
     if (changed)
         idset_drop(&r->refused, in->instance_id); /* a new snippet gets a new try */
-    if (!linked(r, in->instance_id)) {
+    if (!linked(r, in->instance_id, grouped)) {
         if (idset_has(&r->refused, in->instance_id)) {
             snprintf(err, errlen, "nginx refused this snippet; it stays unlinked");
             return 0;

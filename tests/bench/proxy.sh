@@ -7,6 +7,8 @@
 # published port on 127.0.0.1, i.e. through docker-proxy, like berth's routes:
 #   (a) direct     the container's published port, no proxy
 #   (b) nginx      plain nginx proxy_pass, no authorisation
+#   (b') nginx-ka  the same with an upstream block and keepalive, as berth's
+#                  routes have: the fair baseline for berth's own overhead
 #   (c) berth      berth's route: auth_request to berth-api on every request
 #   (d) chp        configurable-http-proxy (npm), the JupyterHub proxy
 # wrk at c=10 and c=50, 2 threads, ${BENCH_SECONDS:-5}s each. Goals (issue 5):
@@ -89,6 +91,11 @@ http {
         listen 127.0.0.1:$PLAIN_PORT;
         location $berth_path { proxy_pass http://127.0.0.1:$port/; proxy_http_version 1.1; }
     }
+    upstream echo { server 127.0.0.1:$port; keepalive 8; }
+    server {
+        listen 127.0.0.1:$((PLAIN_PORT + 10));
+        location $berth_path { proxy_pass http://echo/; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
 }
 EOF
 nginx -e "$BERTH_VAR/plain/error.log" -p "$BERTH_VAR/plain" -c "$BERTH_VAR/plain/nginx.conf"
@@ -127,16 +134,17 @@ for c in 10 50; do
     declare -A R
     read -r R[a] R[ap] R[ae] R[as] <<<"$(run_wrk "http://127.0.0.1:$port/" $c)"
     read -r R[b] R[bp] R[be] R[bs] <<<"$(run_wrk "http://127.0.0.1:$PLAIN_PORT$berth_path" $c)"
+    read -r R[k] R[kp] R[ke] R[ks] <<<"$(run_wrk "http://127.0.0.1:$((PLAIN_PORT + 10))$berth_path" $c)"
     read -r R[c] R[cp] R[ce] R[cs] <<<"$(run_wrk "$URL$berth_path" $c "Cookie: berth_session=$session")"
     if [[ -n $chp ]]; then
         read -r R[d] R[dp] R[de] R[ds] <<<"$(run_wrk "http://127.0.0.1:$CHP_PORT/" $c)"
     else
         R[d]=0 R[dp]=0 R[de]=n/a R[ds]=n/a
     fi
-    for t in a:direct b:nginx c:berth d:chp; do
+    for t in a:direct b:nginx k:nginx-ka c:berth d:chp; do
         k=${t%%:*}
         printf '%4s %-8s %10s %8s %8s %8s\n' $c "${t#*:}" "${R[$k]}" "${R[${k}p]}" "${R[${k}e]}" "${R[${k}s]}"
     done
-    awk -v b="${R[b]}" -v c="${R[c]}" -v d="${R[d]}" -v conn=$c \
-        'BEGIN { printf "     c=%d: berth/nginx = %.2f (goal >= 0.50), berth/chp = %s (goal >= 4)\n", conn, c/b, (d > 0 ? sprintf("%.1f", c/d) : "n/a") }'
+    awk -v b="${R[b]}" -v k="${R[k]}" -v c="${R[c]}" -v d="${R[d]}" -v conn=$c \
+        'BEGIN { printf "     c=%d: berth/nginx = %.2f (goal >= 0.50), berth/nginx-ka = %.2f, berth/chp = %s (goal >= 4)\n", conn, c/b, c/k, (d > 0 ? sprintf("%.1f", c/d) : "n/a") }'
 done

@@ -8,11 +8,14 @@
  *
  * "Live" = GET /container/<user>/<instance>/ through nginx answers 200 from
  * the upstream. Prints one line per size; goal (issue 5): berth <= 300 ms at
- * 1,000 routes. Run: make bench (or build/bench/reload [sizes...]).
+ * 1,000 routes. Routes have upstream groups with keepalive 8 (berth's
+ * default); ROUTE_KEEPALIVE=0 measures them without (route_keepalive = 0).
+ * Run: make bench (or build/bench/reload [sizes...]).
  */
 #include <curl/curl.h>
 #include <dirent.h>
 #include <ev.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +80,20 @@ static long nginx_rss_kib(void)
     return total;
 }
 
+/* A version-4-shaped id that is random-looking but the same for every run:
+ * real instance ids are random, and nginx compares upstream names one by one
+ * when it reads proxy_pass, so ids sharing a long prefix would measure a
+ * slower nginx than any deployment has. */
 static void make_id(long i, char out[37])
 {
-    snprintf(out, 37, "00000000-0000-4000-8000-%012lu", (unsigned long)i % 1000000000000UL);
+    uint64_t a = (uint64_t)i * 0x9E3779B97F4A7C15ULL, b;
+    a ^= a >> 31;
+    a *= 0xBF58476D1CE4E5B9ULL;
+    b = a ^ (a >> 27);
+    b *= 0x94D049BB133111EBULL;
+    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(a >> 32), (unsigned)(a & 0xffff),
+             (unsigned)((b >> 52) & 0xfff), (unsigned)((b >> 40) & 0xfff),
+             (unsigned long long)(b & 0xffffffffffffULL));
 }
 
 static double wait_live(const char *path, int64_t t0)
@@ -117,6 +131,7 @@ int main(int argc, char **argv)
     if (fixture_write_conf(dir, 2, port, upstream_port) < 0)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
+    cfg.route_keepalive = getenv("ROUTE_KEEPALIVE") ? atol(getenv("ROUTE_KEEPALIVE")) : 8;
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
     util_strlcpy(cfg.node, "local", sizeof(cfg.node));
     snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
@@ -133,14 +148,15 @@ int main(int argc, char **argv)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    printf("reload: new route live after a reload (ms), nginx RSS (MiB); 2 nginx workers\n");
+    printf("reload: new route live after a reload (ms), nginx RSS (MiB); 2 nginx workers, "
+           "route_keepalive %ld\n", cfg.route_keepalive);
     printf("%8s %12s %12s %8s %12s\n", "routes", "berth_ms", "baseline_ms", "ratio", "nginx_rss_mib");
     for (int s = 0; s < nsizes; s++) {
         /* Fill up to the size, in one burst (one reload). */
         for (; have < sizes[s]; have++) {
             make_id(have, id);
             snprintf(user, sizeof(user), "u%ld", have);
-            struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
+            struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local", 0};
             if (routes_put(r, &in, err, sizeof(err)) < 0)
                 return 1;
         }
@@ -151,7 +167,7 @@ int main(int argc, char **argv)
         /* berth: one more route through routes_put. */
         make_id(900000 + s, id);
         snprintf(user, sizeof(user), "berth%d", s);
-        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local", 0};
         snprintf(path, sizeof(path), "/container/%s/box/", user);
         int64_t t0 = util_now_ms();
         if (routes_put(r, &in, err, sizeof(err)) < 0)
@@ -173,16 +189,17 @@ int main(int argc, char **argv)
         char text[SNIPPET_MAX], up[SNIPPET_MAX], fname[64], uname[64], box[4200];
         make_id(910000 + s, id);
         snprintf(user, sizeof(user), "plain%d", s);
-        struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
+        struct snippet_in pin = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local", 0};
         int n = snippet_render(&pin, text, sizeof(text), err, sizeof(err));
-        int nu = snippet_render_upstream(&pin, up, sizeof(up), err, sizeof(err));
+        pin.keepalive = (int)cfg.route_keepalive;
+        int nu = pin.keepalive ? snippet_render_upstream(&pin, up, sizeof(up), err, sizeof(err)) : 0;
         snprintf(box, sizeof(box), "%s/box-enabled", dir);
         snprintf(fname, sizeof(fname), "%s.conf", id);
         snprintf(uname, sizeof(uname), "%s.upstream", id);
         snprintf(path, sizeof(path), "/container/%s/box/", user);
         t0 = util_now_ms();
         if (n < 0 || nu < 0 ||
-            fileio_write_atomic(box, uname, up, (size_t)nu, 0644, err, sizeof(err)) < 0 ||
+            (nu > 0 && fileio_write_atomic(box, uname, up, (size_t)nu, 0644, err, sizeof(err)) < 0) ||
             fileio_write_atomic(box, fname, text, (size_t)n, 0644, err, sizeof(err)) < 0 ||
             sh(plain_reload) != 0)
             return 1;

@@ -9,6 +9,10 @@ for b in "$BUILD"/bench/*; do
     [[ -x $b ]] || continue
     echo "== $(basename "$b")"
     "$b" || echo "($(basename "$b") exited with status $?)"
+    if [[ $(basename "$b") == reload ]]; then
+        echo "== reload, route_keepalive 0"
+        ROUTE_KEEPALIVE=0 "$b" || echo "(reload exited with status $?)"
+    fi
 done
 for s in "$ROOT"/tests/bench/*.sh; do
     [[ $s == */run.sh || ! -x $s ]] && continue

@@ -74,7 +74,7 @@ static void check_upstream(const char *out, const struct snippet_in *in)
     snprintf(server, sizeof(server), strchr(in->upstream_host, ':') ? "    server [%s]:%d;"
                                                                     : "    server %s:%d;",
              in->upstream_host, in->upstream_port);
-    snprintf(keep, sizeof(keep), "    keepalive %d;", SNIPPET_KEEPALIVE);
+    snprintf(keep, sizeof(keep), "    keepalive %d;", in->keepalive);
     const char *const seq[] = {head, server, keep, "}"};
     while (*line) {
         const char *nl = strchr(line, '\n');
@@ -120,6 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.upstream_port = field[5] ? atoi(field[5]) : 0;
     in.keep_prefix = field[6] && field[6][0] == 'k';
     in.node = field[7];
+    /* the mode field's second letter: '0' without upstream group, else 8 */
+    in.keepalive = field[6] && field[6][0] && field[6][1] == '0' ? 0 : 8;
     int n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
     if (n >= 0) {
         char node[64];
@@ -131,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n < 0 && !err[0])
         abort();
     int nu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
-    if ((nu < 0) != (n < 0))
+    if ((nu < 0) != (n < 0 || in.keepalive == 0))
         abort();
     if (nu >= 0)
         check_upstream(out, &in);

@@ -83,6 +83,7 @@ int main(void)
     if (fixture_write_conf(dir, 1, port, upstream_port) < 0)
         return 1;
     memset(&cfg, 0, sizeof(cfg));
+    cfg.route_keepalive = 8;
     util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
     util_strlcpy(cfg.node, "local", sizeof(cfg.node));
     snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
@@ -106,7 +107,7 @@ int main(void)
         make_id(i, id);
         snprintf(user, sizeof(user), "u%d", i);
         snprintf(name, sizeof(name), "box%d", i);
-        struct snippet_in in = {id, user, name, "web", "127.0.0.1", upstream_port, false, "local"};
+        struct snippet_in in = {id, user, name, "web", "127.0.0.1", upstream_port, false, "local", 0};
         all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 1;
     }
     CHECK(all_ok, "100 routes written");
@@ -118,7 +119,7 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "grep -q 'upstream berth-%s {' %s/box-available/%s.upstream && "
              "grep -q 'keepalive %d;' %s/box-available/%s.upstream && "
              "grep -q 'proxy_pass http://berth-%s/;' %s/box-available/%s.conf",
-             id, dir, id, SNIPPET_KEEPALIVE, dir, id, id, dir, id);
+             id, dir, id, 8, dir, id, id, dir, id);
     CHECK(sh(cmd) == 0, "the location proxies to its own upstream group, which keeps connections");
     run_until_idle(loop, r);
     CHECK(routes_reloads(r) >= 1 && routes_reloads(r) <= 3,
@@ -133,7 +134,7 @@ int main(void)
     for (int i = 200; i < 300; i++) {
         make_id(i, id);
         snprintf(user, sizeof(user), "s%d", i);
-        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local"};
+        struct snippet_in in = {id, user, "box", "web", "127.0.0.1", upstream_port, false, "local", 0};
         all_ok = all_ok && routes_put(r, &in, err, sizeof(err)) == 1;
         while (util_now_ms() < t_end - (299 - i) * 10)
             ev_run(loop, EVRUN_NOWAIT);
@@ -146,7 +147,7 @@ int main(void)
 
     /* Rewriting an unchanged route is free. */
     make_id(5, id);
-    struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false, "local"};
+    struct snippet_in same = {id, "u5", "box5", "web", "127.0.0.1", upstream_port, false, "local", 0};
     CHECK(routes_put(r, &same, err, sizeof(err)) == 0 && !routes_busy(r),
           "rewriting an unchanged route schedules no reload");
 
@@ -161,7 +162,7 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "ln -s ../box-available/%s.conf %s/box-enabled/%s.conf", id, dir, id);
     sh(cmd);
     make_id(101, id);
-    struct snippet_in next = {id, "u101", "box101", "web", "127.0.0.1", upstream_port, false, "local"};
+    struct snippet_in next = {id, "u101", "box101", "web", "127.0.0.1", upstream_port, false, "local", 0};
     CHECK(routes_put(r, &next, err, sizeof(err)) == 1, "a good route is added after it");
     run_until_idle(loop, r);
     make_id(500, id);
@@ -190,7 +191,7 @@ int main(void)
     /* a snippet of another node sharing the directory */
     char other[37], text[SNIPPET_MAX], oname[64], olink[8192];
     make_id(700, other);
-    struct snippet_in oin = {other, "o1", "box", "web", "127.0.0.1", upstream_port, false, "node2"};
+    struct snippet_in oin = {other, "o1", "box", "web", "127.0.0.1", upstream_port, false, "node2", 8};
     bool placed = true;
     for (int up = 1; up >= 0; up--) {
         int olen = up ? snippet_render_upstream(&oin, text, sizeof(text), err, sizeof(err))
@@ -216,7 +217,7 @@ int main(void)
     char dup[37];
     int errors_before = errors;
     make_id(800, dup);
-    struct snippet_in din = {dup, "u1", "box1", "web", "127.0.0.1", upstream_port, false, "local"};
+    struct snippet_in din = {dup, "u1", "box1", "web", "127.0.0.1", upstream_port, false, "local", 0};
     CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "a second route for /container/u1/box1/ is written");
     run_until_idle(loop, r);
     CHECK(errors == errors_before + 1 && strcmp(last_error_id, dup) == 0,
@@ -236,6 +237,23 @@ int main(void)
     CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "a changed snippet gets a new try");
     run_until_idle(loop, r);
     CHECK(becomes("/container/u1/box800/", 200), "... and goes live");
+
+    /* route_keepalive 0: locations proxy to the address, no upstream files;
+     * and back. */
+    cfg.route_keepalive = 0;
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "route_keepalive 0 rewrites the route");
+    run_until_idle(loop, r);
+    snprintf(cmd, sizeof(cmd), "grep -q 'proxy_pass http://127.0.0.1:%d/;' %s/box-available/%s.conf"
+             " && ! ls %s/box-available/%s.upstream %s/box-enabled/%s.upstream 2>/dev/null",
+             upstream_port, dir, dup, dir, dup, dir, dup);
+    CHECK(sh(cmd) == 0, "... to the address itself, its upstream file and link removed");
+    CHECK(becomes("/container/u1/box800/", 200), "... and it keeps serving");
+    cfg.route_keepalive = 8;
+    CHECK(routes_put(r, &din, err, sizeof(err)) == 1, "route_keepalive 8 again brings the group back");
+    run_until_idle(loop, r);
+    snprintf(cmd, sizeof(cmd), "grep -q 'proxy_pass http://berth-%s/;' %s/box-available/%s.conf"
+             " && test -L %s/box-enabled/%s.upstream", dup, dir, dup, dir, dup);
+    CHECK(sh(cmd) == 0 && becomes("/container/u1/box800/", 200), "... linked, and serving");
 
     snprintf(cmd, sizeof(cmd),
              "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.2; rm -rf %s",

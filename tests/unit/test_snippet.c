@@ -22,7 +22,7 @@ static const char *const ID = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
 static struct snippet_in good(void)
 {
-    struct snippet_in in = {ID, "alice", "vscode", "code-server", "127.0.0.1", 49731, false, NULL};
+    struct snippet_in in = {ID, "alice", "vscode", "code-server", "127.0.0.1", 49731, false, NULL, 8};
     return in;
 }
 
@@ -100,6 +100,20 @@ static void test_render(void)
     in.upstream_host = "::1";
     n = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
     CHECK(n > 0 && strstr(out, "server [::1]:49731;"), "IPv6 upstreams are bracketed");
+    in = good();
+    in.keepalive = 0;
+    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && strstr(out, "proxy_pass http://127.0.0.1:49731/;"),
+          "keepalive 0: the location proxies to the address itself");
+    CHECK(snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0,
+          "... and there is no upstream group to render");
+    in.upstream_host = "::1";
+    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    CHECK(n > 0 && strstr(out, "proxy_pass http://[::1]:49731/;"), "... bracketed for IPv6");
+    in = good();
+    in.keepalive = 1025;
+    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0 && strstr(err, "keepalive"),
+          "a keepalive above 1024 is refused, naming it");
 }
 
 static int run(char *const argv[])
