@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ extern char **environ;
 #define MIN_GAP_S    0.5   /* between reload starts: bounds reloads under a stream of changes */
 #define MAX_ARGS     32
 #define STDERR_CAP   4096  /* what we keep of nginx -t's complaint */
+#define CHILD_NICE   10    /* nginx -t and a reload command run at this nice value */
 
 /* HOLD: the master has been told to reload and may still be reading
  * box-enabled/; links are not touched until it is over (a link removed under a
@@ -329,6 +331,10 @@ static int spawn(struct routes *r, const char *cmd)
         close(pipefd[0]);
         return -1;
     }
+    /* A test parses the whole configuration, thousands of routes, while
+     * Docker is starting the containers those routes are for: it yields. */
+    if (setpriority(PRIO_PROCESS, (id_t)pid, CHILD_NICE) < 0)
+        log_debug("cannot lower the priority of '%s': %s", cmd, strerror(errno));
     r->errlen = 0;
     r->errbuf[0] = '\0';
     r->err_fd = pipefd[0];
