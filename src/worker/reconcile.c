@@ -16,6 +16,10 @@
  *    create that failed while Docker was away could not remove it then).
  * 3. Routes: routesync's pass (box-available/ and box-enabled/ against the
  *    rows), so a directory restored, edited or wiped by hand heals.
+ * 4. Networks: a user's network normally goes with their last instance on
+ *    this node, but Docker can refuse that removal while it still releases
+ *    an endpoint (a burst of deletes): any labelled network of this node
+ *    whose user has no live instance here is removed again on every pass.
  *
  * reconcile_now during a pass asks for another one right after it: the
  * caller (the event stream coming back, say) knows of drift the running pass
@@ -82,6 +86,114 @@ static void on_logged(PGresult *res, const char *err, void *arg)
 {
     if (err)
         log_warn("reconcile statement failed: %s", err);
+}
+
+/* prefix + the URL-encoded filter {"label":["berth.cluster=<cluster>"]}. */
+static void cluster_filter(const char *prefix, char *path, size_t size)
+{
+    char filt[200], enc[400];
+    size_t o = 0;
+    snprintf(filt, sizeof(filt), "{\"label\":[\"berth.cluster=%s\"]}", rec.w->cfg->cluster);
+    for (const char *s = filt; *s && o + 4 < sizeof(enc); s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+            ch == '_')
+            enc[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(enc + o, sizeof(enc) - o, "%%%02X", ch);
+    }
+    enc[o] = '\0';
+    snprintf(path, size, "%s%s", prefix, enc);
+}
+
+/* ---- step 4: networks of users with no live instance here ----
+ * Runs beside the rest of the pass (it shares nothing with it). */
+
+static void on_net_swept(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    char *name = arg;
+    if (status == 204)
+        log_info("reconcile: removed network %s (its user has no instance here)", name);
+    else if (status != 404)
+        log_debug("reconcile: network %s not removed yet (HTTP %d)", name, status);
+    free(name);
+}
+
+/* rows: the users (of those with a network here) who still have instances */
+static void on_net_users(PGresult *res, const char *err, void *arg)
+{
+    json_t *nets = arg; /* user name -> network name */
+    const char *user;
+    json_t *net;
+    if (err) {
+        log_warn("reconcile: cannot read the users of networks: %s", err);
+        json_decref(nets);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        json_object_del(nets, PQgetvalue(res, i, 0));
+    json_object_foreach(nets, user, net)
+    {
+        char path[200], *name = strdup(json_string_value(net));
+        if (!name)
+            break;
+        snprintf(path, sizeof(path), "/networks/%s", name);
+        if (docker_request(rec.w->docker, "DELETE", path, NULL, 30000, on_net_swept, name) < 0)
+            free(name);
+    }
+    json_decref(nets);
+}
+
+static void on_networks(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct worker *w = rec.w;
+    json_t *arr, *c, *nets, *names;
+    size_t i;
+    char *list;
+    if (status != 200) {
+        log_debug("reconcile: cannot list networks: HTTP %d %s", status, err ? err : "");
+        return;
+    }
+    arr = json_loadb(body, len, 0, NULL);
+    nets = json_object();
+    names = json_array();
+    json_array_foreach(arr, i, c)
+    {
+        json_t *labels = json_object_get(c, "Labels");
+        const char *name = json_string_value(json_object_get(c, "Name"));
+        const char *cl = json_string_value(json_object_get(labels, "berth.cluster"));
+        const char *node = json_string_value(json_object_get(labels, "berth.node"));
+        const char *user = json_string_value(json_object_get(labels, "berth.user"));
+        if (!name || !cl || strcmp(cl, w->cfg->cluster) != 0 || !node ||
+            strcmp(node, w->cfg->node) != 0 || !valid_name(user) || json_object_get(nets, user))
+            continue;
+        json_object_set_new(nets, user, json_string(name));
+        json_array_append_new(names, json_string(user));
+    }
+    json_decref(arr);
+    list = json_object_size(nets) ? json_dumps(names, JSON_COMPACT) : NULL;
+    json_decref(names);
+    if (list) {
+        const char *p[2] = {list, w->cfg->node};
+        if (pg_query(w->pg,
+                     "SELECT u.username FROM users u WHERE u.username IN (SELECT"
+                     " jsonb_array_elements_text($1::jsonb)) AND EXISTS (SELECT 1 FROM instances i"
+                     " WHERE i.user_id = u.id AND i.node = $2 AND i.status <> 'deleted')",
+                     2, p, on_net_users, nets) < 0) {
+            json_decref(nets);
+        }
+        free(list);
+        return;
+    }
+    json_decref(nets);
+}
+
+static void networks_step(void)
+{
+    char path[512];
+    cluster_filter("/networks?filters=", path, sizeof(path));
+    if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_networks, NULL) < 0)
+        log_debug("reconcile: cannot list networks now");
 }
 
 /* ---- step 3: containers vs rows ---- */
@@ -231,19 +343,8 @@ static void on_containers(int status, const char *body, size_t len, const char *
 
 static void containers_step(void)
 {
-    char path[512], filt[200], enc[400];
-    size_t o = 0;
-    snprintf(filt, sizeof(filt), "{\"label\":[\"berth.cluster=%s\"]}", rec.w->cfg->cluster);
-    for (const char *s = filt; *s && o + 4 < sizeof(enc); s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-            ch == '_')
-            enc[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(enc + o, sizeof(enc) - o, "%%%02X", ch);
-    }
-    enc[o] = '\0';
-    snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", enc);
+    char path[512];
+    cluster_filter("/containers/json?all=1&filters=", path, sizeof(path));
     if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_containers, NULL) < 0)
         pass_end();
 }
@@ -265,6 +366,7 @@ static void on_open_jobs(PGresult *res, const char *err, void *arg)
         log_info("reconcile: job %s is open but in no queue; queueing it again", id);
         redisq_command(w->rq, NULL, NULL, "LPUSH %s %s", rec.jobs_key, id);
     }
+    networks_step();
     containers_step();
 }
 

@@ -155,11 +155,13 @@ teardown() {
     done
     curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/templates/$P-t"
 }
+NETS=()
 cleanup() {
     proxy_kill
     # the stack's own worker back (also needed for the deletes)
     if [[ -n $MY_WORKER ]] || ! running "$(worker_pid)"; then restore_worker; fi
     for c in "${ORPHANS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
+    for n in "${NETS[@]}"; do docker network rm "$n" >/dev/null 2>&1; done
     [[ -n ${TORN_DOWN:-} ]] || teardown
     rm -rf "$TMP"
 }
@@ -330,6 +332,23 @@ check "a container without berth's cluster label is never touched" docker inspec
 check "a container of our cluster but another node is left to that node's worker" docker inspect "berth-$O4"
 for c in "${ORPHANS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
 ORPHANS=()
+
+# ======== networks left behind ========
+# A user's network normally goes with their last instance; one Docker would
+# not remove then (an endpoint still being released) goes on a later pass.
+# Subnets outside berth's pool and Docker's default one.
+NETS=("berth-$BERTH_CLUSTER-$P-gone" "berth-$BERTH_CLUSTER-$P-far")
+docker network create --subnet 10.254.250.0/24 --label "berth.cluster=$BERTH_CLUSTER" \
+    --label berth.node=local --label "berth.user=$P-gone" "${NETS[0]}" >/dev/null
+docker network create --subnet 10.254.251.0/24 --label "berth.cluster=$BERTH_CLUSTER" \
+    --label berth.node=elsewhere --label "berth.user=$P-far" "${NETS[1]}" >/dev/null
+t0=$(date +%s)
+for _ in $(seq 100); do docker network inspect "${NETS[0]}" >/dev/null 2>&1 || break; sleep 0.2; done
+check "a labelled network of this node whose user has no instance is removed by a pass ($(( $(date +%s) - t0 )) s)" \
+    bash -c "! docker network inspect ${NETS[0]} >/dev/null 2>&1"
+check "the worker logs the removal" grep -q "removed network ${NETS[0]}" "$LOG"
+check "a network of another node is left to that node's worker" docker network inspect "${NETS[1]}"
+check "the network of a user with a running instance stays" docker network inspect "berth-$BERTH_CLUSTER-$P-up"
 http GET "/api/v1/instances/$UA" "" "${A[@]}"
 expect_eq "live instances' containers are not taken for orphans" "running true" \
     "$(jq -r .status <<<"$BODY") $(docker inspect "berth-$UA" >/dev/null 2>&1 && echo true || echo false)"
