@@ -24,11 +24,7 @@
 
 extern char **environ;
 
-/* Gather what arrives together into one reload. A create puts its route
- * when its job begins, a few hundred ms before Docker has the container
- * running, so waiting a quarter second costs no one a route and lets a
- * burst's first reload take in much more of it. */
-#define DEBOUNCE_S   0.25
+#define DEBOUNCE_S   ROUTES_DEBOUNCE_S
 #define MIN_GAP_S    0.5   /* between reload starts: bounds reloads under a stream of changes */
 #define MAX_ARGS     32
 #define STDERR_CAP   4096  /* what we keep of nginx -t's complaint */

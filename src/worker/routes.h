@@ -38,6 +38,13 @@
 
 struct routes;
 
+/* Gather what arrives together into one reload: a change waits this long
+ * (seconds) before the test and reload it starts. A create puts its route
+ * when its job begins, a few hundred ms before Docker has the container
+ * running, so waiting a quarter second costs no one a route and lets a
+ * burst's first reload take in much more of it. */
+#define ROUTES_DEBOUNCE_S 0.25
+
 /* Called on the loop when nginx refused an instance's snippet. */
 typedef void (*routes_error_cb)(const char *instance_id, const char *message, void *arg);
 
