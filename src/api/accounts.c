@@ -66,6 +66,63 @@ const char *acct_unknown_field(json_t *obj, const char *const allowed[])
     return NULL;
 }
 
+json_t *acct_body(struct req *r, PGconn *pg, const char *action, const char *target_type,
+                  const char *target_id, const char *const allowed[])
+{
+    json_t *body = req_json(r);
+    const char *bad;
+    if (!body) {
+        if (audit_write(pg, r, action, target_type, target_id, "invalid", NULL) < 0)
+            log_warn("audit row not written");
+        return NULL;
+    }
+    if ((bad = acct_unknown_field(body, allowed))) {
+        audit_refuse(r, pg, action, target_type, target_id, "invalid", 400, "invalid_field", bad,
+                     "unknown field '%s'", bad);
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+int acct_lock_owned(struct req *r, PGconn *pg, const char *table_sql, const char *id,
+                    bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                    const char *action, const char *target_type, const char *what,
+                    char owner[37])
+{
+    const char *p[1] = {id};
+    PGresult *res;
+
+    owner[0] = '\0';
+    if (!valid_uuid(id)) {
+        audit_refuse(r, pg, action, target_type, NULL, "not_found", 404, "not_found", NULL,
+                     "no such %s", what);
+        return -1;
+    }
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    res = PQexecParams(pg, table_sql, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (PQntuples(res) == 1)
+        util_strlcpy(owner, PQgetvalue(res, 0, 0), 37);
+    PQclear(res);
+    /* someone else's row answers like a missing one */
+    if (!owner[0] || !allowed(&r->actor, ACT_DELETE, owner)) {
+        acct_exec(pg, "ROLLBACK");
+        audit_refuse(r, pg, action, target_type, id, owner[0] ? "denied" : "not_found", 404,
+                     "not_found", NULL, "no such %s", what);
+        return -1;
+    }
+    return 0;
+}
+
 size_t acct_utf8_chars(const char *s, size_t n)
 {
     size_t c = 0;

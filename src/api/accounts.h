@@ -30,6 +30,27 @@ json_t *acct_str_or_null(PGresult *res, int row, int col);
 /* The first key of obj not in allowed (NULL-terminated list), or NULL. */
 const char *acct_unknown_field(json_t *obj, const char *const allowed[]);
 
+/* The request's JSON object body, with no key outside allowed. NULL after
+ * answering 400 (or 413) and writing the refused attempt to the audit log
+ * as action on target_type/target_id (NULL: none yet). New reference. */
+json_t *acct_body(struct req *r, PGconn *pg, const char *action, const char *target_type,
+                  const char *target_id, const char *const allowed[]);
+
+/*
+ * The start of deleting a row someone owns (a token, an SSH key): begins a
+ * transaction, locks the row that table_sql ("SELECT user_id FROM T WHERE
+ * id = $1 FOR UPDATE") finds for id, and copies its owner's id into owner.
+ * 0: the actor may delete it (allowed(actor, ACT_DELETE, owner)) and the
+ * transaction is open. -1: answered and the transaction closed -- 404
+ * "no such <what>" for an id that is malformed, missing or not the actor's
+ * (audited as action on target_type; ids are never confirmed), 503 when the
+ * database fails.
+ */
+int acct_lock_owned(struct req *r, PGconn *pg, const char *table_sql, const char *id,
+                    bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                    const char *action, const char *target_type, const char *what,
+                    char owner[37]);
+
 /* Number of UTF-8 characters in s (which jansson has already checked is UTF-8). */
 size_t acct_utf8_chars(const char *s, size_t n);
 

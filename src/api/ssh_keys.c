@@ -273,7 +273,7 @@ void ssh_keys_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "public_key", NULL};
     char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200], jid[37];
-    const char *p[6], *bad;
+    const char *p[6];
     json_t *body = NULL, *v, *d;
     PGconn *pg;
     PGresult *res = NULL;
@@ -285,16 +285,8 @@ void ssh_keys_create(struct req *r)
                      "viewers may not add SSH keys");
         return;
     }
-    if (!(body = req_json(r))) {
-        if (audit_write(pg, r, "ssh_key.create", "ssh_key", NULL, "invalid", NULL) < 0)
-            log_warn("audit row not written");
+    if (!(body = acct_body(r, pg, "ssh_key.create", "ssh_key", NULL, allowed)))
         return;
-    }
-    if ((bad = acct_unknown_field(body, allowed))) {
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field", bad,
-                     "unknown field '%s'", bad);
-        goto out;
-    }
     v = json_object_get(body, "name");
     if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
         audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
@@ -365,34 +357,10 @@ void ssh_keys_delete(struct req *r)
     PGconn *pg;
     PGresult *res;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) ||
+        acct_lock_owned(r, pg, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
+                        authz_ssh_key, "ssh_key.delete", "ssh_key", "key", owner) < 0)
         return;
-    if (!valid_uuid(id)) {
-        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", NULL, "not_found", 404, "not_found", NULL,
-                     "no such key");
-        return;
-    }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
-    }
-    res = PQexecParams(pg, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", 1, NULL, p,
-                       NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
-    }
-    if (PQntuples(res) == 1)
-        util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
-    PQclear(res);
-    if (!owner[0] || !authz_ssh_key(&r->actor, ACT_DELETE, owner)) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "ssh_key.delete", "ssh_key", id, owner[0] ? "denied" : "not_found", 404,
-                     "not_found", NULL, "no such key");
-        return;
-    }
     res = PQexecParams(pg, "DELETE FROM ssh_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK || queue_sync(pg, owner, jid) < 0 ||
         audit_write(pg, r, "ssh_key.delete", "ssh_key", id, "ok", NULL) < 0 ||

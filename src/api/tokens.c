@@ -79,7 +79,7 @@ void tokens_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "expires_in_days", NULL};
     char id[37], secret[65], token[80], hash[65], days[24] = "";
-    const char *p[5], *bad, *name;
+    const char *p[5], *name;
     json_t *body = NULL, *v, *d;
     PGconn *pg;
     PGresult *res = NULL;
@@ -91,16 +91,8 @@ void tokens_create(struct req *r)
                      "you may not create API tokens");
         return;
     }
-    if (!(body = req_json(r))) {
-        if (audit_write(pg, r, "token.create", "token", NULL, "invalid", NULL) < 0)
-            log_warn("audit row not written");
+    if (!(body = acct_body(r, pg, "token.create", "token", NULL, allowed)))
         return;
-    }
-    if ((bad = acct_unknown_field(body, allowed))) {
-        audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", bad,
-                     "unknown field '%s'", bad);
-        goto out;
-    }
     v = json_object_get(body, "name");
     if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
         audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", "name",
@@ -185,35 +177,10 @@ void tokens_delete(struct req *r)
     PGresult *res;
     char owner[37] = "";
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !(pg = acct_db(r)) ||
+        acct_lock_owned(r, pg, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
+                        authz_token, "token.delete", "token", "token", owner) < 0)
         return;
-    if (!valid_uuid(id)) {
-        audit_refuse(r, pg, "token.delete", "token", NULL, "not_found", 404, "not_found", NULL,
-                     "no such token");
-        return;
-    }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
-    }
-    res = PQexecParams(pg, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", 1, NULL, p,
-                       NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
-    }
-    if (PQntuples(res) == 1)
-        util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
-    PQclear(res);
-    /* Someone else's token answers like a missing one: ids are not confirmed. */
-    if (!owner[0] || !authz_token(&r->actor, ACT_DELETE, owner)) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "token.delete", "token", id, owner[0] ? "denied" : "not_found", 404,
-                     "not_found", NULL, "no such token");
-        return;
-    }
     res = PQexecParams(pg, "DELETE FROM api_tokens WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK ||
         audit_write(pg, r, "token.delete", "token", id, "ok", NULL) < 0 ||

@@ -107,7 +107,7 @@ void users_create(struct req *r)
     static const char *const allowed[] = {"username", "password", "role", "quota", NULL};
     char hash[PASSWORD_HASH_MAX] = "", id[37];
     struct quota_in qi;
-    const char *p[7], *bad, *username;
+    const char *p[7], *username;
     json_t *body = NULL, *v;
     PGconn *pg;
     PGresult *res = NULL;
@@ -115,16 +115,8 @@ void users_create(struct req *r)
 
     if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.create", NULL))
         return;
-    if (!(body = req_json(r))) {
-        if (audit_write(pg, r, "user.create", "user", NULL, "invalid", NULL) < 0)
-            log_warn("audit row not written");
+    if (!(body = acct_body(r, pg, "user.create", "user", NULL, allowed)))
         return;
-    }
-    if ((bad = acct_unknown_field(body, allowed))) {
-        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field", bad,
-                     "unknown field '%s'", bad);
-        goto out;
-    }
     v = json_object_get(body, "username");
     username = json_string_value(v);
     if (!valid_name(username)) {
@@ -294,16 +286,8 @@ void users_patch(struct req *r)
                      "no such user");
         return;
     }
-    if (!(body = req_json(r))) {
-        if (audit_write(pg, r, "user.update", "user", id, "invalid", NULL) < 0)
-            log_warn("audit row not written");
+    if (!(body = acct_body(r, pg, "user.update", "user", id, allowed)))
         return;
-    }
-    if ((bad = acct_unknown_field(body, allowed))) {
-        audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field", bad,
-                     "unknown field '%s'", bad);
-        goto out;
-    }
     if ((v = json_object_get(body, "password")) && !check_password(r, pg, "user.update", id, v))
         goto out;
     if ((v = json_object_get(body, "role"))) {
