@@ -65,18 +65,33 @@ check "... naming the instance and owner, its published port and keepalive" \
     bash -c "head -2 '$UP' | grep -q '$P-dev, instance web' && grep -Eq '^    server 127\.0\.0\.1:[0-9]+;$' '$UP' && grep -q keepalive '$UP'"
 
 # ---- --sync-routes after the directory lost files ----
-rm -f "$BOX/box-enabled/$ID".* "$BOX/box-available/$ID".*
-# an orphan of this node, and a snippet of another node sharing the directory
-for id in "$ORPHAN" "$FOREIGN"; do
-    node=$NODE; [[ $id == "$FOREIGN" ]] && node=elsewhere
-    printf '# berth instance %s\n#   user ghost, instance x, template web, node %s\n# Written by berth-worker from the database: edits are overwritten.\nlocation /container/ghost-%s/x/ {\n    return 204;\n}\n' \
-        "$id" "$node" "${id:0:8}" > "$BOX/box-available/$id.conf"
-    ln -s "../box-available/$id.conf" "$BOX/box-enabled/$id.conf"
-done
+lose_files() {
+    rm -f "$BOX/box-enabled/$ID".* "$BOX/box-available/$ID".*
+    # an orphan of this node, and a snippet of another node sharing the directory
+    for id in "$ORPHAN" "$FOREIGN"; do
+        node=$NODE; [[ $id == "$FOREIGN" ]] && node=elsewhere
+        printf '# berth instance %s\n#   user ghost, instance x, template web, node %s\n# Written by berth-worker from the database: edits are overwritten.\nlocation /container/ghost-%s/x/ {\n    return 204;\n}\n' \
+            "$id" "$node" "${id:0:8}" > "$BOX/box-available/$id.conf"
+        ln -sf "../box-available/$id.conf" "$BOX/box-enabled/$id.conf"
+    done
+}
+want_report() { grep -Eq "^node $NODE: [0-9]+ routes, [1-9][0-9]* written, 1 removed$" <<<"$out"; }
+lose_files
 out=$("$API" --sync-routes 2>&1); rc=$?
+if ((rc == 0)) && ! want_report; then
+    # The worker's periodic pass (every reconcile_s) may have healed the
+    # directory between the damage and the command: the command then has
+    # nothing left to report. Such a pass cannot hit a second window seconds later.
+    echo "  (first report: $out -- a reconcile pass may have run in between; once more)" >&2
+    lose_files
+    out=$("$API" --sync-routes 2>&1); rc=$?
+fi
 expect_eq "berth-api --sync-routes succeeds" 0 "$rc"
-check "it reports the node with routes written and one removed" \
-    grep -Eq "^node $NODE: [0-9]+ routes, [1-9][0-9]* written, 1 removed$" <<<"$out"
+if want_report; then
+    ok "it reports the node with routes written and one removed"
+else
+    fail "it reports the node with routes written and one removed" "$out"
+fi
 check "the lost snippet is back, linked" files_there
 expect_eq "the route answers as soon as the command returns (it waits for the reload)" 200 \
     "$(code "/container/$P-dev/web/")"
