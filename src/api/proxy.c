@@ -53,17 +53,16 @@ void proxy_auth_forget(void)
     atomic_fetch_add(&cache_gen, 1);
 }
 
+static uint32_t fnv1a(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 static size_t slot_of(const char *cred, const char *user, const char *inst)
 {
-    uint32_t h = 2166136261u; /* FNV-1a over the three */
-    for (const char *s = cred; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    for (const char *s = user; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    h = (h ^ '/') * 16777619u;
-    for (const char *s = inst; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % CACHE_SLOTS;
+    return fnv1a(fnv1a(fnv1a(2166136261u, cred), user), inst) % CACHE_SLOTS;
 }
 
 /* 1 allowed (instance_id filled), 0 refused, -1 not cached. */

@@ -202,15 +202,23 @@ static bool unlink_links(struct routes *r, const char *id)
     return removed;
 }
 
+/* Remove one of an instance's files and its link (the link first: never a
+ * dangling one); true if either was there. */
+static bool remove_file(struct routes *r, const char *id, const char *ext)
+{
+    char path[4096];
+    bool removed;
+    path_ext(r, "box-enabled", id, ext, path, sizeof(path));
+    removed = unlink(path) == 0;
+    path_ext(r, "box-available", id, ext, path, sizeof(path));
+    return (unlink(path) == 0) || removed;
+}
+
+/* The location first: its upstream group must outlive it. */
 static bool unlink_now(struct routes *r, const char *id)
 {
-    char file[4096];
-    bool removed = unlink_links(r, id); /* the links first: never a dangling one */
-    path_of(r, "box-available", id, file, sizeof(file));
-    removed = (unlink(file) == 0) || removed;
-    path_ext(r, "box-available", id, EXT_UP, file, sizeof(file));
-    removed = (unlink(file) == 0) || removed;
-    return removed;
+    bool removed = remove_file(r, id, EXT_LOC);
+    return remove_file(r, id, EXT_UP) || removed;
 }
 
 static void defer_op(struct routes *r, const char *id, bool link)
@@ -582,15 +590,7 @@ static int write_if_changed(const char *dir, const char *name, const char *text,
  * then it is a valid, unused group). */
 static bool drop_upstream(struct routes *r, const char *id)
 {
-    char path[4096];
-    bool removed;
-    if (r->state != IDLE)
-        return false;
-    path_ext(r, "box-enabled", id, EXT_UP, path, sizeof(path));
-    removed = unlink(path) == 0;
-    path_ext(r, "box-available", id, EXT_UP, path, sizeof(path));
-    removed = (unlink(path) == 0) || removed;
-    return removed;
+    return r->state == IDLE && remove_file(r, id, EXT_UP);
 }
 
 int routes_put(struct routes *r, const struct snippet_in *given, char *err, size_t errlen)

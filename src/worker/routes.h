@@ -58,7 +58,8 @@ void routes_free(struct routes *r);
 int routes_prepare(struct routes *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Write (or rewrite, when it changed) the snippet of one instance and link it;
- * schedules a reload when anything changed. 1 written or linked, 0 already so,
+ * schedules a reload when anything changed. in->keepalive is ignored: the
+ * configured route_keepalive decides whether it has an upstream group. 1 written or linked, 0 already so,
  * -1 with err (refused value, disk error): nothing is linked then. */
 int routes_put(struct routes *r, const struct snippet_in *in, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -969,15 +969,27 @@ static void on_net_removed(int status, const char *body, size_t len, const char 
         log_debug("network not removed (HTTP %d): still in use", status);
 }
 
+/* The network of a user: berth-<cluster>-<user>. */
+static void net_name(const struct worker *w, const char *user, char *out, size_t size)
+{
+    snprintf(out, size, "berth-%s-%s", w->cfg->cluster, user);
+}
+
+/* Ask Docker to remove a network; one still in use stays (reconcile tries
+ * again on its next pass). */
+static void net_remove(struct worker *w, const char *name)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "/networks/%s", name);
+    if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
+        log_warn("cannot remove network %s", name);
+}
+
 static void on_user_left(PGresult *res, const char *err, void *arg)
 {
     struct net_release *n = arg;
-    char path[200];
-    if (n && !err && strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-        snprintf(path, sizeof(path), "/networks/%s", n->net);
-        if (docker_request(n->w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
-            log_warn("cannot remove network %s", n->net);
-    }
+    if (n && !err && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+        net_remove(n->w, n->net);
     free(n);
 }
 
@@ -1116,11 +1128,9 @@ static void on_user_gone(PGresult *res, const char *err, void *arg)
      * deletes can leave it (Docker still releasing an endpoint when the last
      * delete asked). The user is gone now: so is it. */
     if (PQntuples(res) == 1 && valid_name(PQgetvalue(res, 0, 0))) {
-        char path[200];
-        snprintf(path, sizeof(path), "/networks/berth-%s-%s", j->rn->w->cfg->cluster,
-                 PQgetvalue(res, 0, 0));
-        if (docker_request(j->rn->w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
-            log_warn("cannot remove the network of deleted user %s", PQgetvalue(res, 0, 0));
+        char name[160];
+        net_name(j->rn->w, PQgetvalue(res, 0, 0), name, sizeof(name));
+        net_remove(j->rn->w, name);
     }
     job_finish(j);
 }
@@ -1212,7 +1222,7 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
         return;
     }
     snprintf(j->cname, sizeof(j->cname), "berth-%s", j->instance_id);
-    snprintf(j->net, sizeof(j->net), "berth-%s-%s", j->rn->w->cfg->cluster, j->user);
+    net_name(j->rn->w, j->user, j->net, sizeof(j->net));
     if (strcmp(j->status, "deleted") == 0) {
         job_done(j, NULL, NULL, NULL);
         return;
