@@ -31,3 +31,16 @@ http() {
 
 # Run the rest of the test only when jq exists.
 need() { command -v "$1" >/dev/null 2>&1 || { ok "SKIP: $1 not installed # SKIP"; exit 0; }; }
+
+# admin_login JAR: log in as the stack's first admin into cookie jar JAR;
+# sets ACSRF (the session's CSRF token). Then admin METHOD PATH [BODY]
+# [curl args...] sends a request with that session.
+admin_login() {
+    ADMIN_JAR=$1
+    http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$ADMIN_JAR"
+    ACSRF=$(jq -r .csrf_token <<<"$BODY")
+}
+admin() {
+    local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
+    http "$m" "$p" "$b" -b "$ADMIN_JAR" -H "X-CSRF-Token: $ACSRF" "$@"
+}

@@ -19,9 +19,8 @@ P=q$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-http POST /api/v1/tokens '{"name":"quota-test"}' -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+admin_login "$TMP/admin.jar"
+admin POST /api/v1/tokens '{"name":"quota-test"}'
 ATOK=$(jq -r .token <<<"$BODY")
 TEMPLATE=$(curl -s -H "Authorization: Bearer $ATOK" "$BERTH_URL/api/v1/templates" | jq -r '[.items[] | select(.name == "web")][0].name // .items[0].name')
 

@@ -10,11 +10,9 @@ P=k$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
+admin_login "$TMP/admin.jar"
 mk() { # mk NAME ROLE -> TOKEN
-    http POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"$2\"}" \
-        -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"$2\"}"
     http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pass-$1\"}" -c "$TMP/$1.jar"
     local csrf; csrf=$(jq -r .csrf_token <<<"$BODY")
     http POST /api/v1/tokens '{"name":"k"}' -b "$TMP/$1.jar" -H "X-CSRF-Token: $csrf"

@@ -19,9 +19,8 @@ TMP=$(mktemp -d)
 CONCURRENT=${LIFECYCLE_CONCURRENT:-50}
 INFLIGHT=${LIFECYCLE_INFLIGHT:-20}
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-http POST /api/v1/tokens '{"name":"lifecycle"}' -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+admin_login "$TMP/admin.jar"
+admin POST /api/v1/tokens '{"name":"lifecycle"}'
 ATOK=$(jq -r .token <<<"$BODY")
 A=(-H "Authorization: Bearer $ATOK")
 

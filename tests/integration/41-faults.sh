@@ -117,9 +117,8 @@ restore_worker() { # the stack's own worker, as stack.sh starts it
 }
 
 # ---- accounts ----
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-http POST /api/v1/tokens '{"name":"faults"}' -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+admin_login "$TMP/admin.jar"
+admin POST /api/v1/tokens '{"name":"faults"}'
 A=(-H "Authorization: Bearer $(jq -r .token <<<"$BODY")")
 user() { # user NAME -> USER_ID, TOKEN (developer)
     http POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"developer\",\"quota\":{\"instances\":20,\"cpus\":20,\"memory_mb\":20000}}" "${A[@]}"

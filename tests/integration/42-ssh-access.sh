@@ -18,9 +18,7 @@ P=sa$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-admin() { http "$1" "$2" "${3-}" -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"; }
+admin_login "$TMP/admin.jar"
 admin POST /api/v1/users "{\"username\":\"$P\",\"password\":\"pw-$P\",\"role\":\"developer\"}"
 USER_ID=$(jq -r .id <<<"$BODY")
 http POST /api/v1/auth/login "{\"username\":\"$P\",\"password\":\"pw-$P\"}" -c "$TMP/dev.jar"

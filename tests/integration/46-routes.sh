@@ -24,10 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-http POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\",\"role\":\"developer\"}" \
-    -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+admin_login "$TMP/admin.jar"
+admin POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\",\"role\":\"developer\"}"
 DEV_ID=$(jq -r .id <<<"$BODY")
 http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\"}" -c "$TMP/dev.jar"
 DCSRF=$(jq -r .csrf_token <<<"$BODY")
@@ -100,7 +98,7 @@ check "the orphan of this node is removed from both directories" \
 check "the snippet naming another node is left alone" test -L "$BOX/box-enabled/$FOREIGN.conf"
 out=$("$API" --sync-routes 2>&1)
 check "a second run finds everything in agreement" grep -Eq "^node $NODE: [0-9]+ routes, 0 written, 0 removed$" <<<"$out"
-http GET "/api/v1/audit?action=routes.sync" "" -b "$TMP/admin.jar"
+admin GET "/api/v1/audit?action=routes.sync"
 check "the command is audited (routes.sync, target the node)" \
     jq -e --arg n "$NODE" '[.items[] | select(.target_id == $n and .actor == "berth-api --sync-routes")] | length >= 2' <<<"$BODY"
 rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf"
@@ -122,4 +120,4 @@ check "a snippet edited by hand is rewritten from the database" bash -c "! grep 
 dev DELETE "/api/v1/instances/$ID?delete_volumes=true"
 gone() { ! ls "$BOX/box-available/$ID".* "$BOX/box-enabled/$ID".* >/dev/null 2>&1; }
 check "deleting the instance removes its files and links" wait_for 60 gone
-http DELETE "/api/v1/users/$DEV_ID" "" -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"
+admin DELETE "/api/v1/users/$DEV_ID"

@@ -14,9 +14,7 @@ BOX=$BERTH_VAR/nginx/box-enabled
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" -c "$TMP/admin.jar"
-ACSRF=$(jq -r .csrf_token <<<"$BODY")
-admin() { http "$1" "$2" "${3-}" -b "$TMP/admin.jar" -H "X-CSRF-Token: $ACSRF"; }
+admin_login "$TMP/admin.jar"
 admin POST /api/v1/tokens '{"name":"burst"}'
 ADMIN=$(jq -r .token <<<"$BODY")
 # A class starting at once: USERS users, N/USERS instances each (one user's
