@@ -44,3 +44,18 @@ admin() {
     local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
     http "$m" "$p" "$b" -b "$ADMIN_JAR" -H "X-CSRF-Token: $ACSRF" "$@"
 }
+
+# dev_login NAME JAR: the admin (admin_login first) makes developer NAME with
+# password pw-NAME, who logs in into cookie jar JAR; sets DEV_ID and DCSRF.
+# Then dev METHOD PATH [BODY] [curl args...] sends with that session.
+dev_login() {
+    DEV_JAR=$2
+    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pw-$1\",\"role\":\"developer\"}"
+    DEV_ID=$(jq -r .id <<<"$BODY")
+    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pw-$1\"}" -c "$DEV_JAR"
+    DCSRF=$(jq -r .csrf_token <<<"$BODY")
+}
+dev() {
+    local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
+    http "$m" "$p" "$b" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF" "$@"
+}

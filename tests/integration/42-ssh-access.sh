@@ -19,11 +19,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 admin_login "$TMP/admin.jar"
-admin POST /api/v1/users "{\"username\":\"$P\",\"password\":\"pw-$P\",\"role\":\"developer\"}"
-USER_ID=$(jq -r .id <<<"$BODY")
-http POST /api/v1/auth/login "{\"username\":\"$P\",\"password\":\"pw-$P\"}" -c "$TMP/dev.jar"
-DCSRF=$(jq -r .csrf_token <<<"$BODY")
-dev() { http "$1" "$2" "${3-}" -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"; }
+dev_login "$P" "$TMP/dev.jar"
+USER_ID=$DEV_ID
 # An SSH-enabled template on the busybox image: no sshd, but a shell to take keys.
 admin POST /api/v1/templates "{\"name\":\"$P-box\",\"image\":\"berth-demo/web:1\",\"ssh_port\":22,\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":64}"
 expect_eq "an SSH-enabled template on the busybox image is created" 201 "$STATUS"

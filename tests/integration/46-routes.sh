@@ -25,11 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 admin_login "$TMP/admin.jar"
-admin POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\",\"role\":\"developer\"}"
-DEV_ID=$(jq -r .id <<<"$BODY")
-http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pw-$P-dev\"}" -c "$TMP/dev.jar"
-DCSRF=$(jq -r .csrf_token <<<"$BODY")
-dev() { http "$1" "$2" "${3-}" -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"; }
+dev_login "$P-dev" "$TMP/dev.jar"
 code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' -b "$TMP/dev.jar" "$BERTH_URL$1"; }
 wait_for() { # SECONDS CMD... : until CMD succeeds
     local end=$((SECONDS + $1)); shift
