@@ -20,6 +20,9 @@ VAR=${BERTH_VAR:-$ROOT/var}
 mkdir -p "$VAR"
 VAR=$(cd "$VAR" && pwd)
 HTTP_PORT=${BERTH_HTTP_PORT:-8080}
+# Workspaces: names under localhost need no DNS (browsers and curl resolve
+# *.localhost to loopback); "same" serves them on the UI origin (README, Security).
+WORKSPACE_HOST=${BERTH_WORKSPACE_HOST:-{user\}.localhost}
 PG_PORT=${BERTH_PG_PORT:-55432}
 REDIS_PORT=${BERTH_REDIS_PORT:-56379}
 CLUSTER=${BERTH_CLUSTER:-berth}
@@ -119,6 +122,8 @@ nginx_reload = signal:$RUN/nginx-master.pid
 nginx_test = ${SVC[*]} $(command -v nginx) -e $LOG/nginx-error.log -p $VAR/nginx -c $VAR/nginx/nginx.conf -t -q
 host_address = 127.0.0.1
 public_host = 127.0.0.1
+public_url = http://127.0.0.1:$HTTP_PORT
+workspace_host = $WORKSPACE_HOST
 url = http://127.0.0.1:$HTTP_PORT
 EOF
     mv "$VAR/berth.conf.tmp" "$VAR/berth.conf"
@@ -198,8 +203,13 @@ stop_docker() {
 
 start_nginx() {
     local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)
-    sed -e "s|@VAR@|$VAR|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@STATIC@|$ROOT/static|g" \
+    # workspaces on an origin of their own (#@split@ lines), or on the UI's (#@same@)
+    local mode=split drop=same
+    [[ $WORKSPACE_HOST == same ]] && { mode=same; drop=split; }
+    sed -e "/#@$drop@/d" -e "s|#@$mode@ ||" \
+        -e "s|@VAR@|$VAR|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@STATIC@|$ROOT/static|g" \
         -e "s|@API_SOCKET@|$RUN/api.sock|g" -e "s|@BOX_ENABLED@|$VAR/nginx/box-enabled|g" \
+        -e "s|@UI_HOSTS@|127.0.0.1 localhost|g" \
         -e "s|@NGINX_DIR@|$ROOT/nginx|g" "$ROOT/nginx/berth.conf.in" > "$VAR/nginx/nginx.conf"
     if alive nginx; then return; fi
     as_svc "$nginx" -e "$LOG/nginx-error.log" -p "$VAR/nginx" -c "$VAR/nginx/nginx.conf" -t -q 2>>"$LOG/nginx-error.log" \

@@ -54,12 +54,17 @@ function button(label, onClick, cls) {
 
 const when = (t) => (t ? new Date(t).toLocaleString() : '—');
 
-// Only return addresses inside /container/ are followed after login: anything
-// else could send a user to another site.
+// Return addresses after login: only the workspace sign-in of this
+// installation (which checks the rest on the server), or a canonical
+// workspace path -- no other host, no dot segments, no encoded separators.
 function safeNext() {
   const next = new URLSearchParams(location.search).get('next');
-  return next && /^\/container\/[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*\//.test(next) && !next.includes('//', 1)
-    ? next : null;
+  if (!next) return null;
+  if (/^\/api\/v1\/auth\/workspace\?instance=[0-9a-f-]{36}(&path=[A-Za-z0-9%._~-]*)?$/.test(next)) return next;
+  if (!/^\/container\/[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*\//.test(next)) return null;
+  const path = next.split(/[?#]/)[0];
+  if (/[\\\s\x00-\x1f]|%2e|%2f|%5c|%25|\/\/|(^|\/)\.{1,2}(\/|$)/i.test(path)) return null;
+  return next;
 }
 
 async function showHealth() {
@@ -145,9 +150,9 @@ async function loadInstances() {
     st.className = `status ${inst.status}`;
     if (inst.error) st.title = inst.error;
     const open = cell(tr, '');
-    if (inst.urls?.http && inst.status === 'running') {
+    if (inst.urls?.open && inst.status === 'running') {
       const a = document.createElement('a');
-      a.href = inst.urls.http;
+      a.href = inst.urls.open;
       a.textContent = 'open';
       a.target = '_blank';
       a.rel = 'noopener';

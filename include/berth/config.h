@@ -34,6 +34,8 @@ struct berth_config {
     long heartbeat_ttl_s;
     long port_min, port_max;
     char public_host[256];
+    char public_url[300];
+    char workspace_host[300];
     long login_max_failures;
     long login_lockout_s;
     /* berth-worker */

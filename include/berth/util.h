@@ -35,6 +35,10 @@ void util_sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time equality of two byte strings of length n. */
 bool util_ct_equal(const void *a, const void *b, size_t n);
 
+/* Percent-encode s (every byte but RFC 3986's unreserved ones) into out,
+ * NUL-terminated. 0, or -1 when it does not fit. */
+int util_url_encode(const char *s, char *out, size_t size) WUR;
+
 /* Copy with truncation, always NUL-terminated; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

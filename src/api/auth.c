@@ -30,6 +30,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "berth/workspace.h"
 
 #define TOUCH_INTERVAL_S "60"
 
@@ -106,6 +107,15 @@ bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t 
     return false;
 }
 
+int auth_cookie_count(const struct req *r, const char *name)
+{
+    int ns = 0, nw = 0;
+    const char *c = req_param(r, "HTTP_COOKIE");
+    if (!c || ws_cookie_strip(c, NULL, 0, &ns, &nw) < 0)
+        return 0;
+    return strcmp(name, WS_COOKIE) == 0 ? nw : ns;
+}
+
 const char *auth_role_name(enum role role)
 {
     switch (role) {
@@ -168,7 +178,7 @@ static void fill_actor(struct actor *a, PGresult *res, int col_id)
         a->role = ROLE_VIEWER;
 }
 
-static int auth_bearer(struct req *r, PGconn *pg, const char *token)
+int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
 {
     char hash[65];
     const char *p[1] = {hash};
@@ -176,8 +186,9 @@ static int auth_bearer(struct req *r, PGconn *pg, const char *token)
     bool touch;
     char tid[37];
 
+    memset(a, 0, sizeof(*a));
     if (!*token || strlen(token) > 256)
-        return refuse(r, pg, 401, "bad token", "the API token is not valid");
+        return 0;
     util_sha256_hex(token, strlen(token), hash);
     res = PQexecParams(
         pg,
@@ -190,36 +201,51 @@ static int auth_bearer(struct req *r, PGconn *pg, const char *token)
         1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return refuse(r, pg, 401, "unknown, expired or revoked token",
-                      "the API token is not valid (unknown, expired or revoked)");
+        return 0;
     }
-    fill_actor(&r->actor, res, 1);
+    fill_actor(a, res, 1);
     touch = PQgetvalue(res, 0, 4)[0] == 't';
     util_strlcpy(tid, PQgetvalue(res, 0, 0), sizeof(tid));
     PQclear(res);
-    r->actor.via_cookie = false;
+    a->via_cookie = false;
     if (touch) {
         const char *q[1] = {tid};
         PQclear(PQexecParams(pg, "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1,
                              NULL, q, NULL, NULL, 0));
     }
+    return 1;
+}
+
+static int auth_bearer(struct req *r, PGconn *pg, const char *token)
+{
+    int found;
+    if (!*token || strlen(token) > 256)
+        return refuse(r, pg, 401, "bad token", "the API token is not valid");
+    found = auth_bearer_lookup(pg, token, &r->actor);
+    if (found < 0) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (found == 0)
+        return refuse(r, pg, 401, "unknown, expired or revoked token",
+                      "the API token is not valid (unknown, expired or revoked)");
     return 0;
 }
 
-static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
+int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char hash[65])
 {
-    char hash[65], idle[32];
+    char idle[32];
     const char *p[2] = {hash, idle};
     PGresult *res;
     bool touch;
 
+    memset(a, 0, sizeof(*a));
     if (!is_hex64(cookie))
-        return refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
+        return 0;
     util_sha256_hex(cookie, strlen(cookie), hash);
     snprintf(idle, sizeof(idle), "%ld", api_cfg.session_idle_s);
     res = PQexecParams(pg,
@@ -232,22 +258,38 @@ static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
                        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return refuse(r, pg, 401, "unknown or expired session",
-                      "the session has expired or ended: log in again");
+        return 0;
     }
-    fill_actor(&r->actor, res, 1);
-    r->actor.via_cookie = true;
-    util_strlcpy(r->actor.csrf, PQgetvalue(res, 0, 0), sizeof(r->actor.csrf));
+    fill_actor(a, res, 1);
+    a->via_cookie = true;
+    util_strlcpy(a->csrf, PQgetvalue(res, 0, 0), sizeof(a->csrf));
     touch = PQgetvalue(res, 0, 4)[0] == 't';
     PQclear(res);
     if (touch)
         PQclear(PQexecParams(pg, "UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1",
                              1, NULL, p, NULL, NULL, 0));
+    return 1;
+}
+
+static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
+{
+    char hash[65];
+    int found;
+
+    if (!is_hex64(cookie))
+        return refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
+    found = auth_session_lookup(pg, cookie, &r->actor, hash);
+    if (found < 0) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return -1;
+    }
+    if (found == 0)
+        return refuse(r, pg, 401, "unknown or expired session",
+                      "the session has expired or ended: log in again");
     if (auth_method_unsafe(r->method)) {
         const char *h = req_param(r, "HTTP_X_CSRF_TOKEN");
         if (!h || !*h)
@@ -314,7 +356,15 @@ int auth_require(struct req *r)
             authz++;
         return auth_bearer(r, pg, authz);
     }
-    if (auth_cookie_value(r, "berth_session", cookie, sizeof(cookie)))
+    if (auth_cookie_count(r, SESSION_COOKIE) > 1) {
+        /* a second copy can only be planted (a page on a shared origin, a
+         * path-scoped cookie): refuse rather than guess which one is ours */
+        http_send_error(r, 400, "bad_request", NULL,
+                        "more than one berth_session cookie: clear this site's cookies and log "
+                        "in again");
+        return -1;
+    }
+    if (auth_cookie_value(r, SESSION_COOKIE, cookie, sizeof(cookie)))
         return auth_cookie(r, pg, cookie);
     return refuse(r, pg, 401, "no credentials",
                   "authentication required: log in, or send Authorization: Bearer <api token>");

@@ -96,6 +96,21 @@ bool auth_method_unsafe(const char *method);  /* POST, PUT, PATCH, DELETE, ... *
 bool auth_request_https(const struct req *r); /* X-Forwarded-Proto / HTTPS / scheme */
 bool auth_origin_ok(const struct req *r);     /* Origin absent, or this server's own */
 bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size);
+/* Copies of berth_session (SESSION_COOKIE) or berth_ws (WS_COOKIE) in the
+ * request's Cookie header. */
+int auth_cookie_count(const struct req *r, const char *name);
+
+/*
+ * Look up a berth_session cookie value without answering: 1 found (a filled,
+ * via_cookie, csrf set; hash = its SHA-256 hex, the sessions key), 0 not a
+ * live session, -1 the database failed. Touches last_seen_at at most once a
+ * minute.
+ */
+int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char hash[65])
+    __attribute__((warn_unused_result));
+/* The same for an API token (the value after "Bearer "). */
+int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
+    __attribute__((warn_unused_result));
 const char *auth_role_name(enum role role);
 bool auth_role_parse(const char *s, enum role *out);
 

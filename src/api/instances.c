@@ -31,6 +31,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "instances.h"
+#include "workspace.h"
 
 #define INSTANCE_JSON                                                                              \
     "json_build_object('id', i.id, 'name', i.name, 'user', u.username, 'template',"               \
@@ -60,8 +61,13 @@ void lc_instance_finish(json_t *inst)
     if (!user || !name)
         return;
     if (json_is_integer(json_object_get(inst, "http_port"))) {
+        char origin[400], open[sizeof(origin) + sizeof(buf)];
         snprintf(buf, sizeof(buf), "/container/%s/%s/", user, name);
-        json_object_set_new(inst, "urls", json_pack("{s:s}", "http", buf));
+        /* where a browser opens it: the workspace origin (issue 10) + path */
+        if (wsp_origin(user, name, origin, sizeof(origin)) < 0)
+            origin[0] = '\0';
+        snprintf(open, sizeof(open), "%s%s", origin, buf);
+        json_object_set_new(inst, "urls", json_pack("{s:s, s:s}", "http", buf, "open", open));
     } else {
         json_object_set_new(inst, "urls", json_object());
     }

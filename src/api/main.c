@@ -19,6 +19,7 @@
 
 #include "api.h"
 #include "berth/log.h"
+#include "berth/workspace.h"
 #include "berth/redis_url.h"
 #include "server.h"
 
@@ -157,6 +158,11 @@ int main(int argc, char **argv)
     }
     log_init("api", LOG_INFO);
     if (config_load(&api_cfg, CONF_API, false, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 2;
+    }
+    if (!ws_public_url_valid(api_cfg.public_url, err, sizeof(err)) ||
+        !ws_pattern_valid(api_cfg.workspace_host, err, sizeof(err))) {
         log_error("%s", err);
         return 2;
     }

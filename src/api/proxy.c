@@ -1,31 +1,48 @@
 /*
  * proxy — the authorisation check behind every request to
  * /container/<user>/<instance>/ (nginx auth_request to the internal location
- * /_berth/auth, which nginx.conf maps to the route below). The same
- * authentication and the same authz_instance(ACT_PROXY) as the API decide:
- * the owner gets through (204); anyone else 403; no credentials 401 (nginx
- * turns that into a redirect to the login page for browser navigations).
- * WebSocket upgrades are ordinary GETs here, so they are checked the same way.
+ * /_berth/auth/<instance id>, which each instance's snippet names). The
+ * instance decided on is the one whose location nginx matched -- the id comes
+ * from the snippet, never from parsing the request's URL again -- and the
+ * same authorisation function as the API decides: the owner gets through
+ * (204); anyone else 403; no usable credential 401 (nginx sends a browser to
+ * sign in: X-Berth-Location). WebSocket upgrades are ordinary GETs here.
+ *
+ * Besides the status, the answer tells nginx (auth_request_set):
+ *   X-Berth-Cookie    the request's Cookie header with every copy of berth's
+ *                     cookies removed: what the container receives
+ *   X-Berth-Verdict   why a 403 is one: "bad_request" (the raw URI's prefix is
+ *                     not literally the location's, or two session cookies:
+ *                     nginx answers 400), "origin" (an upgrade or unsafe
+ *                     method from a foreign Origin), "elsewhere" (the right
+ *                     instance on the wrong host: a redirect to its own)
+ *   X-Berth-Location  where "elsewhere" and a browser's 401 are sent
+ *
+ * Credentials: Authorization: Bearer on any origin; on a workspace origin the
+ * berth_ws cookies (workspace.c; every copy is tried, so a cookie planted by
+ * another page cannot lock the owner out); in `same` mode the UI session.
  *
  * Activity (for idle stop) is recorded in Redis, at most once per instance
- * and minute per thread's view — never a database write per request; the
+ * and minute per thread's view -- never a database write per request; the
  * worker folds it into instances.last_active_at.
  *
  * Decisions are cached for CACHE_TTL_MS, keyed by the credential's hash and
- * the address's two names: a page with fifty assets, or a busy JupyterLab,
- * costs one database lookup per second or two, not one per request. Any
- * change through the API (every POST, PATCH, DELETE: logout, a revoked token,
- * a disabled user, a deleted instance...) drops the whole cache before and
- * after it runs (router.c), so within this process access taken away is gone
- * at once; with several berth-api processes, another process's change takes
- * effect within CACHE_TTL_MS. Only decisions from the database are cached
- * (204 and 403); 401 and 503 are not.
+ * the instance id: a page with fifty assets costs one database lookup per
+ * second or two, not one per request. Any change through the API (every
+ * POST, PATCH, DELETE: logout, a revoked token, a disabled user, a deleted
+ * instance...) drops the whole cache before and after it runs (router.c), so
+ * within this process access taken away is gone at once; with several
+ * berth-api processes, another process's change takes effect within
+ * CACHE_TTL_MS. Only decisions from the database are cached; 401 and 503 are
+ * not. The path, host and Origin checks run on every request, cached or not.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -33,15 +50,20 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "berth/workspace.h"
+#include "workspace.h"
 
 #define CACHE_SLOTS 4096 /* direct-mapped: a collision replaces the older entry */
 #define CACHE_TTL_MS 2000
+#define MAX_WS_COOKIES 4 /* berth_ws copies tried per request */
+#define COOKIE_MAX 8192
 
 struct decision {
     uint64_t gen;
     int64_t expires_ms;
-    char cred[65], user[33], inst[33];
-    char instance_id[37]; /* empty: refused */
+    char cred[65], instance_id[37];
+    bool allowed;
+    char user[33], inst[33]; /* the instance's names (allowed only) */
 };
 
 static struct decision cache[CACHE_SLOTS];
@@ -60,21 +82,22 @@ static uint32_t fnv1a(uint32_t h, const char *s)
     return h;
 }
 
-static size_t slot_of(const char *cred, const char *user, const char *inst)
+static size_t slot_of(const char *cred, const char *iid)
 {
-    return fnv1a(fnv1a(fnv1a(2166136261u, cred), user), inst) % CACHE_SLOTS;
+    return fnv1a(fnv1a(2166136261u, cred), iid) % CACHE_SLOTS;
 }
 
-/* 1 allowed (instance_id filled), 0 refused, -1 not cached. */
-static int cache_get(const char *cred, const char *user, const char *inst, char instance_id[37])
+/* 1 allowed (names filled), 0 refused, -1 not cached. */
+static int cache_get(const char *cred, const char *iid, char user[33], char inst[33])
 {
-    struct decision *d = &cache[slot_of(cred, user, inst)];
+    struct decision *d = &cache[slot_of(cred, iid)];
     int rc = -1;
     pthread_mutex_lock(&cache_mu);
     if (d->gen == atomic_load(&cache_gen) && d->expires_ms > util_now_ms() &&
-        strcmp(d->cred, cred) == 0 && strcmp(d->user, user) == 0 && strcmp(d->inst, inst) == 0) {
-        rc = d->instance_id[0] ? 1 : 0;
-        memcpy(instance_id, d->instance_id, 37);
+        strcmp(d->cred, cred) == 0 && strcmp(d->instance_id, iid) == 0) {
+        rc = d->allowed ? 1 : 0;
+        memcpy(user, d->user, 33);
+        memcpy(inst, d->inst, 33);
     }
     pthread_mutex_unlock(&cache_mu);
     return rc;
@@ -82,41 +105,19 @@ static int cache_get(const char *cred, const char *user, const char *inst, char 
 
 /* gen: the generation read before the database was asked, so a change that
  * ran meanwhile leaves this decision stale at once. */
-static void cache_put(uint64_t gen, const char *cred, const char *user, const char *inst,
-                      const char *instance_id)
+static void cache_put(uint64_t gen, const char *cred, const char *iid, bool allowed,
+                      const char *user, const char *inst)
 {
-    struct decision *d = &cache[slot_of(cred, user, inst)];
+    struct decision *d = &cache[slot_of(cred, iid)];
     pthread_mutex_lock(&cache_mu);
     d->gen = gen;
     d->expires_ms = util_now_ms() + CACHE_TTL_MS;
     util_strlcpy(d->cred, cred, sizeof(d->cred));
-    util_strlcpy(d->user, user, sizeof(d->user));
-    util_strlcpy(d->inst, inst, sizeof(d->inst));
-    util_strlcpy(d->instance_id, instance_id ? instance_id : "", sizeof(d->instance_id));
+    util_strlcpy(d->instance_id, iid, sizeof(d->instance_id));
+    d->allowed = allowed;
+    util_strlcpy(d->user, allowed ? user : "", sizeof(d->user));
+    util_strlcpy(d->inst, allowed ? inst : "", sizeof(d->inst));
     pthread_mutex_unlock(&cache_mu);
-}
-
-/* Split "/container/<user>/<instance>[/...]" into its two names. */
-static bool parse_uri(const char *uri, char user[33], char inst[33])
-{
-    const char *p, *slash;
-    size_t n;
-
-    if (!uri || strncmp(uri, "/container/", 11) != 0)
-        return false;
-    p = uri + 11;
-    slash = strchr(p, '/');
-    if (!slash || (n = (size_t)(slash - p)) == 0 || n > 32)
-        return false;
-    memcpy(user, p, n);
-    user[n] = '\0';
-    p = slash + 1;
-    n = strcspn(p, "/?");
-    if (n == 0 || n > 32)
-        return false;
-    memcpy(inst, p, n);
-    inst[n] = '\0';
-    return valid_name(user) && valid_name(inst);
 }
 
 static void record_activity(struct req *r, const char *instance_id)
@@ -144,62 +145,206 @@ static void record_activity(struct req *r, const char *instance_id)
     last_at = now;
 }
 
+enum cred_kind { CRED_BEARER, CRED_WS, CRED_SESSION };
+
+struct cred {
+    enum cred_kind kind;
+    char value[257];
+    char hash[65]; /* of kind and value: the cache key */
+};
+
+/* The credentials this request offers, in the order they are tried. */
+static int gather_creds(const struct req *r, struct cred *out, int max)
+{
+    const char *authz = req_param(r, "HTTP_AUTHORIZATION");
+    const char *cookies = req_param(r, "HTTP_COOKIE");
+    char vals[MAX_WS_COOKIES][129], buf[300];
+    int n = 0;
+
+    if (authz && *authz) {
+        /* a Bearer header decides alone, as in the API */
+        if (strncasecmp(authz, "Bearer ", 7) != 0)
+            return 0;
+        authz += 7;
+        while (*authz == ' ')
+            authz++;
+        if (!*authz || strlen(authz) > 256)
+            return 0;
+        out[n].kind = CRED_BEARER;
+        util_strlcpy(out[n++].value, authz, sizeof(out[0].value));
+    } else if (cookies && !ws_same_origin(api_cfg.workspace_host)) {
+        int k = ws_cookie_values(cookies, WS_COOKIE, vals, max < MAX_WS_COOKIES ? max : MAX_WS_COOKIES);
+        for (int i = 0; i < k; i++) {
+            out[n].kind = CRED_WS;
+            util_strlcpy(out[n++].value, vals[i], sizeof(out[0].value));
+        }
+    } else if (cookies && ws_cookie_values(cookies, SESSION_COOKIE, vals, 1) == 1) {
+        out[n].kind = CRED_SESSION;
+        util_strlcpy(out[n++].value, vals[0], sizeof(out[0].value));
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof(buf), "%d %s", (int)out[i].kind, out[i].value);
+        util_sha256_hex(buf, strlen(buf), out[i].hash);
+    }
+    explicit_bzero(vals, sizeof(vals));
+    explicit_bzero(buf, sizeof(buf));
+    return n;
+}
+
+/* 1 authenticated (a filled), 0 not, -1 database down. */
+static int authenticate(PGconn *pg, const struct cred *c, const char *iid, struct actor *a)
+{
+    char hash[65];
+    switch (c->kind) {
+    case CRED_BEARER:
+        return auth_bearer_lookup(pg, c->value, a);
+    case CRED_WS:
+        return wsp_auth_token(pg, c->value, iid, a);
+    case CRED_SESSION:
+        return auth_session_lookup(pg, c->value, a, hash);
+    }
+    return 0;
+}
+
+/* The answer to nginx: status, the Cookie header for the container, and
+ * the verdict and address nginx acts on. */
+static void answer(struct req *r, int status, const char *cookie, const char *verdict,
+                   const char *location)
+{
+    char *hdr;
+    size_t n = strlen(cookie) + (location ? strlen(location) : 0) + 200;
+    if (!(hdr = malloc(n))) {
+        http_send_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    snprintf(hdr, n, "X-Berth-Cookie: %s\r\n%s%s%s%s%s%s", cookie, verdict ? "X-Berth-Verdict: " : "",
+             verdict ? verdict : "", verdict ? "\r\n" : "", location ? "X-Berth-Location: " : "",
+             location ? location : "", location ? "\r\n" : "");
+    if (status == 204)
+        http_send_empty(r, 204, hdr);
+    else
+        http_send_raw(r, status, "application/json", hdr, "{}", 2);
+    free(hdr);
+}
+
+/* The checks of every allowed request: the raw prefix is the location's,
+ * the host is the instance's own workspace host, and an upgrade or unsafe
+ * method comes from that origin. */
+static void allow(struct req *r, const char *iid, const char *user, const char *inst,
+                  const char *cookie)
+{
+    const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
+    const char *method = req_param(r, "BERTH_ORIGINAL_METHOD");
+    const char *upgrade = req_param(r, "HTTP_UPGRADE");
+    const char *hdr_origin = req_param(r, "HTTP_ORIGIN");
+    char origin[400], url[4600];
+
+    if (!ws_raw_prefix_ok(raw, user, inst)) {
+        answer(r, 403, cookie, "bad_request", NULL);
+        return;
+    }
+    if (wsp_origin(user, inst, origin, sizeof(origin)) < 0) {
+        answer(r, 403, cookie, NULL, NULL);
+        return;
+    }
+    if (!ws_same_origin(api_cfg.workspace_host) &&
+        !ws_host_matches(origin, req_param(r, "HTTP_HOST"))) {
+        /* the right instance asked of another user's (or the UI's) host */
+        bool nav = method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+        if (nav && ws_path_canonical(raw, user, inst) &&
+            (size_t)snprintf(url, sizeof(url), "%s%s", origin, raw) < sizeof(url))
+            answer(r, 403, cookie, "elsewhere", url);
+        else
+            answer(r, 403, cookie, NULL, NULL);
+        return;
+    }
+    if (((method && auth_method_unsafe(method)) || (upgrade && *upgrade)) && hdr_origin &&
+        *hdr_origin && !ws_origin_matches(origin, hdr_origin)) {
+        answer(r, 403, cookie, "origin", NULL);
+        return;
+    }
+    record_activity(r, iid);
+    answer(r, 204, cookie, NULL, NULL);
+}
+
 void proxy_auth(struct req *r)
 {
-    char user[33], inst[33], cred[65], iid[37];
-    const char *uri = req_param(r, "BERTH_ORIGINAL_URI");
-    const char *p[2] = {user, inst};
-    PGconn *pg;
-    PGresult *res;
-    bool cacheable;
+    const char *iid = r->nparams == 1 ? r->params[0] : NULL;
+    const char *cookies = req_param(r, "HTTP_COOKIE");
+    const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
+    char *clean = NULL, user[33], inst[33], owner[37], login[4600];
+    struct cred creds[MAX_WS_COOKIES];
+    int ns = 0, n, known = -1;
+    bool any_auth = false;
+    PGconn *pg = NULL;
     uint64_t gen = atomic_load(&cache_gen);
 
-    if (!parse_uri(uri, user, inst)) {
+    if (!iid || !valid_uuid(iid)) {
         http_send_error(r, 403, "forbidden", NULL, "not an instance address");
         return;
     }
-    cacheable = auth_credential_hash(r, cred);
-    if (cacheable) {
-        int hit = cache_get(cred, user, inst, iid);
+    if (!(clean = malloc(COOKIE_MAX))) {
+        http_send_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    clean[0] = '\0';
+    /* a header too large to pass on goes as no cookies at all */
+    if (cookies && ws_cookie_strip(cookies, clean, COOKIE_MAX, &ns, NULL) < 0)
+        clean[0] = '\0';
+    for (char *p = clean; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t') {
+            clean[0] = '\0';
+            break;
+        }
+    if (ns > 1) {
+        answer(r, 403, clean, "bad_request", NULL);
+        goto out;
+    }
+    n = gather_creds(r, creds, MAX_WS_COOKIES);
+    for (int i = 0; i < n; i++) {
+        int hit = cache_get(creds[i].hash, iid, user, inst);
         if (hit == 1) {
-            record_activity(r, iid);
-            http_send_empty(r, 204, NULL);
-            return;
+            allow(r, iid, user, inst, clean);
+            goto out;
         }
-        if (hit == 0) {
-            http_send_error(r, 403, "forbidden", NULL, "this instance is not yours");
-            return;
+        if (hit == 0)
+            any_auth = true; /* refused for this instance; another copy may do */
+    }
+    for (int i = 0; i < n; i++) {
+        struct actor a;
+        int rc;
+        if (!pg && !(pg = db_conn(r->th)))
+            goto unavailable;
+        if (known < 0 && (known = wsp_instance_names(pg, iid, user, inst, owner)) < 0)
+            goto unavailable;
+        rc = authenticate(pg, &creds[i], iid, &a);
+        if (rc < 0)
+            goto unavailable;
+        if (rc == 0)
+            continue;
+        any_auth = true;
+        if (known == 1 && authz_instance(&a, ACT_PROXY, owner)) {
+            cache_put(gen, creds[i].hash, iid, true, user, inst);
+            allow(r, iid, user, inst, clean);
+            goto out;
         }
+        /* nginx's auth_request understands 2xx, 401 and 403 only. A missing
+         * instance is 403 like another user's: the check never tells who has
+         * which instance. */
+        cache_put(gen, creds[i].hash, iid, false, NULL, NULL);
     }
-    if (auth_require(r) < 0)
-        return; /* 401 (or 503) sent */
-    pg = db_conn(r->th);
-    if (!pg) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
+    if (any_auth) {
+        answer(r, 403, clean, NULL, NULL);
+        goto out;
     }
-    res = PQexecParams(pg,
-                       "SELECT i.id, i.user_id FROM instances i JOIN users u ON u.id = i.user_id"
-                       " WHERE u.username = $1 AND i.name = $2 AND i.status <> 'deleted'",
-                       2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
-    }
-    /* nginx's auth_request understands 2xx, 401 and 403 only. A missing
-     * instance is 403 like another user's, so the check never tells who has
-     * which instance. */
-    if (PQntuples(res) != 1 || !authz_instance(&r->actor, ACT_PROXY, PQgetvalue(res, 0, 1))) {
-        PQclear(res);
-        if (cacheable)
-            cache_put(gen, cred, user, inst, NULL);
-        http_send_error(r, 403, "forbidden", NULL, "this instance is not yours");
-        return;
-    }
-    if (cacheable)
-        cache_put(gen, cred, user, inst, PQgetvalue(res, 0, 0));
-    record_activity(r, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    http_send_empty(r, 204, NULL);
+    /* no credential that is still good: sign in (on the UI origin) */
+    if (wsp_login_url(iid, raw ? raw : "", login, sizeof(login)) < 0)
+        login[0] = '\0';
+    answer(r, 401, clean, NULL, login[0] ? login : NULL);
+    goto out;
+unavailable:
+    http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+out:
+    explicit_bzero(creds, sizeof(creds));
+    free(clean);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "workspace.h"
 #include "berth/util.h"
 
 struct route {
@@ -19,7 +20,11 @@ struct route {
 static const struct route routes[] = {
     {"GET", "/api/v1/health", health_get},
     /* internal: only nginx's auth_request subrequest reaches this path */
-    {"GET", "/_berth/auth", proxy_auth},
+    {"GET", "/_berth/auth/{id}", proxy_auth},
+    /* the workspace origin's sign-in (workspace.c) */
+    {"GET", "/_berth/session", workspace_session},
+    {"GET", "/_berth/to-workspace", workspace_redirect},
+    {"GET", "/api/v1/auth/workspace", workspace_login},
     {"GET", "/metrics", metrics_get},
     /* accounts (accounts.c, users.c, tokens.c, audit.c, stats.c) */
     {"POST", "/api/v1/auth/login", accounts_login},

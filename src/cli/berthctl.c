@@ -358,7 +358,7 @@ static void print_instances(json_t *j)
     json_array_foreach(json_object_get(j, "items"), i, in)
     {
         printf("%-36s %-16s %-12s %-10s %s\n", str(in, "id"), str(in, "name"), str(in, "user"),
-               str(in, "status"), str(json_object_get(in, "urls"), "http"));
+               str(in, "status"), str(json_object_get(in, "urls"), "open"));
     }
 }
 

@@ -2,8 +2,11 @@
  * snippet — see include/berth/snippet.h.
  *
  * The location is authorised per request by nginx's auth_request against
- * berth-api (internal location /_berth/auth, defined once in nginx.conf), which
- * applies the same authorisation function as the API. A refused connection
+ * berth-api (internal location /_berth/auth/, defined once in nginx.conf),
+ * which applies the same authorisation function as the API. The subrequest's
+ * URI names this location's instance (/_berth/auth/<id>): the instance
+ * authorised is the instance proxied, never one parsed again from the
+ * request's URL (issue 10). A refused connection
  * (the instance is stopped) is answered by berth's own page, so start/stop need
  * no reload.
  *
@@ -109,7 +112,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                            "#   user %s, instance %s, template %s%s%s\n"
                            "# Written by berth-worker from the database: edits are overwritten.\n"
                            "location /container/%s/%s/ {\n"
-                           "    auth_request /_berth/auth;\n"
+                           "    auth_request /_berth/auth/%s;\n"
                            "    error_page 401 = @berth_login;\n"
                            "    error_page 403 = @berth_forbidden;\n"
                            "    error_page 502 504 @berth_unavailable;\n"
@@ -118,7 +121,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                            "}\n",
                            in->instance_id, in->user, in->instance, in->template_name,
                            in->node ? ", node " : "", in->node ? in->node : "", in->user,
-                           in->instance, target, in->keep_prefix ? "" : "/"),
+                           in->instance, in->instance_id, target, in->keep_prefix ? "" : "/"),
                   outlen, err, errlen);
 }
 

@@ -14,7 +14,7 @@
 #include "berth/snippet.h"
 
 static const char *const allowed[] = {
-    "auth_request /_berth/auth;", "error_page 401 = @berth_login;",
+    "auth_request /_berth/auth/", "error_page 401 = @berth_login;",
     "error_page 403 = @berth_forbidden;", "error_page 502 504 @berth_unavailable;",
     "proxy_pass http://", "client_max_body_size 0;",
 };
@@ -56,6 +56,12 @@ static void check_output(const char *out, const struct snippet_in *in)
                     ok = true;
             if (!ok || strchr(buf + 4, ';') != buf + len - 1)
                 abort(); /* one directive per line, from the list */
+            if (strncmp(buf + 4, "auth_request ", 13) == 0) {
+                char want[128];
+                snprintf(want, sizeof(want), "    auth_request /_berth/auth/%s;", in->instance_id);
+                if (strcmp(buf, want) != 0)
+                    abort(); /* the subrequest names exactly this location's instance */
+            }
         }
         line = nl ? nl + 1 : line + len;
     }

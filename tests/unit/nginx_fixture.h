@@ -28,7 +28,7 @@ static int fixture_write_conf(const char *dir, int workers, int port, int upstre
              "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
              "  server { listen 127.0.0.1:%d; return 200 upstream; }\n"
              "  server { listen 127.0.0.1:%d;\n"
-             "    location = /_berth/auth { internal; return 204; }\n"
+             "    location /_berth/auth/ { internal; return 204; }\n"
              "    location @berth_login { return 401; }\n"
              "    location @berth_forbidden { return 403; }\n"
              "    location @berth_unavailable { return 502; }\n"

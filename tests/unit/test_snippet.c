@@ -82,7 +82,8 @@ static void test_render(void)
           "renders one location at /container/<user>/<instance>/");
     CHECK(strstr(out, "proxy_pass http://berth-0f8fad5b-d9cb-469f-a165-70867728950e/;"),
           "strip mode proxies to the instance's upstream group with a URI part");
-    CHECK(strstr(out, "auth_request /_berth/auth;"), "every request is authorised by auth_request");
+    CHECK(strstr(out, "auth_request /_berth/auth/0f8fad5b-d9cb-469f-a165-70867728950e;"),
+          "every request is authorised by auth_request, naming this location's instance");
     CHECK(!strstr(out, "proxy_set_header"),
           "no per-location headers (shared at server level: no header table per instance)");
     CHECK(strstr(out, "# berth instance 0f8fad5b") && strstr(out, "user alice, instance vscode, template code-server"),
@@ -175,7 +176,7 @@ static void test_nginx_loads(void)
              "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
              "  map $http_cookie $berth_upstream_cookie { default $http_cookie; }\n"
              "  server { listen 127.0.0.1:1;\n"
-             "    location = /_berth/auth { internal; return 204; }\n"
+             "    location /_berth/auth/ { internal; return 204; }\n"
              "    location @berth_login { return 401; }\n"
              "    location @berth_forbidden { return 403; }\n"
              "    location @berth_unavailable { return 503; }\n"

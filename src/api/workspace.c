@@ -1,0 +1,356 @@
+/*
+ * workspace — signing a browser in on a workspace origin (issue 10).
+ *
+ * Workspaces are served from an origin that is not the UI's (workspace_host,
+ * include/berth/workspace.h): berth's session cookie, host-only on the UI
+ * origin, never reaches them, and nothing they run can read or set it. A
+ * browser arriving there without a credential is sent through the UI origin:
+ *
+ *   1. https://alice.ws/container/alice/nb/x  -- no berth_ws --> 302 (proxy.c)
+ *   2. https://ui/api/v1/auth/workspace?instance=ID&path=/container/alice/nb/x
+ *      with the UI session: a one-time code (single use, CODE_TTL_S seconds,
+ *      bound to that session, user, instance and path) --> 302 to
+ *      https://alice.ws/_berth/session?code=C          (no session: the login
+ *      page first, which comes back here)
+ *   3. the code exchanged for berth_ws, an HttpOnly cookie of that host and
+ *      the instance's path only, bound to the instance and to the UI session
+ *      (logout, expiry or a password change end it) --> 302 to the path.
+ *
+ * Scripts use Authorization: Bearer on either origin. In `same` mode the UI
+ * session itself reaches the workspaces and none of this is used.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "berth/validate.h"
+#include "berth/workspace.h"
+#include "workspace.h"
+
+#define CODE_TTL_S "30"
+#define PATH_MAX_LEN 2048
+
+int wsp_origin(const char *user, const char *instance, char *out, size_t size)
+{
+    return ws_origin(api_cfg.public_url, api_cfg.workspace_host, user, instance, out, size);
+}
+
+int wsp_login_url(const char *instance_id, const char *path, char *out, size_t size)
+{
+    char enc[3 * PATH_MAX_LEN + 1];
+    int n;
+    if (strlen(path) > PATH_MAX_LEN || util_url_encode(path, enc, sizeof(enc)) < 0)
+        enc[0] = '\0';
+    n = snprintf(out, size, "%s/api/v1/auth/workspace?instance=%s%s%s", api_cfg.public_url,
+                 instance_id, enc[0] ? "&path=" : "", enc);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int wsp_auth_token(PGconn *pg, const char *token, const char *instance_id, struct actor *a)
+{
+    char hash[65], idle[32];
+    const char *p[3] = {hash, instance_id, idle};
+    PGresult *res;
+    int found = 0;
+
+    memset(a, 0, sizeof(*a));
+    if (strlen(token) != 64 || !valid_uuid(instance_id))
+        return 0;
+    util_sha256_hex(token, strlen(token), hash);
+    snprintf(idle, sizeof(idle), "%ld", api_cfg.session_idle_s);
+    /* The UI session it came from must still be live; using the workspace
+     * keeps that session from going idle (at most one write a minute). */
+    res = PQexecParams(pg,
+                       "WITH w AS (SELECT w.session_hash, u.id, u.username, u.role"
+                       " FROM workspace_sessions w JOIN sessions s ON s.token_hash = w.session_hash"
+                       " JOIN users u ON u.id = w.user_id"
+                       " WHERE w.token_hash = $1 AND w.instance_id = $2 AND s.expires_at > now()"
+                       " AND s.last_seen_at > now() - make_interval(secs => $3::int)"
+                       " AND NOT u.disabled), t AS (UPDATE sessions SET last_seen_at = now()"
+                       " WHERE token_hash = (SELECT session_hash FROM w) AND last_seen_at <"
+                       " now() - interval '60 seconds')"
+                       " SELECT id, username, role FROM w",
+                       3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        a->authenticated = true;
+        util_strlcpy(a->user_id, PQgetvalue(res, 0, 0), sizeof(a->user_id));
+        util_strlcpy(a->username, PQgetvalue(res, 0, 1), sizeof(a->username));
+        if (!auth_role_parse(PQgetvalue(res, 0, 2), &a->role))
+            a->role = ROLE_VIEWER;
+        found = 1;
+    }
+    PQclear(res);
+    return found;
+}
+
+/* The (user name, instance name, owner id) of a live instance; 1 / 0 / -1. */
+int wsp_instance_names(PGconn *pg, const char *id, char user[33], char inst[33], char owner[37])
+{
+    const char *p[1] = {id};
+    PGresult *res;
+    int found = 0;
+    if (!valid_uuid(id))
+        return 0;
+    res = PQexecParams(pg,
+                       "SELECT u.username, i.name, i.user_id FROM instances i JOIN users u ON"
+                       " u.id = i.user_id WHERE i.id = $1 AND i.status <> 'deleted'",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        util_strlcpy(user, PQgetvalue(res, 0, 0), 33);
+        util_strlcpy(inst, PQgetvalue(res, 0, 1), 33);
+        util_strlcpy(owner, PQgetvalue(res, 0, 2), 37);
+        found = 1;
+    }
+    PQclear(res);
+    return found;
+}
+
+static void send_redirect(struct req *r, const char *location, const char *extra)
+{
+    size_t n = strlen(location) + (extra ? strlen(extra) : 0) + 128;
+    char *hdr = malloc(n);
+    if (!hdr) {
+        http_send_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    snprintf(hdr, n, "Location: %s\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n%s",
+             location, extra ? extra : "");
+    http_send_empty(r, 302, hdr);
+    explicit_bzero(hdr, n);
+    free(hdr);
+}
+
+/* GET /api/v1/auth/workspace?instance=ID&path=P on the UI origin. */
+void workspace_login(struct req *r)
+{
+    char id[40], path[PATH_MAX_LEN + 1], user[33], inst[33], owner[37], hash[65], cookie[129];
+    char code[65], code_hash[65], origin[400], url[PATH_MAX_LEN * 3 + 600], base[80];
+    struct actor a;
+    PGconn *pg = db_conn(r->th);
+    int found;
+
+    if (!pg) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (!req_query(r, "instance", id, sizeof(id)) || !valid_uuid(id)) {
+        http_send_error(r, 400, "invalid_field", "instance", "instance must be an instance id");
+        return;
+    }
+    found = wsp_instance_names(pg, id, user, inst, owner);
+    if (found < 0) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (found == 0) {
+        http_send_error(r, 404, "not_found", NULL, "no such instance");
+        return;
+    }
+    /* where to go: the path asked for when it is a canonical address of this
+     * instance's workspace, else the workspace's start */
+    snprintf(base, sizeof(base), "/container/%s/%s/", user, inst);
+    if (!req_query(r, "path", path, sizeof(path)) || !ws_path_canonical(path, user, inst))
+        util_strlcpy(path, base, sizeof(path));
+    if (auth_cookie_count(r, SESSION_COOKIE) > 1) {
+        http_send_error(r, 400, "bad_request", NULL,
+                        "more than one berth_session cookie: clear this site's cookies and log "
+                        "in again");
+        return;
+    }
+    found = auth_cookie_value(r, SESSION_COOKIE, cookie, sizeof(cookie))
+                ? auth_session_lookup(pg, cookie, &a, hash)
+                : 0;
+    if (found < 0) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (found == 0) {
+        /* sign in first; the login page follows only this endpoint back */
+        char self[PATH_MAX_LEN * 3 + 700], enc[sizeof(self) * 3], next[sizeof(enc) + 16];
+        if (wsp_login_url(id, path, self, sizeof(self)) < 0 ||
+            util_url_encode(self + strlen(api_cfg.public_url), enc, sizeof(enc)) < 0) {
+            http_send_error(r, 400, "bad_request", NULL, "the workspace address is too long");
+            return;
+        }
+        snprintf(next, sizeof(next), "/?next=%s", enc);
+        send_redirect(r, next, NULL);
+        return;
+    }
+    r->actor = a;
+    if (!authz_instance(&r->actor, ACT_PROXY, owner)) {
+        http_send_error(r, 403, "forbidden", NULL, "this instance is not yours");
+        return;
+    }
+    if (ws_same_origin(api_cfg.workspace_host)) {
+        send_redirect(r, path, NULL); /* the session cookie reaches it as it is */
+        return;
+    }
+    if (wsp_origin(user, inst, origin, sizeof(origin)) < 0 || util_token(code) < 0) {
+        http_send_error(r, 500, "internal", NULL, "the workspace address could not be made");
+        return;
+    }
+    util_sha256_hex(code, strlen(code), code_hash);
+    {
+        const char *p[5] = {code_hash, hash, r->actor.user_id, id, path};
+        PGresult *res = PQexecParams(
+            pg,
+            "WITH gc AS (DELETE FROM workspace_codes WHERE expires_at < now() - interval '1 hour')"
+            " INSERT INTO workspace_codes (code_hash, session_hash, user_id, instance_id, path,"
+            " expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '" CODE_TTL_S " seconds')",
+            5, NULL, p, NULL, NULL, 0);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+            http_send_error(r, 503, "unavailable", NULL, "the sign-in code could not be stored");
+            return;
+        }
+    }
+    explicit_bzero(cookie, sizeof(cookie));
+    snprintf(url, sizeof(url), "%s/_berth/session?code=%s", origin, code);
+    explicit_bzero(code, sizeof(code));
+    send_redirect(r, url, NULL);
+}
+
+/* GET /_berth/session?code=C on a workspace host. */
+void workspace_session(struct req *r)
+{
+    char code[80], code_hash[65], token[65], thash[65], origin[400];
+    char path[PATH_MAX_LEN + 1], user[33], inst[33], iid[37], uid[37], shash[65];
+    char hdr[PATH_MAX_LEN + 600];
+    PGconn *pg = db_conn(r->th);
+    PGresult *res;
+    bool fresh;
+
+    if (!pg) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (!req_query(r, "code", code, sizeof(code)) || strlen(code) != 64) {
+        http_send_error(r, 400, "bad_request", NULL, "this sign-in link is not valid");
+        return;
+    }
+    util_sha256_hex(code, strlen(code), code_hash);
+    explicit_bzero(code, sizeof(code));
+    {
+        const char *p[1] = {code_hash};
+        /* single use: the row goes whether or not it is still fresh */
+        res = PQexecParams(pg,
+                           "WITH c AS (DELETE FROM workspace_codes WHERE code_hash = $1 RETURNING"
+                           " session_hash, user_id, instance_id, path, expires_at > now() AS fresh)"
+                           " SELECT c.session_hash, c.user_id, c.instance_id, c.path, c.fresh,"
+                           " u.username, i.name FROM c JOIN instances i ON i.id = c.instance_id"
+                           " JOIN users u ON u.id = i.user_id WHERE i.status <> 'deleted'",
+                           1, NULL, p, NULL, NULL, 0);
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        http_send_error(r, 400, "bad_request", NULL,
+                        "this sign-in link was used already or is unknown: open the workspace "
+                        "again");
+        return;
+    }
+    util_strlcpy(shash, PQgetvalue(res, 0, 0), sizeof(shash));
+    util_strlcpy(uid, PQgetvalue(res, 0, 1), sizeof(uid));
+    util_strlcpy(iid, PQgetvalue(res, 0, 2), sizeof(iid));
+    util_strlcpy(path, PQgetvalue(res, 0, 3), sizeof(path));
+    fresh = PQgetvalue(res, 0, 4)[0] == 't';
+    util_strlcpy(user, PQgetvalue(res, 0, 5), sizeof(user));
+    util_strlcpy(inst, PQgetvalue(res, 0, 6), sizeof(inst));
+    PQclear(res);
+    if (!fresh) {
+        http_send_error(r, 400, "bad_request", NULL,
+                        "this sign-in link has expired: open the workspace again");
+        return;
+    }
+    /* the code was minted for this instance's workspace host only */
+    if (wsp_origin(user, inst, origin, sizeof(origin)) < 0 ||
+        !ws_host_matches(origin, req_param(r, "HTTP_HOST")) ||
+        !ws_path_canonical(path, user, inst)) {
+        http_send_error(r, 400, "bad_request", NULL,
+                        "this sign-in link belongs to another workspace host");
+        return;
+    }
+    if (util_token(token) < 0) {
+        http_send_error(r, 500, "internal", NULL, "no randomness available");
+        return;
+    }
+    util_sha256_hex(token, strlen(token), thash);
+    {
+        const char *p[4] = {thash, shash, uid, iid};
+        res = PQexecParams(pg,
+                           "INSERT INTO workspace_sessions (token_hash, session_hash, user_id,"
+                           " instance_id) SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM"
+                           " sessions WHERE token_hash = $2 AND expires_at > now())",
+                           4, NULL, p, NULL, NULL, 0);
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        http_send_error(r, 503, "unavailable", NULL, "the workspace session could not be stored");
+        return;
+    }
+    if (strcmp(PQcmdTuples(res), "1") != 0) {
+        PQclear(res);
+        http_send_error(r, 401, "unauthenticated", NULL,
+                        "your berth session ended meanwhile: log in again");
+        return;
+    }
+    PQclear(res);
+    {
+        bool secure = api_cfg.cookie_secure == 1 ||
+                      (api_cfg.cookie_secure == 0 && strncmp(origin, "https://", 8) == 0);
+        snprintf(hdr, sizeof(hdr),
+                 "Set-Cookie: " WS_COOKIE "=%s; Path=/container/%s/%s/; HttpOnly; SameSite=Lax%s\r\n",
+                 token, user, inst, secure ? "; Secure" : "");
+    }
+    explicit_bzero(token, sizeof(token));
+    send_redirect(r, path, hdr);
+    explicit_bzero(hdr, sizeof(hdr));
+}
+
+/* GET /_berth/to-workspace: a /container/ address asked of the UI origin. */
+void workspace_redirect(struct req *r)
+{
+    const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
+    char user[33], inst[33], origin[400], url[PATH_MAX_LEN + 500];
+    const char *p, *slash;
+    size_t n;
+
+    if (!raw || strncmp(raw, "/container/", 11) != 0 || strlen(raw) > PATH_MAX_LEN)
+        goto bad;
+    p = raw + 11;
+    slash = strchr(p, '/');
+    if (!slash || (n = (size_t)(slash - p)) == 0 || n > 32)
+        goto bad;
+    memcpy(user, p, n);
+    user[n] = '\0';
+    p = slash + 1;
+    n = strcspn(p, "/?");
+    if (n == 0 || n > 32)
+        goto bad;
+    memcpy(inst, p, n);
+    inst[n] = '\0';
+    if (!valid_name(user) || !valid_name(inst) || !ws_path_canonical(raw, user, inst) ||
+        wsp_origin(user, inst, origin, sizeof(origin)) < 0)
+        goto bad;
+    snprintf(url, sizeof(url), "%s%s", origin, raw);
+    send_redirect(r, url, NULL);
+    return;
+bad:
+    http_send_error(r, 404, "not_found", NULL, "not a workspace address");
+}
