@@ -36,9 +36,11 @@
 #define INSTANCE_JSON                                                                              \
     "json_build_object('id', i.id, 'name', i.name, 'user', u.username, 'template',"               \
     " json_build_object('id', i.template_id, 'name', coalesce(t.name, i.spec->>'template_name')),"\
-    " 'status', i.status, 'desired', i.desired, 'node', i.node, 'ports',"                          \
-    " coalesce((SELECT json_object_agg(p.name, p.port) FROM instance_ports p"                     \
-    " WHERE p.instance_id = i.id), '{}'::json), 'volumes', coalesce((SELECT json_agg("            \
+    " 'status', i.status, 'desired', i.desired, 'node', i.node, 'ports', CASE WHEN"                \
+    " jsonb_typeof(i.spec->'http_port') = 'number' THEN '{\"http\": null}'::jsonb ELSE"            \
+    " '{}'::jsonb END || coalesce((SELECT jsonb_object_agg(p.name, p.port) FROM instance_ports p" \
+    " WHERE p.instance_id = i.id AND p.name <> 'http'), '{}'::jsonb), 'volumes', coalesce((SELECT"\
+    " json_agg("                                                                                   \
     "json_build_object('id', v.id, 'name', v.name, 'mount_path', v.mount_path, 'docker_name',"    \
     " 'berth-' || v.id) ORDER BY v.name) FROM volumes v WHERE v.instance_id = i.id AND"           \
     " v.deleted_at IS NULL), '[]'::json), 'error', i.error, 'cpus', i.cpus, 'memory_mb',"         \
@@ -565,15 +567,15 @@ void instances_create(struct req *r)
     }
     PQclear(res);
     res = NULL;
-    /* host ports: http, ssh, then the template's named ports */
+    /* host ports: ssh, then the template's named ports. The HTTP port is not
+     * published: nginx reaches the container at the address the worker
+     * assigns on the user network (instances.upstream_host). */
     {
         struct {
             const char *name;
             json_t *port;
-        } want[TMPL_MAX_PORTS + 2];
+        } want[TMPL_MAX_PORTS + 1];
         size_t nw = 0;
-        if (json_is_integer(json_object_get(tmpl, "http_port")))
-            want[nw].name = "http", want[nw++].port = json_object_get(tmpl, "http_port");
         if (json_is_integer(json_object_get(tmpl, "ssh_port")))
             want[nw].name = "ssh", want[nw++].port = json_object_get(tmpl, "ssh_port");
         json_object_foreach(json_object_get(tmpl, "ports"), key, v)

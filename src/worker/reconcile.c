@@ -112,6 +112,8 @@ static void cluster_filter(const char *prefix, char *path, size_t size)
 static void on_net_swept(int status, const char *body, size_t len, const char *err, void *arg)
 {
     char *name = arg;
+    if (status == 204 || status == 404)
+        runner_net_forget(rec.w->runner, name); /* its subnet is no longer known */
     if (status == 204)
         log_info("reconcile: removed network %s (its user has no instance here)", name);
     else if (status != 404)

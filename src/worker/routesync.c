@@ -5,8 +5,11 @@
  * database.
  *
  * The pass reads every live instance of this node (a `deleting` one has lost
- * its route already); each with an HTTP port
- * gets its snippet written (when missing or different) and linked, and the
+ * its route already); each with an HTTP port and an address
+ * (instances.upstream_host: its address on its user network, nginx proxies
+ * to that and the template's http_port; an instance from before issue 10,
+ * not yet moved by its next start, keeps its published host port on
+ * host_address) gets its snippet written (when missing or different) and linked, and the
  * snippets of instances the node does not have are removed (those naming
  * another node are left to that node's worker). routes_put and routes_prune
  * only touch what differs, so a pass over an agreeing directory reads files
@@ -38,15 +41,16 @@ static void on_event_logged(PGresult *res, const char *err, void *arg)
 }
 
 int routesync_put(struct worker *w, const char *instance_id, const char *user, const char *name,
-                  const char *template_name, long host_port, bool keep)
+                  const char *template_name, const char *upstream_host, long upstream_port,
+                  bool keep)
 {
     struct snippet_in in = {
         .instance_id = instance_id,
         .user = user,
         .instance = name,
         .template_name = template_name,
-        .upstream_host = w->cfg->host_address,
-        .upstream_port = (int)host_port,
+        .upstream_host = upstream_host,
+        .upstream_port = (int)upstream_port,
         .keep_prefix = keep,
         .node = w->cfg->node,
     };
@@ -93,12 +97,13 @@ static void on_rows(PGresult *res, const char *err, void *arg)
     for (int i = 0; i < PQntuples(res); i++) {
         const char *id = PQgetvalue(res, i, 0);
         keep[nkeep++] = id;
-        if (PQgetisnull(res, i, 4))
-            continue; /* no HTTP port: no route */
+        if (PQgetisnull(res, i, 4) || PQgetisnull(res, i, 5))
+            continue; /* no HTTP port, or its address not assigned yet: no route */
         r.routes++;
         if (routesync_put(w, id, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                          PQgetvalue(res, i, 3), strtol(PQgetvalue(res, i, 4), NULL, 10),
-                          strcmp(PQgetvalue(res, i, 5), "t") == 0) > 0)
+                          PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                          strtol(PQgetvalue(res, i, 5), NULL, 10),
+                          strcmp(PQgetvalue(res, i, 6), "t") == 0) > 0)
             r.written++;
     }
     r.removed = routes_prune(w->routes, keep, nkeep);
@@ -113,7 +118,7 @@ static void on_rows(PGresult *res, const char *err, void *arg)
 
 int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *arg)
 {
-    const char *p[1] = {w->cfg->node};
+    const char *p[2] = {w->cfg->node, w->cfg->host_address};
     struct sync *s = calloc(1, sizeof(*s));
     if (!s)
         return -1;
@@ -124,11 +129,14 @@ int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *a
         routes_retry(w->routes);
     if (pg_query(w->pg,
                  "SELECT i.id, u.username, i.name, coalesce(i.spec->>'template_name', ''),"
-                 " p.port, coalesce(i.spec->>'proxy_mode', '') = 'keep' FROM instances i JOIN"
-                 " users u ON u.id = i.user_id LEFT JOIN instance_ports p ON p.instance_id ="
-                 " i.id AND p.name = 'http' WHERE i.node = $1 AND i.status NOT IN ('deleted',"
-                 " 'deleting')",
-                 1, p, on_rows, s) < 0) {
+                 " CASE WHEN i.upstream_host IS NOT NULL THEN host(i.upstream_host) WHEN p.port"
+                 " IS NOT NULL THEN $2 END, CASE WHEN i.upstream_host IS NOT NULL AND"
+                 " jsonb_typeof(i.spec->'http_port') = 'number' THEN (i.spec->>'http_port')::int"
+                 " WHEN i.upstream_host IS NULL THEN p.port END,"
+                 " coalesce(i.spec->>'proxy_mode', '') = 'keep' FROM instances i JOIN users u ON"
+                 " u.id = i.user_id LEFT JOIN instance_ports p ON p.instance_id = i.id AND p.name"
+                 " = 'http' WHERE i.node = $1 AND i.status NOT IN ('deleted', 'deleting')",
+                 2, p, on_rows, s) < 0) {
         free(s);
         return -1;
     }

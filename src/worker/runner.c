@@ -66,7 +66,15 @@ struct job {
     char pull_error[512];
     int redraws; /* host ports drawn again this attempt (taken outside berth) */
     int net_try;  /* subnets of network_pool tried for the user's network */
+    int net_looks; /* lookups of the user's network this attempt */
     bool net_ready, image_ready; /* made sure of this attempt, after a 404 from create */
+    /* HTTP exposure (issue 10): the template's container port, and the
+     * instance's address on its user network (instances.upstream_host, ""
+     * until assigned) that nginx proxies to */
+    long http_port;
+    char addr[48];
+    int addr_tries; /* allocations that met a concurrent one's address */
+    bool recreated; /* the container was removed this attempt to be made again */
     int64_t t0;
 };
 
@@ -76,8 +84,19 @@ struct net_pending {
     const struct job *owner; /* the job looking it up or making it */
 };
 
+/* What the worker knows of a user network's subnet (from inspect or its own
+ * create), so that a create can name the container's address without asking
+ * Docker first. Dropped when the network is removed or Docker says it is
+ * missing or does not hold the address. */
+struct net_subnet {
+    struct net_subnet *next;
+    char name[160];
+    char cidr[48], gw[48];
+};
+
 struct runner {
     struct worker *w;
+    struct net_subnet *subnets;
     struct job *jobs; /* held: running, delayed or waiting */
     int njobs;
     bool popping;
@@ -93,6 +112,7 @@ static void job_fail(struct job *j, const char *why, bool retryable);
 static void c_network(struct job *j);
 static void c_create(struct job *j);
 static void c_begin(struct job *j);
+static void c_prepare(struct job *j);
 
 /* ---- small helpers ---- */
 
@@ -385,23 +405,18 @@ static void job_fail(struct job *j, const char *why, bool retryable)
  * each is made sure of once per attempt, then create runs again (an existing
  * container answers 409: it is inspected and started). */
 
-/* The instance's HTTP route, when it has an HTTP port. Put when a create
- * begins, so that the reload it costs runs while Docker makes the container
- * and the route is live when the instance is; put again when it runs, after
- * its ports may have been drawn again (unchanged: no reload). */
+/* The instance's HTTP route, when it has an HTTP port and its address is
+ * known: nginx proxies to <address on the user network>:<http_port>. Put when
+ * a create begins (or right after the address is assigned, before Docker
+ * makes the container), so that the reload it costs runs while Docker works
+ * and the route is live when the instance is; put again when it runs
+ * (unchanged: no reload). */
 static void job_route_put(struct job *j)
 {
-    json_t *v;
-    size_t i;
-    long http = 0;
-    json_array_foreach(j->ports, i, v)
-    {
-        if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", "http") == 0)
-            http = (long)json_integer_value(json_object_get(v, "port"));
-    }
-    if (http > 0)
+    if (j->http_port > 0 && j->addr[0])
         (void)routesync_put(j->rn->w, j->instance_id, j->user, j->name,
-                            json_string_value(json_object_get(j->spec, "template_name")), http,
+                            json_string_value(json_object_get(j->spec, "template_name")), j->addr,
+                            j->http_port,
                             strcmp(json_string_value(json_object_get(j->spec, "proxy_mode")) ?: "",
                                    "keep") == 0);
 }
@@ -476,10 +491,32 @@ static void on_conflict_removed(int status, const char *body, size_t len, const 
       " container_port) SELECT $2, (SELECT g FROM generate_series($3::int, $4::int) g WHERE NOT"
       " EXISTS (SELECT 1 FROM instance_ports x WHERE x.node = $2 AND x.port = g) ORDER BY"
       " random() + 0 * length(old.name) LIMIT 1), $1, old.name, old.container_port FROM old"
-      " RETURNING name, port, container_port)"
-      " SELECT json_agg(json_build_object('name', name, 'port', port, 'container_port',"
-      " container_port) ORDER BY name)::text FROM ins",
+      " WHERE old.name <> 'http' RETURNING name, port, container_port)"
+      " SELECT coalesce(json_agg(json_build_object('name', name, 'port', port,"
+      " 'container_port', container_port) ORDER BY name), '[]')::text FROM ins",
       4, p, on_ports_redrawn);
+}
+
+/* Docker's answer when a container's configured IPv4Address is held by
+ * another endpoint of the network (not a host port: that is "address
+ * already in use", lower case, from the port binding). */
+static bool addr_taken(const char *body, size_t len)
+{
+    char msg[600];
+    worker_docker_message(body, len, msg, sizeof(msg));
+    return strstr(msg, "Address already in use") != NULL;
+}
+
+/* A container removed to be made again (from before issue 10, or with an
+ * address that is no longer the instance's): create it anew. */
+static void on_stale_removed(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (status != 204 && status != 404) {
+        docker_failed(j, "removing the container to make it again failed", status, body, len, err);
+        return;
+    }
+    c_prepare(j);
 }
 
 static void on_started(int status, const char *body, size_t len, const char *err, void *arg)
@@ -495,6 +532,7 @@ static void on_started(int status, const char *body, size_t len, const char *err
         char msg[600];
         worker_docker_message(body, len, msg, sizeof(msg));
         if (strstr(msg, "network") && !j->net_ready) {
+            runner_net_forget(j->rn, j->net);
             c_network(j); /* then create again: 409, inspect, start */
             return;
         }
@@ -513,6 +551,20 @@ static void on_started(int status, const char *body, size_t len, const char *err
         event(j, "ports", "a host port is taken outside berth; drawing new ports");
         snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
         dcall(j, "DELETE", path, NULL, 30000, on_conflict_removed);
+        return;
+    }
+    if (status >= 400 && addr_taken(body, len) && j->http_port > 0 && j->redraws < 3) {
+        /* something outside berth's rows (a container attached by hand, one
+         * from before issue 10 with an address Docker chose) holds the
+         * instance's address on the network: assign another, make the
+         * container again with it */
+        char path[128];
+        j->redraws++;
+        event(j, "address", "the instance's network address is taken; assigning another");
+        j->addr[0] = '\0';
+        j->recreated = true;
+        snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
+        dcall(j, "DELETE", path, NULL, 30000, on_stale_removed);
         return;
     }
     docker_failed(j, "starting the container failed", status, body, len, err);
@@ -545,6 +597,17 @@ static void on_created(int status, const char *body, size_t len, const char *err
         snprintf(path, sizeof(path), "/containers/%s/json", j->cname);
         dcall(j, "GET", path, NULL, 30000, on_inspected);
         return;
+    }
+    if ((status == 404 || status == 400) && !j->net_ready) {
+        /* the user's network is missing, or does not hold the address (it
+         * was made again with another subnet): look it up, then go on */
+        char msg[600];
+        worker_docker_message(body, len, msg, sizeof(msg));
+        if (strstr(msg, "network")) {
+            runner_net_forget(j->rn, j->net);
+            c_network(j);
+            return;
+        }
     }
     if (status == 404) {
         /* the fast path tries create first; only a miss costs the lookup */
@@ -580,6 +643,10 @@ static json_t *container_body(struct job *j)
     json_array_foreach(j->ports, i, v)
     {
         char cport[32], hport[16];
+        /* an instance from before issue 10 has an 'http' row until its
+         * address is assigned: the HTTP port is never published */
+        if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", "http") == 0)
+            continue;
         snprintf(cport, sizeof(cport), "%lld/tcp",
                  (long long)json_integer_value(json_object_get(v, "container_port")));
         snprintf(hport, sizeof(hport), "%lld", (long long)json_integer_value(json_object_get(v, "port")));
@@ -614,6 +681,12 @@ static json_t *container_body(struct job *j)
                      labels, "ExposedPorts", exposed, "HostConfig", hc, "Hostname", j->name);
     if (body && json_is_array(json_object_get(spec, "command")))
         json_object_set(body, "Cmd", json_object_get(spec, "command"));
+    /* the address nginx reaches it at: kept by Docker across restarts (the
+     * user network has a configured subnet, so Docker honours it) */
+    if (body && j->addr[0])
+        json_object_set_new(body, "NetworkingConfig",
+                            json_pack("{s:{s:{s:{s:s}}}}", "EndpointsConfig", j->net, "IPAMConfig",
+                                      "IPv4Address", j->addr));
     return body;
 }
 
@@ -632,13 +705,45 @@ static void c_create(struct job *j)
     free(text);
 }
 
+/* True when an existing container does not expose the instance the way it
+ * should now: its HTTP port published on the host (made before issue 10), or
+ * its address on the user network not the instance's. */
+static bool container_stale(const struct job *j, const json_t *c)
+{
+    char cport[32];
+    const json_t *b, *ep;
+    const char *ip;
+    if (j->http_port <= 0)
+        return false;
+    snprintf(cport, sizeof(cport), "%ld/tcp", j->http_port);
+    b = json_object_get(json_object_get(json_object_get(c, "HostConfig"), "PortBindings"), cport);
+    if (json_array_size(b) > 0)
+        return true;
+    ep = json_object_get(json_object_get(json_object_get(c, "NetworkSettings"), "Networks"), j->net);
+    ip = json_string_value(json_object_get(json_object_get(ep, "IPAMConfig"), "IPv4Address"));
+    return !ip || strcmp(ip, j->addr) != 0;
+}
+
 static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct job *j = arg;
     if (status == 200) {
         json_t *v = json_loadb(body, len, 0, NULL);
+        bool stale = !j->recreated && container_stale(j, v);
         util_strlcpy(j->cid, json_string_value(json_object_get(v, "Id")) ?: "", sizeof(j->cid));
         json_decref(v);
+        if (stale) {
+            /* idempotent: a crash from here on finds the same state, or no
+             * container, on the next attempt */
+            char path[128];
+            j->recreated = true;
+            event(j, "recreating",
+                  "making the container again with its address on the user network (its HTTP"
+                  " port is no longer published on the host)");
+            snprintf(path, sizeof(path), "/containers/%s?force=1", j->cname);
+            dcall(j, "DELETE", path, NULL, 60000, on_stale_removed);
+            return;
+        }
         c_start(j);
         return;
     }
@@ -764,6 +869,45 @@ int worker_subnet(const char *pool, const char *name, int attempt, char *out, si
     return 0;
 }
 
+/* ---- what the worker knows of user networks' subnets ---- */
+
+static struct net_subnet *subnet_find(struct runner *rn, const char *name)
+{
+    for (struct net_subnet *n = rn->subnets; n; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static void subnet_set(struct runner *rn, const char *name, const char *cidr, const char *gw)
+{
+    struct net_subnet *n = subnet_find(rn, name);
+    if (!n) {
+        n = calloc(1, sizeof(*n));
+        if (!n)
+            return; /* the next create looks the network up again */
+        util_strlcpy(n->name, name, sizeof(n->name));
+        n->next = rn->subnets;
+        rn->subnets = n;
+    }
+    util_strlcpy(n->cidr, cidr, sizeof(n->cidr));
+    util_strlcpy(n->gw, gw ? gw : "", sizeof(n->gw));
+}
+
+void runner_net_forget(struct runner *rn, const char *name)
+{
+    if (!rn)
+        return;
+    for (struct net_subnet **pp = &rn->subnets; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            struct net_subnet *n = *pp;
+            *pp = n->next;
+            free(n);
+            return;
+        }
+    }
+}
+
 static void net_create(struct job *j);
 
 static void on_net_created(int status, const char *body, size_t len, const char *err, void *arg)
@@ -771,9 +915,14 @@ static void on_net_created(int status, const char *body, size_t len, const char 
     struct job *j = arg;
     char msg[600];
     if (status == 201) {
+        char subnet[32];
         net_done(j->rn, j->net);
         j->net_ready = true;
-        c_create(j);
+        /* Docker's gateway is the subnet's first host, as nothing else is asked */
+        if (worker_subnet(j->rn->w->cfg->network_pool, j->net, j->net_try, subnet,
+                          sizeof(subnet)) == 0)
+            subnet_set(j->rn, j->net, subnet, "");
+        c_prepare(j);
         return;
     }
     worker_docker_message(body, len, msg, sizeof(msg));
@@ -782,9 +931,8 @@ static void on_net_created(int status, const char *body, size_t len, const char 
         return;
     }
     net_done(j->rn, j->net);
-    if (status == 409) { /* made meanwhile */
-        j->net_ready = true;
-        c_create(j);
+    if (status == 409 && ++j->net_looks < 3) { /* made meanwhile: look at it */
+        c_network(j);
         return;
     }
     docker_failed(j, "creating the user's network failed", status, body, len, err);
@@ -829,9 +977,14 @@ static void on_net(int status, const char *body, size_t len, const char *err, vo
 {
     struct job *j = arg;
     if (status == 200) {
+        json_t *v = json_loadb(body, len, 0, NULL);
+        char cidr[48], gw[48];
         net_done(j->rn, j->net);
         j->net_ready = true;
-        c_create(j);
+        if (upstream_ipam_subnet(v, cidr, sizeof(cidr), gw, sizeof(gw)) == 0)
+            subnet_set(j->rn, j->net, cidr, gw);
+        json_decref(v);
+        c_prepare(j);
         return;
     }
     if (status != 404) {
@@ -880,7 +1033,97 @@ static void on_creating_marked(PGresult *res, const char *err, void *arg)
         job_fail(j, "the instance status could not be written", true);
         return;
     }
+    c_prepare(j);
+}
+
+static void c_alloc(struct job *j, const struct net_subnet *sn);
+
+static void on_addr(PGresult *res, const char *err, void *arg)
+{
+    struct job *j = arg;
+    if (err) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const struct net_subnet *sn = subnet_find(j->rn, j->net);
+        if (state && strcmp(state, "23505") == 0 && sn && ++j->addr_tries < 16) {
+            c_alloc(j, sn); /* a concurrent create took the same one: draw again */
+            return;
+        }
+        job_fail(j, "the instance's network address could not be assigned", true);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        job_fail(j, "no free address is left on the user's network", false);
+        return;
+    }
+    util_strlcpy(j->addr, PQgetvalue(res, 0, 0), sizeof(j->addr));
+    {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "address %s on the user network", j->addr);
+        event(j, "address", msg);
+    }
+    job_route_put(j); /* before Docker's create: the reload runs while Docker works */
     c_create(j);
+}
+
+/* Assign the instance a free address of the subnet (unique among the live
+ * instances of the node by index; a clash with a concurrent create draws
+ * again). An instance from before issue 10 gives up its 'http' host port row
+ * in the same statement: its container is made again without it. */
+static void c_alloc(struct job *j, const struct net_subnet *sn)
+{
+    struct upstream_range r;
+    char first[24], last[24], skip[24];
+    const char *p[6];
+    if (upstream_range(sn->cidr, sn->gw, &r) < 0) {
+        job_fail(j, "the user's network has no IPv4 subnet berth can assign addresses in", false);
+        return;
+    }
+    snprintf(first, sizeof(first), "%ld", r.first);
+    snprintf(last, sizeof(last), "%ld", r.last);
+    snprintf(skip, sizeof(skip), "%ld", r.skip);
+    p[0] = j->instance_id;
+    p[1] = r.base;
+    p[2] = first;
+    p[3] = last;
+    p[4] = skip;
+    p[5] = j->rn->w->cfg->node;
+    q(j,
+      "WITH pd AS (DELETE FROM instance_ports WHERE instance_id = $1 AND name = 'http')"
+      " UPDATE instances i SET upstream_host = c.a FROM (SELECT $2::inet + g AS a FROM"
+      " generate_series($3::int, $4::int) g WHERE g <> $5::int AND NOT EXISTS (SELECT 1 FROM"
+      " instances x WHERE x.node = $6 AND x.status <> 'deleted' AND x.upstream_host ="
+      " $2::inet + g) ORDER BY random() LIMIT 1) c WHERE i.id = $1 RETURNING host(i.upstream_host)",
+      6, p, on_addr);
+}
+
+/* Before Docker's create: an instance with an HTTP port needs its address on
+ * the user network, which needs the network's subnet. Known subnet and an
+ * address inside it (the common case): no round trip. */
+static void c_prepare(struct job *j)
+{
+    const struct net_subnet *sn;
+    if (j->http_port <= 0) {
+        c_create(j);
+        return;
+    }
+    sn = subnet_find(j->rn, j->net);
+    if (!sn) {
+        if (j->net_ready) {
+            job_fail(j, "the user's network has no IPv4 subnet berth can assign addresses in",
+                     false);
+            return;
+        }
+        c_network(j); /* looked up or made, then here again */
+        return;
+    }
+    if (j->addr[0] && upstream_usable(j->addr, sn->cidr, sn->gw)) {
+        c_create(j);
+        return;
+    }
+    if (j->addr[0])
+        event(j, "address", "the stored address is not on the user network's subnet; assigning another");
+    j->addr[0] = '\0';
+    c_alloc(j, sn);
 }
 
 /* Full create path (also start/restart of a missing container). */
@@ -898,9 +1141,21 @@ static void c_begin(struct job *j)
 
 /* ---- start, stop, restart ---- */
 
+/* An instance made before issue 10 (an HTTP port, no address yet): its
+ * container publishes the HTTP port on the host. Its start or restart goes
+ * the create way: address, route, the container made again without it. */
+static bool needs_move(const struct job *j)
+{
+    return j->http_port > 0 && !j->addr[0];
+}
+
 static void s_start(struct job *j)
 {
     char path[128];
+    if (needs_move(j)) {
+        c_begin(j);
+        return;
+    }
     snprintf(path, sizeof(path), "/containers/%s/start", j->cname);
     dcall(j, "POST", path, NULL, 60000, on_started);
 }
@@ -940,6 +1195,10 @@ static void on_restarted(int status, const char *body, size_t len, const char *e
 static void s_restart(struct job *j)
 {
     char path[128];
+    if (needs_move(j)) {
+        c_begin(j);
+        return;
+    }
     snprintf(path, sizeof(path), "/containers/%s/restart?t=%d", j->cname, STOP_TIMEOUT_S);
     dcall(j, "POST", path, NULL, (STOP_TIMEOUT_S + 60) * 1000L, on_restarted);
 }
@@ -980,6 +1239,7 @@ static void net_name(const struct worker *w, const char *user, char *out, size_t
 static void net_remove(struct worker *w, const char *name)
 {
     char path[200];
+    runner_net_forget(w->runner, name);
     snprintf(path, sizeof(path), "/networks/%s", name);
     if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_net_removed, NULL) < 0)
         log_warn("cannot remove network %s", name);
@@ -1216,6 +1476,12 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
     util_strlcpy(j->desired, PQgetvalue(res, 0, 4), sizeof(j->desired));
     j->ports = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
     j->vols = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
+    util_strlcpy(j->addr, PQgetvalue(res, 0, 7), sizeof(j->addr));
+    j->http_port = json_is_integer(json_object_get(j->spec, "http_port"))
+                       ? (long)json_integer_value(json_object_get(j->spec, "http_port"))
+                       : 0;
+    j->addr_tries = j->net_looks = 0;
+    j->recreated = false;
     if (!json_is_object(j->spec) || !json_is_array(j->ports) || !json_is_array(j->vols) ||
         !valid_name(j->user) || !valid_name(j->name) || !vols_valid(j->vols)) {
         job_fail(j, "the instance's stored definition is not valid", false);
@@ -1324,8 +1590,9 @@ static void on_claimed(PGresult *res, const char *err, void *arg)
           " p.container_port) ORDER BY p.name) FROM instance_ports p WHERE p.instance_id ="
           " i.id), '[]')::text, coalesce((SELECT json_agg(json_build_object('id', v.id, 'name',"
           " v.name, 'mount_path', v.mount_path) ORDER BY v.name) FROM volumes v WHERE"
-          " v.instance_id = i.id AND v.deleted_at IS NULL), '[]')::text FROM instances i JOIN"
-          " users u ON u.id = i.user_id WHERE i.id = $1",
+          " v.instance_id = i.id AND v.deleted_at IS NULL), '[]')::text,"
+          " coalesce(host(i.upstream_host), '') FROM instances i JOIN users u ON u.id ="
+          " i.user_id WHERE i.id = $1",
           1, p, on_instance_loaded);
         return;
     }
@@ -1548,6 +1815,11 @@ void runner_free(struct runner *rn)
     while (rn->nets) {
         struct net_pending *n = rn->nets;
         rn->nets = n->next;
+        free(n);
+    }
+    while (rn->subnets) {
+        struct net_subnet *n = rn->subnets;
+        rn->subnets = n->next;
         free(n);
     }
     free(rn);

@@ -61,8 +61,13 @@ struct routesync_result {
     size_t removed; /* snippets of instances this node does not have */
 };
 typedef void (*routesync_cb)(const struct routesync_result *res, const char *err, void *arg);
+/* upstream_host/upstream_port: where nginx reaches the instance -- its
+ * address on its user network and the template's http_port (or, for an
+ * instance from before issue 10 not moved yet, host_address and its
+ * published host port). */
 int routesync_put(struct worker *w, const char *instance_id, const char *user, const char *name,
-                  const char *template_name, long host_port, bool keep);
+                  const char *template_name, const char *upstream_host, long upstream_port,
+                  bool keep);
 int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
@@ -70,6 +75,30 @@ int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *a
  * choice follows a hash of the name, later ones the next subnets. 0 / -1. */
 int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
     __attribute__((warn_unused_result));
+
+/* upstream.c: the address nginx reaches an instance at, on its user network
+ * (instances.upstream_host). The offsets of a subnet berth hands out: from
+ * first to last (at most UPSTREAM_MAX_HOSTS of them) except skip (the
+ * gateway); base is the network address as text. IPv4 subnets of a prefix
+ * from UPSTREAM_MIN_PREFIX to UPSTREAM_MAX_PREFIX only. 0 / -1. */
+#define UPSTREAM_MIN_PREFIX 8
+#define UPSTREAM_MAX_PREFIX 29
+#define UPSTREAM_MAX_HOSTS 4096
+struct upstream_range {
+    char base[16];
+    long first, last, skip;
+};
+int upstream_range(const char *cidr, const char *gateway, struct upstream_range *r)
+    __attribute__((warn_unused_result));
+/* True when addr (IPv4 text) is one berth may use in cidr (gateway: that
+ * network's gateway, or NULL/"" for Docker's default, the first host). */
+bool upstream_usable(const char *addr, const char *cidr, const char *gateway);
+/* The first IPv4 subnet (and its gateway, "" when Docker chose it) in a
+ * network inspect answer's IPAM.Config. 0 / -1 when it has none. */
+int upstream_ipam_subnet(const json_t *network, char *cidr, size_t cidrlen, char *gw, size_t gwlen);
+/* runner.c: drop what the worker knows of a network's subnet (it was
+ * removed, or Docker says it is missing). */
+void runner_net_forget(struct runner *rn, const char *name);
 
 /* Docker's error message from a response body ({"message": ...}) into out. */
 void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
