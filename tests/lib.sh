@@ -59,3 +59,24 @@ dev() {
     local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
     http "$m" "$p" "$b" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF" "$@"
 }
+
+# Workspaces live on an origin of their own (workspace_host, {user}.localhost
+# in the test stack): ws_origin USER [INSTANCE] prints it. curl resolves
+# *.localhost to loopback by itself.
+ws_origin() {
+    local port=${BERTH_URL##*:}
+    case ${BERTH_WORKSPACE_HOST:-{user\}.localhost} in
+        same) echo "$BERTH_URL" ;;
+        *) local h=${BERTH_WORKSPACE_HOST:-{user\}.localhost}; h=${h//\{user\}/$1}; h=${h//\{instance\}/${2:-}}
+           [[ $h == *:* ]] && echo "http://$h" || echo "http://$h:$port" ;;
+    esac
+}
+
+# ws_login JAR URL: sign the session in cookie jar JAR in to the workspace at
+# URL (a urls.open) the way a browser does -- the workspace sends it to the
+# UI origin, which hands back a one-time code for berth_ws -- and leave the
+# workspace cookie in JAR. Sets STATUS (the final answer's).
+ws_login() {
+    STATUS=$(curl -s -o /dev/null -w '%{http_code}' -L --max-redirs 6 --max-time 30 \
+        -b "$1" -c "$1" -H 'Accept: text/html' "$2") || STATUS=000
+}

@@ -1,0 +1,183 @@
+/* Unit tests of src/common/workspace.c: the workspace origin's patterns and
+ * addresses, the raw-prefix wall, cookie stripping and return addresses. */
+#include <string.h>
+
+#include "berth/util.h"
+#include "berth/workspace.h"
+#include "check.h"
+
+static void test_patterns(void)
+{
+    char err[256];
+    static const struct { const char *p; bool ok; } cases[] = {
+        {"same", true},
+        {"{user}.localhost", true},
+        {"{instance}.{user}.localhost", true},
+        {"{user}.ws.example.org", true},
+        {"{user}.ws.example.org:8443", true},
+        {"{instance}-{user}.localhost", false}, /* "a-b"+"c" and "a"+"b-c" collide */
+        {"{user}{instance}.localhost", false},
+        {"ws.example.org", false},              /* no {user}: one origin for all */
+        {"{user}.{user}.localhost", false},
+        {"{user}..localhost", false},
+        {"{user}.local_host", false},
+        {"{user}.localhost:0", false},
+        {"{user}.localhost:99999", false},
+        {"{user}.localhost/x", false},
+        {"{user}.Localhost", false},
+        {"", false},
+        {"{user}.-a.org", false},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        CHECK(ws_pattern_valid(cases[i].p, err, sizeof(err)) == cases[i].ok,
+              "workspace_host '%s' is %s", cases[i].p, cases[i].ok ? "accepted" : "refused");
+    CHECK(ws_public_url_valid("http://127.0.0.1:8080", err, sizeof(err)) &&
+              ws_public_url_valid("https://berth.example.org", err, sizeof(err)),
+          "public_url: http(s)://HOST[:PORT]");
+    CHECK(!ws_public_url_valid("http://x.org/", err, sizeof(err)) &&
+              !ws_public_url_valid("ftp://x.org", err, sizeof(err)) &&
+              !ws_public_url_valid("http://", err, sizeof(err)) &&
+              !ws_public_url_valid("http://a b", err, sizeof(err)),
+          "public_url: a path, another scheme, no host or a space are refused");
+}
+
+static void test_origins(void)
+{
+    char o[256];
+    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", o, sizeof(o)) ==
+                  0 &&
+              strcmp(o, "http://alice.localhost:8080") == 0,
+          "origin: {user}.localhost takes public_url's scheme and port");
+    CHECK(ws_origin("https://b.example.org", "{instance}.{user}.ws.example.org", "alice", "nb", o,
+                    sizeof(o)) == 0 &&
+              strcmp(o, "https://nb.alice.ws.example.org") == 0,
+          "origin: per instance, default port");
+    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.ws.example.org:9000", "bob", "x1", o,
+                    sizeof(o)) == 0 &&
+              strcmp(o, "http://bob.ws.example.org:9000") == 0,
+          "origin: the pattern's own port wins");
+    CHECK(ws_origin("http://127.0.0.1:8080", "same", "bob", "x1", o, sizeof(o)) == 0 &&
+              strcmp(o, "http://127.0.0.1:8080") == 0,
+          "origin: same mode is the UI origin");
+    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "Bob", "x1", o, sizeof(o)) < 0 &&
+              ws_origin("http://127.0.0.1:8080", "{user}.localhost", "bob", "../x", o, sizeof(o)) <
+                  0,
+          "origin: names outside the name rule are refused");
+    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", o, 10) < 0,
+          "origin: a buffer too small is an error, not a cut address");
+
+    CHECK(ws_host_matches("http://alice.localhost:8080", "alice.localhost:8080") &&
+              ws_host_matches("http://alice.localhost:8080", "ALICE.localhost:8080") &&
+              ws_host_matches("https://a.example.org", "a.example.org:443") &&
+              ws_host_matches("http://a.example.org", "a.example.org"),
+          "host: case and the default port do not matter");
+    CHECK(!ws_host_matches("http://alice.localhost:8080", "bob.localhost:8080") &&
+              !ws_host_matches("http://alice.localhost:8080", "alice.localhost:8081") &&
+              !ws_host_matches("http://alice.localhost:8080", "alice.localhost") &&
+              !ws_host_matches("http://alice.localhost:8080", "alice.localhost.evil:8080") &&
+              !ws_host_matches("http://alice.localhost:8080", "xalice.localhost:8080") &&
+              !ws_host_matches("http://alice.localhost:8080", "") &&
+              !ws_host_matches("http://alice.localhost:8080", NULL) &&
+              !ws_host_matches("http://alice.localhost:8080", "alice.localhost:8080x"),
+          "host: another user's, port, suffix, prefix or garbage do not match");
+    CHECK(ws_origin_matches("http://alice.localhost:8080", "http://alice.localhost:8080") &&
+              !ws_origin_matches("http://alice.localhost:8080", "https://alice.localhost:8080") &&
+              !ws_origin_matches("http://alice.localhost:8080", "http://bob.localhost:8080") &&
+              !ws_origin_matches("http://alice.localhost:8080", "http://127.0.0.1:8080") &&
+              !ws_origin_matches("http://alice.localhost:8080", "null") &&
+              !ws_origin_matches("http://alice.localhost:8080", "http://alice.localhost:8080/") &&
+              !ws_origin_matches("http://alice.localhost:8080", NULL),
+          "Origin: only the workspace's own scheme, host and port");
+}
+
+static void test_raw_prefix(void)
+{
+    static const struct { const char *uri; bool ok; } cases[] = {
+        {"/container/alice/web/", true},
+        {"/container/alice/web/x/y?z=1", true},
+        {"/container/alice/web/a%2Fb", true}, /* after the prefix: the app's business */
+        {"/container/alice/web", true},
+        {"/container/alice/web?x", true},
+        {"/container/alice/web/..%2f..%2fbob/web/", true}, /* the prefix itself is literal */
+        {"/container/alice/webx/", false},
+        {"/container/alice/we/", false},
+        {"/container/alice%2fweb/", false},
+        {"/container/alice/%77eb/", false},
+        {"/container//alice/web/", false},
+        {"/container/alice//web/", false},
+        {"/container/./alice/web/", false},
+        {"/container/bob/../alice/web/", false},
+        {"/container/ALICE/web/", false},
+        {"/Container/alice/web/", false},
+        {"//container/alice/web/", false},
+        {"/container/alice\\web/", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        CHECK(ws_raw_prefix_ok(cases[i].uri, "alice", "web") == cases[i].ok,
+              "raw prefix of alice/web: '%s' %s", cases[i].uri, cases[i].ok ? "passes" : "refused");
+    CHECK(!ws_raw_prefix_ok(NULL, "alice", "web"), "raw prefix: no URI is refused");
+}
+
+static void test_cookies(void)
+{
+    char out[256], vals[4][129];
+    int ns, nw;
+    CHECK(ws_cookie_strip("a=1; berth_session=s1; b=2", out, sizeof(out), &ns, &nw) == 0 &&
+              strcmp(out, "a=1; b=2") == 0 && ns == 1 && nw == 0,
+          "cookies: berth_session removed, the rest kept in order");
+    CHECK(ws_cookie_strip("berth_session=x;berth_session=y;berth_ws=z; c=3", out, sizeof(out), &ns,
+                          &nw) == 0 &&
+              strcmp(out, "c=3") == 0 && ns == 2 && nw == 1,
+          "cookies: every copy removed and counted");
+    CHECK(ws_cookie_strip(" berth_session = x ;\tberth_ws=y", out, sizeof(out), &ns, &nw) == 0 &&
+              strcmp(out, "") == 0 && ns == 1 && nw == 1,
+          "cookies: spaces and tabs around the name do not hide a copy");
+    CHECK(ws_cookie_strip("xberth_session=1; berth_sessionx=2; berth_session", out, sizeof(out),
+                          &ns, &nw) == 0 &&
+              strcmp(out, "xberth_session=1; berth_sessionx=2") == 0 && ns == 1,
+          "cookies: only the exact names count (a valueless copy too)");
+    CHECK(ws_cookie_strip("a=1234567890", out, 5, &ns, &nw) < 0,
+          "cookies: a header that does not fit is an error");
+    CHECK(ws_cookie_strip("berth_ws=a", NULL, 0, &ns, &nw) == 0 && nw == 1,
+          "cookies: counting only");
+    CHECK(ws_cookie_values("berth_ws=aa; x=1; berth_ws=bb;berth_ws=cc", WS_COOKIE, vals, 2) == 2 &&
+              strcmp(vals[0], "aa") == 0 && strcmp(vals[1], "bb") == 0,
+          "cookies: values of every copy, up to the limit");
+}
+
+static void test_canonical(void)
+{
+    static const struct { const char *p; bool ok; } cases[] = {
+        {"/container/alice/web/", true},
+        {"/container/alice/web/tree/x.ipynb?token=..", true},
+        {"/container/alice/web/a.b/c..d/", true},
+        {"/container/alice/web/../bob/web/", false},
+        {"/container/alice/web/..", false},
+        {"/container/alice/web/./x", false},
+        {"/container/alice/web/%2e%2e/x", false},
+        {"/container/alice/web/%2E./x", false},
+        {"/container/alice/web/..%2f..%2fbob/web/", false},
+        {"/container/alice/web/..%252f..%252fbob/web/", false},
+        {"/container/alice/web/a%5cb", false},
+        {"/container/alice/web/a\\b", false},
+        {"/container/alice/web//x", false},
+        {"/container/alice/web/ x", false},
+        {"/container/alice/web/\tSet-Cookie:x", false},
+        {"/container/bob/web/", false},
+        {"http://evil/container/alice/web/", false},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        CHECK(ws_path_canonical(cases[i].p, "alice", "web") == cases[i].ok,
+              "return address '%s' is %s", cases[i].p, cases[i].ok ? "followed" : "refused");
+}
+
+int main(void)
+{
+    test_patterns();
+    test_origins();
+    test_raw_prefix();
+    test_cookies();
+    test_canonical();
+    return CHECK_DONE();
+}
