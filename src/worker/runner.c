@@ -74,6 +74,8 @@ struct job {
     long http_port;
     char addr[48];
     int addr_tries; /* allocations that met a concurrent one's address */
+    bool guessed;   /* an address drawn before the network's subnet was known */
+    char alloc_cidr[48], alloc_gw[48]; /* the subnet being drawn from */
     bool recreated; /* the container was removed this attempt to be made again */
     int64_t t0;
 };
@@ -1036,16 +1038,15 @@ static void on_creating_marked(PGresult *res, const char *err, void *arg)
     c_prepare(j);
 }
 
-static void c_alloc(struct job *j, const struct net_subnet *sn);
+static void c_alloc(struct job *j);
 
 static void on_addr(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
     if (err) {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        const struct net_subnet *sn = subnet_find(j->rn, j->net);
-        if (state && strcmp(state, "23505") == 0 && sn && ++j->addr_tries < 16) {
-            c_alloc(j, sn); /* a concurrent create took the same one: draw again */
+        if (state && strcmp(state, "23505") == 0 && ++j->addr_tries < 16) {
+            c_alloc(j); /* a concurrent create took the same one: draw again */
             return;
         }
         job_fail(j, "the instance's network address could not be assigned", true);
@@ -1062,19 +1063,19 @@ static void on_addr(PGresult *res, const char *err, void *arg)
         event(j, "address", msg);
     }
     job_route_put(j); /* before Docker's create: the reload runs while Docker works */
-    c_create(j);
+    c_prepare(j);     /* the network, when the subnet was a guess; then create */
 }
 
 /* Assign the instance a free address of the subnet (unique among the live
  * instances of the node by index; a clash with a concurrent create draws
  * again). An instance from before issue 10 gives up its 'http' host port row
  * in the same statement: its container is made again without it. */
-static void c_alloc(struct job *j, const struct net_subnet *sn)
+static void c_alloc(struct job *j)
 {
     struct upstream_range r;
     char first[24], last[24], skip[24];
     const char *p[6];
-    if (upstream_range(sn->cidr, sn->gw, &r) < 0) {
+    if (upstream_range(j->alloc_cidr, j->alloc_gw, &r) < 0) {
         job_fail(j, "the user's network has no IPv4 subnet berth can assign addresses in", false);
         return;
     }
@@ -1113,6 +1114,19 @@ static void c_prepare(struct job *j)
                      false);
             return;
         }
+        /* A new instance of a user whose network the worker has not seen
+         * (the first one, or the first since the worker started): draw its
+         * address in the subnet the network gets on its first choice, so
+         * that its route is put now, as a burst's routes fall together;
+         * checked once the network is known (drawn again on a miss). */
+        if (!j->addr[0] && !j->guessed &&
+            worker_subnet(j->rn->w->cfg->network_pool, j->net, 0, j->alloc_cidr,
+                          sizeof(j->alloc_cidr)) == 0) {
+            j->guessed = true;
+            j->alloc_gw[0] = '\0';
+            c_alloc(j);
+            return;
+        }
         c_network(j); /* looked up or made, then here again */
         return;
     }
@@ -1123,7 +1137,9 @@ static void c_prepare(struct job *j)
     if (j->addr[0])
         event(j, "address", "the stored address is not on the user network's subnet; assigning another");
     j->addr[0] = '\0';
-    c_alloc(j, sn);
+    util_strlcpy(j->alloc_cidr, sn->cidr, sizeof(j->alloc_cidr));
+    util_strlcpy(j->alloc_gw, sn->gw, sizeof(j->alloc_gw));
+    c_alloc(j);
 }
 
 /* Full create path (also start/restart of a missing container). */
@@ -1481,7 +1497,7 @@ static void on_instance_loaded(PGresult *res, const char *err, void *arg)
                        ? (long)json_integer_value(json_object_get(j->spec, "http_port"))
                        : 0;
     j->addr_tries = j->net_looks = 0;
-    j->recreated = false;
+    j->recreated = j->guessed = false;
     if (!json_is_object(j->spec) || !json_is_array(j->ports) || !json_is_array(j->vols) ||
         !valid_name(j->user) || !valid_name(j->name) || !vols_valid(j->vols)) {
         job_fail(j, "the instance's stored definition is not valid", false);
