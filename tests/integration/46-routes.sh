@@ -55,8 +55,10 @@ check "... and says edits are overwritten" grep -q "edits are overwritten" "$SNI
 check "its location proxies to the instance's upstream group" grep -q "proxy_pass http://berth-$ID/;" "$SNIP"
 UP=$BOX/box-available/$ID.upstream
 check "the upstream group is beside it, linked too" test "$(readlink "$BOX/box-enabled/$ID.upstream")" = "../box-available/$ID.upstream"
-check "... naming the instance and owner, its published port and keepalive" \
-    bash -c "head -2 '$UP' | grep -q '$P-dev, instance web' && grep -Eq '^    server 127\.0\.0\.1:[0-9]+;$' '$UP' && grep -q keepalive '$UP'"
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+ADDR=$("$PG_BIN/psql" -h "$BERTH_VAR/run" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -c "SELECT host(upstream_host) FROM instances WHERE id = '$ID'")
+check "... naming the instance and owner, its address on the user network with the HTTP container port, and keepalive" \
+    bash -c "head -2 '$UP' | grep -q '$P-dev, instance web' && [[ -n '$ADDR' ]] && grep -Fqx '    server $ADDR:8080;' '$UP' && grep -q keepalive '$UP'"
 
 # ---- --sync-routes after the directory lost files ----
 lose_files() {
