@@ -23,3 +23,54 @@ CREATE TABLE workspace_sessions (
 );
 CREATE INDEX workspace_sessions_session ON workspace_sessions(session_hash);
 CREATE INDEX workspace_sessions_instance ON workspace_sessions(instance_id);
+
+-- Access taken away (issue 10 item 8): a WebSocket proxied to a workspace
+-- was authorised once, when it opened. Every change that takes a user's
+-- access away leaves a row here, written by the database itself so that no
+-- path (logout, a password change ending sessions, a revoked token, a
+-- disabled account, a deleted instance) can forget it; each node's worker
+-- reads the new rows every few seconds and cuts the proxied connections to
+-- the instances concerned on its node. Rows older than a day go.
+CREATE TABLE access_revocations (
+    id            bigserial PRIMARY KEY,
+    user_id       uuid,                          -- every instance of this user
+    instance_id   uuid,                          -- or this one
+    reason        text NOT NULL,
+    at            timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION berth_revoke_session() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- a session that simply ran out is not a decision; one ended early is
+    IF OLD.expires_at > now() THEN
+        INSERT INTO access_revocations (user_id, reason) VALUES (OLD.user_id, 'session ended');
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER sessions_revoke AFTER DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION berth_revoke_session();
+
+CREATE FUNCTION berth_revoke_token() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO access_revocations (user_id, reason) VALUES (OLD.user_id, 'token revoked');
+    RETURN OLD;
+END $$;
+CREATE TRIGGER api_tokens_revoke AFTER DELETE ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION berth_revoke_token();
+
+CREATE FUNCTION berth_revoke_user() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO access_revocations (user_id, reason) VALUES (NEW.id, 'account disabled');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER users_revoke AFTER UPDATE OF disabled ON users
+    FOR EACH ROW WHEN (NEW.disabled AND NOT OLD.disabled) EXECUTE FUNCTION berth_revoke_user();
+
+CREATE FUNCTION berth_revoke_instance() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO access_revocations (instance_id, reason) VALUES (NEW.id, 'instance deleted');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER instances_revoke AFTER UPDATE OF desired ON instances
+    FOR EACH ROW WHEN (NEW.desired = 'deleted' AND OLD.desired <> 'deleted')
+    EXECUTE FUNCTION berth_revoke_instance();
