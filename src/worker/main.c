@@ -91,6 +91,7 @@ static void on_ping(int status, const char *body, size_t len, const char *err, v
         runner_start(W.runner);
         reconcile_start(&W);
         idle_start(&W);
+        revoke_start(&W);
         if (rpc_start(&W) < 0)
             log_error("logs, stats and exec will not be answered: out of memory");
     }
@@ -261,6 +262,7 @@ int main(int argc, char **argv)
     ev_timer_stop(loop, &heartbeat_timer);
     rpc_stop();
     idle_stop();
+    revoke_stop();
     redisq_free(W.popq);
     reconcile_stop();
     docker_free(docker);

@@ -155,6 +155,14 @@ void rpc_stop(void);
 void idle_start(struct worker *w);
 void idle_stop(void);
 
+/* revoke.c: access taken away (access_revocations) cuts the proxied
+ * connections to the instances concerned; revoke_cut destroys the host's TCP
+ * connections to addr:port (sock_diag SOCK_DESTROY, needs CAP_NET_ADMIN) and
+ * counts them in *cut; 0 / -1 with errno. */
+void revoke_start(struct worker *w);
+void revoke_stop(void);
+int revoke_cut(const char *addr, int port, int *cut) __attribute__((warn_unused_result));
+
 /* Start-up and periodic drift repair (reconcile.c). */
 void reconcile_start(struct worker *w);
 void reconcile_stop(void);
