@@ -105,15 +105,20 @@ static void handle(struct events *ev, json_t *e)
             " FROM u",
             1, p);
     } else if (strcmp(action, "destroy") == 0) {
-        const char *p[1] = {iid};
+        /* only the removal of the container the row names: a stream replayed
+         * after a gap brings the destroy of a failed create's container (or
+         * one made again) after its successor is running */
+        const char *cid = json_string_value(json_object_get(json_object_get(e, "Actor"), "ID"));
+        const char *p[2] = {iid, cid ? cid : ""};
         sql(w,
             "WITH u AS (UPDATE instances SET status = 'error', container_id = NULL, error ="
             " 'the container was removed outside berth; start the instance to make it again'"
             " WHERE id = $1 AND status IN ('running', 'stopped', 'stopping', 'error')"
             " AND container_id IS NOT NULL" /* not the removal of a failed create's container */
+            " AND ($2 = '' OR container_id = $2)"
             " RETURNING id, error) INSERT INTO instance_events (instance_id, kind, message)"
             " SELECT id, 'removed', error FROM u",
-            1, p);
+            2, p);
     }
 }
 
