@@ -405,7 +405,17 @@ static void job_fail(struct job *j, const char *why, bool retryable)
  * mount's VolumeOptions). The image is looked after only when create answers
  * 404, the user's network only when start does (Docker resolves it there);
  * each is made sure of once per attempt, then create runs again (an existing
- * container answers 409: it is inspected and started). */
+ * container answers 409: it is inspected and started).
+ *
+ * An instance with an HTTP port (issue 10) is created with its address on the
+ * user network (c_prepare): stored, or drawn (c_alloc) in the network's
+ * subnet, which the worker keeps per network (rn->subnets) from inspect and
+ * its own creates, so the common case costs no Docker call more; unknown, the
+ * address is drawn in the network's first-choice subnet and checked once the
+ * network has been looked up. An existing container that publishes the HTTP
+ * port or has another address is removed and made again (container_stale);
+ * that is how instances from before the change move over on their next start
+ * or restart (needs_move). */
 
 /* The instance's HTTP route, when it has an HTTP port and its address is
  * known: nginx proxies to <address on the user network>:<http_port>. Put when

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instance lifecycle end to end (issue 4): templates, create -> running with the
-# container's HTTP answering on its host port, data on a volume surviving
+# container's HTTP answering at its address on the user network (not on a host
+# port; a named port is published), data on a volume surviving
 # stop/start/restart and delete + re-attach, hardening of every container,
 # Docker events (kill, rm -f) reaching the API, clear errors (missing image,
 # a process that exits at once), concurrent creates with distinct ports, and
@@ -98,7 +99,7 @@ bad "unknown restart policy" restart_policy "{\"name\":\"$P-x\",\"image\":\"busy
 http POST /api/v1/templates "{\"name\":\"$P-x\",\"image\":\"busybox\"}" "${D[@]}"
 expect_eq "a developer may not create templates" 403 "$STATUS"
 
-TPL="{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"volumes\":{\"data\":\"/data\"},\"env\":{\"WHO\":\"{user}/{instance}\",\"BASE\":\"{base_path}\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"unless-stopped\"}"
+TPL="{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"ports\":{\"extra\":9000},\"volumes\":{\"data\":\"/data\"},\"env\":{\"WHO\":\"{user}/{instance}\",\"BASE\":\"{base_path}\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"unless-stopped\"}"
 http POST /api/v1/templates "$TPL" "${A[@]}"
 expect_eq "admin creates a template: 201" 201 "$STATUS"
 TID=$(jq -r .id <<<"$BODY")
@@ -115,9 +116,12 @@ expect_eq "create answers 202 with a queued job" "202 queued pending" "$STATUS $
 expect_eq "the instance name defaults to the template's" "$P-t" "$(jq -r .instance.name <<<"$BODY")"
 I1=$IID
 reach "the instance runs within 30 s" "$I1" running
-PORT=$(jq -r .ports.http <<<"$INST")
-check "the container's HTTP answers on its host port" bash -c "curl -sf --max-time 5 http://127.0.0.1:$PORT/ | grep -q 'berth demo workspace'"
-ENVTXT=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/cgi-bin/env")
+PORT=$(jq -r .ports.extra <<<"$INST")
+ADDR=$(psql_q "SELECT host(upstream_host) FROM instances WHERE id = '$I1'")
+expect_eq "ports.http is null (the HTTP port is not published); the named port has a host port" "true true" \
+    "$(jq -r '[(.ports | has("http") and .http == null), (.ports.extra | type == "number")] | map(tostring) | join(" ")' <<<"$INST")"
+check "the container's HTTP answers at its address on the user network ($ADDR)" bash -c "curl -sf --max-time 5 http://$ADDR:8080/ | grep -q 'berth demo workspace'"
+ENVTXT=$(curl -s --max-time 5 "http://$ADDR:8080/cgi-bin/env")
 check "placeholders are expanded in env" grep -q "^WHO=$P-dev/$P-t$" <<<"$ENVTXT"
 check "{base_path} is the instance's path" grep -q "^BASE=/container/$P-dev/$P-t/$" <<<"$ENVTXT"
 http GET "/api/v1/jobs/$JID" "" "${D[@]}"
@@ -131,8 +135,9 @@ expect_eq "labels name instance, user, template, cluster" "$I1 $P-dev $P-t $BERT
 expect_eq "memory, CPU and pids limits from the template" "33554432 250000000 40" \
     "$(jq -r '.[0].HostConfig | [.Memory, .NanoCpus, .PidsLimit] | map(tostring) | join(" ")' <<<"$C")"
 check "no-new-privileges is set" grep -q no-new-privileges <<<"$(jq -r '.[0].HostConfig.SecurityOpt[]' <<<"$C")"
-expect_eq "the port is bound to the configured host address only" "127.0.0.1:$PORT" \
-    "$(jq -r '.[0].HostConfig.PortBindings["8080/tcp"] | map(.HostIp + ":" + .HostPort) | join(",")' <<<"$C")"
+expect_eq "the named port is bound to the configured host address only" "127.0.0.1:$PORT" \
+    "$(jq -r '.[0].HostConfig.PortBindings["9000/tcp"] | map(.HostIp + ":" + .HostPort) | join(",")' <<<"$C")"
+expect_eq "the HTTP port is bound to no host address" null "$(jq -c '.[0].HostConfig.PortBindings["8080/tcp"]' <<<"$C")"
 expect_eq "restart policy from the template" unless-stopped "$(jq -r '.[0].HostConfig.RestartPolicy.Name' <<<"$C")"
 check "no Docker socket is mounted" bash -c "! grep -q docker.sock <<<'$(jq -c '.[0].Mounts' <<<"$C")'"
 expect_eq "the container is on the user's own network" "berth-$BERTH_CLUSTER-$P-dev" \
@@ -162,7 +167,7 @@ http POST "/api/v1/instances/$I1/exec" '{"command":["sleep","10"],"timeout_s":1}
 expect_eq "exec past its timeout says so" "200 true" "$STATUS $(jq -r .timed_out <<<"$BODY")"
 http POST "/api/v1/instances/$I1/exec" '{"command":"ls"}' "${D[@]}"
 expect_eq "exec with a command that is not an array: 400" 400 "$STATUS"
-curl -s -o /dev/null "http://127.0.0.1:$PORT/logline-$P"
+curl -s -o /dev/null "http://$ADDR:8080/logline-$P"
 http GET "/api/v1/instances/$I1/logs?tail=5" "" "${D[@]}"
 check "logs?tail shows the container's request log" grep -q "logline-$P" <<<"$(jq -r '.lines[]' <<<"$BODY")"
 http GET "/api/v1/instances/$I1/logs?tail=2" "" "${D[@]}"
@@ -171,7 +176,7 @@ http GET "/api/v1/instances/$I1/logs?tail=x" "" "${D[@]}"
 expect_eq "logs with a bad tail: 400" 400 "$STATUS"
 (curl -sN --max-time 4 "${D[@]}" "$BERTH_URL/api/v1/instances/$I1/logs?follow=true&tail=1" > "$TMP/sse") &
 sleep 1.5
-curl -s -o /dev/null "http://127.0.0.1:$PORT/followed-$P"
+curl -s -o /dev/null "http://$ADDR:8080/followed-$P"
 wait
 check "logs?follow=true streams new lines as server-sent events through nginx" grep -q "^data: .*followed-$P" "$TMP/sse"
 http GET "/api/v1/instances/$I1/stats" "" "${D[@]}"
@@ -262,6 +267,12 @@ expect_eq "their host ports are distinct" 0 \
     "$(psql_q "SELECT count(*) FROM (SELECT port FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.user_id = '$DEV_ID' GROUP BY port HAVING count(*) > 1) d")"
 expect_eq "and distinct as Docker bound them" "$CONCURRENT" \
     "$(docker ps --filter "label=berth.cluster=$BERTH_CLUSTER" --filter "label=berth.user=$P-dev" --format '{{.Names}} {{.Ports}}' | grep -F "$(psql_q "SELECT 'berth-' || id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%'")" | grep -o '127.0.0.1:[0-9]*' | sort -u | wc -l)"
+expect_eq "their network addresses are assigned and distinct" "$CONCURRENT $CONCURRENT" \
+    "$(psql_q "SELECT count(upstream_host), count(DISTINCT upstream_host) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%'")"
+expect_eq "and each is the container's address as Docker assigned it" "$CONCURRENT" \
+    "$(for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%'"); do
+           docker inspect -f "{{(index .NetworkSettings.Networks \"berth-$BERTH_CLUSTER-$P-dev\").IPAddress}}" "berth-$id"
+       done | sort -u | grep -cxF -f <(psql_q "SELECT host(upstream_host) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%'"))"
 http PATCH "/api/v1/users/$DEV_ID" '{"quota":{"instances":1000,"cpus":1000,"memory_mb":1000000}}' "${A[@]}"
 one_each() { # one_each LIKE -> number of instances without exactly one container
     local id c bad=0

@@ -130,7 +130,7 @@ user() { # user NAME -> USER_ID, TOKEN (developer)
 }
 user "$P-up"; UP_ID=$USER_ID; U=(-H "Authorization: Bearer $TOKEN")
 user "$P-dn"; DN_ID=$USER_ID; N=(-H "Authorization: Bearer $TOKEN")
-http POST /api/v1/templates "{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"volumes\":{\"data\":\"/data\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"no\"}" "${A[@]}"
+http POST /api/v1/templates "{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"ports\":{\"extra\":9000},\"volumes\":{\"data\":\"/data\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"no\"}" "${A[@]}"
 expect_eq "a template for the fault tests" 201 "$STATUS"
 
 ORPHANS=()
