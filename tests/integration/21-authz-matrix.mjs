@@ -17,6 +17,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 
 const URL = process.env.BERTH_URL;
 const ROOT = process.env.ROOT;
@@ -62,6 +63,27 @@ async function call(method, path, { token, session, body, raw } = {}) {
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
   return { status: res.status, json, text, headers: res.headers };
+}
+
+// A request to a workspace origin ({user}.localhost): node does not resolve
+// *.localhost, so it goes to nginx's address with the workspace's Host.
+function wsCall(method, path, user, token) {
+  const u = new globalThis.URL(URL);
+  return new Promise((resolve, reject) => {
+    const headers = { Host: `${user}.localhost:${u.port}` };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const req = request({ host: u.hostname, port: u.port, method, path, headers }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, json, text, headers: res.headers });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function login(username, password) {
@@ -140,7 +162,7 @@ const factories = {
         // an address no instance holds).
         const path = `/container/${actors[owner].name}/${g.json.name}/`;
         for (let k = 0; k < 100; k++) {
-          const p = await call('GET', path, { token: actors[owner].token });
+          const p = await wsCall('GET', path, actors[owner].name, actors[owner].token);
           if (p.status !== 404) break;
           await new Promise((res) => setTimeout(res, 100));
         }
@@ -214,13 +236,20 @@ const table = [
   { route: 'GET /api/v1/ssh-keys', expect: auth(200), lists: 'ssh_key' },
   { route: 'POST /api/v1/ssh-keys', expect: C(401, 403, 201, 201), body: () => ({ name: uniq(), public_key: sshKey() }) },
   // nginx's auth_request target: internal, so unreachable from outside for everyone.
-  { route: 'GET /_berth/auth', expect: C(404, 404, 404, 404), nginx: true },
+  // nginx's auth_request target: internal, so unreachable from outside for
+  // everyone; the workspace origin's sign-in endpoints are not on the UI origin.
+  { route: 'GET /_berth/auth/{id}', kind: 'instance', expect: O(404, null, 404, 404, 404, null, 404), nginx: true },
+  { route: 'GET /_berth/session', expect: C(404, 404, 404, 404), nginx: true },
+  { route: 'GET /_berth/to-workspace', expect: C(404, 404, 404, 404), nginx: true },
+  // The workspace sign-in (302s for browsers): without an instance id, 400 for everyone.
+  { route: 'GET /api/v1/auth/workspace', expect: C(400, 400, 400, 400) },
   // Prometheus scrape: open to a scraper on this host (nginx allows 127.0.0.1 only).
   { route: 'GET /metrics', expect: C(200, 200, 200, 200) },
-  // Not an API route: the proxied container itself, owner only (admins get no
-  // implicit access). Runs once instances exist; waits for the instance to run.
+  // Not an API route: the proxied container itself on its workspace origin,
+  // owner only (admins get no implicit access). Runs once instances exist;
+  // waits for the instance to run.
   { route: 'GET /container/{user}/{instance}/', extra: 'POST /api/v1/instances', kind: 'running_instance',
-    cookie: true, expect: O(401, null, 403, PROXY_OK, 403, null, 403) },
+    workspace: true, expect: O(401, null, 403, PROXY_OK, 403, null, 403) },
   { route: 'DELETE /api/v1/ssh-keys/{id}', kind: 'ssh_key', fresh: true, expect: O(401, null, 404, 204, 404, 204, 404) },
 ];
 
@@ -265,7 +294,8 @@ for (const row of table) {
         opts.token = actors[who].token;
       }
       if (row.body) opts.body = await row.body(who || row.anonAs || 'devOther');
-      const r = await call(method, path, opts);
+      const r = row.workspace ? await wsCall(method, path, id.split('/')[0], opts.token)
+        : await call(method, path, opts);
       cells++;
       const what = `${row.route} as ${cell} → ${want === ALLOW ? 'allowed' : want}`;
       const pass = want === ALLOW ? allowed(r.status)
