@@ -296,4 +296,31 @@ report(not bad, "compose: api and worker run the binaries from ./build, read-onl
        "no read-only ./build mount in: %s" % bad)
 PY
 
+# The nginx config compose renders (its RENDER_NGINX_CONF script, as resolved
+# by compose) loads in nginx, in both workspace origin modes.
+if command -v nginx >/dev/null 2>&1; then
+	for mode in '{user}.ws.example.org' same; do
+		r=$tmp/render-${mode//[^a-z]/}
+		mkdir -p "$r/box-enabled"
+		script=$(BERTH_WORKSPACE_HOST=$mode BERTH_PUBLIC_URL=https://berth.example.org $compose_cmd -f "$COMPOSE" config 2>/dev/null |
+			"$py" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["services"]["nginx"]["environment"]["RENDER_NGINX_CONF"])')
+		env_line=$(BERTH_WORKSPACE_HOST=$mode BERTH_PUBLIC_URL=https://berth.example.org $compose_cmd -f "$COMPOSE" config 2>/dev/null |
+			"$py" -c 'import sys, yaml; e = yaml.safe_load(sys.stdin)["services"]["nginx"]["environment"]; print(e["PUBLIC_URL"], e["WORKSPACE_HOST"])')
+		script=${script//\$\$/\$} # compose config prints $$ as written
+		script=${script//\/usr\/share\/berth\/nginx/$ROOT/nginx}
+		script=${script//\/usr\/share\/berth\/static/$ROOT/static}
+		script=${script//\/var\/lib\/berth-nginx/$r/state}
+		script=${script//\/var\/lib\/berth\/nginx\/box-enabled/$r/box-enabled}
+		script=${script//\/etc\/berth/$r}
+		read -r pu wh <<<"$env_line"
+		if (HTTP_PORT=8080 PUBLIC_URL=$pu WORKSPACE_HOST=$wh sh -ec "$script") 2>"$tmp/render.err" &&
+			sed -i "s|^user .*||" "$r/nginx.conf" &&
+			err=$(nginx -e "$r/err.log" -p "$r/state" -c "$r/nginx.conf" -t 2>&1); then
+			ok "compose: the nginx config it renders loads (workspace_host $mode)"
+		else
+			not_ok "compose: the nginx config it renders loads (workspace_host $mode)" "$(cat "$tmp/render.err")" "${err:-}"
+		fi
+	done
+fi
+
 exit 0
