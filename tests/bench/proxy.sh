@@ -3,13 +3,16 @@
 # /container/<user>/<instance>/ path, against baselines measured in the same
 # run on the same container, which runs berth-echo (berth-demo/web:1's
 # HTTP/1.1 test upstream, tests/images/README.md: ~40k requests/s on 2 cores,
-# so the proxies are what is measured). Every target reaches it through the
-# published port on 127.0.0.1, i.e. through docker-proxy, like berth's routes:
-#   (a) direct     the container's published port, no proxy
+# so the proxies are what is measured). Every target reaches it at its
+# address on its user network, like berth's routes (no published HTTP port,
+# no docker-proxy since issue 10):
+#   (a) direct     the container's address, no proxy
 #   (b) nginx      plain nginx proxy_pass, no authorisation
 #   (b') nginx-ka  the same with an upstream block and keepalive, as berth's
 #                  routes have: the fair baseline for berth's own overhead
-#   (c) berth      berth's route: auth_request to berth-api on every request
+#   (c) berth      berth's route on the workspace origin (Host
+#                  bench.localhost), with the workspace cookie a browser gets:
+#                  auth_request to berth-api on every request
 #   (d) chp        configurable-http-proxy (npm), the JupyterHub proxy
 # wrk at c=10 and c=50, 2 threads, ${BENCH_SECONDS:-5}s each. Goals (issue 5):
 # (c) >= 50% of (b), (c) >= 4x (d), p99 of (c) <= 20 ms at c=50.
@@ -59,7 +62,6 @@ curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' 
 curl -sf -c "$jar" -H 'Content-Type: application/json' \
     -d '{"username":"bench","password":"bench-password"}' "$URL/api/v1/auth/login" > "$BERTH_VAR/me.json"
 csrf=$(jq -r .csrf_token "$BERTH_VAR/me.json")
-session=$(awk '$6 == "berth_session" {print $7}' "$jar")
 inst=$(curl -sf -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
     -d '{"template":"bench","name":"bench"}' "$URL/api/v1/instances") || { echo "proxy: launch failed"; exit 1; }
 id=$(jq -r .instance.id <<<"$inst")
@@ -69,12 +71,20 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 [[ $st == running ]] || { echo "proxy: the instance did not start ($st)"; exit 1; }
-port=$(curl -sf -b "$jar" "$URL/api/v1/instances/$id" | jq -r .ports.http)
+addr=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "berth-$id")
+port=8080
+upstream=$addr:$port
 berth_path=/container/bench/bench/
+ws_host=bench.localhost:$BERTH_HTTP_PORT
 for _ in $(seq 1 100); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' -b "$jar" "$URL$berth_path") == 200 ]] && break
+    # the browser's way in: the workspace sends it to sign in, the UI origin
+    # hands back a one-time code for the workspace cookie
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -L -b "$jar" -c "$jar" -H 'Accept: text/html' \
+        "http://$ws_host$berth_path") == 200 ]] && break
     sleep 0.1
 done
+ws_cookie=$(awk '$6 == "berth_ws" {print $7}' "$jar" | tail -1)
+[[ -n $ws_cookie ]] || { echo "proxy: no workspace cookie"; exit 1; }
 
 # (b) plain nginx, same worker count as berth's
 mkdir -p "$BERTH_VAR/plain"
@@ -89,9 +99,9 @@ http {
     fastcgi_temp_path $BERTH_VAR/plain; uwsgi_temp_path $BERTH_VAR/plain; scgi_temp_path $BERTH_VAR/plain;
     server {
         listen 127.0.0.1:$PLAIN_PORT;
-        location $berth_path { proxy_pass http://127.0.0.1:$port/; proxy_http_version 1.1; }
+        location $berth_path { proxy_pass http://$upstream/; proxy_http_version 1.1; }
     }
-    upstream echo { server 127.0.0.1:$port; keepalive 8; }
+    upstream echo { server $upstream; keepalive 8; }
     server {
         listen 127.0.0.1:$((PLAIN_PORT + 10));
         location $berth_path { proxy_pass http://echo/; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -107,7 +117,7 @@ if command -v npm >/dev/null; then
     chp=$BERTH_VAR/node_modules/.bin/configurable-http-proxy
     if [[ -x $chp ]]; then
         "$chp" --ip 127.0.0.1 --port "$CHP_PORT" --api-port $((CHP_PORT + 1)) --log-level error \
-            --default-target "http://127.0.0.1:$port" >/dev/null 2>&1 &
+            --default-target "http://$upstream" >/dev/null 2>&1 &
         pids+=($!)
         for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$CHP_PORT/" && break; sleep 0.1; done
     else
@@ -116,9 +126,11 @@ if command -v npm >/dev/null; then
 fi
 
 # wrk: prints "rps p99_ms non-2xx socket-errors"
-run_wrk() { # URL CONNECTIONS [header]
-    local out
-    out=$(wrk -t2 -c"$2" -d"${SECS}s" --latency ${3:+-H "$3"} "$1" 2>&1)
+run_wrk() { # URL CONNECTIONS [header...]
+    local out url=$1 c=$2 h=()
+    shift 2
+    for x in "$@"; do h+=(-H "$x"); done
+    out=$(wrk -t2 -c"$c" -d"${SECS}s" --latency "${h[@]}" "$url" 2>&1)
     local rps p99
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
@@ -132,10 +144,10 @@ printf 'proxy: wrk -t2 -d%ss against one berth-echo instance, 2 CPUs (requests/s
 printf '%4s %-8s %10s %8s %8s %8s\n' c target rps p99_ms non2xx sockerr
 for c in 10 50; do
     declare -A R
-    read -r R[a] R[ap] R[ae] R[as] <<<"$(run_wrk "http://127.0.0.1:$port/" $c)"
+    read -r R[a] R[ap] R[ae] R[as] <<<"$(run_wrk "http://$upstream/" $c)"
     read -r R[b] R[bp] R[be] R[bs] <<<"$(run_wrk "http://127.0.0.1:$PLAIN_PORT$berth_path" $c)"
     read -r R[k] R[kp] R[ke] R[ks] <<<"$(run_wrk "http://127.0.0.1:$((PLAIN_PORT + 10))$berth_path" $c)"
-    read -r R[c] R[cp] R[ce] R[cs] <<<"$(run_wrk "$URL$berth_path" $c "Cookie: berth_session=$session")"
+    read -r R[c] R[cp] R[ce] R[cs] <<<"$(run_wrk "$URL$berth_path" $c "Host: $ws_host" "Cookie: berth_ws=$ws_cookie")"
     if [[ -n $chp ]]; then
         read -r R[d] R[dp] R[de] R[ds] <<<"$(run_wrk "http://127.0.0.1:$CHP_PORT/" $c)"
     else
