@@ -47,8 +47,16 @@ status_is() { dev GET "/api/v1/instances/$1"; INST=$BODY; [[ $(jq -r .status <<<
 reach() { # reach "behaviour" ID STATUS [SECONDS]
     if wait_for "${4:-60}" status_is "$2" "$3"; then ok "$1"; else fail "$1" "$(jq -c '{status, error}' <<<"$INST")"; fi
 }
-# through nginx with the owner's session: the workspace page
-route_ok() { curl -s --max-time 10 -b "$TMP/dev.jar" "$BERTH_URL/container/$P-dev/$1/" | grep -q 'berth demo workspace'; }
+# through nginx on the workspace origin (the UI's with workspace_host = same)
+# with the owner's session signed in there (ws_login): the workspace page
+WS=$(ws_origin "$P-dev")
+signin() { # signin INSTANCE-ID: the owner's browser signs in to its urls.open
+    dev GET "/api/v1/instances/$1"
+    local open; open=$(jq -r '.urls.open // empty' <<<"$BODY")
+    [[ -n $open ]] && ws_login "$TMP/dev.jar" "$open"
+    return 0
+}
+route_ok() { curl -s --max-time 10 -b "$TMP/dev.jar" "$WS/container/$P-dev/$1/" | grep -q 'berth demo workspace'; }
 stored() { psql_q "SELECT coalesce(host(upstream_host), '') FROM instances WHERE id = '$1'"; }
 # the container's address on the user network, as Docker has it: "IPAddress IPAMConfig"
 docker_addr() {
@@ -83,14 +91,15 @@ same_addr "the stored address is the container's address on its user network (an
 SUBNET=$(docker network inspect "$NET" | jq -r '.[0].IPAM.Config[0].Subnet')
 check "it is inside the user network's subnet ($ADDR in $SUBNET)" \
     python3 -c "import ipaddress,sys; sys.exit(ipaddress.ip_address('$ADDR') not in ipaddress.ip_network('$SUBNET'))"
-check "the instance answers through nginx at /container/$P-dev/$P-a/" wait_for 20 route_ok "$P-a"
+signin "$ID"
+check "the instance answers through nginx at $WS/container/$P-dev/$P-a/" wait_for 20 route_ok "$P-a"
 expect_eq "without credentials nginx answers 401" 401 \
-    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BERTH_URL/container/$P-dev/$P-a/")"
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$WS/container/$P-dev/$P-a/")"
 check "its route proxies to the address and the container port" grep -q "^    server $ADDR:8080;" "$BOX/box-available/$ID.upstream"
 check "the host reaches the container address itself" \
     bash -c "curl -sf --max-time 5 http://$ADDR:8080/cgi-bin/env | grep -q '^WHO=$P-dev/$P-a$'"
 t0=$(date +%s%N); for _ in $(seq 20); do curl -s -o /dev/null "http://$ADDR:8080/"; done; t1=$(date +%s%N)
-for _ in $(seq 20); do curl -s -o /dev/null -b "$TMP/dev.jar" "$BERTH_URL/container/$P-dev/$P-a/"; done; t2=$(date +%s%N)
+for _ in $(seq 20); do curl -s -o /dev/null -b "$TMP/dev.jar" "$WS/container/$P-dev/$P-a/"; done; t2=$(date +%s%N)
 echo "  [upstream] 20 GETs: container address $(( (t1 - t0) / 20000 )) us each, through nginx $(( (t2 - t1) / 20000 )) us each" >&2
 
 # ---- no host port serves the workspace ----
@@ -167,6 +176,7 @@ NEWC=$(docker create --name "berth-$OID" --label "berth.instance=$OID" --label "
     --restart unless-stopped berth-demo/web:1)
 docker start "berth-$OID" >/dev/null
 psql_q "UPDATE instances SET upstream_host = NULL, container_id = '$NEWC' WHERE id = '$OID'" >/dev/null
+signin "$OID"
 check "the old-style container publishes its HTTP port on the host" \
     bash -c "curl -sf --max-time 5 http://127.0.0.1:$HPORT/cgi-bin/env | grep -q '^WHO=$P-dev/$P-old$'"
 out=$("$API" --sync-routes 2>&1)
