@@ -53,6 +53,11 @@ check "log lines carry time, level and component" \
 out=$(BERTH_API_THREADS=0 "$BUILD/berth-api" --check 2>&1); rc=$?
 expect_eq "a bad setting stops start-up (exit 2)" 2 "$rc"
 check "the refusal names the key and the accepted values" grep -q "api_threads = '0' is not valid: expected an integer from 1 to 256" <<<"$out"
+out=$(BERTH_WORKSPACE_HOST='{instance}-{user}.localhost' "$BUILD/berth-api" --check 2>&1); rc=$?
+expect_eq "a workspace_host two users could render alike stops start-up (exit 2)" 2 "$rc"
+check "... with a sentence naming the key and the rule" grep -q "workspace_host: each dot-separated label must be {user}, {instance} or" <<<"$out"
+out=$(BERTH_PUBLIC_URL='http://x.org/ui' "$BUILD/berth-api" --check 2>&1); rc=$?
+expect_eq "a public_url with a path stops start-up (exit 2)" 2 "$rc"
 out=$(BERTH_LOG_LEVEL=loud "$BUILD/berth-worker" 2>&1); rc=$?
 expect_eq "the worker refuses a bad log_level (exit 2)" "2" "$rc"
 check "the worker's refusal lists the levels" grep -q "expected one of debug, info, warn, error" <<<"$out"
