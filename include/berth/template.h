@@ -16,6 +16,7 @@
 #define TMPL_MAX_ENV 64
 #define TMPL_MAX_ARGS 64
 #define TMPL_MAX_TEXT 4096 /* one env value or command item, bytes */
+#define TMPL_MAX_OPEN_PATH 512 /* open_path, bytes */
 #define TMPL_MAX_DESCRIPTION 1000
 #define TMPL_MAX_IMAGE 255
 
@@ -37,10 +38,16 @@ bool tmpl_mount_path_ok(const char *s);
 /* An environment variable name: [A-Za-z_][A-Za-z0-9_]{0,127}. */
 bool tmpl_env_name_ok(const char *s);
 
+/* open_path: a URL path and query relative to the workspace, placeholders
+ * allowed, that cannot leave it (no leading '/', "..", "//"), with no
+ * character that needs quoting in an HTML attribute or a Location. */
+bool tmpl_open_path_ok(const char *s);
+
 /*
- * Substitute {user}, {instance} and {base_path} in s into out (outlen bytes,
- * NUL-terminated). Any other {...} is copied as is. 0, or -1 when the result
- * does not fit.
+ * Substitute {user}, {instance}, {base_path} ("/container/<user>/<instance>/")
+ * and {base_path_rel} (the same without its leading '/') in s into out (outlen
+ * bytes, NUL-terminated). Any other {...} is copied as is. 0, or -1 when the
+ * result does not fit.
  */
 int tmpl_expand(const char *s, const char *user, const char *instance, const char *base_path,
                 char *out, size_t outlen) __attribute__((warn_unused_result));

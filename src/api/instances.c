@@ -45,6 +45,7 @@
     " 'berth-' || v.id) ORDER BY v.name) FROM volumes v WHERE v.instance_id = i.id AND"           \
     " v.deleted_at IS NULL), '[]'::json), 'error', i.error, 'cpus', i.cpus, 'memory_mb',"         \
     " i.memory_mb, 'http_port', i.spec->'http_port', 'ssh_port', i.spec->'ssh_port',"             \
+    " 'open_path', i.spec->'open_path',"                                                           \
     " 'created_at', " SQL_TS("i.created_at") ", 'started_at', " SQL_TS("i.started_at")            \
     ", 'stopped_at', " SQL_TS("i.stopped_at") ", 'last_active_at', " SQL_TS("i.last_active_at")   \
     ")::text"
@@ -63,12 +64,14 @@ void lc_instance_finish(json_t *inst)
     if (!user || !name)
         return;
     if (json_is_integer(json_object_get(inst, "http_port"))) {
-        char origin[400], open[sizeof(origin) + sizeof(buf)];
+        const char *op = json_string_value(json_object_get(inst, "open_path"));
+        char origin[400], open[sizeof(origin) + sizeof(buf) + TMPL_MAX_OPEN_PATH * 4 + 256];
         snprintf(buf, sizeof(buf), "/container/%s/%s/", user, name);
-        /* where a browser opens it: the workspace origin (issue 10) + path */
+        /* where a browser opens it: the workspace origin (issue 10) + path +
+         * the template's open_path, expanded at create */
         if (wsp_origin(user, name, origin, sizeof(origin)) < 0)
             origin[0] = '\0';
-        snprintf(open, sizeof(open), "%s%s", origin, buf);
+        snprintf(open, sizeof(open), "%s%s%s", origin, buf, op && tmpl_open_path_ok(op) ? op : "");
         json_object_set_new(inst, "urls", json_pack("{s:s, s:s}", "http", buf, "open", open));
     } else {
         json_object_set_new(inst, "urls", json_object());
@@ -85,6 +88,7 @@ void lc_instance_finish(json_t *inst)
     }
     json_object_del(inst, "http_port");
     json_object_del(inst, "ssh_port");
+    json_object_del(inst, "open_path");
 }
 
 json_t *lc_instance_get(PGconn *pg, const char *id)
@@ -534,6 +538,15 @@ void instances_create(struct req *r)
     json_object_set_new(spec, "template_name", json_copy(json_object_get(tmpl, "name")));
     json_object_set(spec, "env", env);
     json_object_set(spec, "command", cmd);
+    if (json_is_string(json_object_get(tmpl, "open_path"))) {
+        char base[80], op[TMPL_MAX_OPEN_PATH * 4 + 256];
+        snprintf(base, sizeof(base), "/container/%s/%s/", r->actor.username, name);
+        if (tmpl_expand(json_string_value(json_object_get(tmpl, "open_path")), r->actor.username,
+                        name, base, op, sizeof(op)) == 0)
+            json_object_set_new(spec, "open_path", json_string(op));
+        else
+            json_object_set_new(spec, "open_path", json_null());
+    }
     json_object_set_new(spec, "user", json_string(r->actor.username));
     json_object_set_new(spec, "instance", json_string(name));
     json_object_del(spec, "id");

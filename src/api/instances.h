@@ -18,7 +18,8 @@
     " t.image, 'http_port', t.http_port, 'proxy_mode', t.proxy_mode, 'ports', t.ports,"           \
     " 'ssh_port', t.ssh_port, 'volumes', t.volumes, 'env', t.env, 'command', t.command,"          \
     " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
-    " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'created_at', " SQL_TS("t.created_at") \
+    " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'open_path', t.open_path,"           \
+    " 'created_at', " SQL_TS("t.created_at")                                                      \
     ", 'updated_at', " SQL_TS("t.updated_at") ")"
 
 /* The job object of row alias j. */

@@ -46,7 +46,7 @@ static PGresult *load(PGconn *pg, const char *key, bool lock)
 struct tparams {
     char *ports, *vols, *env, *cmd;
     char http[16], ssh[16], cpus[32], mem[24], pids[24], idle[24];
-    const char *p[16];
+    const char *p[17];
 };
 
 static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
@@ -89,6 +89,7 @@ static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
     tp->p[13] = tp->pids;
     tp->p[14] = json_string_value(json_object_get(t, "restart_policy"));
     tp->p[15] = tp->idle;
+    tp->p[16] = json_string_value(json_object_get(t, "open_path")); /* NULL: none */
     return 0;
 }
 
@@ -169,14 +170,14 @@ static void store(struct req *r, PGconn *pg, json_t *t, const char *id, bool cre
         pg,
         create ? "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
                  " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"
-                 " idle_timeout_s) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb,"
-                 " $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16)"
+                 " idle_timeout_s, open_path) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8,"
+                 " $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17)"
                : "UPDATE templates SET name = $2, description = $3, image = $4, http_port = $5,"
                  " proxy_mode = $6, ports = $7::jsonb, ssh_port = $8, volumes = $9::jsonb,"
                  " env = $10::jsonb, command = $11::jsonb, cpus = $12, memory_mb = $13,"
                  " pids_limit = $14, restart_policy = $15, idle_timeout_s = $16,"
-                 " updated_at = now() WHERE id = $1",
-        16, NULL, tp.p, NULL, NULL, 0);
+                 " open_path = $17, updated_at = now() WHERE id = $1",
+        17, NULL, tp.p, NULL, NULL, 0);
     tparams_free(&tp);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         bool dup = strcmp(acct_sqlstate(res), "23505") == 0;

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "berth/validate.h"
 
@@ -226,7 +227,7 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     static const char *const known[] = {
         "id", "name", "description", "image", "http_port", "proxy_mode", "ports", "ssh_port",
         "volumes", "env", "command", "cpus", "memory_mb", "pids_limit", "restart_policy",
-        "idle_timeout_s", "created_at", "updated_at", NULL};
+        "idle_timeout_s", "open_path", "created_at", "updated_at", NULL};
     const char *key;
     json_t *v, *x;
     size_t i;
@@ -254,7 +255,8 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         set_default(t, "memory_mb", json_integer(1024)) < 0 ||
         set_default(t, "pids_limit", json_integer(512)) < 0 ||
         set_default(t, "restart_policy", json_string("unless-stopped")) < 0 ||
-        set_default(t, "idle_timeout_s", json_integer(0)) < 0)
+        set_default(t, "idle_timeout_s", json_integer(0)) < 0 ||
+        set_default(t, "open_path", json_null()) < 0)
         FAIL("template", "out of memory");
 
     v = json_object_get(t, "name");
@@ -346,14 +348,36 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     v = json_object_get(t, "idle_timeout_s");
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 31536000)
         FAIL("idle_timeout_s", "idle_timeout_s must be an integer from 0 to 31536000");
+    v = json_object_get(t, "open_path");
+    if (!json_is_null(v) && !tmpl_open_path_ok(json_string_value(v)))
+        FAIL("open_path", "open_path must be null or 1-512 characters of a URL path and query "
+                          "relative to the workspace (no leading '/', no '..', no '//', no spaces "
+                          "or quotes), placeholders {user} {instance} {base_path} {base_path_rel}");
     return 0;
+}
+
+bool tmpl_open_path_ok(const char *s)
+{
+    char out[TMPL_MAX_OPEN_PATH * 4 + 256];
+    size_t n;
+    if (!s || !(n = strlen(s)) || n > TMPL_MAX_OPEN_PATH || s[0] == '/')
+        return false;
+    /* every brace is one of the placeholders: expanded, none may remain */
+    if (tmpl_expand(s, "u", "i", "/container/u/i/", out, sizeof(out)) < 0 || strpbrk(out, "{}") ||
+        out[0] == '/')
+        return false;
+    for (const char *p = out; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("\"'<>\\`^|", *p))
+            return false;
+    return !strstr(out, "..") && !strstr(s, "//") && !strcasestr(out, "%2e") &&
+           !strcasestr(out, "%2f") && !strcasestr(out, "%5c");
 }
 
 int tmpl_expand(const char *s, const char *user, const char *instance, const char *base_path,
                 char *out, size_t outlen)
 {
-    static const char *const names[] = {"{user}", "{instance}", "{base_path}"};
-    const char *vals[] = {user, instance, base_path};
+    static const char *const names[] = {"{user}", "{instance}", "{base_path}", "{base_path_rel}"};
+    const char *vals[] = {user, instance, base_path, base_path[0] == '/' ? base_path + 1 : base_path};
     size_t o = 0;
 
     if (outlen == 0)
@@ -361,7 +385,7 @@ int tmpl_expand(const char *s, const char *user, const char *instance, const cha
     while (*s) {
         bool done = false;
         if (*s == '{') {
-            for (size_t k = 0; k < 3; k++) {
+            for (size_t k = 0; k < 4; k++) {
                 size_t nl = strlen(names[k]), vl = strlen(vals[k]);
                 if (strncmp(s, names[k], nl) == 0) {
                     if (o + vl >= outlen)

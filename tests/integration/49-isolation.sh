@@ -71,6 +71,17 @@ AO=$(ws_origin "$A") BO=$(ws_origin "$B")
 http GET "/api/v1/instances/$AID" "" -H "Authorization: Bearer $TA"
 expect_eq "urls.open is the instance's address on its workspace origin" \
     "$AO/container/$A/site/" "$(jq -r .urls.open <<<"$BODY")"
+# A template's open_path is appended, placeholders expanded (noVNC's path=).
+admin POST /api/v1/templates "{\"name\":\"$P-vnc\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"open_path\":\"vnc.html?path={base_path_rel}websockify\"}"
+expect_eq "a template keeps its open_path" "vnc.html?path={base_path_rel}websockify" "$(jq -r .open_path <<<"$BODY")"
+as "$AJAR" "$ACSRF_A" POST /api/v1/instances "{\"template\":\"$P-vnc\",\"name\":\"vnc\"}"
+expect_eq "urls.open ends in the expanded open_path" \
+    "$AO/container/$A/vnc/vnc.html?path=container/$A/vnc/websockify" "$(jq -r .instance.urls.open <<<"$BODY")"
+for op in '/etc/x' '../../x' 'a//b' 'a%2e%2e/b' 'x\"y' '{base_path}x'; do
+    admin POST /api/v1/templates "$(jq -nc --arg n "$P-bad" --arg o "$op" '{name:$n, image:"berth-demo/web:1", http_port:8080, open_path:$o}')"
+    expect_eq "an open_path that could leave the workspace ('$op') is refused, naming the field" \
+        "400 open_path" "$STATUS $(jq -r .error.field <<<"$BODY")"
+done
 # The owners' content, through their own credentials (and the route is live).
 seen() { # URL TOKEN -> body
     curl -s --max-time 20 --path-as-is -H "Authorization: Bearer $2" "$1"

@@ -162,5 +162,34 @@ int main(void)
         json_decref(cmd);
         json_decref(t);
     }
+    CHECK(tmpl_expand("vnc.html?path={base_path_rel}websockify", "alice", "desk",
+                      "/container/alice/desk/", out, sizeof(out)) == 0 &&
+              strcmp(out, "vnc.html?path=container/alice/desk/websockify") == 0,
+          "{base_path_rel} is the base path without its leading slash (noVNC's path=)");
+    {
+        static const struct { const char *p; bool ok; } cases[] = {
+            {"vnc.html?path={base_path_rel}websockify&resize=remote", true},
+            {"tree/", true},
+            {"lab?reset", true},
+            {"/etc/passwd", false},
+            {"{base_path}x", false},
+            {"../../bob/x/", false},
+            {"a/%2e%2e/../b", false},
+            {"a/%2E%2e/b", false},
+            {"a/x%2Fy", false},
+            {"a//b", false},
+            {"//evil.example/", false},
+            {"a b", false},
+            {"x\"onmouseover=\"y", false},
+            {"x<script>", false},
+            {"a\\b", false},
+            {"{secret}", false},
+            {"", false},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+            CHECK(tmpl_open_path_ok(cases[i].p) == cases[i].ok, "open_path '%s' is %s", cases[i].p,
+                  cases[i].ok ? "accepted" : "refused");
+        CHECK(!tmpl_open_path_ok(NULL), "open_path: NULL is refused");
+    }
     return CHECK_DONE();
 }
