@@ -26,7 +26,10 @@ trap cleanup EXIT
 
 admin_login "$TMP/admin.jar"
 dev_login "$P-dev" "$TMP/dev.jar"
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' -b "$TMP/dev.jar" "$BERTH_URL$1"; }
+# Routes are served on the workspace origin (the UI's with workspace_host =
+# same), reached with the owner's browser session signed in there (ws_login).
+WS=$(ws_origin "$P-dev")
+code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' -b "$TMP/dev.jar" "$WS$1"; }
 wait_for() { # SECONDS CMD... : until CMD succeeds
     local end=$((SECONDS + $1)); shift
     until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
@@ -42,6 +45,9 @@ dev POST /api/v1/instances '{"template":"web"}'
 ID=$(jq -r '.instance.id // empty' <<<"$BODY")
 expect_eq "an instance of the web template is accepted" 202 "$STATUS"
 check "it runs" wait_for 120 is_running
+dev GET "/api/v1/instances/$ID"
+OPEN=$(jq -r '.urls.open // empty' <<<"$BODY")
+[[ -n $OPEN ]] && ws_login "$TMP/dev.jar" "$OPEN"
 check "its route answers" wait_for 20 route_ok
 
 # ---- the file a person reads ----
