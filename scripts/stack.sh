@@ -189,9 +189,12 @@ stop_docker() {
     local others
     [[ -f $(pidfile dockerd) ]] || return 0
     if alive dockerd && docker_answers; then
+        # grep exits 1 when it finds (or counts) nothing: under pipefail and
+        # set -e that would abort the stop with dockerd still running
         others=$(curl -sf --max-time 5 --unix-socket "$DOCKER_SOCK" \
             'http://docker/containers/json?filters=%7B%22label%22%3A%5B%22berth.cluster%22%5D%7D' |
-            grep -o '"berth.cluster":"[^"]*"' | grep -vcF "\"berth.cluster\":\"$CLUSTER\"")
+            { grep -o '"berth.cluster":"[^"]*"' || true; } |
+            { grep -vcF "\"berth.cluster\":\"$CLUSTER\"" || true; })
         if [[ ${others:-0} -gt 0 ]]; then
             say "leaving dockerd running: $others container(s) of other berth stacks use it"
             rm -f "$(pidfile dockerd)"

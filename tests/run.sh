@@ -109,7 +109,24 @@ chmod 0755 "$BERTH_VAR"
 
 cleanup() {
     echo "== cleanup"
-    scripts/stack.sh stop >/dev/null 2>&1 || true
+    # `make stop` must end what the stack started -- dockerd too when the stack
+    # started it -- and exit 0 (it once aborted on a grep that counted nothing)
+    local dpid=""
+    [[ -f $BERTH_VAR/run/dockerd.pid ]] && dpid=$(cut -d' ' -f1 "$BERTH_VAR/run/dockerd.pid")
+    if scripts/stack.sh stop > /tmp/berth-test-stop.$$.log 2>&1; then
+        echo "ok - the stack stops (scripts/stack.sh stop exits 0)"; PASS=$((PASS + 1))
+    else
+        echo "not ok - the stack stops (scripts/stack.sh stop exits 0)"; FAIL=$((FAIL + 1))
+        cat /tmp/berth-test-stop.$$.log >&2
+    fi
+    rm -f /tmp/berth-test-stop.$$.log
+    if [[ -n $dpid ]]; then
+        if kill -0 "$dpid" 2>/dev/null; then
+            echo "not ok - the dockerd the stack started is stopped with it"; FAIL=$((FAIL + 1))
+        else
+            echo "ok - the dockerd the stack started is stopped with it"; PASS=$((PASS + 1))
+        fi
+    fi
     if command -v docker >/dev/null && curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then
         ids=$(docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER")
         [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1
