@@ -109,9 +109,25 @@ chmod 0755 "$BERTH_VAR"
 
 cleanup() {
     echo "== cleanup"
-    # `make stop` must end what the stack started -- dockerd too when the stack
-    # started it -- and exit 0 (it once aborted on a grep that counted nothing)
-    local dpid=""
+    # The worker first (it would make missing containers again), then
+    # everything this run made on Docker, then the stack itself -- dockerd
+    # too when the stack started it, or the containers would stay on its disk.
+    local wpid dpid=""
+    if [[ -f $BERTH_VAR/run/worker.pid ]]; then
+        wpid=$(cut -d' ' -f1 "$BERTH_VAR/run/worker.pid")
+        kill "$wpid" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.2; done
+    fi
+    if command -v docker >/dev/null && curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then
+        ids=$(docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1
+        vols=$(docker volume ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$vols" ]] && docker volume rm -f $vols >/dev/null 2>&1
+        nets=$(docker network ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
+        [[ -n "$nets" ]] && docker network rm $nets >/dev/null 2>&1
+    fi
+    # `make stop` must end what the stack started and exit 0 (it once aborted
+    # on a grep that counted nothing, leaving dockerd running)
     [[ -f $BERTH_VAR/run/dockerd.pid ]] && dpid=$(cut -d' ' -f1 "$BERTH_VAR/run/dockerd.pid")
     if scripts/stack.sh stop > /tmp/berth-test-stop.$$.log 2>&1; then
         echo "ok - the stack stops (scripts/stack.sh stop exits 0)"; PASS=$((PASS + 1))
@@ -127,15 +143,6 @@ cleanup() {
             echo "ok - the dockerd the stack started is stopped with it"; PASS=$((PASS + 1))
         fi
     fi
-    if command -v docker >/dev/null && curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then
-        ids=$(docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER")
-        [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1
-        vols=$(docker volume ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
-        [[ -n "$vols" ]] && docker volume rm -f $vols >/dev/null 2>&1
-        nets=$(docker network ls -q --filter "label=berth.cluster=$BERTH_CLUSTER")
-        [[ -n "$nets" ]] && docker network rm $nets >/dev/null 2>&1
-    fi
-    # A dockerd this run started was stopped by stack.sh stop.
     if [[ -z "${KEEP_VAR:-}" ]]; then rm -rf "$BERTH_VAR"; else echo "kept $BERTH_VAR"; fi
 }
 trap 'cleanup; summary' EXIT
