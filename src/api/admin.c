@@ -256,6 +256,47 @@ int admin_seed_templates(const char *file)
  * did. A node without a heartbeat is named and skipped (a worker that is not
  * running cannot answer; it syncs by itself when it starts). Without Redis
  * the jobs are queued anyway: the worker's reconcile finds open rows. */
+/* Running instances from before workspaces left the host's ports (an 'http'
+ * host port row, no address on their user network) are restarted, which
+ * moves them (issue 10): their worker makes the container again without the
+ * published HTTP port. Stopped ones move at their next start by themselves.
+ * One statement: job rows, status, events and an audit row per instance. */
+static void move_published(PGconn *pg, struct api_thread *th)
+{
+    PGresult *res = PQexec(
+        pg,
+        "WITH old AS (SELECT i.id, i.node, i.user_id FROM instances i WHERE i.status ="
+        " 'running' AND i.desired = 'running' AND i.upstream_host IS NULL AND EXISTS (SELECT 1"
+        " FROM instance_ports p WHERE p.instance_id = i.id AND p.name = 'http') AND NOT EXISTS"
+        " (SELECT 1 FROM jobs j WHERE j.instance_id = i.id AND j.status IN ('queued',"
+        " 'running')) FOR UPDATE OF i SKIP LOCKED),"
+        " upd AS (UPDATE instances x SET status = 'restarting' FROM old WHERE x.id = old.id),"
+        " ev AS (INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'moving',"
+        " 'restarting to leave its published HTTP port (berth-api --sync-routes)' FROM old),"
+        " au AS (INSERT INTO audit_log (actor, action, target_type, target_id, outcome)"
+        " SELECT 'berth-api --sync-routes', 'instance.restart', 'instance', id::text, 'ok' FROM"
+        " old)"
+        " INSERT INTO jobs (id, kind, node, instance_id, user_id) SELECT gen_random_uuid(),"
+        " 'restart', node, id, user_id FROM old RETURNING id, node, instance_id");
+    redisContext *rq;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("instances with a published HTTP port not moved: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return;
+    }
+    rq = rq_conn(th);
+    for (int i = 0; i < PQntuples(res); i++) {
+        printf("instance %s: restarted to leave its published HTTP port\n", PQgetvalue(res, i, 2));
+        if (rq) {
+            redisReply *rep =
+                redisCommand(rq, "LPUSH " KEY_JOBS_FMT " %s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
+            if (rep)
+                freeReplyObject(rep);
+        }
+    }
+    PQclear(res);
+}
+
 int admin_sync_routes(void)
 {
     struct api_thread th = {0};
@@ -289,6 +330,7 @@ int admin_sync_routes(void)
         rc = 1;
         goto out;
     }
+    move_published(pg, &th);
     for (int i = 0; i < n; i++) {
         const char *node = PQgetvalue(res, i, 0);
         const char *p[2] = {ids[i], node};

@@ -166,21 +166,25 @@ OVOL=$(jq -r '.volumes[0].id' <<<"$INST")
 OXPORT=$(jq -r .ports.extra <<<"$INST")
 # the old state: a host port row 'http', a container publishing it on the
 # host address with an address Docker chose, no stored address
-HPORT=$(psql_q "SELECT g FROM generate_series(50000, 60000) g WHERE NOT EXISTS (SELECT 1 FROM instance_ports WHERE port = g) ORDER BY random() LIMIT 1")
-psql_q "INSERT INTO instance_ports (node, port, instance_id, name, container_port) SELECT node, $HPORT, id, 'http', 8080 FROM instances WHERE id = '$OID'" >/dev/null
-docker rm -f "berth-$OID" >/dev/null
-NEWC=$(docker create --name "berth-$OID" --label "berth.instance=$OID" --label "berth.user=$P-dev" \
-    --label "berth.template=$P-t" --label berth.node=local --label "berth.cluster=$BERTH_CLUSTER" \
-    --network "$NET" -p "127.0.0.1:$HPORT:8080" -p "127.0.0.1:$OXPORT:9000" \
-    --mount "type=volume,source=berth-$OVOL,target=/data" -e "WHO=$P-dev/$P-old" \
-    --restart unless-stopped berth-demo/web:1)
-docker start "berth-$OID" >/dev/null
-psql_q "UPDATE instances SET upstream_host = NULL, container_id = '$NEWC' WHERE id = '$OID'" >/dev/null
+make_old() {
+    HPORT=$(psql_q "SELECT g FROM generate_series(50000, 60000) g WHERE NOT EXISTS (SELECT 1 FROM instance_ports WHERE port = g) ORDER BY random() LIMIT 1")
+    psql_q "INSERT INTO instance_ports (node, port, instance_id, name, container_port) SELECT node, $HPORT, id, 'http', 8080 FROM instances WHERE id = '$OID'" >/dev/null
+    docker rm -f "berth-$OID" >/dev/null
+    NEWC=$(docker create --name "berth-$OID" --label "berth.instance=$OID" --label "berth.user=$P-dev" \
+        --label "berth.template=$P-t" --label berth.node=local --label "berth.cluster=$BERTH_CLUSTER" \
+        --network "$NET" -p "127.0.0.1:$HPORT:8080" -p "127.0.0.1:$OXPORT:9000" \
+        --mount "type=volume,source=berth-$OVOL,target=/data" -e "WHO=$P-dev/$P-old" \
+        --restart unless-stopped berth-demo/web:1)
+    docker start "berth-$OID" >/dev/null
+    psql_q "UPDATE instances SET upstream_host = NULL, container_id = '$NEWC' WHERE id = '$OID'" >/dev/null
+    # its route as it was: the old host port (the worker's periodic pass writes it)
+    "$ROOT/scripts/stack.sh" sync-routes >/dev/null 2>&1 || true
+}
+make_old
 signin "$OID"
 check "the old-style container publishes its HTTP port on the host" \
     bash -c "curl -sf --max-time 5 http://127.0.0.1:$HPORT/cgi-bin/env | grep -q '^WHO=$P-dev/$P-old$'"
-out=$("$API" --sync-routes 2>&1)
-check "until it moves, --sync-routes keeps its route on the old host port" \
+check "until it moves, its route stays on the old host port" \
     grep -q "^    server 127.0.0.1:$HPORT;" "$BOX/box-available/$OID.upstream"
 check "... and it answers through nginx there" wait_for 20 route_ok "$P-old"
 dev GET "/api/v1/instances/$OID"
@@ -207,6 +211,28 @@ sleep 0.5
 reach "a restart after the move" "$OID" running
 expect_eq "keeps the container (no second move)" "$(jq -r '.[0].Id' <<<"$C")" "$(docker inspect -f '{{.Id}}' "berth-$OID")"
 same_addr "... and the address" "$OID" "$OADDR"
+
+# ---- --sync-routes moves a running one at once ----
+make_old
+# removing the container by hand marked the instance 'error' (as it should);
+# an old instance that simply runs is the case here
+for _ in $(seq 40); do [[ $(psql_q "SELECT status FROM instances WHERE id = '$OID'") == error ]] && break; sleep 0.25; done
+psql_q "UPDATE instances SET status = 'running', error = NULL WHERE id = '$OID'" >/dev/null
+signin "$OID"
+check "(old state again: its HTTP port published on the host)" \
+    bash -c "curl -sf --max-time 5 http://127.0.0.1:$HPORT/cgi-bin/env | grep -q '^WHO=$P-dev/$P-old$'"
+out=$("$API" --sync-routes 2>&1)
+check "--sync-routes restarts a running instance that still publishes its HTTP port" \
+    grep -q "^instance $OID: restarted to leave its published HTTP port" <<<"$out"
+reach "... which runs again" "$OID" running 90
+S=$(stored "$OID")
+check "... with an address ($S)" test -n "$S"
+expect_eq "... its container made again without the HTTP binding" "null" \
+    "$(docker inspect -f '{{json (index .HostConfig.PortBindings "8080/tcp")}}' "berth-$OID")"
+check "... the old host port no longer serves it" bash -c "! curl -s --max-time 2 http://127.0.0.1:$HPORT/ >/dev/null"
+check "... and it answers through nginx" wait_for 20 route_ok "$P-old"
+n=$(psql_q "SELECT count(*) FROM audit_log WHERE action = 'instance.restart' AND target_id = '$OID' AND actor = 'berth-api --sync-routes'")
+check "... and the move is audited ($n)" test "${n:-0}" -ge 1
 
 # ---- a restart moves one over as well ----
 psql_q "UPDATE instances SET upstream_host = NULL WHERE id = '$OID'" >/dev/null
