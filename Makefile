@@ -1,7 +1,7 @@
 # berth — build, run and test.
 #
 #   make                  build build/berth-api, build/berth-worker, build/berthctl
-#   make SANITIZE=address,undefined   sanitizer build (into build/ as well)
+#   make SANITIZE=address,undefined   sanitizer build (into build/san-address-undefined)
 #   make run              set up everything and run the local stack in the foreground
 #   make start|stop|status   the same stack in the background
 #   make test             unit + integration tests against real services
@@ -9,8 +9,14 @@
 #   make bench            run the benchmarks in tests/bench/ (figures, not pass/fail)
 
 CC       ?= cc
-BUILD    ?= build
 SANITIZE ?=
+# A sanitizer build gets a directory of its own unless one is named: the
+# plain objects in build/ would otherwise be reused as they are.
+comma := ,
+ifneq ($(SANITIZE),)
+BUILD    ?= build/san-$(subst $(comma),-,$(SANITIZE))
+endif
+BUILD    ?= build
 OPT      ?= -O2
 
 WARN   = -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings \

@@ -13,6 +13,9 @@ export ROOT
 PASS=0
 FAIL=0
 FAILED=()
+# Scratch files of this run (fuzz logs and corpora, the stack's start log):
+# two runs at once must not share them. Kept when something failed.
+RUNTMP=$(mktemp -d /tmp/berth-run.XXXXXX)
 
 # Run a test program; count its `ok -` / `not ok -` lines. A program that
 # exits non-zero without reporting a failure counts as one failure.
@@ -71,17 +74,18 @@ if command -v clang >/dev/null && make -s -j2 fuzz >/dev/null 2>&1; then
         [[ -x $f ]] || continue
         name=$(basename "$f")
         corpus=tests/fuzz/corpus/${name#fuzz_}
-        mkdir -p "$corpus.run"
-        [[ -d $corpus ]] && cp -r "$corpus/." "$corpus.run/" 2>/dev/null
-        if "$f" -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 -print_final_stats=1 "$corpus.run" \
-                > "/tmp/$name.log" 2>&1; then
-            echo "ok - [fuzz] $name: $(grep -o 'stat::number_of_executed_units: [0-9]*' "/tmp/$name.log" | awk '{print $2}' || true) runs, no crash"
+        work=$RUNTMP/corpus-${name#fuzz_}
+        mkdir -p "$work"
+        [[ -d $corpus ]] && cp -r "$corpus/." "$work/" 2>/dev/null
+        if (cd "$RUNTMP" && "$ROOT/$f" -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 \
+                -print_final_stats=1 "$work") > "$RUNTMP/$name.log" 2>&1; then
+            echo "ok - [fuzz] $name: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$RUNTMP/$name.log" | awk '{print $2}' || true) runs, no crash"
             PASS=$((PASS + 1))
         else
-            echo "not ok - [fuzz] $name crashed: see /tmp/$name.log"; tail -30 "/tmp/$name.log" >&2
+            echo "not ok - [fuzz] $name crashed: see $RUNTMP/$name.log"; tail -30 "$RUNTMP/$name.log" >&2
             FAIL=$((FAIL + 1)); FAILED+=("fuzz/$name")
         fi
-        rm -rf "$corpus.run"
+        rm -rf "$work"
     done
 else
     echo "not ok - fuzz targets build (clang + libFuzzer)"; FAIL=$((FAIL + 1))
@@ -129,13 +133,12 @@ cleanup() {
     # `make stop` must end what the stack started and exit 0 (it once aborted
     # on a grep that counted nothing, leaving dockerd running)
     [[ -f $BERTH_VAR/run/dockerd.pid ]] && dpid=$(cut -d' ' -f1 "$BERTH_VAR/run/dockerd.pid")
-    if scripts/stack.sh stop > /tmp/berth-test-stop.$$.log 2>&1; then
+    if scripts/stack.sh stop > "$RUNTMP/stop.log" 2>&1; then
         echo "ok - the stack stops (scripts/stack.sh stop exits 0)"; PASS=$((PASS + 1))
     else
         echo "not ok - the stack stops (scripts/stack.sh stop exits 0)"; FAIL=$((FAIL + 1))
-        cat /tmp/berth-test-stop.$$.log >&2
+        cat "$RUNTMP/stop.log" >&2
     fi
-    rm -f /tmp/berth-test-stop.$$.log
     if [[ -n $dpid ]]; then
         if kill -0 "$dpid" 2>/dev/null; then
             echo "not ok - the dockerd the stack started is stopped with it"; FAIL=$((FAIL + 1))
@@ -144,11 +147,12 @@ cleanup() {
         fi
     fi
     if [[ -z "${KEEP_VAR:-}" ]]; then rm -rf "$BERTH_VAR"; else echo "kept $BERTH_VAR"; fi
+    if [[ $FAIL -eq 0 ]]; then rm -rf "$RUNTMP"; else echo "scratch files kept in $RUNTMP"; fi
 }
 trap 'cleanup; summary' EXIT
 trap 'exit 130' INT TERM
 
-if scripts/stack.sh start > /tmp/berth-test-stack.log 2>&1; then
+if scripts/stack.sh start > "$RUNTMP/stack.log" 2>&1; then
     echo "ok - the stack starts (scripts/stack.sh start)"; PASS=$((PASS + 1))
     export BERTH_ADMIN_PASSWORD=$(cat "$BERTH_VAR/initial-admin-password")
     for t in tests/integration/*; do
@@ -167,7 +171,7 @@ if scripts/stack.sh start > /tmp/berth-test-stack.log 2>&1; then
     fi
 else
     echo "not ok - the stack starts (scripts/stack.sh start)"; FAIL=$((FAIL + 1))
-    cat /tmp/berth-test-stack.log >&2
+    cat "$RUNTMP/stack.log" >&2
     tail -20 "$BERTH_VAR"/log/*.log >&2
 fi
 [[ $FAIL -eq 0 ]]
