@@ -80,3 +80,15 @@ ws_login() {
     STATUS=$(curl -s -o /dev/null -w '%{http_code}' -L --max-redirs 6 --max-time 30 \
         -b "$1" -c "$1" -H 'Accept: text/html' "$2") || STATUS=000
 }
+
+# ws_cookie JAR PATH: the Cookie header value a browser holding JAR (signed
+# in with ws_login) sends to the workspace at PATH (/container/<u>/<i>/) on
+# its workspace origin -- that path's berth_ws; with workspace_host = same,
+# the UI session (berth_session). For clients without a cookie engine (node).
+ws_cookie() {
+    if [[ ${BERTH_WORKSPACE_HOST:-} == same ]]; then
+        echo "berth_session=$(awk -F'\t' '$6 == "berth_session" {v = $7} END {print v}' "$1")"
+    else
+        echo "berth_ws=$(awk -F'\t' -v p="$2" '$6 == "berth_ws" && $3 == p {v = $7} END {print v}' "$1")"
+    fi
+}
