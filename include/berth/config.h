@@ -38,6 +38,7 @@ struct berth_config {
     char workspace_host[300];
     long login_max_failures;
     long login_lockout_s;
+    char trusted_proxies[CONF_STR_MAX]; /* addresses/CIDRs whose X-Forwarded-* are believed */
     /* berth-worker */
     char docker_socket[CONF_STR_MAX];
     char box_dir[CONF_STR_MAX];
@@ -68,5 +69,15 @@ void config_reload(struct berth_config *cfg, enum config_user who);
 
 /* Print every key of `who` with its current value and help (for --help-config). */
 void config_dump(const struct berth_config *cfg, enum config_user who);
+
+/*
+ * Address lists (trusted_proxies): comma-separated IPv4/IPv6 addresses or
+ * CIDRs ("10.0.0.0/8, ::1, 2001:db8::/32"); the empty list names nobody.
+ * check: 0, or -1 with a sentence in why. match: is addr (n bytes, no
+ * terminator needed) inside one entry; an IPv4-mapped IPv6 address matches
+ * its IPv4 entry. Pure.
+ */
+int config_addr_list_check(const char *list, char *why, size_t whylen);
+bool config_addr_list_match(const char *list, const char *addr, size_t n);
 
 #endif

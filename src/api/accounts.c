@@ -2,15 +2,24 @@
  * accounts — POST /api/v1/auth/login, POST /api/v1/auth/logout,
  * GET /api/v1/auth/me, and the helpers the other account modules share.
  *
- * Login throttling (table login_failures): failures are counted per user name
- * ("user:<name>", also for names that do not exist, so the answer never tells
- * which exist) and per client address ("ip:<addr>"). A key that reaches its
- * limit within login_lockout_s is refused with 429 for login_lockout_s, even
- * with the right password. The per-user limit is login_max_failures; the
- * per-address limit is 20 times that, so one address (a NAT, a test suite,
- * a classroom behind one proxy) can still log in many people while a single
- * name cannot be guessed at. Each failure also waits 100 ms per recent failure
- * of that name (at most 500 ms), slowing a guesser down before the lockout.
+ * Login throttling (table login_failures, sql/008): failures are counted per
+ * (client address, user name) pair -- "pair:<addr>|<name>", also for names
+ * that do not exist, so the answer never tells which exist -- and per client
+ * address ("ip:<addr>", 20 times looser, against spraying many names from one
+ * address). From login_max_failures failures on, a key waits a delay after
+ * each further failure: 1 s, 2 s, 4 s ... at most login_lockout_s
+ * (acct_throttle_delay). While it runs, logins of that pair (or address) are
+ * 429 rate_limited with Retry-After, right password or not; afterwards one
+ * more try is allowed. A name is never locked from everywhere: a right
+ * password from another address always gets in. A key's count is forgotten
+ * THROTTLE_FORGET_FACTOR * login_lockout_s after its last failure; a
+ * successful login clears its pair. The client address is the one
+ * auth_client_addr() believes (X-Forwarded-For only from trusted_proxies).
+ * Each failure also waits 100 ms per recent failure of the pair (at most
+ * 500 ms), slowing a guesser down before the delays start.
+ *
+ * Login takes only JSON bodies (Content-Type: application/json, else 415):
+ * a cross-site form cannot post one without a CORS preflight.
  *
  * Constant work: an unknown or disabled user name is verified against a dummy
  * yescrypt hash, so the answer takes as long as a wrong password does.
@@ -19,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "accounts.h"
@@ -27,7 +37,8 @@
 #include "berth/validate.h"
 #include "password.h"
 
-#define IP_FAILURE_FACTOR 20
+#define IP_FAILURE_FACTOR      20
+#define THROTTLE_FORGET_FACTOR 4
 #define STR_(x)           #x
 #define STR(x)            STR_(x)
 
@@ -273,38 +284,125 @@ static void session_cookie(char *out, size_t size, const struct req *r, const ch
              value, max_age, secure ? "; Secure" : "");
 }
 
-/* Count one failure for key; returns the failures in the current window, or -1. */
-static long count_failure(PGconn *pg, const char *key, long max)
+long acct_throttle_delay(long failures, long threshold, long cap)
 {
-    char smax[32], slock[32];
-    const char *p[3] = {key, smax, slock};
-    PGresult *res;
-    long n = -1;
+    long d;
+    if (failures < threshold || threshold < 1 || cap < 1)
+        return 0;
+    if (failures - threshold >= 30)
+        return cap;
+    d = 1L << (failures - threshold);
+    return d < cap ? d : cap;
+}
 
-    snprintf(smax, sizeof(smax), "%ld", max);
-    snprintf(slock, sizeof(slock), "%ld", api_cfg.login_lockout_s);
+bool acct_json_content_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return false;
+    ct += sizeof(want) - 1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Count one failure for key and start its delay; the failures counted, or -1. */
+static long count_failure(PGconn *pg, const char *key, long threshold)
+{
+    char sforget[32], sdelay[32];
+    const char *p[2] = {key, sforget};
+    PGresult *res;
+    long n = -1, delay;
+
+    snprintf(sforget, sizeof(sforget), "%ld", api_cfg.login_lockout_s * THROTTLE_FORGET_FACTOR);
     res = PQexecParams(
         pg,
-        "INSERT INTO login_failures AS f (key, failures, window_start, locked_until)"
-        " VALUES ($1, 1, now(), CASE WHEN 1 >= $2::int THEN now() + make_interval(secs => $3::int) "
-        "END)"
+        "INSERT INTO login_failures AS f (key, failures, window_start, last_failure_at)"
+        " VALUES ($1, 1, now(), now())"
         " ON CONFLICT (key) DO UPDATE SET"
-        "  failures = CASE WHEN f.window_start < now() - make_interval(secs => $3::int)"
+        "  failures = CASE WHEN f.last_failure_at < now() - make_interval(secs => $2::int)"
         "             THEN 1 ELSE f.failures + 1 END,"
-        "  window_start = CASE WHEN f.window_start < now() - make_interval(secs => $3::int)"
+        "  window_start = CASE WHEN f.last_failure_at < now() - make_interval(secs => $2::int)"
         "             THEN now() ELSE f.window_start END,"
-        "  locked_until = CASE WHEN (CASE WHEN f.window_start < now() - make_interval(secs => "
-        "$3::int)"
-        "             THEN 1 ELSE f.failures + 1 END) >= $2::int"
-        "             THEN now() + make_interval(secs => $3::int) ELSE f.locked_until END"
+        "  last_failure_at = now()"
         " RETURNING failures",
-        3, NULL, p, NULL, NULL, 0);
+        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     else
         log_warn("login failure not counted: %s", PQresultErrorMessage(res));
     PQclear(res);
+    delay = acct_throttle_delay(n, threshold, api_cfg.login_lockout_s);
+    if (delay > 0) {
+        snprintf(sdelay, sizeof(sdelay), "%ld", delay);
+        p[1] = sdelay;
+        PQclear(PQexecParams(pg,
+                             "UPDATE login_failures SET locked_until = now() +"
+                             " make_interval(secs => $2::int) WHERE key = $1",
+                             2, NULL, p, NULL, NULL, 0));
+    }
     return n;
+}
+
+/* The throttle keys of (addr, username). */
+static void throttle_keys(const char *addr, const char *username, char *pkey, size_t psize,
+                          char *ikey, size_t isize)
+{
+    snprintf(pkey, psize, "pair:%s|%s", addr, valid_name(username) ? username : "-invalid-");
+    snprintf(ikey, isize, "ip:%s", addr);
+}
+
+/* 1 and *wait (seconds) when the pair or the address is waiting, 0 when not, -1 db error. */
+static int throttled(PGconn *pg, const char *pkey, const char *ikey, long *wait)
+{
+    const char *p[2] = {pkey, ikey};
+    PGresult *res = PQexecParams(
+        pg,
+        "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint FROM login_failures"
+        " WHERE key IN ($1, $2) AND locked_until > now() HAVING count(*) > 0",
+        2, NULL, p, NULL, NULL, 0);
+    int rc;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    rc = PQntuples(res) > 0;
+    if (rc)
+        *wait = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return rc;
+}
+
+/* 429 rate_limited in the error shape plus Retry-After. */
+static void send_throttled(struct req *r, long wait)
+{
+    char retry[64];
+    static const char msg[] = "{\"error\":{\"code\":\"rate_limited\",\"message\":"
+                              "\"too many failed logins: try again later (see Retry-After)\"}}";
+    snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", wait > 0 ? wait : 1);
+    http_send_raw(r, 429, "application/json", retry, msg, sizeof(msg) - 1);
+}
+
+/* Count a failed password of (addr, username) on both keys, inside the caller's
+ * transaction; the pair's count. */
+static long count_failures(PGconn *pg, const char *username, const char *pkey, const char *ikey)
+{
+    long n = count_failure(pg, pkey, api_cfg.login_max_failures);
+    (void)count_failure(pg, ikey, api_cfg.login_max_failures * IP_FAILURE_FACTOR);
+    (void)username;
+    return n;
+}
+
+static void failure_pause(long n)
+{
+    if (n > 0) {
+        struct timespec ts = {0, (n < 5 ? n : 5) * 100L * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static json_t *login_details(const char *username, const char *why)
@@ -327,27 +425,37 @@ void accounts_login(struct req *r)
 {
     static const char *const allowed[] = {"username", "password", NULL};
     PGconn *pg = acct_db(r);
-    json_t *body, *ju, *jp;
-    const char *username, *password, *bad;
-    char ukey[64], ikey[128], *hash_copy = NULL;
+    json_t *body = NULL, *ju, *jp;
+    const char *username, *password, *bad, *remote_ip = r->ip;
+    char pkey[160], ikey[96], *hash_copy = NULL, caddr[64];
     const char *p[6];
     PGresult *res = NULL;
     bool found = false, disabled = false, ok;
     char uid[37] = "", token[65], thash[65], csrf[65], cookie[129], oldhash[65], hdr[256];
-    char smax[32], sidle[32], slock[32];
+    char smax[32], sidle[32], sforget[32];
+    long wait = 0;
+    int thr;
 
     if (!pg)
         return;
+    /* the client as trusted_proxies lets us believe it, for the throttle and
+     * this request's audit rows and session */
+    r->ip = auth_client_addr(r, caddr, sizeof(caddr));
     if (!auth_origin_ok(r)) {
         audit_refuse(r, pg, "auth.login", NULL, NULL, "denied", 403, "forbidden", NULL,
                      "cross-origin request refused: the Origin is not this server");
-        return;
+        goto out;
+    }
+    if (!acct_json_content_type(req_param(r, "CONTENT_TYPE"))) {
+        audit_refuse(r, pg, "auth.login", NULL, NULL, "invalid", 415, "bad_request", NULL,
+                     "login takes a JSON body: send Content-Type: application/json");
+        goto out;
     }
     body = req_json(r);
     if (!body) {
         login_audit(pg, r, NULL, "invalid",
                     json_pack("{s:s}", "reason", "body is not a JSON object"));
-        return;
+        goto out;
     }
     if ((bad = acct_unknown_field(body, allowed))) {
         audit_refuse(r, pg, "auth.login", NULL, NULL, "invalid", 400, "invalid_field", bad,
@@ -380,35 +488,19 @@ void accounts_login(struct req *r)
     }
     /* Names that break the name rule cannot exist; they still cost a verify and
      * count against the address, so they look like any wrong name. */
-    snprintf(ukey, sizeof(ukey), "user:%s", valid_name(username) ? username : "-invalid-");
-    snprintf(ikey, sizeof(ikey), "ip:%s", r->ip);
+    throttle_keys(r->ip, username, pkey, sizeof(pkey), ikey, sizeof(ikey));
 
     /* Throttled? The same answer for existing and unknown names. */
-    p[0] = ukey;
-    p[1] = ikey;
-    res = PQexecParams(
-        pg,
-        "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint FROM login_failures"
-        " WHERE key IN ($1, $2) AND locked_until > now() HAVING count(*) > 0",
-        2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    thr = throttled(pg, pkey, ikey, &wait);
+    if (thr < 0) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         goto out;
     }
-    if (PQntuples(res) > 0) {
-        /* The error shape plus Retry-After, so clients know when to come back. */
-        long wait = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-        char retry[64];
-        static const char msg[] = "{\"error\":{\"code\":\"rate_limited\",\"message\":"
-                                  "\"too many failed logins: try again in a few minutes\"}}";
-        PQclear(res);
-        res = NULL;
+    if (thr > 0) {
         login_audit(pg, r, NULL, "throttled", login_details(username, "too many failed logins"));
-        snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", wait > 0 ? wait : 1);
-        http_send_raw(r, 429, "application/json", retry, msg, sizeof(msg) - 1);
+        send_throttled(r, wait);
         goto out;
     }
-    PQclear(res);
 
     p[0] = username;
     res = PQexecParams(pg, "SELECT id, password_hash, disabled FROM users WHERE username = $1", 1,
@@ -432,17 +524,13 @@ void accounts_login(struct req *r)
     if (!ok) {
         long n = 0;
         if (acct_exec(pg, "BEGIN")) {
-            n = valid_name(username) ? count_failure(pg, ukey, api_cfg.login_max_failures) : 0;
-            (void)count_failure(pg, ikey, api_cfg.login_max_failures * IP_FAILURE_FACTOR);
+            n = count_failures(pg, username, pkey, ikey);
             login_audit(pg, r, found ? uid : NULL, "denied",
                         login_details(username, "wrong user name or password"));
             if (!acct_exec(pg, "COMMIT"))
                 acct_exec(pg, "ROLLBACK");
         }
-        if (n > 0) {
-            struct timespec ts = {0, (n < 5 ? n : 5) * 100L * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        failure_pause(n);
         http_send_error(r, 401, "unauthenticated", NULL, "wrong user name or password");
         goto out;
     }
@@ -461,18 +549,18 @@ void accounts_login(struct req *r)
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         goto out;
     }
-    p[0] = ukey;
+    p[0] = pkey;
     PQclear(
         PQexecParams(pg, "DELETE FROM login_failures WHERE key = $1", 1, NULL, p, NULL, NULL, 0));
     /* Housekeeping, a bounded bite per login: sessions past their absolute end
-     * and failure counters whose window and lock are both over. */
-    snprintf(slock, sizeof(slock), "%ld", api_cfg.login_lockout_s);
-    p[0] = slock;
+     * and failure counters that are forgotten and no longer waiting. */
+    snprintf(sforget, sizeof(sforget), "%ld", api_cfg.login_lockout_s * THROTTLE_FORGET_FACTOR);
+    p[0] = sforget;
     PQclear(PQexec(pg, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions"
                        " WHERE expires_at < now() LIMIT 100)"));
     PQclear(PQexecParams(pg,
                          "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures"
-                         " WHERE window_start < now() - make_interval(secs => $1::int)"
+                         " WHERE last_failure_at < now() - make_interval(secs => $1::int)"
                          " AND (locked_until IS NULL OR locked_until < now()) LIMIT 100)",
                          1, NULL, p, NULL, NULL, 0));
     snprintf(sidle, sizeof(sidle), "%ld", api_cfg.session_idle_s);
@@ -532,12 +620,156 @@ void accounts_login(struct req *r)
         free(text);
     }
 out:
+    r->ip = remote_ip;
     PQclear(res);
     if (hash_copy) {
         explicit_bzero(hash_copy, strlen(hash_copy));
         free(hash_copy);
     }
     explicit_bzero(token, sizeof(token));
+    json_decref(body);
+}
+
+/*
+ * POST /api/v1/auth/password {current_password, new_password, revoke_tokens?}:
+ * any signed-in user changes their own password. The current password is
+ * required and its failures count like failed logins of this (address, name)
+ * pair, so a borrowed session is no password oracle. Every other session of
+ * the user ends; revoke_tokens: true also deletes all of their API tokens.
+ */
+void accounts_password(struct req *r)
+{
+    static const char *const allowed[] = {"current_password", "new_password", "revoke_tokens",
+                                          NULL};
+    const char *why, *p[3], *remote_ip = r->ip;
+    char hash[PASSWORD_HASH_MAX] = "", pkey[160], ikey[96], caddr[64], chash[65] = "";
+    char cookie[129];
+    json_t *body = NULL, *cur, *nw, *rv, *d;
+    bool revoke = false, okpw;
+    PGconn *pg;
+    PGresult *res = NULL;
+    long wait = 0, ntok = 0, nses = 0;
+    int thr;
+
+    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+        return;
+    r->ip = auth_client_addr(r, caddr, sizeof(caddr));
+    if (!(body = acct_body(r, pg, "auth.password", "user", r->actor.user_id, allowed)))
+        goto out;
+    cur = json_object_get(body, "current_password");
+    nw = json_object_get(body, "new_password");
+    rv = json_object_get(body, "revoke_tokens");
+    if (!json_is_string(cur)) {
+        audit_refuse(r, pg, "auth.password", "user", r->actor.user_id, "invalid", 400,
+                     "invalid_field", "current_password", "current_password must be a string");
+        goto out;
+    }
+    if ((why = acct_check_password(nw))) {
+        audit_refuse(r, pg, "auth.password", "user", r->actor.user_id, "invalid", 400,
+                     "invalid_field", "new_password", "new_%s", why);
+        goto out;
+    }
+    if (rv && !json_is_boolean(rv)) {
+        audit_refuse(r, pg, "auth.password", "user", r->actor.user_id, "invalid", 400,
+                     "invalid_field", "revoke_tokens", "revoke_tokens must be true or false");
+        goto out;
+    }
+    revoke = json_is_true(rv);
+    throttle_keys(r->ip, r->actor.username, pkey, sizeof(pkey), ikey, sizeof(ikey));
+    thr = throttled(pg, pkey, ikey, &wait);
+    if (thr < 0) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    if (thr > 0) {
+        if (audit_write(pg, r, "auth.password", "user", r->actor.user_id, "throttled", NULL) < 0)
+            log_warn("audit row not written");
+        send_throttled(r, wait);
+        goto out;
+    }
+    p[0] = r->actor.user_id;
+    res = PQexecParams(pg, "SELECT password_hash FROM users WHERE id = $1", 1, NULL, p, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    okpw = json_string_length(cur) <= PASSWORD_MAX * 4 &&
+           password_verify(json_string_value(cur), PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    if (!okpw) {
+        long n = 0;
+        if (acct_exec(pg, "BEGIN")) {
+            n = count_failures(pg, r->actor.username, pkey, ikey);
+            if (!acct_exec(pg, "COMMIT"))
+                acct_exec(pg, "ROLLBACK");
+        }
+        failure_pause(n);
+        audit_refuse(r, pg, "auth.password", "user", r->actor.user_id, "denied", 403, "forbidden",
+                     "current_password", "the current password is wrong");
+        goto out;
+    }
+    if (password_hash(json_string_value(nw), hash, sizeof(hash)) < 0) {
+        http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
+        goto out;
+    }
+    if (r->actor.via_cookie && auth_cookie_value(r, "berth_session", cookie, sizeof(cookie)))
+        util_sha256_hex(cookie, strlen(cookie), chash);
+    if (!acct_exec(pg, "BEGIN")) {
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        goto out;
+    }
+    p[1] = hash;
+    res = PQexecParams(pg,
+                       "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1"
+                       " AND NOT disabled",
+                       2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdTuples(res), "1") != 0) {
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the password could not be stored");
+        goto out;
+    }
+    PQclear(res);
+    /* every other session ends: whoever else knew the old password is out */
+    p[1] = chash;
+    res = PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2", 2,
+                       NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        nses = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    if (revoke) {
+        res = PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL,
+                           NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            acct_exec(pg, "ROLLBACK");
+            http_send_error(r, 503, "unavailable", NULL, "the tokens could not be revoked");
+            goto out;
+        }
+        ntok = strtol(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        res = NULL;
+    }
+    PQclear(PQexecParams(pg, "DELETE FROM login_failures WHERE key = $1", 1, NULL,
+                         (const char *const[]){pkey}, NULL, NULL, 0));
+    d = json_pack("{s:s, s:b, s:I, s:I}", "password", "changed", "revoke_tokens", revoke,
+                  "tokens_revoked", (json_int_t)ntok, "sessions_ended", (json_int_t)nses);
+    if (audit_write(pg, r, "auth.password", "user", r->actor.user_id, "ok", d) < 0 ||
+        !acct_exec(pg, "COMMIT")) {
+        json_decref(d);
+        acct_exec(pg, "ROLLBACK");
+        http_send_error(r, 503, "unavailable", NULL, "the change could not be stored");
+        goto out;
+    }
+    json_decref(d);
+    http_send_json(r, 200,
+                   json_pack("{s:I, s:I}", "tokens_revoked", (json_int_t)ntok, "sessions_ended",
+                             (json_int_t)nses));
+out:
+    r->ip = remote_ip;
+    explicit_bzero(hash, sizeof(hash));
+    PQclear(res);
     json_decref(body);
 }
 

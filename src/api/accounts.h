@@ -95,6 +95,14 @@ bool acct_token_name_ok(const char *s, size_t n);
 int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char *fingerprint,
                  size_t fplen, char *normalized, size_t normlen, char *why, size_t whylen);
 
+/* Login throttling (accounts.c): seconds a key with `failures` counted
+ * failures waits after the last one -- 0 below threshold, then 1, 2, 4 ...
+ * doubling with each further failure, never more than cap. Pure. */
+long acct_throttle_delay(long failures, long threshold, long cap);
+
+/* Is a Content-Type header application/json (any case, parameters allowed)? */
+bool acct_json_content_type(const char *ct);
+
 /* One CSV field of the audit export (quoted as needed, spreadsheet formulas defused,
  * followed by CRLF) into out. false when it does not fit. For tests. */
 bool audit_csv_field(char *out, size_t size, const char *s);

@@ -20,6 +20,7 @@
  *   viewer     reads their own resources; may reach their own instances'
  *              HTTP ports; manages their own API tokens; nothing else
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,46 +41,143 @@ bool auth_method_unsafe(const char *method)
            strcmp(method, "OPTIONS") != 0;
 }
 
-bool auth_request_https(const struct req *r)
-{
-    const char *xfp = req_param(r, "HTTP_X_FORWARDED_PROTO");
-    const char *https = req_param(r, "HTTPS");
-    const char *scheme = req_param(r, "REQUEST_SCHEME");
+/* ---- who is the client, over which scheme (trusted_proxies) ---- */
 
-    if (xfp && *xfp)
-        return strncasecmp(xfp, "https", 5) == 0 && (xfp[5] == '\0' || xfp[5] == ',');
+bool auth_addr_normalize(const char *s, size_t n, char *out, size_t size)
+{
+    char buf[INET6_ADDRSTRLEN + 1], txt[INET6_ADDRSTRLEN];
+    unsigned char a[16];
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, a) == 1) {
+        if (!inet_ntop(AF_INET, a, txt, sizeof(txt)))
+            return false;
+    } else if (!strchr(buf, '%') && inet_pton(AF_INET6, buf, a) == 1) {
+        /* an IPv4 peer on a dual-stack socket is that IPv4 address */
+        if (memcmp(a, mapped, 12) == 0 ? !inet_ntop(AF_INET, a + 12, txt, sizeof(txt))
+                                       : !inet_ntop(AF_INET6, a, txt, sizeof(txt)))
+            return false;
+    } else {
+        return false;
+    }
+    if (strlen(txt) >= size)
+        return false;
+    memcpy(out, txt, strlen(txt) + 1);
+    return true;
+}
+
+bool auth_client_addr_of(const char *remote, const char *xff, const char *trusted, char *out,
+                         size_t size)
+{
+    const char *end;
+    bool from_header = false;
+
+    if (!remote || !auth_addr_normalize(remote, strlen(remote), out, size))
+        util_strlcpy(out, remote ? remote : "", size);
+    if (!remote || !xff || !*xff || !trusted || !*trusted ||
+        !config_addr_list_match(trusted, remote, strlen(remote)))
+        return false;
+    /* Right to left: each hop was appended by the one after it; the first
+     * address that is not a trusted proxy is the client. Anything that does
+     * not parse ends the walk at the last hop we could believe. */
+    end = xff + strlen(xff);
+    while (end > xff) {
+        const char *start = end, *a, *b;
+        while (start > xff && start[-1] != ',')
+            start--;
+        a = start;
+        b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (!auth_addr_normalize(a, (size_t)(b - a), out, size))
+            break;
+        from_header = true;
+        if (!config_addr_list_match(trusted, a, (size_t)(b - a)))
+            break;
+        end = start > xff ? start - 1 : xff;
+    }
+    return from_header;
+}
+
+const char *auth_client_addr(const struct req *r, char *out, size_t size)
+{
+    const char *remote = req_param(r, "REMOTE_ADDR");
+    (void)auth_client_addr_of(remote ? remote : "", req_param(r, "HTTP_X_FORWARDED_FOR"),
+                              api_cfg.trusted_proxies, out, size);
+    return out;
+}
+
+bool auth_https_of(const char *remote, const char *xfp, const char *https, const char *scheme,
+                   const char *trusted)
+{
+    if (remote && xfp && *xfp && trusted && *trusted &&
+        config_addr_list_match(trusted, remote, strlen(remote))) {
+        /* the last value: the one the nearest (trusted) proxy wrote */
+        const char *v = strrchr(xfp, ',');
+        size_t n;
+        v = v ? v + 1 : xfp;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        n = strlen(v);
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        return n == 5 && strncasecmp(v, "https", 5) == 0;
+    }
     if (https && *https && strcasecmp(https, "off") != 0)
         return true;
     return scheme && strcasecmp(scheme, "https") == 0;
 }
 
+bool auth_request_https(const struct req *r)
+{
+    return auth_https_of(req_param(r, "REMOTE_ADDR"), req_param(r, "HTTP_X_FORWARDED_PROTO"),
+                         req_param(r, "HTTPS"), req_param(r, "REQUEST_SCHEME"),
+                         api_cfg.trusted_proxies);
+}
+
+/* "scheme://host[:port]" of n bytes without a default port (80 for http, 443
+ * for https): the length a comparison uses. */
+static size_t origin_len(const char *s, size_t n)
+{
+    if (n > 3 && strncasecmp(s, "http://", 7) == 0 && strncmp(s + n - 3, ":80", 3) == 0)
+        return n - 3;
+    if (n > 4 && strncasecmp(s, "https://", 8) == 0 && strncmp(s + n - 4, ":443", 4) == 0)
+        return n - 4;
+    return n;
+}
+
+bool auth_origin_matches(const char *origin, const char *public_url)
+{
+    size_t on, pn;
+
+    if (!origin || !public_url)
+        return false;
+    if (strncasecmp(origin, "https://", 8) != 0 && strncasecmp(origin, "http://", 7) != 0)
+        return false; /* "null", file:, other schemes */
+    pn = strlen(public_url);
+    while (pn > 0 && public_url[pn - 1] == '/')
+        pn--;
+    if (pn == 0)
+        return false;
+    on = origin_len(origin, strlen(origin));
+    pn = origin_len(public_url, pn);
+    /* scheme://host[:port] exactly: no path, no trailing characters */
+    return on == pn && strncasecmp(origin, public_url, on) == 0;
+}
+
 bool auth_origin_ok(const struct req *r)
 {
     const char *origin = req_param(r, "HTTP_ORIGIN");
-    const char *host = req_param(r, "HTTP_HOST");
-    const char *rest;
-    size_t n;
 
     if (!origin || !*origin)
         return true; /* not a browser cross-site request; CSRF token still applies */
-    if (!host || !*host)
-        return false;
-    if (strncasecmp(origin, "https://", 8) == 0) {
-        rest = origin + 8;
-    } else if (strncasecmp(origin, "http://", 7) == 0) {
-        rest = origin + 7;
-    } else {
-        return false; /* "null", file:, other schemes */
-    }
-    n = strlen(host);
-    /* scheme://host exactly: no path, no trailing characters */
-    if (strlen(rest) != n || strncasecmp(rest, host, n) != 0)
-        return false;
-    /* An https page may post to http only through a downgrade; refuse the mismatch
-     * when the proxy tells us the scheme. */
-    if (auth_request_https(r) != (strncasecmp(origin, "https://", 8) == 0))
-        return false;
-    return true;
+    return auth_origin_matches(origin, api_cfg.public_url);
 }
 
 bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size)

@@ -93,8 +93,27 @@ bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instan
 
 /* Helpers shared by the account handlers. */
 bool auth_method_unsafe(const char *method);  /* POST, PUT, PATCH, DELETE, ... */
-bool auth_request_https(const struct req *r); /* X-Forwarded-Proto / HTTPS / scheme */
-bool auth_origin_ok(const struct req *r);     /* Origin absent, or this server's own */
+/* https? X-Forwarded-Proto only when REMOTE_ADDR is in trusted_proxies, else
+ * the request's own HTTPS / REQUEST_SCHEME. */
+bool auth_request_https(const struct req *r);
+/* Origin absent, or equal to public_url (scheme://host[:port], case-insensitive,
+ * default ports ignored); "null" and every other scheme are refused. */
+bool auth_origin_ok(const struct req *r);
+/* The client's address, normalised: REMOTE_ADDR, or -- when REMOTE_ADDR is a
+ * trusted proxy -- the rightmost X-Forwarded-For hop that is not one. Into out
+ * (INET6_ADDRSTRLEN is enough); returns out. */
+const char *auth_client_addr(const struct req *r, char *out, size_t size);
+
+/* The pure parts of the three above, for tests and fuzzing. trusted: a
+ * trusted_proxies list. auth_client_addr_of returns true when the address
+ * came from X-Forwarded-For. auth_addr_normalize: s (n bytes) as inet_ntop
+ * writes it (IPv4-mapped IPv6 as IPv4); false when it is no address. */
+bool auth_client_addr_of(const char *remote, const char *xff, const char *trusted, char *out,
+                         size_t size);
+bool auth_https_of(const char *remote, const char *xfp, const char *https, const char *scheme,
+                   const char *trusted);
+bool auth_origin_matches(const char *origin, const char *public_url);
+bool auth_addr_normalize(const char *s, size_t n, char *out, size_t size);
 bool auth_cookie_value(const struct req *r, const char *name, char *out, size_t size);
 /* Copies of berth_session (SESSION_COOKIE) or berth_ws (WS_COOKIE) in the
  * request's Cookie header. */
@@ -112,6 +131,9 @@ int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char ha
 int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
     __attribute__((warn_unused_result));
 const char *auth_role_name(enum role role);
+
+/* POST /api/v1/auth/password (accounts.c): a user changes their own password. */
+void accounts_password(struct req *r);
 bool auth_role_parse(const char *s, enum role *out);
 
 #endif

@@ -30,6 +30,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/auth/login", accounts_login},
     {"POST", "/api/v1/auth/logout", accounts_logout},
     {"GET", "/api/v1/auth/me", accounts_me},
+    {"POST", "/api/v1/auth/password", accounts_password},
     {"GET", "/api/v1/users", users_list},
     {"POST", "/api/v1/users", users_create},
     {"GET", "/api/v1/users/{id}", users_get},

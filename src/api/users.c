@@ -3,11 +3,13 @@
  *   GET    /api/v1/users           list, ?q= substring of the name, paged by name
  *   POST   /api/v1/users           create {username, password, role, quota?}
  *   GET    /api/v1/users/{id}      one user plus usage (admins; a user may read themselves)
- *   PATCH  /api/v1/users/{id}      any of {password, role, quota, disabled}
+ *   PATCH  /api/v1/users/{id}      any of {password, role, quota, disabled, revoke_tokens}
  *   DELETE /api/v1/users/{id}      disable now, queue a user_delete job (202)
  *
  * Every write runs in one transaction with its audit row. Changing a password
- * or disabling a user ends their sessions. The last enabled admin can be
+ * or disabling a user ends their sessions; disabling also deletes their API
+ * tokens (re-enabling brings none back), and revoke_tokens: true deletes them
+ * on request. The last enabled admin can be
  * neither demoted, disabled nor deleted: someone must be able to log in.
  */
 #include <stdio.h>
@@ -269,7 +271,8 @@ static bool leaves_no_admin(PGconn *pg, const char *id)
 
 void users_patch(struct req *r)
 {
-    static const char *const allowed[] = {"password", "role", "quota", "disabled", NULL};
+    static const char *const allowed[] = {"password", "role",          "quota",
+                                          "disabled", "revoke_tokens", NULL};
     const char *id = r->params[0], *bad, *p[7];
     char hash[PASSWORD_HASH_MAX] = "";
     struct quota_in qi;
@@ -277,7 +280,7 @@ void users_patch(struct req *r)
     PGconn *pg;
     PGresult *res = NULL, *cur = NULL;
     enum role role;
-    bool has_role = false, has_disabled = false, disabled = false, was_admin;
+    bool has_role = false, has_disabled = false, disabled = false, was_admin, revoke = false;
 
     if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.update", id))
         return;
@@ -309,6 +312,14 @@ void users_patch(struct req *r)
         }
         has_disabled = true;
         disabled = json_is_true(v);
+    }
+    if ((v = json_object_get(body, "revoke_tokens"))) {
+        if (!json_is_boolean(v)) {
+            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field",
+                         "revoke_tokens", "revoke_tokens must be true or false");
+            goto out;
+        }
+        revoke = json_is_true(v);
     }
     if ((v = json_object_get(body, "password")) &&
         password_hash(json_string_value(v), hash, sizeof(hash)) < 0) {
@@ -370,6 +381,19 @@ void users_patch(struct req *r)
     if (hash[0] || (has_disabled && disabled))
         PQclear(
             PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
+    /* A disabled account's API tokens die with it: enabling it again later
+     * must not bring them back. revoke_tokens deletes them on request. */
+    if (revoke || (has_disabled && disabled)) {
+        PGresult *t =
+            PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0);
+        bool tok_ok = PQresultStatus(t) == PGRES_COMMAND_OK;
+        PQclear(t);
+        if (!tok_ok) {
+            acct_exec(pg, "ROLLBACK");
+            http_send_error(r, 503, "unavailable", NULL, "the tokens could not be revoked");
+            goto out;
+        }
+    }
     d = json_object();
     json_object_foreach(body, bad, v)
     {

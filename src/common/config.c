@@ -7,6 +7,7 @@
  */
 #include "berth/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 
-enum config_type { T_STR, T_INT, T_ENUM, T_LEVEL, T_RANGE, T_NAME };
+enum config_type { T_STR, T_INT, T_ENUM, T_LEVEL, T_RANGE, T_NAME, T_ADDRS };
 
 struct config_key {
     const char *name;
@@ -76,7 +77,9 @@ static const struct config_key keys[] = {
     {"login_max_failures", T_INT, A, "5", OFF(login_max_failures), 0, 1, 1000, NULL, true,
      "failed logins per user name or address before 429"},
     {"login_lockout_s", T_INT, A, "300", OFF(login_lockout_s), 0, 1, 86400, NULL, true,
-     "seconds a throttled login stays refused"},
+     "longest delay, in seconds, a throttled login waits (delays double from 1 s up to this)"},
+    {"trusted_proxies", T_ADDRS, A, "", OFF(trusted_proxies), SZ(trusted_proxies), 0, 0, NULL, true,
+     "comma-separated IPv4/IPv6 addresses or CIDRs whose X-Forwarded-For/-Proto are believed"},
     {"docker_socket", T_STR, W, "/var/run/docker.sock", OFF(docker_socket), SZ(docker_socket), 0,
      0, NULL, false, "Docker Engine API unix socket"},
     {"box_dir", T_STR, W, "/var/lib/berth/nginx", OFF(box_dir), SZ(box_dir), 0, 0, NULL, false,
@@ -131,6 +134,23 @@ static int set_value(struct berth_config *cfg, const struct config_key *k, const
         }
         util_strlcpy(base + k->off, v, k->size);
         return 0;
+    case T_ADDRS: {
+        char why[160];
+        if (strlen(v) >= k->size) {
+            snprintf(err, errlen, "%s: %s is too long (at most %zu characters)", origin, k->name,
+                     k->size - 1);
+            return -1;
+        }
+        if (config_addr_list_check(v, why, sizeof(why)) < 0) {
+            snprintf(err, errlen,
+                     "%s: %s = '%s' is not valid: %s (expected comma-separated IPv4/IPv6 "
+                     "addresses or CIDRs)",
+                     origin, k->name, v, why);
+            return -1;
+        }
+        util_strlcpy(base + k->off, v, k->size);
+        return 0;
+    }
     case T_NAME:
         if (!valid_name(v)) {
             snprintf(err, errlen,
@@ -310,7 +330,8 @@ int config_load(struct berth_config *cfg, enum config_user who, bool reload, cha
     if (load_all(fresh, who, err, errlen) == 0) {
         for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
             const struct config_key *k = &keys[i];
-            size_t sz = k->type == T_STR || k->type == T_NAME ? k->size
+            size_t sz = k->type == T_STR || k->type == T_NAME || k->type == T_ADDRS
+                            ? k->size
                         : k->type == T_RANGE                  ? 2 * sizeof(long)
                         : k->type == T_INT                    ? sizeof(long)
                         : k->type == T_LEVEL                  ? sizeof(enum log_level)
@@ -334,6 +355,7 @@ void config_dump(const struct berth_config *cfg, enum config_user who)
         switch (k->type) {
         case T_STR:
         case T_NAME:
+        case T_ADDRS:
             printf("%-20s = %s", k->name, base + k->off);
             break;
         case T_INT:
@@ -365,4 +387,153 @@ void config_reload(struct berth_config *cfg, enum config_user who)
     }
     log_set_level(cfg->log_level);
     log_info("settings reloaded");
+}
+
+/* ---- address lists (trusted_proxies) ---- */
+
+/* Parse an IPv4 or IPv6 address of n bytes into 16 bytes (IPv4 as ::ffff:a.b.c.d,
+ * so an IPv4-mapped REMOTE_ADDR matches an IPv4 entry). *bits: 32 or 128. */
+static bool parse_ip(const char *s, size_t n, unsigned char out[16], int *bits)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    unsigned char v4[4];
+
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, v4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, v4, 4);
+        *bits = 32;
+        return true;
+    }
+    if (strchr(buf, '%')) /* zone ids are not addresses of a peer we name */
+        return false;
+    if (inet_pton(AF_INET6, buf, out) == 1) {
+        *bits = 128;
+        return true;
+    }
+    return false;
+}
+
+/* One entry "ADDR" or "ADDR/PREFIX" of n bytes: the network (16 bytes) and the
+ * prefix length in the 128-bit space. */
+static bool parse_entry(const char *s, size_t n, unsigned char net[16], int *prefix)
+{
+    const char *slash = memchr(s, '/', n);
+    int bits, p;
+
+    if (!parse_ip(s, slash ? (size_t)(slash - s) : n, net, &bits))
+        return false;
+    if (!slash) {
+        *prefix = 128;
+        return true;
+    }
+    {
+        const char *d = slash + 1, *end = s + n;
+        if (d == end || end - d > 3)
+            return false;
+        p = 0;
+        for (; d < end; d++) {
+            if (*d < '0' || *d > '9')
+                return false;
+            p = p * 10 + (*d - '0');
+        }
+        if (p > bits || (end - slash - 1 > 1 && slash[1] == '0'))
+            return false;
+    }
+    *prefix = bits == 32 ? p + 96 : p;
+    return true;
+}
+
+static bool prefix_match(const unsigned char a[16], const unsigned char net[16], int prefix)
+{
+    int full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, net, (size_t)full) != 0)
+        return false;
+    if (rest) {
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        if ((a[full] & mask) != (net[full] & mask))
+            return false;
+    }
+    return true;
+}
+
+/* Calls fn for each entry of list (trimmed, between commas); stops at the first
+ * that fn answers non-zero for. -1: an empty entry. */
+static int each_entry(const char *list, int (*fn)(const char *s, size_t n, void *ctx), void *ctx)
+{
+    const char *p = list;
+    bool any = false;
+
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return 0; /* the empty list */
+    for (;;) {
+        const char *e = strchr(p, ','), *end = e ? e : p + strlen(p);
+        const char *a = p, *b = end;
+        int rc;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (a == b)
+            return -1;
+        any = true;
+        if ((rc = fn(a, (size_t)(b - a), ctx)) != 0)
+            return rc;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return any ? 0 : -1;
+}
+
+struct check_ctx {
+    char *why;
+    size_t len;
+};
+
+static int check_one(const char *s, size_t n, void *ctx)
+{
+    struct check_ctx *c = ctx;
+    unsigned char net[16];
+    int prefix;
+    if (parse_entry(s, n, net, &prefix))
+        return 0;
+    snprintf(c->why, c->len, "'%.*s' is not an address or CIDR", (int)(n > 64 ? 64 : n), s);
+    return -2;
+}
+
+int config_addr_list_check(const char *list, char *why, size_t whylen)
+{
+    struct check_ctx c = {why, whylen};
+    int rc = each_entry(list, check_one, &c);
+    if (rc == -1)
+        snprintf(why, whylen, "an empty entry");
+    return rc == 0 ? 0 : -1;
+}
+
+struct match_ctx {
+    unsigned char addr[16];
+};
+
+static int match_one(const char *s, size_t n, void *ctx)
+{
+    struct match_ctx *m = ctx;
+    unsigned char net[16];
+    int prefix;
+    return parse_entry(s, n, net, &prefix) && prefix_match(m->addr, net, prefix) ? 1 : 0;
+}
+
+bool config_addr_list_match(const char *list, const char *addr, size_t n)
+{
+    struct match_ctx m;
+    int bits;
+    if (!list || !addr || !parse_ip(addr, n, m.addr, &bits))
+        return false;
+    return each_entry(list, match_one, &m) == 1;
 }

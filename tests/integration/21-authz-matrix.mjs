@@ -203,6 +203,9 @@ const table = [
   { route: 'POST /api/v1/auth/login', expect: C(200, 200, 200, 200), body: (a) => ({ username: actors[a].name, password: actors[a].password }), anonAs: 'devOther', noCreds: true },
   { route: 'POST /api/v1/auth/logout', expect: auth(204), cookie: true },
   { route: 'GET /api/v1/auth/me', expect: auth(200) },
+  // a wrong current password: authenticated callers get as far as the check (403), anonymous 401;
+  // a real change would end the sessions the rest of the table uses (24-hardening.sh does it)
+  { route: 'POST /api/v1/auth/password', expect: auth(403), body: () => ({ current_password: 'not-the-password', new_password: 'matrix-pass-2' }) },
   { route: 'GET /api/v1/users', expect: adminOnly(200), lists: 'user' },
   { route: 'POST /api/v1/users', expect: adminOnly(201), body: () => ({ username: uniq(), password: 'matrix-pass', role: 'viewer' }) },
   { route: 'GET /api/v1/users/{id}', kind: 'user', expect: O(401, 200, 403, 200, 403, 200, 200) },

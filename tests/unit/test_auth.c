@@ -1,5 +1,7 @@
 /* Unit tests of src/api/auth.c and the account helpers: the authorisation
- * table (every predicate × role × own/other × action), the Origin rule,
+ * table (every predicate × role × own/other × action), the Origin rule
+ * (public_url), trusted_proxies parsing, client address and scheme, the
+ * login throttle arithmetic,
  * cookie parsing, role names, CSV escaping of the audit export, UTF-8
  * character counting and unknown-field detection. No services. */
 #include <stdlib.h>
@@ -126,48 +128,140 @@ static struct req fake(FCGX_Request *fr, char **envp)
 static void test_origin(void)
 {
     static const struct {
-        const char *origin, *host, *proto;
+        const char *origin, *public_url;
         bool ok;
     } cases[] = {
-        {NULL, "berth.example", NULL, true},
-        {"http://berth.example", "berth.example", NULL, true},
-        {"HTTP://Berth.Example", "berth.example", NULL, true},
-        {"http://127.0.0.1:8080", "127.0.0.1:8080", NULL, true},
-        {"https://berth.example", "berth.example", "https", true},
-        {"http://berth.example", "berth.example", "https", false},
-        {"https://berth.example", "berth.example", NULL, false},
-        {"http://evil.example", "berth.example", NULL, false},
-        {"http://berth.example.evil.example", "berth.example", NULL, false},
-        {"http://berth.example:81", "berth.example", NULL, false},
-        {"http://berth.example/", "berth.example", NULL, false},
-        {"null", "berth.example", NULL, false},
-        {"file://", "berth.example", NULL, false},
-        {"http://berth.example", NULL, NULL, false},
+        {NULL, "http://berth.example", true},
+        {"http://berth.example", "http://berth.example", true},
+        {"HTTP://Berth.Example", "http://berth.example", true},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080", true},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080/", true},
+        {"https://berth.example", "https://berth.example", true},
+        {"https://berth.example", "https://berth.example:443", true},
+        {"http://berth.example:80", "http://berth.example", true},
+        {"http://berth.example", "https://berth.example", false},
+        {"https://berth.example", "http://berth.example", false},
+        {"http://evil.example", "http://berth.example", false},
+        {"http://berth.example.evil.example", "http://berth.example", false},
+        {"http://berth.example:81", "http://berth.example", false},
+        {"http://berth.example/", "http://berth.example", false},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:808", false},
+        {"null", "http://berth.example", false},
+        {"file://", "http://berth.example", false},
+        {"http://berth.example", "", false},
     };
+    char saved[sizeof(api_cfg.public_url)];
+    memcpy(saved, api_cfg.public_url, sizeof(saved));
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        char o[256], h[256], p[64];
-        char *env[4];
+        char o[256], h[] = "HTTP_HOST=evil.example";
+        char *env[3];
         int n = 0;
         FCGX_Request fr;
         if (cases[i].origin) {
             snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", cases[i].origin);
             env[n++] = o;
         }
-        if (cases[i].host) {
-            snprintf(h, sizeof(h), "HTTP_HOST=%s", cases[i].host);
-            env[n++] = h;
-        }
-        if (cases[i].proto) {
-            snprintf(p, sizeof(p), "HTTP_X_FORWARDED_PROTO=%s", cases[i].proto);
-            env[n++] = p;
-        }
+        env[n++] = h; /* the request's own Host no longer matters */
         env[n] = NULL;
+        snprintf(api_cfg.public_url, sizeof(api_cfg.public_url), "%s", cases[i].public_url);
         struct req r = fake(&fr, env);
-        CHECK(auth_origin_ok(&r) == cases[i].ok, "Origin %s for Host %s%s%s is %s",
-              cases[i].origin ? cases[i].origin : "(none)",
-              cases[i].host ? cases[i].host : "(none)", cases[i].proto ? " over " : "",
-              cases[i].proto ? cases[i].proto : "", cases[i].ok ? "accepted" : "refused");
+        CHECK(auth_origin_ok(&r) == cases[i].ok, "Origin %s for public_url %s is %s",
+              cases[i].origin ? cases[i].origin : "(none)", cases[i].public_url,
+              cases[i].ok ? "accepted" : "refused");
     }
+    memcpy(api_cfg.public_url, saved, sizeof(saved));
+}
+
+static void test_trusted_proxies(void)
+{
+    char why[256], out[64];
+    static const char *const good[] = {"", "  ", "127.0.0.1", "10.0.0.0/8, ::1",
+                                       "192.168.1.0/24,2001:db8::/32", "0.0.0.0/0", "::/0",
+                                       "::ffff:10.0.0.1"};
+    static const char *const bad[] = {",", "10.0.0.1,", "10.0.0.0/33", "::/129", "10.0.0.0/",
+                                      "10.0.0.0/08", "10.0.0.0/-1", "host.example", "10.0.0",
+                                      "fe80::1%eth0", "1.2.3.4/8/8", "1.2.3.4 5.6.7.8"};
+    for (size_t i = 0; i < ARRAY_LEN(good); i++)
+        CHECK(config_addr_list_check(good[i], why, sizeof(why)) == 0,
+              "trusted_proxies '%s' is accepted", good[i]);
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        CHECK(config_addr_list_check(bad[i], why, sizeof(why)) < 0 && why[0],
+              "trusted_proxies '%s' is refused with a reason", bad[i]);
+    CHECK(config_addr_list_match("10.0.0.0/8", "10.255.1.2", 10), "CIDR: inside /8");
+    CHECK(!config_addr_list_match("10.0.0.0/8", "11.0.0.1", 8), "CIDR: outside /8");
+    CHECK(config_addr_list_match("192.168.1.128/25", "192.168.1.200", 13), "CIDR: /25 upper half");
+    CHECK(!config_addr_list_match("192.168.1.128/25", "192.168.1.127", 13), "CIDR: /25 lower half");
+    CHECK(config_addr_list_match("127.0.0.1", "::ffff:127.0.0.1", 16),
+          "an IPv4-mapped peer matches its IPv4 entry");
+    CHECK(config_addr_list_match("2001:db8::/32", "2001:db8:1::5", 13), "IPv6 CIDR");
+    CHECK(!config_addr_list_match("2001:db8::/32", "2001:db9::5", 11), "IPv6 CIDR outside");
+    CHECK(!config_addr_list_match("", "127.0.0.1", 9), "the empty list trusts nobody");
+    CHECK(!config_addr_list_match("0.0.0.0/0", "garbage", 7), "a non-address matches nothing");
+
+    /* the client address */
+    CHECK(!auth_client_addr_of("127.0.0.1", "6.6.6.6", "", out, sizeof(out)) &&
+              strcmp(out, "127.0.0.1") == 0,
+          "X-Forwarded-For from an untrusted peer is ignored");
+    CHECK(!auth_client_addr_of("127.0.0.1", "6.6.6.6", "10.0.0.1", out, sizeof(out)) &&
+              strcmp(out, "127.0.0.1") == 0,
+          "X-Forwarded-For from a peer not in the list is ignored");
+    CHECK(auth_client_addr_of("10.0.0.1", "6.6.6.6", "10.0.0.1", out, sizeof(out)) &&
+              strcmp(out, "6.6.6.6") == 0,
+          "X-Forwarded-For from a trusted proxy names the client");
+    CHECK(auth_client_addr_of("10.0.0.1", "1.1.1.1, 6.6.6.6 , 10.0.0.2", "10.0.0.0/24", out,
+                              sizeof(out)) &&
+              strcmp(out, "6.6.6.6") == 0,
+          "the rightmost untrusted hop is the client; a forged left part is ignored");
+    CHECK(auth_client_addr_of("10.0.0.1", "junk, 10.0.0.2", "10.0.0.0/24", out, sizeof(out)) &&
+              strcmp(out, "10.0.0.2") == 0,
+          "a hop that is no address ends the walk at the last believable one");
+    CHECK(!auth_client_addr_of("10.0.0.1", "junk", "10.0.0.0/24", out, sizeof(out)) &&
+              strcmp(out, "10.0.0.1") == 0,
+          "only junk in X-Forwarded-For leaves REMOTE_ADDR");
+    CHECK(auth_client_addr_of("::1", "2001:DB8::0001", "::1", out, sizeof(out)) &&
+              strcmp(out, "2001:db8::1") == 0,
+          "addresses are normalised (one key per client)");
+    CHECK(!auth_client_addr_of("::ffff:127.0.0.5", NULL, "", out, sizeof(out)) &&
+              strcmp(out, "127.0.0.5") == 0,
+          "an IPv4-mapped REMOTE_ADDR is its IPv4 address");
+
+    /* the scheme */
+    CHECK(!auth_https_of("127.0.0.1", "https", NULL, "http", ""),
+          "X-Forwarded-Proto from an untrusted peer is ignored");
+    CHECK(auth_https_of("127.0.0.1", "https", NULL, "http", "127.0.0.1"),
+          "X-Forwarded-Proto from a trusted proxy is believed");
+    CHECK(!auth_https_of("127.0.0.1", "https, http", NULL, "https", "127.0.0.1"),
+          "the last X-Forwarded-Proto value (the nearest proxy's) counts");
+    CHECK(!auth_https_of("127.0.0.1", "httpsx", NULL, "http", "127.0.0.1"),
+          "X-Forwarded-Proto: httpsx is not https");
+    CHECK(auth_https_of("127.0.0.1", NULL, "on", "http", ""), "HTTPS=on is https");
+    CHECK(auth_https_of("127.0.0.1", "http", NULL, "https", ""),
+          "an untrusted X-Forwarded-Proto cannot downgrade either: the request's own scheme");
+}
+
+static void test_throttle(void)
+{
+    CHECK(acct_throttle_delay(0, 5, 300) == 0 && acct_throttle_delay(4, 5, 300) == 0,
+          "throttle: no delay below the threshold");
+    CHECK(acct_throttle_delay(5, 5, 300) == 1, "throttle: 1 s at the threshold");
+    CHECK(acct_throttle_delay(6, 5, 300) == 2 && acct_throttle_delay(7, 5, 300) == 4 &&
+              acct_throttle_delay(13, 5, 300) == 256,
+          "throttle: the delay doubles with each further failure");
+    CHECK(acct_throttle_delay(14, 5, 300) == 300 && acct_throttle_delay(1000000, 5, 300) == 300,
+          "throttle: capped at login_lockout_s, no overflow");
+    CHECK(acct_throttle_delay(1, 1, 1) == 1 && acct_throttle_delay(3, 1, 1) == 1,
+          "throttle: a cap of 1 s");
+    CHECK(acct_throttle_delay(100, 5, 0) == 0 && acct_throttle_delay(100, 0, 300) == 0,
+          "throttle: nonsense limits throttle nothing rather than forever");
+    CHECK(acct_json_content_type("application/json") &&
+              acct_json_content_type("Application/JSON; charset=utf-8") &&
+              acct_json_content_type(" application/json"),
+          "JSON content types are recognised");
+    CHECK(!acct_json_content_type(NULL) && !acct_json_content_type("text/plain") &&
+              !acct_json_content_type("application/jsonx") &&
+              !acct_json_content_type("application/x-www-form-urlencoded") &&
+              !acct_json_content_type("multipart/form-data"),
+          "form and text bodies are not JSON");
 }
 
 static void test_cookies(void)
@@ -274,6 +368,8 @@ int main(void)
     test_instances();
     test_volumes_keys_tokens();
     test_origin();
+    test_trusted_proxies();
+    test_throttle();
     test_cookies();
     test_helpers();
     test_passwords();
