@@ -322,6 +322,69 @@ static int cmd_login(int argc, char **argv)
     return rc;
 }
 
+/* passwd [--revoke-tokens]: the current and the new password, from the
+ * terminal (asked twice) or two lines of stdin. */
+static int cmd_passwd(int argc, char **argv)
+{
+    char cur[1100], nw[1100], again[1100];
+    bool revoke = argc == 1 && strcmp(argv[0], "--revoke-tokens") == 0;
+    struct resp r;
+    json_t *body;
+    int rc;
+
+    if (argc > 1 || (argc == 1 && !revoke)) {
+        fprintf(stderr, "usage: berthctl passwd [--revoke-tokens]   (passwords on the terminal or "
+                        "stdin: current, then new)\n");
+        return 2;
+    }
+    if (read_password("current password: ", cur, sizeof(cur)) < 0 ||
+        read_password("new password: ", nw, sizeof(nw)) < 0) {
+        fprintf(stderr, "berthctl: no password given\n");
+        explicit_bzero(cur, sizeof(cur));
+        return 2;
+    }
+    if (isatty(STDIN_FILENO)) {
+        if (read_password("new password again: ", again, sizeof(again)) < 0 ||
+            strcmp(again, nw) != 0) {
+            fprintf(stderr, "berthctl: the new passwords differ\n");
+            explicit_bzero(cur, sizeof(cur));
+            explicit_bzero(nw, sizeof(nw));
+            explicit_bzero(again, sizeof(again));
+            return 2;
+        }
+        explicit_bzero(again, sizeof(again));
+    }
+    body = json_pack("{s:s, s:s, s:b}", "current_password", cur, "new_password", nw,
+                     "revoke_tokens", revoke);
+    explicit_bzero(cur, sizeof(cur));
+    explicit_bzero(nw, sizeof(nw));
+    if (!body) {
+        fprintf(stderr, "berthctl: a password is not valid UTF-8\n");
+        return 2;
+    }
+    rc = api("POST", "/api/v1/auth/password", body, NULL, &r);
+    json_decref(body);
+    if (rc < 0)
+        return 1;
+    if (r.status != 200) {
+        rc = api_error(&r);
+        resp_free(&r);
+        return rc;
+    }
+    if (opt_json) {
+        char *t = json_dumps(r.json, JSON_COMPACT);
+        printf("%s\n", t ? t : "{}");
+        free(t);
+    } else if (revoke) {
+        printf("password changed; %lld API token(s) revoked, this one included: run "
+               "`berthctl login` again\n",
+               (long long)json_integer_value(json_object_get(r.json, "tokens_revoked")));
+    } else
+        printf("password changed; your API tokens still work\n");
+    resp_free(&r);
+    return 0;
+}
+
 static void print_me(json_t *j)
 {
     json_t *u = json_object_get(j, "user");
@@ -451,6 +514,8 @@ static void usage(FILE *f)
             "\n"
             "  login USER                 log in (password on the terminal or stdin); saves a token\n"
             "  whoami                     who the saved token belongs to\n"
+            "  passwd [--revoke-tokens]   change your password (current, then new: terminal or\n"
+            "                             stdin); --revoke-tokens also deletes all your API tokens\n"
             "  health                     berth's health checks\n"
             "  templates                  templates you can launch\n"
             "  ls [--all]                 your instances (admins: --all for everyone's)\n"
@@ -585,6 +650,8 @@ int main(int argc, char **argv)
             snprintf(path, sizeof(path), "/api/v1/tokens/%s", argv[0]);
             rc = run("DELETE", path, NULL, NULL);
         }
+    } else if (strcmp(cmd, "passwd") == 0) {
+        rc = cmd_passwd(argc, argv);
     } else if (strcmp(cmd, "users") == 0) {
         rc = run("GET", "/api/v1/users?limit=500", NULL, print_users);
     } else if (strcmp(cmd, "api") == 0) {
