@@ -264,6 +264,25 @@ $('#token-form').addEventListener('submit', async (ev) => {
   }
 });
 
+$('#password-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  try {
+    const r = await api('POST', '/api/v1/auth/password', {
+      current_password: f.elements.current_password.value,
+      new_password: f.elements.new_password.value,
+      revoke_tokens: f.elements.revoke_tokens.checked,
+    });
+    flash(r.tokens_revoked > 0
+      ? `password changed; ${r.tokens_revoked} API token(s) revoked`
+      : 'password changed', 'ok');
+    f.reset();
+    await loadTokens();
+  } catch (e) {
+    flash(e.message);
+  }
+});
+
 $('#user-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   try {
