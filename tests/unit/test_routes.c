@@ -182,6 +182,22 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "ls %s/box-available/%s.* %s/box-enabled/%s.* 2>/dev/null | grep -q .",
              dir, id, dir, id);
     CHECK(sh(cmd) != 0, "... with both of its files and links");
+    /* A delete asks twice: when it begins and when it is recorded, maybe
+     * during the reload the first ask started. The repeat costs nothing. */
+    {
+        unsigned long r0 = routes_reloads(r);
+        make_id(3, id);
+        routes_remove(r, id);
+        while (routes_reloads(r) == r0)
+            ev_run(loop, EVRUN_ONCE);
+        bool during = routes_busy(r);
+        routes_remove(r, id);
+        run_until_idle(loop, r);
+        CHECK(routes_reloads(r) - r0 == 1,
+              "removing a route again while its reload runs costs no second reload (%s, %lu "
+              "reloads)",
+              during ? "asked during the reload's hold" : "asked after it", routes_reloads(r) - r0);
+    }
     const char *keep[2];
     char k1[37], k2[37];
     make_id(1, k1);
