@@ -276,6 +276,23 @@ static void fill_actor(struct actor *a, PGresult *res, int col_id)
         a->role = ROLE_VIEWER;
 }
 
+/* The one row of a credential lookup: -1 the query failed, 0 no such live
+ * credential (res cleared either way), or 1 with a filled from columns 1-3
+ * (user id, name, role) and res left for the caller. */
+static int actor_row(PGresult *res, struct actor *a)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return 0;
+    }
+    fill_actor(a, res, 1);
+    return 1;
+}
+
 int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
 {
     char hash[65];
@@ -283,6 +300,7 @@ int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
     PGresult *res;
     bool touch;
     char tid[37];
+    int found;
 
     memset(a, 0, sizeof(*a));
     if (!*token || strlen(token) > 256)
@@ -297,15 +315,8 @@ int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
         " WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())"
         " AND NOT u.disabled",
         1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return -1;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return 0;
-    }
-    fill_actor(a, res, 1);
+    if ((found = actor_row(res, a)) <= 0)
+        return found;
     touch = PQgetvalue(res, 0, 4)[0] == 't';
     util_strlcpy(tid, PQgetvalue(res, 0, 0), sizeof(tid));
     PQclear(res);
@@ -340,6 +351,7 @@ int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char ha
     const char *p[2] = {hash, idle};
     PGresult *res;
     bool touch;
+    int found;
 
     memset(a, 0, sizeof(*a));
     if (!is_hex64(cookie))
@@ -354,15 +366,8 @@ int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char ha
                        " AND s.last_seen_at > now() - make_interval(secs => $2::int)"
                        " AND NOT u.disabled",
                        2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return -1;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return 0;
-    }
-    fill_actor(a, res, 1);
+    if ((found = actor_row(res, a)) <= 0)
+        return found;
     a->via_cookie = true;
     util_strlcpy(a->csrf, PQgetvalue(res, 0, 0), sizeof(a->csrf));
     touch = PQgetvalue(res, 0, 4)[0] == 't';
