@@ -165,7 +165,9 @@ void http_send_raw(struct req *r, int status, const char *content_type, const ch
 
 void http_send_json(struct req *r, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    /* 15 significant digits: a numeric(8,2) like 0.6 goes out as 0.6, not as
+     * the nearest double's 0.59999999999999998 (jansson's default 17) */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (!text) {
         http_send_raw(r, 500, "application/json", NULL,

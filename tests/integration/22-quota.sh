@@ -64,4 +64,9 @@ expect_eq "a refused create leaves no instance row" 0 \
     "$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID'")"
 expect_eq "a refused create is audited" 1 \
     "$(psql_q "SELECT (count(*) > 0)::int FROM audit_log WHERE actor = '$P-mem' AND outcome <> 'ok'")"
+# Quotas and CPUs are numeric(8,2): they go out as written, not as the
+# nearest binary double (0.59999999999999998).
+http POST /api/v1/users "{\"username\":\"$P-dec\",\"password\":\"pw-$P-dec-1\",\"role\":\"developer\",\"quota\":{\"instances\":1,\"cpus\":0.6,\"memory_mb\":64}}" \
+    -H "Authorization: Bearer $ATOK"
+check "a CPU quota of 0.6 comes back as 0.6" grep -q '"cpus":0.6[,}]' <<<"$BODY"
 exit 0
