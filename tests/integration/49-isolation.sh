@@ -100,41 +100,45 @@ check "... and holds a workspace cookie of that host only" grep -q "^#HttpOnly_$
 # ---- the attack table ----
 # Targets: B's instance, from A's prefix and others. $T: what follows the names.
 T=cgi-bin/env
-TRICKS=(
-    "/container/$A/site/../../$B/site/$T"
-    "/container/$A/site/..%2f..%2f$B/site/$T"
-    "/container/$A/site/..%2F..%2F$B/site/$T"
-    "/container/$A/site/%2e%2e/%2e%2e/$B/site/$T"
-    "/container/$A/site/%2E%2E%2F%2E%2E%2F$B/site/$T"
-    "/container/$A/site/.%2e/.%2e/$B/site/$T"
-    "/container/$A/site/%2e./%2e./$B/site/$T"
-    "/container/$A/site//../../$B/site/$T"
-    "/container/$A/site/./../../$B/site/$T"
-    "/container/$A/../$B/site/$T"
-    "/container/$A%2f..%2f$B/site/$T"
-    "/container/$A/site%2f..%2f..%2f$B/site/$T"
-    "/container//$B/site/$T"
-    "/container/$B//site/$T"
-    "/container/$B/./site/$T"
-    "/container/%${B:0:1}/site/$T"
-    "/container/$(printf '%%%02x' "'${B:0:1}")${B:1}/site/$T"
-    "/%63ontainer/$B/site/$T"
-    "//container/$B/site/$T"
-    "/container/$B/site%2f$T"
-    "/container/$B/site/$T"
-    "/container/$B/site/$T?x=/container/$A/site/"
-    "/container/$B/two/$T"
-)
-# These stay inside A's own prefix once nginx has normalised them: they reach
-# A's own container (what follows the prefix is the app's business), never B's.
-OWN=(
-    "/container/$A/site/..;/..;/$B/site/$T"
-    "/container/$A/site/..%252f..%252f$B/site/$T"
-    "/container/$A/site/..%5c..%5c$B/site/$T"
-    "/container/$A/site/..\\..\\$B/site/$T"
-    "/container/$A/site/?/../../$B/site/$T"
-    "/container/$A/site/%3f/../../$B/site/$T"
-)
+tricks_from() { # tricks_from X: the tricks aimed at B from X's own instance prefix
+    local X=$1
+    TRICKS=(
+        "/container/$X/site/../../$B/site/$T"
+        "/container/$X/site/..%2f..%2f$B/site/$T"
+        "/container/$X/site/..%2F..%2F$B/site/$T"
+        "/container/$X/site/%2e%2e/%2e%2e/$B/site/$T"
+        "/container/$X/site/%2E%2E%2F%2E%2E%2F$B/site/$T"
+        "/container/$X/site/.%2e/.%2e/$B/site/$T"
+        "/container/$X/site/%2e./%2e./$B/site/$T"
+        "/container/$X/site//../../$B/site/$T"
+        "/container/$X/site/./../../$B/site/$T"
+        "/container/$X/../$B/site/$T"
+        "/container/$X%2f..%2f$B/site/$T"
+        "/container/$X/site%2f..%2f..%2f$B/site/$T"
+        "/container//$B/site/$T"
+        "/container/$B//site/$T"
+        "/container/$B/./site/$T"
+        "/container/%${B:0:1}/site/$T"
+        "/container/$(printf '%%%02x' "'${B:0:1}")${B:1}/site/$T"
+        "/%63ontainer/$B/site/$T"
+        "//container/$B/site/$T"
+        "/container/$B/site%2f$T"
+        "/container/$B/site/$T"
+        "/container/$B/site/$T?x=/container/$X/site/"
+        "/container/$B/two/$T"
+    )
+    # These stay inside A's own prefix once nginx has normalised them: they reach
+    # A's own container (what follows the prefix is the app's business), never B's.
+    OWN=(
+        "/container/$X/site/..;/..;/$B/site/$T"
+        "/container/$X/site/..%252f..%252f$B/site/$T"
+        "/container/$X/site/..%5c..%5c$B/site/$T"
+        "/container/$X/site/..\\..\\$B/site/$T"
+        "/container/$X/site/?/../../$B/site/$T"
+        "/container/$X/site/%3f/../../$B/site/$T"
+    )
+}
+tricks_from "$A"
 UPG=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'
     -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')
 try() { # try METHOD URL curl-args... -> sets st; the body in $TMP/body
@@ -163,7 +167,7 @@ attack() { # label origin credential-args... ; runs every trick x method, one ch
             grep -q "BERTH_USER=$B" "$TMP/body" 2>/dev/null && bad+=("$m $t -> $st (B's content)")
         done
     done
-    if [[ ${#bad[@]} -eq 0 ]]; then ok "$label: ${#TRICKS[@]} path tricks x GET/POST/upgrade refused, ${#OWN[@]} more stay in A's own workspace; none shows B's"
+    if [[ ${#bad[@]} -eq 0 ]]; then ok "$label: ${#TRICKS[@]} path tricks x GET/POST/upgrade refused, ${#OWN[@]} more stay in the attacker's own workspace; none shows B's"
     else fail "$label: path tricks refused" "${bad[@]}"; fi
 }
 attack "A's workspace cookie on A's origin" "$AO" -b "$AJAR"
@@ -172,6 +176,15 @@ attack "A's API token on A's origin" "$AO" -H "Authorization: Bearer $TA"
 attack "A's API token on B's origin" "$BO" -H "Authorization: Bearer $TA"
 attack "a viewer's API token on B's origin" "$BO" -H "Authorization: Bearer $TV"
 attack "no credential on B's origin" "$BO"
+# A viewer who owns an instance (a developer demoted, say) from their own prefix.
+dev_login "$P-c" "$TMP/c"; CJAR=$DEV_JAR CCSRF=$DCSRF
+CID=$(launch "$CJAR" "$CCSRF" site)
+TC=$(token "$CJAR" "$CCSRF")
+admin PATCH "/api/v1/users/$DEV_ID" '{"role":"viewer"}'
+tricks_from "$P-c"
+attack "a viewer who owns an instance, on B's origin" "$BO" -H "Authorization: Bearer $TC"
+attack "a viewer who owns an instance, on their own origin" "$(ws_origin "$P-c")" -H "Authorization: Bearer $TC"
+tricks_from "$A"
 
 # The request line's absolute form names another host than Host: nginx and
 # berth go by the request line, so A's cookie still meets B's instance.
