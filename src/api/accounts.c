@@ -427,7 +427,7 @@ void accounts_login(struct req *r)
     PGconn *pg = acct_db(r);
     json_t *body = NULL, *ju, *jp;
     const char *username, *password, *bad, *remote_ip = r->ip;
-    char pkey[160], ikey[96], *hash_copy = NULL, caddr[64];
+    char pkey[160], ikey[96], *hash_copy = NULL;
     const char *p[6];
     PGresult *res = NULL;
     bool found = false, disabled = false, ok;
@@ -438,9 +438,8 @@ void accounts_login(struct req *r)
 
     if (!pg)
         return;
-    /* the client as trusted_proxies lets us believe it, for the throttle and
-     * this request's audit rows and session */
-    r->ip = auth_client_addr(r, caddr, sizeof(caddr));
+    /* r->ip is the client as trusted_proxies lets us believe it (server.c):
+     * the throttle's key, this request's audit rows and the session's ip */
     if (!auth_origin_ok(r)) {
         audit_refuse(r, pg, "auth.login", NULL, NULL, "denied", 403, "forbidden", NULL,
                      "cross-origin request refused: the Origin is not this server");
@@ -642,7 +641,7 @@ void accounts_password(struct req *r)
     static const char *const allowed[] = {"current_password", "new_password", "revoke_tokens",
                                           NULL};
     const char *why, *p[3], *remote_ip = r->ip;
-    char hash[PASSWORD_HASH_MAX] = "", pkey[160], ikey[96], caddr[64], chash[65] = "";
+    char hash[PASSWORD_HASH_MAX] = "", pkey[160], ikey[96], chash[65] = "";
     char cookie[129];
     json_t *body = NULL, *cur, *nw, *rv, *d;
     bool revoke = false, okpw;
@@ -653,7 +652,6 @@ void accounts_password(struct req *r)
 
     if (auth_require(r) < 0 || !(pg = acct_db(r)))
         return;
-    r->ip = auth_client_addr(r, caddr, sizeof(caddr));
     if (!(body = acct_body(r, pg, "auth.password", "user", r->actor.user_id, allowed)))
         goto out;
     cur = json_object_get(body, "current_password");

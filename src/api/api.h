@@ -32,7 +32,8 @@ struct req {
     const char *method; /* REQUEST_METHOD */
     const char *path;   /* DOCUMENT_URI: decoded path without query */
     const char *query;  /* QUERY_STRING, may be "" */
-    const char *ip;     /* REMOTE_ADDR (nginx passes the client address) */
+    const char *ip;     /* the client's address (auth_client_addr: REMOTE_ADDR, or
+                         * X-Forwarded-For from a trusted proxy) */
     const char *params[REQ_MAX_PARAMS]; /* {id}-style path parameters, borrowed */
     char param_buf[256];
     int nparams;

@@ -33,6 +33,7 @@ static void handle(struct api_thread *th, FCGX_Request *fr)
 {
     struct req r;
     unsigned char rid[8];
+    char ipbuf[64];
     int64_t t0 = util_now_ms();
 
     memset(&r, 0, sizeof(r));
@@ -45,7 +46,8 @@ static void handle(struct api_thread *th, FCGX_Request *fr)
     r.method = req_param(&r, "REQUEST_METHOD");
     r.path = req_param(&r, "DOCUMENT_URI");
     r.query = req_param(&r, "QUERY_STRING");
-    r.ip = req_param(&r, "REMOTE_ADDR");
+    /* the client's address: X-Forwarded-For only from trusted_proxies */
+    r.ip = auth_client_addr(&r, ipbuf, sizeof(ipbuf));
     if (!r.method)
         r.method = "GET";
     if (!r.path)
