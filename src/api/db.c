@@ -3,17 +3,32 @@
  * lazily and re-made after a failure, so a PostgreSQL restart costs the
  * requests in flight a 503, never a crash or a stuck thread.
  */
+#include <poll.h>
+
 #include "api.h"
 #include "berth/log.h"
 
+/* A connection whose server went away still reads CONNECTION_OK until it is
+ * used. What the server left on the socket -- its "terminating connection"
+ * message, then EOF -- is read here without blocking, one read each, so the
+ * status turns bad before a request's statement is lost on a dead socket. */
+static bool still_good(PGconn *pg)
+{
+    struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN | POLLRDHUP};
+    for (int i = 0; i < 3; i++) {
+        if (PQstatus(pg) != CONNECTION_OK || p.fd < 0)
+            return false;
+        if (poll(&p, 1, 0) <= 0)
+            return true; /* nothing pending: an idle, live connection */
+        if (!PQconsumeInput(pg))
+            return false;
+    }
+    return PQstatus(pg) == CONNECTION_OK;
+}
+
 PGconn *db_conn(struct api_thread *th)
 {
-    /* A connection whose server went away still reads CONNECTION_OK until it
-     * is used. PQconsumeInput reads what is pending without blocking: the
-     * server's goodbye or EOF turns the status bad here, before a request's
-     * statement is lost on a dead socket. */
-    if (th->pg && PQstatus(th->pg) == CONNECTION_OK && PQconsumeInput(th->pg) &&
-        PQstatus(th->pg) == CONNECTION_OK)
+    if (th->pg && still_good(th->pg))
         return th->pg;
     if (th->pg) {
         PQreset(th->pg);

@@ -15,7 +15,8 @@
  *                     not literally the location's, or two session cookies:
  *                     nginx answers 400), "origin" (an upgrade or unsafe
  *                     method from a foreign Origin), "elsewhere" (the right
- *                     instance on the wrong host: a redirect to its own)
+ *                     instance on the wrong host: a redirect to its own),
+ *                     "unavailable" (the database is down: nginx answers 503)
  *   X-Berth-Location  where "elsewhere" and a browser's 401 are sent
  *
  * Credentials: Authorization: Bearer on any origin; on a workspace origin the
@@ -275,7 +276,7 @@ void proxy_auth(struct req *r)
     char *clean = NULL, user[33], inst[33], owner[37], login[4600];
     struct cred creds[MAX_WS_COOKIES];
     int ns = 0, n, known = -1;
-    bool any_auth = false;
+    bool any_auth = false, retried = false;
     PGconn *pg = NULL;
     uint64_t gen = atomic_load(&cache_gen);
 
@@ -310,6 +311,7 @@ void proxy_auth(struct req *r)
         if (hit == 0)
             any_auth = true; /* refused for this instance; another copy may do */
     }
+again:
     for (int i = 0; i < n; i++) {
         struct actor a;
         int rc;
@@ -343,7 +345,17 @@ void proxy_auth(struct req *r)
     answer(r, 401, clean, NULL, login[0] ? login : NULL);
     goto out;
 unavailable:
-    http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    /* A connection the server dropped (PostgreSQL restarted) reads as good
+     * until a statement fails on it: once more, on a fresh one. */
+    if (!retried && pg && PQstatus(pg) == CONNECTION_BAD) {
+        retried = true;
+        pg = NULL;
+        known = -1;
+        goto again;
+    }
+    /* auth_request turns any status but 2xx, 401 and 403 into a 500: say
+     * "unavailable" in a 403 and nginx answers 503 */
+    answer(r, 403, clean, "unavailable", NULL);
 out:
     explicit_bzero(creds, sizeof(creds));
     free(clean);

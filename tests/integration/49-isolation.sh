@@ -337,6 +337,20 @@ check "same mode: the workspace's responses do not carry the UI's CSP (apps keep
 out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -b "$AJAR" "$SU/api/v1/auth/workspace?instance=$AID&path=%2Fcontainer%2F$A%2Fsite%2Fx")
 expect_eq "same mode: the sign-in address goes straight to the path" "302 $SU/container/$A/site/x" "$out"
 
+# ---- the database away: the proxy answers 503, not nginx's 500 ----
+PGB=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgu=$(stat -c %U "$BERTH_VAR/pg/data") pgsvc=()
+[[ $(id -u) -eq 0 && $pgu != root ]] && pgsvc=(setpriv --reuid="$pgu" --regid="$pgu" --init-groups --)
+"${pgsvc[@]}" "$PGB/pg_ctl" -D "$BERTH_VAR/pg/data" -m fast -w stop >/dev/null 2>&1
+sleep 2.2 # past the cached decisions
+h=$(curl -s -D - -o "$TMP/body" -H "Authorization: Bearer $TA" "$AO/container/$A/site/")
+check "PostgreSQL down: a proxied request is answered 503 with Retry-After, never 500" \
+    bash -c "grep -q '^HTTP/1.1 503' <<<\"\$1\" && grep -qi '^retry-after: ' <<<\"\$1\" && grep -q '\"unavailable\"' '$TMP/body'" _ "$h"
+"$ROOT/scripts/stack.sh" start >/dev/null 2>&1
+for _ in $(seq 1 100); do http GET /api/v1/health; [[ $STATUS == 200 ]] && break; sleep 0.1; done
+expect_eq "... and once it is back the workspace answers again" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TA" "$AO/container/$A/site/")"
+
 # ---- logout ends the workspace cookie ----
 st=$(curl -s -o /dev/null -w '%{http_code}' -b "$AJAR" "$AO/container/$A/site/")
 expect_eq "the workspace cookie works before logout" 200 "$st"
