@@ -20,6 +20,8 @@
  *    this node, but Docker can refuse that removal while it still releases
  *    an endpoint (a burst of deletes): any labelled network of this node
  *    whose user has no live instance here is removed again on every pass.
+ *    The runner lists every network of the dockerd again too (the subnets
+ *    in use, for new user networks' first choice).
  *
  * reconcile_now during a pass asks for another one right after it: the
  * caller (the event stream coming back, say) knows of drift the running pass
@@ -193,6 +195,8 @@ static void on_networks(int status, const char *body, size_t len, const char *er
 static void networks_step(void)
 {
     char path[512];
+    /* the subnets in use on this dockerd: other stacks' networks come and go */
+    runner_subnets_refresh(rec.w->runner);
     cluster_filter("/networks?filters=", path, sizeof(path));
     if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_networks, NULL) < 0)
         log_debug("reconcile: cannot list networks now");

@@ -84,7 +84,20 @@ struct net_pending {
     struct net_pending *next;
     char name[160];
     const struct job *owner; /* the job looking it up or making it */
+    char cidr[48];           /* the subnet being asked for ("" while looking) */
 };
+
+/* A subnet in use on this dockerd (from GET /networks: every network's IPv4
+ * IPAM subnets, other stacks' too), so that a new user network's first
+ * choice is one Docker will take. name: the network holding it; "" with
+ * until set for a subnet Docker called overlapping that the listing did not
+ * show (a route of the host, say), kept until then. */
+struct used_subnet {
+    char name[160];
+    char cidr[48];
+    ev_tstamp until;
+};
+#define OVERLAP_KEEP_S 600.
 
 /* What the worker knows of a user network's subnet (from inspect or its own
  * create), so that a create can name the container's address without asking
@@ -99,6 +112,10 @@ struct net_subnet {
 struct runner {
     struct worker *w;
     struct net_subnet *subnets;
+    struct used_subnet *used; /* the last listing of Docker's networks, and overlaps */
+    size_t nused;
+    bool listing, list_again; /* a GET /networks in flight; another asked for */
+    bool started;             /* popping jobs (after the first listing) */
     struct job *jobs; /* held: running, delayed or waiting */
     int njobs;
     bool popping;
@@ -845,6 +862,11 @@ static struct net_pending *net_find(struct runner *rn, const char *name)
     return NULL;
 }
 
+static void on_net_wait(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* The network's lookup or creation is over (made, found or failed): the jobs
+ * of that user waiting on it go on at once, not at their next look, so that
+ * the addresses they draw again on a miss fall into one debounce window. */
 static void net_done(struct runner *rn, const char *name)
 {
     for (struct net_pending **pp = &rn->nets; *pp; pp = &(*pp)->next) {
@@ -852,18 +874,26 @@ static void net_done(struct runner *rn, const char *name)
             struct net_pending *n = *pp;
             *pp = n->next;
             free(n);
-            return;
+            break;
+        }
+    }
+    for (struct job *j = rn->jobs; j; j = j->next) {
+        if (!j->dead && ev_is_active(&j->timer) && j->timer.cb == on_net_wait &&
+            strcmp(j->net, name) == 0) {
+            ev_timer_stop(rn->w->loop, &j->timer);
+            ev_timer_set(&j->timer, 0., 0.);
+            ev_timer_start(rn->w->loop, &j->timer);
         }
     }
 }
 
-int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
+/* network_pool: its network address (host order) and how many /24s it has. */
+static int pool_parse(const char *pool, uint32_t *ip, uint32_t *count)
 {
     char base[32];
-    const char *slash = strchr(pool, '/');
+    const char *slash = pool ? strchr(pool, '/') : NULL;
     struct in_addr a;
     long prefix;
-    uint32_t ip, count, h = 2166136261u;
 
     if (!slash || (size_t)(slash - pool) >= sizeof(base) ||
         !util_parse_long(slash + 1, 8, 24, &prefix))
@@ -872,13 +902,39 @@ int worker_subnet(const char *pool, const char *name, int attempt, char *out, si
     base[slash - pool] = '\0';
     if (inet_pton(AF_INET, base, &a) != 1)
         return -1;
-    count = 1u << (24 - prefix);
+    *count = 1u << (24 - prefix);
+    *ip = ntohl(a.s_addr) & ~((1u << (32 - prefix)) - 1);
+    return 0;
+}
+
+int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
+{
+    uint32_t ip, count, h = 2166136261u;
+
+    if (pool_parse(pool, &ip, &count) < 0)
+        return -1;
     for (const char *p = name; *p; p++) /* FNV-1a: a user keeps the same first choice */
         h = (h ^ (unsigned char)*p) * 16777619u;
-    ip = ntohl(a.s_addr) & ~((1u << (32 - prefix)) - 1);
     ip += ((h + (uint32_t)attempt) % count) << 8;
     snprintf(out, outlen, "%u.%u.%u.0/24", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255);
     return 0;
+}
+
+int worker_subnet_pick(const char *pool, const char *name, int from, worker_subnet_taken taken,
+                       void *arg, int *attempt, char *out, size_t outlen)
+{
+    uint32_t ip, count;
+    if (pool_parse(pool, &ip, &count) < 0)
+        return -1;
+    for (uint32_t a = from < 0 ? 0 : (uint32_t)from; a < count; a++) {
+        if (worker_subnet(pool, name, (int)a, out, outlen) < 0)
+            return -1;
+        if (!taken || !taken(out, arg)) {
+            *attempt = (int)a;
+            return 0;
+        }
+    }
+    return -2;
 }
 
 /* ---- what the worker knows of user networks' subnets ---- */
@@ -910,6 +966,13 @@ void runner_net_forget(struct runner *rn, const char *name)
 {
     if (!rn)
         return;
+    /* its subnet is free for others again (until a listing says otherwise) */
+    for (size_t i = 0; i < rn->nused;) {
+        if (strcmp(rn->used[i].name, name) == 0)
+            rn->used[i] = rn->used[--rn->nused];
+        else
+            i++;
+    }
     for (struct net_subnet **pp = &rn->subnets; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, name) == 0) {
             struct net_subnet *n = *pp;
@@ -917,6 +980,149 @@ void runner_net_forget(struct runner *rn, const char *name)
             free(n);
             return;
         }
+    }
+}
+
+/* ---- which subnets are in use on this dockerd ---- */
+
+struct taken_ctx {
+    struct runner *rn;
+    const char *name; /* the network a subnet is being chosen for */
+};
+
+/* Taken for that network: a subnet in use by another network (listed, known
+ * to the worker, or being made by berth now), or one Docker called
+ * overlapping lately. The network's own subnet is not taken for it: a user
+ * keeps theirs. */
+static bool subnet_taken(const char *cidr, void *arg)
+{
+    const struct taken_ctx *c = arg;
+    const struct runner *rn = c->rn;
+    ev_tstamp now = ev_now(rn->w->loop);
+    for (size_t i = 0; i < rn->nused; i++) {
+        const struct used_subnet *u = &rn->used[i];
+        if ((u->until == 0. || u->until > now) && strcmp(u->name, c->name) != 0 &&
+            upstream_overlaps(cidr, u->cidr))
+            return true;
+    }
+    for (const struct net_subnet *n = rn->subnets; n; n = n->next)
+        if (strcmp(n->name, c->name) != 0 && upstream_overlaps(cidr, n->cidr))
+            return true;
+    for (const struct net_pending *n = rn->nets; n; n = n->next)
+        if (n->cidr[0] && strcmp(n->name, c->name) != 0 && upstream_overlaps(cidr, n->cidr))
+            return true;
+    return false;
+}
+
+/* The subnet for network name: the first of its attempts from `from` on
+ * that is free on this dockerd. 0 / -1 (bad pool) / -2 (pool full). */
+static int net_pick(struct runner *rn, const char *name, int from, int *attempt, char *out,
+                    size_t outlen)
+{
+    struct taken_ctx c = {rn, name};
+    return worker_subnet_pick(rn->w->cfg->network_pool, name, from, subnet_taken, &c, attempt, out,
+                              outlen);
+}
+
+static int used_add(struct used_subnet **arr, size_t *n, size_t *cap, const char *name,
+                    const char *cidr, ev_tstamp until)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct used_subnet *a = realloc(*arr, nc * sizeof(*a));
+        if (!a)
+            return -1;
+        *arr = a;
+        *cap = nc;
+    }
+    util_strlcpy((*arr)[*n].name, name, sizeof((*arr)[*n].name));
+    util_strlcpy((*arr)[*n].cidr, cidr, sizeof((*arr)[*n].cidr));
+    (*arr)[*n].until = until;
+    (*n)++;
+    return 0;
+}
+
+static void runner_begin(struct runner *rn);
+
+static void on_networks_listed(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct runner *rn = arg;
+    struct worker *w = rn->w;
+    json_t *arr = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    rn->listing = false;
+    if (json_is_array(arr)) {
+        struct used_subnet *nu = NULL;
+        size_t n = 0, cap = 0, i, k;
+        bool oom = false;
+        json_t *net, *c;
+        ev_tstamp now = ev_now(w->loop);
+        for (i = 0; i < rn->nused && !oom; i++) /* overlaps Docker told of lately stay */
+            if (rn->used[i].until > now)
+                oom = used_add(&nu, &n, &cap, rn->used[i].name, rn->used[i].cidr,
+                               rn->used[i].until) < 0;
+        json_array_foreach(arr, i, net)
+        {
+            const char *name = json_string_value(json_object_get(net, "Name"));
+            json_t *labels = json_object_get(net, "Labels");
+            const char *cl = json_string_value(json_object_get(labels, "berth.cluster"));
+            const char *node = json_string_value(json_object_get(labels, "berth.node"));
+            char cidr[48], gw[48];
+            if (!name || oom)
+                continue;
+            json_array_foreach(json_object_get(json_object_get(net, "IPAM"), "Config"), k, c)
+            {
+                const char *sub = json_string_value(json_object_get(c, "Subnet"));
+                if (sub && !strchr(sub, ':') && strlen(sub) < sizeof(cidr) &&
+                    used_add(&nu, &n, &cap, name, sub, 0.) < 0)
+                    oom = true;
+            }
+            /* a network of this worker's it has not looked at yet (it was
+             * restarted): its subnet is known now, no guess needed */
+            if (cl && node && strcmp(cl, w->cfg->cluster) == 0 && strcmp(node, w->cfg->node) == 0 &&
+                !subnet_find(rn, name) && !net_find(rn, name) &&
+                upstream_ipam_subnet(net, cidr, sizeof(cidr), gw, sizeof(gw)) == 0)
+                subnet_set(rn, name, cidr, gw);
+        }
+        if (oom) {
+            free(nu);
+            log_warn("out of memory reading Docker's networks; the subnets in use stay as they were");
+        } else {
+            free(rn->used);
+            rn->used = nu;
+            rn->nused = n;
+            if (!rn->started)
+                log_info("Docker's networks listed: %zu IPv4 subnets in use", n);
+            else
+                log_debug("Docker's networks listed: %zu IPv4 subnets in use", n);
+        }
+    } else {
+        log_warn("cannot list Docker's networks (HTTP %d %s): a new user network's subnet is "
+                 "chosen from what the worker knew before",
+                 status, err ? err : "");
+    }
+    json_decref(arr);
+    if (!rn->started)
+        runner_begin(rn);
+    if (rn->list_again) {
+        rn->list_again = false;
+        runner_subnets_refresh(rn);
+    }
+}
+
+void runner_subnets_refresh(struct runner *rn)
+{
+    if (!rn)
+        return;
+    if (rn->listing) {
+        rn->list_again = true; /* a listing that started before the change */
+        return;
+    }
+    rn->listing = true;
+    if (docker_request(rn->w->docker, "GET", "/networks", NULL, 10000, on_networks_listed, rn) < 0) {
+        rn->listing = false;
+        log_warn("cannot start listing Docker's networks");
+        if (!rn->started)
+            runner_begin(rn);
     }
 }
 
@@ -938,8 +1144,25 @@ static void on_net_created(int status, const char *body, size_t len, const char 
         return;
     }
     worker_docker_message(body, len, msg, sizeof(msg));
-    if (status >= 400 && strstr(msg, "overlap") && ++j->net_try < 64) {
-        net_create(j); /* that /24 is in use (another stack, say): the next one */
+    if (status >= 400 && strstr(msg, "overlap")) {
+        /* that /24 is in use (another stack's network made since the last
+         * listing, say): kept as taken, the list read again, the next one */
+        char subnet[32];
+        struct net_pending *n = net_find(j->rn, j->net);
+        if (n)
+            n->cidr[0] = '\0';
+        if (worker_subnet(j->rn->w->cfg->network_pool, j->net, j->net_try, subnet,
+                          sizeof(subnet)) == 0) {
+            size_t cap = j->rn->nused; /* grows it only when full */
+            log_info("network %s: subnet %s is in use on this Docker host (not in the last "
+                     "listing); trying the next",
+                     j->net, subnet);
+            (void)used_add(&j->rn->used, &j->rn->nused, &cap, "", subnet,
+                           ev_now(j->rn->w->loop) + OVERLAP_KEEP_S);
+        }
+        runner_subnets_refresh(j->rn);
+        j->net_try++;
+        net_create(j);
         return;
     }
     net_done(j->rn, j->net);
@@ -956,11 +1179,20 @@ static void net_create(struct job *j)
     char subnet[32];
     json_t *b;
     char *text;
-    if (worker_subnet(rn->w->cfg->network_pool, j->net, j->net_try, subnet, sizeof(subnet)) < 0) {
+    struct net_pending *n;
+    int rc = net_pick(rn, j->net, j->net_try, &j->net_try, subnet, sizeof(subnet));
+    if (rc == -2) {
+        net_done(rn, j->net);
+        job_fail(j, "every subnet of network_pool is in use on this Docker host", true);
+        return;
+    }
+    if (rc < 0) {
         net_done(rn, j->net);
         job_fail(j, "network_pool is not an IPv4 CIDR with a prefix of 8 to 24", false);
         return;
     }
+    if ((n = net_find(rn, j->net)) != NULL) /* taken for others while it is made */
+        util_strlcpy(n->cidr, subnet, sizeof(n->cidr));
     b = json_pack("{s:s, s:b, s:s, s:{s:[{s:s}]}, s:{s:s, s:s, s:s}}", "Name", j->net,
                   "CheckDuplicate", 1, "Driver", "bridge", "IPAM", "Config", "Subnet", subnet,
                   "Labels", "berth.user", j->user, "berth.node", rn->w->cfg->node,
@@ -978,10 +1210,17 @@ static void net_create(struct job *j)
     free(text);
 }
 
+/* Another job of the user had the network in hand. Its subnet known now
+ * (that job made or looked at it): on the way every job goes, which checks
+ * the address drawn on a guess and draws it again on a miss; else look. */
 static void on_net_wait(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct job *j = w->data;
     w->cb = on_retry_timer; /* back to the normal use of this timer */
+    if (!net_find(j->rn, j->net) && subnet_find(j->rn, j->net)) {
+        c_prepare(j);
+        return;
+    }
     c_network(j);
 }
 
@@ -1129,9 +1368,9 @@ static void c_prepare(struct job *j)
          * address in the subnet the network gets on its first choice, so
          * that its route is put now, as a burst's routes fall together;
          * checked once the network is known (drawn again on a miss). */
+        int attempt;
         if (!j->addr[0] && !j->guessed &&
-            worker_subnet(j->rn->w->cfg->network_pool, j->net, 0, j->alloc_cidr,
-                          sizeof(j->alloc_cidr)) == 0) {
+            net_pick(j->rn, j->net, 0, &attempt, j->alloc_cidr, sizeof(j->alloc_cidr)) == 0) {
             j->guessed = true;
             j->alloc_gw[0] = '\0';
             c_alloc(j);
@@ -1816,10 +2055,19 @@ struct runner *runner_new(struct worker *w)
     return rn;
 }
 
-void runner_start(struct runner *rn)
+static void runner_begin(struct runner *rn)
 {
+    rn->started = true;
     redisq_on_connect(rn->w->popq, on_popq_up, rn);
     pop_next(rn);
+}
+
+/* Jobs are taken once Docker's networks have been listed (or could not be):
+ * a burst waiting in the queue then draws its first guesses knowing which
+ * subnets are in use. The listing does not block the loop. */
+void runner_start(struct runner *rn)
+{
+    runner_subnets_refresh(rn);
 }
 
 void runner_free(struct runner *rn)
@@ -1843,6 +2091,7 @@ void runner_free(struct runner *rn)
         rn->nets = n->next;
         free(n);
     }
+    free(rn->used);
     while (rn->subnets) {
         struct net_subnet *n = rn->subnets;
         rn->subnets = n->next;

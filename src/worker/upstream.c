@@ -98,3 +98,14 @@ int upstream_ipam_subnet(const json_t *network, char *cidr, size_t cidrlen, char
     }
     return -1;
 }
+
+bool upstream_overlaps(const char *a, const char *b)
+{
+    uint32_t na, nb, mask;
+    int pa, pb, p;
+    if (parse_cidr(a, &na, &pa) < 0 || parse_cidr(b, &nb, &pb) < 0)
+        return false; /* IPv6 or malformed: never an IPv4 pool's */
+    p = pa < pb ? pa : pb;
+    mask = p == 0 ? 0u : ~0u << (32 - p);
+    return (na & mask) == (nb & mask);
+}

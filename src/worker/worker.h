@@ -75,6 +75,19 @@ int routesync_run(struct worker *w, bool retry_refused, routesync_cb cb, void *a
  * choice follows a hash of the name, later ones the next subnets. 0 / -1. */
 int worker_subnet(const char *pool, const char *name, int attempt, char *out, size_t outlen)
     __attribute__((warn_unused_result));
+/* The first attempt from `from` on (up to the pool's count of /24s: one
+ * round of the pool from the name's first choice, wrapping at its end) whose
+ * /24 taken(cidr, arg) does not claim (taken NULL: none is). 0 with *attempt
+ * and out; -1 when pool is not valid, -2 when every /24 left is taken. Pure:
+ * the worker passes what it knows is in use on its dockerd (runner.c). */
+typedef bool (*worker_subnet_taken)(const char *cidr, void *arg);
+int worker_subnet_pick(const char *pool, const char *name, int from, worker_subnet_taken taken,
+                       void *arg, int *attempt, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+/* runner.c: list Docker's networks again (the subnets in use on this
+ * dockerd, other stacks' too); at start, on an "overlap" answer and on every
+ * reconcile pass. */
+void runner_subnets_refresh(struct runner *rn);
 
 /* upstream.c: the address nginx reaches an instance at, on its user network
  * (instances.upstream_host). The offsets of a subnet berth hands out: from
@@ -96,6 +109,8 @@ bool upstream_usable(const char *addr, const char *cidr, const char *gateway);
 /* The first IPv4 subnet (and its gateway, "" when Docker chose it) in a
  * network inspect answer's IPAM.Config. 0 / -1 when it has none. */
 int upstream_ipam_subnet(const json_t *network, char *cidr, size_t cidrlen, char *gw, size_t gwlen);
+/* True when two IPv4 CIDRs share an address (false when either is not one). */
+bool upstream_overlaps(const char *a, const char *b);
 /* runner.c: drop what the worker knows of a network's subnet (it was
  * removed, or Docker says it is missing). */
 void runner_net_forget(struct runner *rn, const char *name);
