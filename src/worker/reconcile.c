@@ -58,6 +58,7 @@ struct rec {
     /* this pass */
     json_t *listed;     /* ids in either list: object id -> true */
     json_t *containers; /* instance id -> {state, created, id} */
+    char listed_at[32]; /* UNIX time the container list was asked for */
 };
 
 static struct rec rec;
@@ -218,6 +219,14 @@ static void on_leftover_removed(int status, const char *body, size_t len, const 
                  err ? err : "");
 }
 
+/* A correction holds only if no job of the instance is open or ended since
+ * the containers were listed ($3): a job that finished in between (a create
+ * started the container just after the list was taken) made the list stale
+ * for that instance, and the next pass looks again. */
+#define JOB_QUIET(at)                                                                              \
+    " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.instance_id = $1 AND (j.status IN ('queued',"  \
+    " 'running') OR j.finished_at > to_timestamp(" at "::bigint - 1)))"
+
 static void on_rows(PGresult *res, const char *err, void *arg)
 {
     struct worker *w = rec.w;
@@ -237,7 +246,7 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                    *desired = PQgetvalue(res, i, 2);
         json_t *ct = json_object_get(rec.containers, iid);
         const char *state = json_string_value(json_object_get(ct, "state"));
-        const char *p[2] = {iid, NULL};
+        const char *p[3] = {iid, "", rec.listed_at}, *q[2] = {iid, rec.listed_at};
         json_object_set_new(live, iid, json_true());
         if (runner_instance_busy(w->runner, iid))
             continue;
@@ -248,18 +257,18 @@ static void on_rows(PGresult *res, const char *err, void *arg)
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'error', error = $2,"
                          " container_id = NULL WHERE id = $1 AND status IN ('running', 'stopped',"
-                         " 'stopping') RETURNING id) INSERT INTO instance_events (instance_id,"
-                         " kind, message) SELECT id, 'reconciled', $2 FROM u",
-                         2, p, on_logged, NULL) < 0)
+                         " 'stopping')" JOB_QUIET("$3") " RETURNING id) INSERT INTO instance_events"
+                         " (instance_id, kind, message) SELECT id, 'reconciled', $2 FROM u",
+                         3, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "running") == 0 && strcmp(status, "stopped") == 0 &&
                    strcmp(desired, "running") == 0) {
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'running', error = NULL WHERE"
-                         " id = $1 AND status = 'stopped' RETURNING id) INSERT INTO"
-                         " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
-                         " 'the container runs' FROM u",
-                         1, p, on_logged, NULL) < 0)
+                         " id = $1 AND status = 'stopped'" JOB_QUIET("$2") " RETURNING id)"
+                         " INSERT INTO instance_events (instance_id, kind, message) SELECT id,"
+                         " 'reconciled', 'the container runs' FROM u",
+                         2, q, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "running") != 0 && strcmp(state, "restarting") != 0 &&
                    strcmp(status, "running") == 0) {
@@ -267,10 +276,10 @@ static void on_rows(PGresult *res, const char *err, void *arg)
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'stopped', stopped_at = now(),"
                          " error = CASE WHEN desired = 'running' THEN $2 ELSE error END WHERE"
-                         " id = $1 AND status = 'running' RETURNING id) INSERT INTO"
+                         " id = $1 AND status = 'running'" JOB_QUIET("$3") " RETURNING id) INSERT INTO"
                          " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
                          " $2 FROM u",
-                         2, p, on_logged, NULL) < 0)
+                         3, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "created") == 0 && strcmp(status, "error") == 0) {
             /* never started, and no job holds the instance: a create that
@@ -349,6 +358,7 @@ static void on_containers(int status, const char *body, size_t len, const char *
 
 static void containers_step(void)
 {
+    snprintf(rec.listed_at, sizeof(rec.listed_at), "%lld", (long long)time(NULL));
     char path[512];
     cluster_filter("/containers/json?all=1&filters=", path, sizeof(path));
     if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_containers, NULL) < 0)
