@@ -42,6 +42,8 @@ struct req {
     struct actor actor; /* filled by auth_require() */
     int status; /* status sent, for the access log */
     bool sent;
+    bool handed_off; /* given to a long-call pool (longcall.h): the request
+                      * thread no longer owns fcgi and must not finish it */
 };
 
 /* Request header or FastCGI param by CGI name ("HTTP_COOKIE"), or NULL. */

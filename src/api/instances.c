@@ -31,6 +31,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "instances.h"
+#include "longcall.h"
 #include "workspace.h"
 
 #define INSTANCE_JSON                                                                              \
@@ -846,7 +847,7 @@ static json_t *rpc_call(struct req *r, const char *node, json_t *req, int wait_s
     redisContext *rc;
     redisReply *rep = NULL;
     json_t *ans = NULL;
-    struct timeval tv = {.tv_sec = wait_s + 3, .tv_usec = 0}, tv2 = {.tv_sec = 2, .tv_usec = 0};
+    struct timeval tv = {.tv_sec = 4, .tv_usec = 0}, tv2 = {.tv_sec = 2, .tv_usec = 0};
 
     if (util_random(rnd, sizeof(rnd)) < 0 || !req)
         goto unavailable;
@@ -865,15 +866,30 @@ static json_t *rpc_call(struct req *r, const char *node, json_t *req, int wait_s
     freeReplyObject(rep);
     snprintf(key, sizeof(key), KEY_RPC_REPLY_FMT, id);
     redisSetTimeout(rc, tv);
-    rep = redisCommand(rc, "BLPOP %s %d", key, wait_s);
-    if (!rep) {
-        rq_close(r->th);
-        goto unavailable;
+    /* in 1 s slices, so that a stopping berth-api ends the wait (longcall.h) */
+    for (int64_t until = util_now_ms() + wait_s * 1000LL; !ans;) {
+        if (longcall_stopping()) {
+            redisSetTimeout(rc, tv2);
+            json_decref(req);
+            free(text);
+            http_send_error(r, 503, "unavailable", NULL, "berth-api is stopping");
+            return NULL;
+        }
+        if (util_now_ms() >= until)
+            break;
+        rep = redisCommand(rc, "BLPOP %s 1", key);
+        if (!rep) {
+            rq_close(r->th);
+            goto unavailable;
+        }
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+            ans = json_loadb(rep->element[1]->str, rep->element[1]->len, 0, NULL);
+            freeReplyObject(rep);
+            break;
+        }
+        freeReplyObject(rep);
     }
     redisSetTimeout(rc, tv2);
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
-        ans = json_loadb(rep->element[1]->str, rep->element[1]->len, 0, NULL);
-    freeReplyObject(rep);
     if (!json_is_object(ans)) {
         json_decref(ans);
         json_decref(req);
@@ -981,28 +997,29 @@ static bool sse_lines(struct req *r, json_t *lines)
 }
 
 #define FOLLOW_MAX_S 1800 /* an EventSource reconnects by itself after this */
-static atomic_int followers;
+
+struct follow_arg {
+    char node[64];
+    long tail;
+};
 
 /*
  * GET /logs?follow=true: text/event-stream, the last `tail` lines and then new
  * ones as they come, polled from the worker every second (Docker's logs since
- * the last timestamp seen), until the client leaves, the container goes, or
- * FOLLOW_MAX_S passes. One request thread is held per follower, so at most
- * half of the threads follow at once (429 beyond).
+ * the last timestamp seen), until the client leaves, the container goes,
+ * FOLLOW_MAX_S passes or berth-api stops. Runs on the follow pool
+ * (longcall.h: api_threads / 2 streams at once, 429 beyond), not on a
+ * request thread.
  */
-static void logs_follow(struct req *r, const char *node, long tail)
+static void logs_follow(struct req *r, void *arg)
 {
-    int limit = (int)(api_cfg.api_threads / 2 > 0 ? api_cfg.api_threads / 2 : 1);
+    const struct follow_arg *fa = arg;
+    const char *node = fa->node;
+    long tail = fa->tail;
     char last[48] = "";
     int64_t until = util_now_ms() + FOLLOW_MAX_S * 1000LL, quiet_since = util_now_ms();
     bool first = true;
 
-    if (atomic_fetch_add(&followers, 1) >= limit) {
-        atomic_fetch_sub(&followers, 1);
-        http_send_error(r, 429, "rate_limited", NULL,
-                        "too many log streams are open on this server; try again later");
-        return;
-    }
     while (util_now_ms() < until) {
         json_t *req = json_pack("{s:s, s:s, s:I}", "kind", "logs", "instance_id", r->params[0],
                                 "tail", (json_int_t)tail);
@@ -1057,8 +1074,11 @@ static void logs_follow(struct req *r, const char *node, long tail)
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);
         }
+        if (longcall_stopping()) {
+            sse_text(r, "event: end\ndata: the server is restarting\n\n");
+            break;
+        }
     }
-    atomic_fetch_sub(&followers, 1);
 }
 
 void instances_logs(struct req *r)
@@ -1075,9 +1095,21 @@ void instances_logs(struct req *r)
         return;
     }
     if (req_query(r, "follow", follow, sizeof(follow)) && strcmp(follow, "true") == 0) {
+        struct follow_arg *fa;
+        struct longcall *lc;
         if (!rpc_target(r, pg, ACT_OPERATE, node)) /* auth.h: logs follow is operate */
             return;
-        logs_follow(r, node, n);
+        if (!(fa = malloc(sizeof(*fa)))) {
+            http_send_error(r, 500, "internal", NULL, "out of memory");
+            return;
+        }
+        util_strlcpy(fa->node, node, sizeof(fa->node));
+        fa->tail = n;
+        if (!(lc = longcall_admit(r, LONGCALL_FOLLOW))) { /* answered 429/503 */
+            free(fa);
+            return;
+        }
+        longcall_run(lc, r, logs_follow, fa, free); /* r is the pool's now */
         return;
     }
     if (!rpc_target(r, pg, ACT_READ, node))
@@ -1114,16 +1146,62 @@ void instances_stats(struct req *r)
     json_decref(ans);
 }
 
+struct exec_arg {
+    char node[64];
+    json_t *rpc; /* the exec rpc request */
+    int wait_s;
+};
+
+static void exec_arg_free(void *p)
+{
+    struct exec_arg *ea = p;
+    json_decref(ea->rpc);
+    free(ea);
+}
+
+/* On the exec pool (longcall.h): ask the worker and answer as before. */
+static void exec_run(struct req *r, void *arg)
+{
+    struct exec_arg *ea = arg;
+    json_t *ans = rpc_call(r, ea->node, ea->rpc, ea->wait_s); /* steals rpc */
+
+    ea->rpc = NULL;
+    if (!ans)
+        return;
+    if (json_object_get(ans, "ok")) {
+        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
+    } else {
+        json_t *err = json_object_get(ans, "error");
+        if (json_integer_value(json_object_get(err, "status")) == 504)
+            http_send_json(r, 200,
+                           json_pack("{s:n, s:o, s:b, s:O}", "exit_code", "output",
+                                     json_object_get(err, "output")
+                                         ? json_incref(json_object_get(err, "output"))
+                                         : json_string(""),
+                                     "timed_out", 1, "error", json_object_get(err, "message")));
+        else
+            rpc_error(r, err);
+    }
+    json_decref(ans);
+}
+
+/*
+ * POST /exec: validated, authorised and audited here on the request thread;
+ * the wait for the worker (up to timeout_s + 10 s) runs on the exec pool, so
+ * it never holds a request thread. Beyond exec_per_user calls of one user in
+ * flight, or the pool's bound, 429 rate_limited with Retry-After.
+ */
 void instances_exec(struct req *r)
 {
     static const char *const allowed[] = {"command", "timeout_s", NULL};
     char node[64];
     const char *bad;
     PGconn *pg;
-    json_t *body, *cmd, *v, *ans, *d;
+    json_t *body, *cmd, *v, *d;
     long timeout = 30;
     size_t i;
-
+    struct exec_arg *ea;
+    struct longcall *lc;
     if (auth_require(r) < 0 || !(pg = acct_db(r)))
         return;
     if (!rpc_target(r, pg, ACT_OPERATE, node))
@@ -1162,30 +1240,24 @@ void instances_exec(struct req *r)
         }
         timeout = (long)json_integer_value(v);
     }
+    if (!(ea = calloc(1, sizeof(*ea)))) {
+        http_send_error(r, 500, "internal", NULL, "out of memory");
+        json_decref(body);
+        return;
+    }
+    if (!(lc = longcall_admit(r, LONGCALL_EXEC))) { /* answered 429/503: nothing started */
+        free(ea);
+        json_decref(body);
+        return;
+    }
     d = json_pack("{s:O}", "command", cmd);
     if (audit_write(pg, r, "instance.exec", "instance", r->params[0], "ok", d) < 0)
         log_warn("audit row for exec not written");
     json_decref(d);
-    ans = rpc_call(r, node,
-                   json_pack("{s:s, s:s, s:O, s:I}", "kind", "exec", "instance_id", r->params[0],
-                             "command", cmd, "timeout_s", (json_int_t)timeout),
-                   (int)timeout + 10);
+    util_strlcpy(ea->node, node, sizeof(ea->node));
+    ea->rpc = json_pack("{s:s, s:s, s:O, s:I}", "kind", "exec", "instance_id", r->params[0],
+                        "command", cmd, "timeout_s", (json_int_t)timeout);
+    ea->wait_s = (int)timeout + 10;
     json_decref(body);
-    if (!ans)
-        return;
-    if (json_object_get(ans, "ok")) {
-        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
-    } else {
-        json_t *err = json_object_get(ans, "error");
-        if (json_integer_value(json_object_get(err, "status")) == 504)
-            http_send_json(r, 200,
-                           json_pack("{s:n, s:o, s:b, s:O}", "exit_code", "output",
-                                     json_object_get(err, "output")
-                                         ? json_incref(json_object_get(err, "output"))
-                                         : json_string(""),
-                                     "timed_out", 1, "error", json_object_get(err, "message")));
-        else
-            rpc_error(r, err);
-    }
-    json_decref(ans);
+    longcall_run(lc, r, exec_run, ea, exec_arg_free); /* r is the pool's now */
 }

@@ -3,9 +3,15 @@
  * FastCGI request object and its own PostgreSQL and Redis connections, loops
  * on FCGX_Accept_r, and hands each request to the router.
  *
+ * Long calls (exec, logs follow) are handed to longcall.c's pools with their
+ * FCGX_Request: a thread that handed its request over leaves it to the pool
+ * (which FCGX_Finish_r's and frees it) and accepts into a fresh one. Each
+ * FCGX_Request here is on the heap and owned by exactly one thread at a time.
+ *
  * Stopping: libfcgi blocks in accept(2) and ignores SIGTERM in threads, so
  * server_stop() shuts the listening socket down; every blocked accept then
- * fails, each thread finishes the request it is on and leaves.
+ * fails, each thread finishes the request it is on and leaves. The long-call
+ * pools answer what is queued 503 and end what runs within about a second.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +24,7 @@
 #include "api.h"
 #include "berth/log.h"
 #include "berth/util.h"
+#include "longcall.h"
 #include "server.h"
 
 struct berth_config api_cfg; /* loaded by main(), reloaded on SIGHUP */
@@ -29,7 +36,8 @@ static struct api_thread *thread_ctx;
 static atomic_int threads_live;
 static int nthreads;
 
-static void handle(struct api_thread *th, FCGX_Request *fr)
+/* true when the request was handed to a long-call pool (no longer ours) */
+static bool handle(struct api_thread *th, FCGX_Request *fr)
 {
     struct req r;
     unsigned char rid[8];
@@ -58,31 +66,48 @@ static void handle(struct api_thread *th, FCGX_Request *fr)
         r.ip = "";
 
     router_dispatch(&r);
+    if (r.handed_off) { /* r's strings are the pool thread's now: do not log them */
+        log_set_context(NULL);
+        return true;
+    }
     if (!r.sent)
         http_send_error(&r, 500, "internal", NULL, "the handler sent no response");
     metrics_observe(r.status, (long)(util_now_ms() - t0));
     log_debug("%s %s %d %lldms", r.method, r.path, r.status, (long long)(util_now_ms() - t0));
     free(r.body);
     log_set_context(NULL);
+    return false;
+}
+
+static FCGX_Request *request_new(void)
+{
+    FCGX_Request *fr = calloc(1, sizeof(*fr));
+    if (fr && FCGX_InitRequest(fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+        free(fr);
+        fr = NULL;
+    }
+    return fr;
 }
 
 static void *thread_main(void *arg)
 {
     struct api_thread *th = arg;
-    FCGX_Request fr;
+    FCGX_Request *fr = request_new();
 
-    if (FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-        log_error("thread %d: cannot initialise a FastCGI request", th->index);
-        goto out;
-    }
-    while (!atomic_load(&stopping)) {
-        if (FCGX_Accept_r(&fr) < 0)
+    while (fr && !atomic_load(&stopping)) {
+        if (FCGX_Accept_r(fr) < 0)
             break;
-        handle(th, &fr);
-        FCGX_Finish_r(&fr);
+        if (handle(th, fr)) /* the pool owns fr now: accept into a fresh one */
+            fr = request_new();
+        else
+            FCGX_Finish_r(fr);
     }
-    FCGX_Free(&fr, 1);
-out:
+    if (fr) {
+        FCGX_Free(fr, 1);
+        free(fr);
+    } else {
+        log_error("thread %d: cannot initialise a FastCGI request", th->index);
+    }
     db_close(th);
     rq_close(th);
     atomic_fetch_sub(&threads_live, 1);
@@ -106,6 +131,8 @@ int server_start(const char *socket_path, int n)
     if (!threads || !thread_ctx)
         return -1;
     nthreads = n;
+    if (longcall_start() < 0)
+        return -1;
     for (int i = 0; i < n; i++) {
         thread_ctx[i].index = i;
         if (pthread_create(&threads[i], NULL, thread_main, &thread_ctx[i]) != 0) {
@@ -122,6 +149,7 @@ void server_stop(int timeout_ms)
     int64_t deadline = util_now_ms() + timeout_ms;
 
     atomic_store(&stopping, true);
+    longcall_begin_stop(); /* a hand-over from now on is answered 503 */
     FCGX_ShutdownPending();
     if (listen_fd >= 0)
         shutdown(listen_fd, SHUT_RDWR);
@@ -129,6 +157,7 @@ void server_stop(int timeout_ms)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    longcall_finish_stop(deadline);
     if (atomic_load(&threads_live) > 0) {
         log_warn("%d request threads still busy at shutdown; leaving them",
                  atomic_load(&threads_live));
