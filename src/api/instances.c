@@ -18,7 +18,6 @@
  * after COMMIT; if that push is lost the worker's reconcile finds the queued
  * row.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
