@@ -6,7 +6,9 @@
  * of the last event seen, so nothing is missed (Docker replays from its
  * buffer; the handlers are idempotent, a replayed event changes nothing).
  *
- *   start    stopped -> running (a restart policy brought it back)
+ *   start    stopped or error -> running (a restart policy, or dockerd
+ *            starting again, brought it back; from error with a 'recovered'
+ *            event naming what had failed)
  *   die      running/stopping -> stopped, with the exit code; `error` when the
  *            process died within seconds of starting (it will not come up)
  *   oom      the error sentence says the memory limit was hit
@@ -73,11 +75,17 @@ static void handle(struct events *ev, json_t *e)
         return;
     if (strcmp(action, "start") == 0) {
         const char *p[1] = {iid};
+        /* both read the row as it was before the update (one snapshot) */
         sql(w,
-            "WITH u AS (UPDATE instances SET status = 'running', error = NULL, started_at = now()"
-            " WHERE id = $1 AND desired = 'running' AND status = 'stopped' RETURNING id)"
-            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'started',"
-            " 'the container started again' FROM u",
+            "WITH o AS (SELECT status AS was, error AS why FROM instances WHERE id = $1),"
+            " u AS (UPDATE instances SET status = 'running', error = NULL, started_at = now()"
+            " WHERE id = $1 AND desired = 'running' AND status IN ('stopped', 'error')"
+            " RETURNING id)"
+            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, CASE"
+            " (SELECT was FROM o) WHEN 'error' THEN 'recovered' ELSE 'started' END, CASE"
+            " (SELECT was FROM o) WHEN 'error' THEN 'the container runs again (its restart"
+            " policy brought it back); it had failed: ' || coalesce((SELECT why FROM o), '?')"
+            " ELSE 'the container started again' END FROM u",
             1, p);
     } else if (strcmp(action, "die") == 0) {
         const char *code = json_string_value(json_object_get(attrs, "exitCode"));

@@ -261,11 +261,14 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                          " (instance_id, kind, message) SELECT id, 'reconciled', $2 FROM u",
                          3, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
-        } else if (ct && strcmp(state, "running") == 0 && strcmp(status, "stopped") == 0 &&
+        } else if (ct && strcmp(state, "running") == 0 &&
+                   (strcmp(status, "stopped") == 0 || strcmp(status, "error") == 0) &&
                    strcmp(desired, "running") == 0) {
+            /* a restart policy (or dockerd starting again) brought it back
+             * while its start event was missed */
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'running', error = NULL WHERE"
-                         " id = $1 AND status = 'stopped'" JOB_QUIET("$2") " RETURNING id)"
+                         " id = $1 AND status IN ('stopped', 'error')" JOB_QUIET("$2") " RETURNING id)"
                          " INSERT INTO instance_events (instance_id, kind, message) SELECT id,"
                          " 'reconciled', 'the container runs' FROM u",
                          2, q, on_logged, NULL) < 0)

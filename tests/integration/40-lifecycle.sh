@@ -244,6 +244,25 @@ reach "a process that exits at once ends in error" "$IE" error 50
 check "the error gives its exit code" grep -q "code 3" <<<"$(jq -r .error <<<"$INST")"
 http GET "/api/v1/instances/$IE/events" "" "${D[@]}"
 check "the events tell the story (queued, created, died)" grep -q 'queued.*created.*died' <<<"$(jq -r '.items[].kind' <<<"$BODY" | tr '\n' ' ')"
+# A process that dies at once is 'error'; when its restart policy brings it
+# back, the instance is 'running' again and an event says it recovered.
+http POST /api/v1/templates "{\"name\":\"$P-flap\",\"image\":\"berth-demo/web:1\",\"command\":[\"sh\",\"-c\",\"sleep 1; exit 1\"],\"restart_policy\":\"on-failure\",\"memory_mb\":16}" "${A[@]}"
+create "{\"template\":\"$P-flap\"}"
+IF=$IID
+rec=""
+for _ in $(seq 120); do
+    http GET "/api/v1/instances/$IF/events" "" "${D[@]}"
+    rec=$(jq -r '[.items[] | select(.kind == "recovered")][0].message // empty' <<<"$BODY")
+    [[ -n $rec ]] && break
+    sleep 0.25
+done
+check "an instance in error whose container its restart policy brought back is running again, and an event says so" \
+    grep -q "^the container runs again (its restart policy brought it back); it had failed: the container's main process exited with code 1" <<<"$rec"
+http DELETE "/api/v1/instances/$IF" "" "${D[@]}"
+for _ in $(seq 120); do # gone before the quota count below
+    [[ $(psql_q "SELECT status FROM instances WHERE id = '$IF'") == deleted ]] && break
+    sleep 0.25
+done
 
 # ---- concurrent creates at the quota edge ----
 live=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'")

@@ -177,8 +177,11 @@ make_old() {
         --restart unless-stopped berth-demo/web:1)
     docker start "berth-$OID" >/dev/null
     psql_q "UPDATE instances SET upstream_host = NULL, container_id = '$NEWC' WHERE id = '$OID'" >/dev/null
-    # its route as it was: the old host port (the worker's periodic pass writes it)
-    "$ROOT/scripts/stack.sh" sync-routes >/dev/null 2>&1 || true
+    # its route as it was, on the old host port: a routes_sync job alone, as
+    # the worker's periodic pass would (berth-api --sync-routes would move it)
+    local j; j=$(psql_q "INSERT INTO jobs (id, kind, node) VALUES (gen_random_uuid(), 'routes_sync', 'local') RETURNING id" | head -1)
+    redis-cli -s "$RUN/redis.sock" LPUSH berth:jobs:local "$j" >/dev/null
+    for _ in $(seq 120); do [[ $(psql_q "SELECT status FROM jobs WHERE id = '$j'") == done ]] && break; sleep 0.25; done
 }
 make_old
 signin "$OID"
