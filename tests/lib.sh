@@ -76,9 +76,17 @@ ws_origin() {
 # URL (a urls.open) the way a browser does -- the workspace sends it to the
 # UI origin, which hands back a one-time code for berth_ws -- and leave the
 # workspace cookie in JAR. Sets STATUS (the final answer's).
+# A route goes live a moment after its instance runs (the reload), and the
+# app may still be starting: a 404, 502 or 503 is tried again for up to
+# WS_LOGIN_WAIT (20) seconds.
 ws_login() {
-    STATUS=$(curl -s -o /dev/null -w '%{http_code}' -L --max-redirs 6 --max-time 30 \
-        -b "$1" -c "$1" -H 'Accept: text/html' "$2") || STATUS=000
+    local end=$((SECONDS + ${WS_LOGIN_WAIT:-20}))
+    while :; do
+        STATUS=$(curl -s -o /dev/null -w '%{http_code}' -L --max-redirs 6 --max-time 30 \
+            -b "$1" -c "$1" -H 'Accept: text/html' "$2") || STATUS=000
+        [[ $STATUS =~ ^(404|502|503|000)$ ]] && ((SECONDS < end)) || return 0
+        sleep 0.25
+    done
 }
 
 # ws_cookie JAR PATH: the Cookie header value a browser holding JAR (signed

@@ -35,7 +35,16 @@ wait_for() { # SECONDS CMD... : until CMD succeeds
     until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
 }
 is_running() { dev GET "/api/v1/instances/$ID"; [[ $(jq -r .status <<<"$BODY") == running ]]; }
-route_ok() { [[ $(code "/container/$P-dev/web/") == 200 ]]; }
+# 200 through the route; a 401 (not signed in there yet: the route went live
+# after the first sign-in was tried) signs in as a browser would, once a try.
+route_ok() {
+    local c; c=$(code "/container/$P-dev/web/")
+    if [[ $c == 401 && -n ${OPEN:-} ]]; then
+        ws_login "$TMP/dev.jar" "$OPEN"
+        c=$(code "/container/$P-dev/web/")
+    fi
+    [[ $c == 200 ]]
+}
 files_there() {
     [[ -f $BOX/box-available/$ID.conf && -L $BOX/box-enabled/$ID.conf &&
        -f $BOX/box-available/$ID.upstream && -L $BOX/box-enabled/$ID.upstream ]]
