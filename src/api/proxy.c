@@ -41,7 +41,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -57,7 +56,8 @@
 #define CACHE_SLOTS 4096 /* direct-mapped: a collision replaces the older entry */
 #define CACHE_TTL_MS 2000
 #define MAX_WS_COOKIES 4 /* berth_ws copies tried per request */
-#define COOKIE_MAX 8192
+#define COOKIE_MAX 8192   /* the Cookie header passed on; a longer one goes as none */
+#define LOCATION_MAX 4600 /* a sign-in or redirect address */
 
 struct decision {
     uint64_t gen;
@@ -212,20 +212,15 @@ static int authenticate(PGconn *pg, const struct cred *c, const char *iid, struc
 static void answer(struct req *r, int status, const char *cookie, const char *verdict,
                    const char *location)
 {
-    char *hdr;
-    size_t n = strlen(cookie) + (location ? strlen(location) : 0) + 200;
-    if (!(hdr = malloc(n))) {
-        http_send_error(r, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    snprintf(hdr, n, "X-Berth-Cookie: %s\r\n%s%s%s%s%s%s", cookie, verdict ? "X-Berth-Verdict: " : "",
-             verdict ? verdict : "", verdict ? "\r\n" : "", location ? "X-Berth-Location: " : "",
-             location ? location : "", location ? "\r\n" : "");
+    char hdr[COOKIE_MAX + LOCATION_MAX + 200];
+    snprintf(hdr, sizeof(hdr), "X-Berth-Cookie: %s\r\n%s%s%s%s%s%s", cookie,
+             verdict ? "X-Berth-Verdict: " : "", verdict ? verdict : "", verdict ? "\r\n" : "",
+             location ? "X-Berth-Location: " : "", location ? location : "",
+             location ? "\r\n" : "");
     if (status == 204)
         http_send_empty(r, 204, hdr);
     else
         http_send_raw(r, status, "application/json", hdr, "{}", 2);
-    free(hdr);
 }
 
 /* The checks of every allowed request: the raw prefix is the location's,
@@ -238,7 +233,7 @@ static void allow(struct req *r, const char *iid, const char *user, const char *
     const char *method = req_param(r, "BERTH_ORIGINAL_METHOD");
     const char *upgrade = req_param(r, "HTTP_UPGRADE");
     const char *hdr_origin = req_param(r, "HTTP_ORIGIN");
-    char origin[400], url[4600];
+    char origin[400], url[LOCATION_MAX];
 
     if (!ws_raw_prefix_ok(raw, user, inst)) {
         answer(r, 403, cookie, "bad_request", NULL);
@@ -273,7 +268,7 @@ void proxy_auth(struct req *r)
     const char *iid = r->nparams == 1 ? r->params[0] : NULL;
     const char *cookies = req_param(r, "HTTP_COOKIE");
     const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
-    char *clean = NULL, user[33], inst[33], owner[37], login[4600];
+    char clean[COOKIE_MAX], user[33], inst[33], owner[37], login[LOCATION_MAX];
     struct cred creds[MAX_WS_COOKIES];
     int ns = 0, n, known = -1;
     bool any_auth = false, retried = false;
@@ -282,10 +277,6 @@ void proxy_auth(struct req *r)
 
     if (!iid || !valid_uuid(iid)) {
         http_send_error(r, 403, "forbidden", NULL, "not an instance address");
-        return;
-    }
-    if (!(clean = malloc(COOKIE_MAX))) {
-        http_send_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
     clean[0] = '\0';
@@ -358,5 +349,4 @@ unavailable:
     answer(r, 403, clean, "unavailable", NULL);
 out:
     explicit_bzero(creds, sizeof(creds));
-    free(clean);
 }
