@@ -17,8 +17,9 @@
  * at the TCP level they cannot be told apart. Only its owner can reach an
  * instance, so nobody else is disturbed.
  *
- * The netlink calls are synchronous; they take microseconds per socket and
- * run at most once per pass per instance concerned.
+ * The netlink calls are synchronous: one dump of the host's TCP sockets per
+ * pass that has anything to cut (all its instances together), then a
+ * destroy per matching socket -- microseconds each.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -79,78 +80,112 @@ static int nl_send(int fd, uint16_t type, uint16_t flags, const struct inet_diag
                : -1;
 }
 
-int revoke_cut(const char *addr, int port, int *cut)
+/* One dump of the host's TCP sockets; those whose peer is one of the
+ * targets are destroyed, each counted on its target. Returns how many matched
+ * (at most ARRAY_LEN(ids) are destroyed per round), or -1. */
+static int cut_round(int fd, struct revoke_target *t, size_t nt)
 {
-    struct in_addr dst;
     struct inet_diag_req_v2 q;
-    struct inet_diag_sockid ids[256];
-    int fd, n = 0, rc = 0;
+    struct {
+        struct inet_diag_sockid id;
+        size_t target;
+    } ids[256];
+    int n = 0, matched = 0;
     char buf[16384];
     bool done = false;
 
-    *cut = 0;
-    if (inet_pton(AF_INET, addr, &dst) != 1 || port < 1 || port > 65535)
-        return -1;
-    fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (fd < 0)
-        return -1;
     memset(&q, 0, sizeof(q));
     q.sdiag_family = AF_INET;
     q.sdiag_protocol = IPPROTO_TCP;
     q.idiag_states = ~(1u << 10); /* every state but LISTEN */
-    if (nl_send(fd, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &q) < 0) {
-        close(fd);
+    if (nl_send(fd, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &q) < 0)
         return -1;
-    }
-    /* the dump first, then the destroys: one request at a time on the socket */
+    /* the whole dump first, then the destroys: one request at a time */
     while (!done) {
         ssize_t len = recv(fd, buf, sizeof(buf), 0);
-        if (len <= 0) {
-            rc = -1;
-            break;
-        }
+        if (len <= 0)
+            return -1;
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len);
              h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == NLMSG_DONE) {
                 done = true;
                 break;
             }
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                done = true;
-                rc = -1;
+            if (h->nlmsg_type == NLMSG_ERROR)
+                return -1;
+            const struct inet_diag_msg *d = NLMSG_DATA(h);
+            for (size_t k = 0; k < nt; k++) {
+                if (d->id.idiag_dst[0] != t[k].addr.s_addr || ntohs(d->id.idiag_dport) != t[k].port)
+                    continue;
+                matched++;
+                if (n < (int)ARRAY_LEN(ids)) {
+                    ids[n].id = d->id;
+                    ids[n++].target = k;
+                }
                 break;
             }
-            const struct inet_diag_msg *d = NLMSG_DATA(h);
-            if (d->id.idiag_dst[0] == dst.s_addr && ntohs(d->id.idiag_dport) == port &&
-                n < (int)ARRAY_LEN(ids))
-                ids[n++] = d->id;
         }
     }
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < n; i++) {
         struct nlmsghdr *h = (struct nlmsghdr *)buf;
-        q.id = ids[i];
+        q.id = ids[i].id;
         q.idiag_states = ~0u;
         if (nl_send(fd, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, &q) < 0 ||
-            recv(fd, buf, sizeof(buf), 0) < (ssize_t)sizeof(*h)) {
-            rc = -1;
-            break;
-        }
+            recv(fd, buf, sizeof(buf), 0) < (ssize_t)sizeof(*h))
+            return -1;
         if (h->nlmsg_type == NLMSG_ERROR) {
             const struct nlmsgerr *e = NLMSG_DATA(h);
             if (e->error == 0)
-                (*cut)++;
+                t[ids[i].target].cut++;
             else if (e->error != -ENOENT) /* gone meanwhile: fine */
-                rc = -1;
+                return -1;
         }
     }
-    close(fd);
-    return rc;
+    return matched;
 }
+
+int revoke_cut_all(struct revoke_target *t, size_t nt)
+{
+    int fd, rc = 0;
+    for (size_t k = 0; k < nt; k++)
+        t[k].cut = 0;
+    if (nt == 0)
+        return 0;
+    fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -1;
+    /* a round destroys at most 256; more matched: another round (bounded) */
+    for (int round = 0; round < 16; round++) {
+        rc = cut_round(fd, t, nt);
+        if (rc <= 256)
+            break;
+    }
+    close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
+int revoke_cut(const char *addr, int port, int *cut)
+{
+    struct revoke_target t = {.port = port};
+    *cut = 0;
+    if (inet_pton(AF_INET, addr, &t.addr) != 1 || port < 1 || port > 65535)
+        return -1;
+    if (revoke_cut_all(&t, 1) < 0)
+        return -1;
+    *cut = t.cut;
+    return 0;
+}
+
+#define TARGETS_MAX 512 /* instances concerned in one pass */
 
 static void on_rows(PGresult *res, const char *err, void *arg)
 {
+    static struct revoke_target t[TARGETS_MAX];
+    static int row_of[TARGETS_MAX]; /* the first result row naming each target */
     long long last = -1;
     bool skip = false;
+    size_t nt = 0;
+
     rv.running = false;
     if (err) {
         log_warn("revocations not read: %s", err);
@@ -159,8 +194,9 @@ static void on_rows(PGresult *res, const char *err, void *arg)
     rv.first = false;
     for (int i = 0; i < PQntuples(res); i++) {
         long long id = atoll(PQgetvalue(res, i, 0));
+        struct in_addr a;
         long port;
-        int cut = 0;
+        size_t k;
         if (id != last) { /* the rows of one revocation come together (ORDER BY) */
             last = id;
             skip = handled(id);
@@ -169,17 +205,28 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                 rv.next = (rv.next + 1) % HANDLED_MAX;
             }
         }
-        if (skip)
+        if (skip || PQgetisnull(res, i, 1) ||
+            !util_parse_long(PQgetvalue(res, i, 2), 1, 65535, &port) ||
+            inet_pton(AF_INET, PQgetvalue(res, i, 1), &a) != 1)
             continue;
-        if (PQgetisnull(res, i, 1) || !util_parse_long(PQgetvalue(res, i, 2), 1, 65535, &port))
-            continue;
-        if (revoke_cut(PQgetvalue(res, i, 1), (int)port, &cut) < 0)
-            log_warn("instance %s: proxied connections not cut (%s): %s", PQgetvalue(res, i, 4),
-                     PQgetvalue(res, i, 3), strerror(errno));
-        else if (cut > 0)
-            log_info("instance %s: %d proxied connection(s) cut (%s)", PQgetvalue(res, i, 4), cut,
-                     PQgetvalue(res, i, 3));
+        for (k = 0; k < nt; k++) /* one target per instance, however many revocations */
+            if (t[k].addr.s_addr == a.s_addr && t[k].port == port)
+                break;
+        if (k == nt && nt < TARGETS_MAX) {
+            t[nt].addr = a;
+            t[nt].port = (int)port;
+            row_of[nt++] = i;
+        }
     }
+    /* one dump of the host's sockets for the whole pass */
+    if (revoke_cut_all(t, nt) < 0) {
+        log_warn("proxied connections of %zu instance(s) not cut: %s", nt, strerror(errno));
+        return;
+    }
+    for (size_t k = 0; k < nt; k++)
+        if (t[k].cut > 0)
+            log_info("instance %s: %d proxied connection(s) cut (%s)",
+                     PQgetvalue(res, row_of[k], 4), t[k].cut, PQgetvalue(res, row_of[k], 3));
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 
 #include "berth/config.h"
@@ -177,6 +178,14 @@ void idle_stop(void);
 void revoke_start(struct worker *w);
 void revoke_stop(void);
 int revoke_cut(const char *addr, int port, int *cut) __attribute__((warn_unused_result));
+/* The same for several instances with one dump of the host's sockets: each
+ * target's cut is how many of its connections were destroyed. 0 / -1. */
+struct revoke_target {
+    struct in_addr addr;
+    int port;
+    int cut;
+};
+int revoke_cut_all(struct revoke_target *t, size_t nt) __attribute__((warn_unused_result));
 
 /* Start-up and periodic drift repair (reconcile.c). */
 void reconcile_start(struct worker *w);

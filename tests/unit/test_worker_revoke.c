@@ -59,6 +59,17 @@ int main(void)
     CHECK(revoke_cut("127.0.0.1", p1, &cut) == 0 && cut == 0, "cutting again finds nothing");
     CHECK(revoke_cut("not-an-address", 80, &cut) < 0 && revoke_cut("127.0.0.1", 0, &cut) < 0,
           "a bad address or port is refused");
+    {
+        /* two instances in one pass: one dump, each counted on its own */
+        int c3 = dial(p1), c4 = dial(p1), c5 = dial(p2);
+        struct revoke_target t[2] = {{.port = p1}, {.port = p2}};
+        t[0].addr.s_addr = t[1].addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(c3 >= 0 && c4 >= 0 && c5 >= 0 && revoke_cut_all(t, 2) == 0 && t[0].cut == 2 &&
+                  t[1].cut == 2,
+              "revoke_cut_all cuts several targets at once, counting each (%d, %d)", t[0].cut,
+              t[1].cut);
+        close(c3), close(c4), close(c5);
+    }
     close(c1), close(c2), close(s1), close(s2), close(l1), close(l2);
     return CHECK_DONE();
 }
