@@ -39,38 +39,25 @@ CREATE TABLE access_revocations (
     at            timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE FUNCTION berth_revoke_session() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One trigger function; each trigger passes its reason.
+CREATE FUNCTION berth_revoke() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- a session that simply ran out is not a decision; one ended early is
-    IF OLD.expires_at > now() THEN
-        INSERT INTO access_revocations (user_id, reason) VALUES (OLD.user_id, 'session ended');
+    IF TG_TABLE_NAME = 'instances' THEN
+        INSERT INTO access_revocations (instance_id, reason) VALUES (NEW.id, TG_ARGV[0]);
+    ELSIF TG_TABLE_NAME = 'users' THEN
+        INSERT INTO access_revocations (user_id, reason) VALUES (NEW.id, TG_ARGV[0]);
+    ELSE -- sessions, api_tokens: the row went
+        INSERT INTO access_revocations (user_id, reason) VALUES (OLD.user_id, TG_ARGV[0]);
     END IF;
-    RETURN OLD;
+    RETURN NULL;
 END $$;
+-- a session that simply ran out is not a decision; one ended early is
 CREATE TRIGGER sessions_revoke AFTER DELETE ON sessions
-    FOR EACH ROW EXECUTE FUNCTION berth_revoke_session();
-
-CREATE FUNCTION berth_revoke_token() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO access_revocations (user_id, reason) VALUES (OLD.user_id, 'token revoked');
-    RETURN OLD;
-END $$;
+    FOR EACH ROW WHEN (OLD.expires_at > now()) EXECUTE FUNCTION berth_revoke('session ended');
 CREATE TRIGGER api_tokens_revoke AFTER DELETE ON api_tokens
-    FOR EACH ROW EXECUTE FUNCTION berth_revoke_token();
-
-CREATE FUNCTION berth_revoke_user() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO access_revocations (user_id, reason) VALUES (NEW.id, 'account disabled');
-    RETURN NEW;
-END $$;
+    FOR EACH ROW EXECUTE FUNCTION berth_revoke('token revoked');
 CREATE TRIGGER users_revoke AFTER UPDATE OF disabled ON users
-    FOR EACH ROW WHEN (NEW.disabled AND NOT OLD.disabled) EXECUTE FUNCTION berth_revoke_user();
-
-CREATE FUNCTION berth_revoke_instance() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO access_revocations (instance_id, reason) VALUES (NEW.id, 'instance deleted');
-    RETURN NEW;
-END $$;
+    FOR EACH ROW WHEN (NEW.disabled AND NOT OLD.disabled) EXECUTE FUNCTION berth_revoke('account disabled');
 CREATE TRIGGER instances_revoke AFTER UPDATE OF desired ON instances
     FOR EACH ROW WHEN (NEW.desired = 'deleted' AND OLD.desired <> 'deleted')
-    EXECUTE FUNCTION berth_revoke_instance();
+    EXECUTE FUNCTION berth_revoke('instance deleted');
