@@ -236,6 +236,27 @@ out=$(curl -s -D - -o /dev/null "$code_url")
 check "a fresh code becomes an HttpOnly cookie of the instance's path, and the browser goes where it was going" \
     bash -c "grep -qi '^set-cookie: berth_ws=[0-9a-f]\{64\}; Path=/container/$A/site/; HttpOnly; SameSite=Lax' <<<\"\$1\" &&
              grep -qi '^location: /container/$A/site/deep/page?q=1' <<<\"\$1\"" _ "$out"
+bad=()
+for c in "" "../../etc/passwd" "$(printf 'f%.0s' $(seq 64))" "$(printf 'g%.0s' $(seq 64))" \
+         "${code}0" "${code:0:63}" "%00$code" "$code%0d%0aSet-Cookie:%20berth_ws=x"; do
+    out=$(curl -s -D - -o /dev/null "$AO/_berth/session?code=$c")
+    grep -q '^HTTP/1.1 400' <<<"$out" && ! grep -qi '^set-cookie' <<<"$out" || bad+=("'$c': $(head -1 <<<"$out")")
+done
+check "8 forged, cut, padded or injected codes are refused (400) and set no cookie" test ${#bad[@]} -eq 0
+[[ ${#bad[@]} -gt 0 ]] && printf '  %s\n' "${bad[@]}" >&2
+bad=()
+for t in "/container/$A%2fsite/x" "/container/$A/site%2f..%2f..%2f$B/site/" "/container/$A/site//x" \
+         "/container/$A/site/%2e%2e/%2e%2e/$B/site/" "/container/$A/site/x%0d%0aLocation:%20http://evil/" \
+         "/container/$A/site/..%252f..%252f$B/site/" "/container/A/site/" "/container/$A/site/\\evil"; do
+    out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --path-as-is "$BERTH_URL$t")
+    case $out in
+        "302 $AO/container/$A/site/"*) [[ $t == *%0d* || $t == *%2f* || $t == *%252f* || $t == *//x ]] && bad+=("$t -> $out") ;;
+        400\ *|404\ *) ;;
+        *) bad+=("$t -> $out") ;;
+    esac
+done
+check "the UI origin's redirect to workspaces follows none of 8 non-canonical or injected addresses" test ${#bad[@]} -eq 0
+[[ ${#bad[@]} -gt 0 ]] && printf '  %s\n' "${bad[@]}" >&2
 out=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -b "$BJAR" "$loc")
 check "B's session gets no code for A's instance ($out)" grep -q '^403' <<<"$out"
 for t in "/container/$A/site/../../$B/site/" "/container/$B/site/" "http://evil.example/" "//evil.example/" \
