@@ -41,10 +41,6 @@ bool ws_same_origin(const char *pattern);
 int ws_origin(const char *public_url, const char *pattern, const char *user, const char *instance,
               char *out, size_t size);
 
-/* The host[:port] part of an origin as a browser sends it in Host: the port
- * is left out when it is the scheme's default. Points into origin. */
-const char *ws_origin_host(const char *origin);
-
 /* Does a Host header name this origin's host (case-insensitively, with the
  * scheme's default port optional)? */
 bool ws_host_matches(const char *origin, const char *host);

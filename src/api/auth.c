@@ -406,30 +406,6 @@ static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
     return 0;
 }
 
-bool auth_credential_hash(const struct req *r, char out[65])
-{
-    const char *authz = req_param(r, "HTTP_AUTHORIZATION");
-    char cookie[129], buf[300];
-    /* the same precedence as auth_require: a Bearer token, else the cookie */
-    if (authz && *authz) {
-        if (strncasecmp(authz, "Bearer ", 7) != 0)
-            return false;
-        authz += 7;
-        while (*authz == ' ')
-            authz++;
-        if (!*authz || strlen(authz) > 256)
-            return false;
-        snprintf(buf, sizeof(buf), "bearer %s", authz);
-    } else if (auth_cookie_value(r, "berth_session", cookie, sizeof(cookie)) && is_hex64(cookie)) {
-        snprintf(buf, sizeof(buf), "cookie %s", cookie);
-    } else {
-        return false;
-    }
-    util_sha256_hex(buf, strlen(buf), out);
-    explicit_bzero(buf, sizeof(buf));
-    return true;
-}
-
 int auth_require(struct req *r)
 {
     PGconn *pg = db_conn(r->th);

@@ -42,11 +42,6 @@ enum authz_action {
  */
 int auth_require(struct req *r) __attribute__((warn_unused_result));
 
-/* SHA-256 (hex) of the credential auth_require would use -- the Bearer token,
- * else the session cookie -- for keying a cache; false when there is none
- * that could be valid. Looks nothing up. */
-bool auth_credential_hash(const struct req *r, char out[65]);
-
 /* The authorisation functions: (actor, action, owner of the resource) -> allowed.
  * owner_id is the owning user's id, or NULL for resources nobody owns. */
 bool authz_instance(const struct actor *a, enum authz_action act, const char *owner_id);

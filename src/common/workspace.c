@@ -162,7 +162,8 @@ int ws_origin(const char *public_url, const char *pattern, const char *user, con
     return 0;
 }
 
-const char *ws_origin_host(const char *origin)
+/* The host[:port] part of an origin (points into it). */
+static const char *origin_host(const char *origin)
 {
     const char *h = scheme_end(origin);
     return h ? h : origin;
@@ -182,7 +183,7 @@ static size_t split_port(const char *hp, long *port)
 
 bool ws_host_matches(const char *origin, const char *host)
 {
-    const char *want = ws_origin_host(origin);
+    const char *want = origin_host(origin);
     long def = strncmp(origin, "https://", 8) == 0 ? 443 : 80, wp, hp;
     size_t wn, hn;
 
@@ -331,8 +332,6 @@ bool ws_path_canonical(const char *path, const char *user, const char *instance)
             return false;
     q = strchr(path, '?');
     plen = q ? (size_t)(q - path) : strlen(path);
-    if (plen == 0 || path[plen - 1] == '\0')
-        return false;
     for (size_t i = 0; i < plen; i++) {
         if (path[i] == '%') {
             char a = path[i + 1], b = i + 2 < plen ? path[i + 2] : '\0';
