@@ -212,3 +212,17 @@ err_field() { jq -r '.error.field // empty' <<<"$BODY" 2>/dev/null; }
 
 # http_code [curl args...] URL: the HTTP status curl gets (000: no answer).
 http_code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
+
+# delete_instances_of "USER-ID..." SECONDS [curl args...]: deletes every live
+# instance of those users with its volumes (as the curl args authenticate),
+# then waits, SECONDS at most, until none of theirs is left undeleted.
+delete_instances_of() {
+    local ids id secs=$2
+    ids=$(printf "'%s'," $1); ids=${ids%,}
+    shift 2
+    for id in $(psql_q "SELECT id FROM instances WHERE user_id IN ($ids) AND status NOT IN ('deleted', 'deleting')"); do
+        curl -s -o /dev/null --max-time 30 -X DELETE "$@" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
+    done
+    wait_for "$secs" none_live_of "$ids"
+}
+none_live_of() { [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ($1) AND status <> 'deleted'") == 0 ]]; }

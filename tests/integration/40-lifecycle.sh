@@ -34,13 +34,7 @@ cleanup() {
         "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
     fi
     # every instance of the test user, with volumes; then templates
-    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND status NOT IN ('deleted', 'deleting')"); do
-        curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
-    done
-    for _ in $(seq 60); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.5
-    done
+    delete_instances_of "$DEV_ID" 30 "${D[@]}"
     for v in $(psql_q "SELECT id FROM volumes WHERE user_id = '$DEV_ID' AND deleted_at IS NULL"); do
         curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/volumes/$v"
     done
@@ -248,11 +242,11 @@ done > "$TMP/codes"
 wait
 expect_eq "$((CONCURRENT + 2)) concurrent creates with room for $CONCURRENT: $CONCURRENT accepted, 2 over quota" \
     "$CONCURRENT 2" "$(grep -c 202 "$TMP/codes") $(grep -c 403 "$TMP/codes")"
-for _ in $(seq 450); do
-    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%' AND status = 'running'")
-    [[ $n == "$CONCURRENT" ]] && break
-    sleep 0.2
-done
+# running_like LIKE: how many of the test user's instances named LIKE run
+running_like() { psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$1' AND status = 'running'"; }
+all_run() { [[ $(running_like "$1") == "$2" ]]; } # all_run LIKE N
+wait_for 90 all_run "$P-c%" "$CONCURRENT"
+n=$(running_like "$P-c%")
 expect_eq "all $CONCURRENT run" "$CONCURRENT" "$n"
 echo "  [lifecycle] $CONCURRENT concurrent creates running after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
 expect_eq "their host ports are distinct" 0 \
@@ -286,11 +280,8 @@ sleep 0.3
 kill -9 "$(svc_pid worker)"
 sleep 0.3
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-for _ in $(seq 900); do
-    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-k%' AND status = 'running'")
-    [[ $n == "$INFLIGHT" ]] && break
-    sleep 0.2
-done
+wait_for 180 all_run "$P-k%" "$INFLIGHT"
+n=$(running_like "$P-k%")
 expect_eq "after kill -9 and a restart of the worker all $INFLIGHT in-flight creates run" "$INFLIGHT" "$n"
 expect_eq "exactly one container per instance (no duplicate, none missing)" 0 "$(one_each "$P-k%")"
 expect_eq "no orphan container (every labelled container has a live row)" "" \

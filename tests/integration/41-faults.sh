@@ -114,15 +114,7 @@ expect_eq "a template for the fault tests" 201 "$STATUS"
 ORPHANS=()
 # everything of the test users: instances with their volumes, then the users
 teardown() {
-    for uid in "$UP_ID" "$DN_ID"; do
-        for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$uid' AND status NOT IN ('deleted', 'deleting')"); do
-            curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
-        done
-    done
-    for _ in $(seq 150); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ('$UP_ID', '$DN_ID') AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.2
-    done
+    delete_instances_of "$UP_ID $DN_ID" 30 "${A[@]}"
     for uid in "$UP_ID" "$DN_ID"; do
         curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/users/$uid"
     done

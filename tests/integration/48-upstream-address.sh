@@ -23,13 +23,7 @@ dev_login "$P-dev" "$TMP/dev.jar"
 admin PATCH "/api/v1/users/$DEV_ID" '{"quota":{"instances":10,"cpus":10,"memory_mb":10000}}'
 
 cleanup() {
-    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND status NOT IN ('deleted', 'deleting')"); do
-        dev DELETE "/api/v1/instances/$id?delete_volumes=true"
-    done
-    for _ in $(seq 100); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.2
-    done
+    delete_instances_of "$DEV_ID" 20 -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
     admin DELETE "/api/v1/templates/$P-t"
     admin DELETE "/api/v1/users/$DEV_ID"
     rm -rf "$TMP"
