@@ -128,7 +128,7 @@ busybox_path() {
 	printf '%s\n' "$p"
 }
 
-# berth-echo (web/berth-echo.c), the HTTP/1.1 test upstream, is compiled with
+# berth-echo (web/echo/*.c), the HTTP/1.1 test upstream, is compiled with
 # the host's compiler into a static binary: FROM scratch has no C library.
 # glibc's static libc is fine: berth-echo resolves no names (no NSS).
 ECHO_CFLAGS=(-std=gnu11 -static -pthread -O2 -Wall -Wextra -Werror -s)
@@ -141,7 +141,8 @@ cc_path() {
 }
 
 # Whatever else shapes the berth-echo binary: the compiler, the flags and the
-# static C library linked in (the source is part of the recipe directory).
+# static C library linked in (its sources, web/echo/, are in the recipe
+# directory, whose every file recipe_hash covers).
 echo_inputs() {
 	local cc libc
 	cc=$(cc_path)
@@ -168,10 +169,10 @@ prepare_web() { # context
 	# Compiled in the context directory under its plain name, so no path of
 	# this machine ends up in the binary; its self-test runs before it ships.
 	cc=$(cc_path)
-	(cd "$1" && run_logged cc.log "$cc" "${ECHO_CFLAGS[@]}" -o berth-echo berth-echo.c) ||
+	(cd "$1" && run_logged cc.log "$cc" "${ECHO_CFLAGS[@]}" -o berth-echo echo/*.c) ||
 		die 1 "compiling berth-echo failed (log above)"
 	run_logged "$1/selftest.log" "$1/berth-echo" -t || die 1 "berth-echo -t failed (log above)"
-	rm -f "$1/cc.log" "$1/selftest.log" "$1/berth-echo.c"
+	rm -rf "$1/cc.log" "$1/selftest.log" "$1/echo"
 }
 
 # --- ssh: Debian minbase + openssh-server, debootstrapped and cached --------------

@@ -4,6 +4,12 @@
 
 : "${BERTH_URL:?run through tests/run.sh (BERTH_URL unset)}"
 
+# The stack under test (tests/run.sh exports ROOT, BERTH_VAR, BERTH_BUILD).
+BUILD=${BERTH_BUILD:-$ROOT/build}   # berth-api, berth-worker, berthctl as built for the test
+RUN=$BERTH_VAR/run                  # pid files and sockets (PostgreSQL, Redis)
+WORKER_LOG=$BERTH_VAR/log/worker.log
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1) # psql, pg_ctl
+
 ok()   { printf 'ok - %s\n' "$1"; }
 fail() { printf 'not ok - %s\n' "$1"; shift; [[ $# -gt 0 ]] && printf '  %s\n' "$@" >&2; return 0; }
 
@@ -29,6 +35,9 @@ http() {
     BODY=$(cat "$tmp"); rm -f "$tmp"
 }
 
+# skip "behaviour" why: a check that could not be made here, counted as passed.
+skip() { printf 'ok - %s # SKIP %s\n' "$1" "$2"; }
+
 # Run the rest of the test only when jq exists.
 need() { command -v "$1" >/dev/null 2>&1 || { ok "SKIP: $1 not installed # SKIP"; exit 0; }; }
 
@@ -45,15 +54,38 @@ admin() {
     http "$m" "$p" "$b" -b "$ADMIN_JAR" -H "X-CSRF-Token: $ACSRF" "$@"
 }
 
-# dev_login NAME JAR: the admin (admin_login first) makes developer NAME with
-# password pw-NAME, who logs in into cookie jar JAR; sets DEV_ID and DCSRF.
-# Then dev METHOD PATH [BODY] [curl args...] sends with that session.
+# user_login NAME ROLE JAR [QUOTA-JSON]: the admin (admin_login first) makes
+# user NAME with password pw-NAME (and that quota), who logs in into cookie
+# jar JAR; sets USER_ID and CSRF (empty when refused).
+user_login() {
+    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pw-$1\",\"role\":\"$2\"${4:+,\"quota\":$4}}"
+    USER_ID=$(jq -r '.id // empty' <<<"$BODY" 2>/dev/null)
+    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pw-$1\"}" -c "$3"
+    CSRF=$(jq -r '.csrf_token // empty' <<<"$BODY" 2>/dev/null)
+}
+# user_token NAME ROLE [QUOTA-JSON]: user_login, then an API token of the
+# new user: sets USER_ID and TOKEN (empty when refused).
+user_token() {
+    local jar; jar=$(mktemp)
+    user_login "$1" "$2" "$jar" "${3-}"
+    TOKEN=$(new_token test -b "$jar" -H "X-CSRF-Token: $CSRF")
+    rm -f "$jar"
+}
+# new_token NAME [curl args...]: prints a new API token named NAME of the
+# session the curl args send (cookie and X-CSRF-Token); nothing when refused.
+new_token() {
+    local n=$1; shift
+    http POST /api/v1/tokens "{\"name\":\"$n\"}" "$@"
+    jq -r '.token // empty' <<<"$BODY" 2>/dev/null
+}
+
+# dev_login NAME JAR [QUOTA-JSON]: user_login of developer NAME; sets DEV_ID,
+# DEV_JAR and DCSRF. Then dev METHOD PATH [BODY] [curl args...] sends with
+# that session.
 dev_login() {
     DEV_JAR=$2
-    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pw-$1\",\"role\":\"developer\"}"
-    DEV_ID=$(jq -r .id <<<"$BODY")
-    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pw-$1\"}" -c "$DEV_JAR"
-    DCSRF=$(jq -r .csrf_token <<<"$BODY")
+    user_login "$1" developer "$2" "${3-}"
+    DEV_ID=$USER_ID DCSRF=$CSRF
 }
 dev() {
     local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
@@ -100,3 +132,97 @@ ws_cookie() {
         echo "berth_ws=$(awk -F'\t' -v p="$2" '$6 == "berth_ws" && $3 == p {v = $7} END {print v}' "$1")"
     fi
 }
+
+# psql_q SQL: SQL on the stack's database as berth; rows one a line, columns
+# separated by one space, no header.
+psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
+
+# redis_q ARGS...: redis-cli on the stack's Redis.
+redis_q() { redis-cli -s "$RUN/redis.sock" "$@"; }
+
+# svc_pid NAME: the pid in the stack's NAME.pid (api, worker, redis...), or
+# nothing when there is none.
+svc_pid() { local p=; { read -r p _ < "$RUN/$1.pid"; } 2>/dev/null; echo "$p"; }
+
+# wait_for SECONDS CMD...: CMD every 0.2 s until it succeeds; 1 when SECONDS
+# (whole seconds of the shell's clock) passed first.
+wait_for() {
+    local end=$((SECONDS + $1)); shift
+    until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
+}
+
+# create JSON [curl args...]: POST /api/v1/instances with JSON, authenticated
+# by the curl args; sets STATUS, BODY, IID and JID (empty when refused).
+create() {
+    local j=$1; shift
+    http POST /api/v1/instances "$j" "$@"
+    IID=$(jq -r '.instance.id // empty' <<<"$BODY" 2>/dev/null)
+    JID=$(jq -r '.job.id // empty' <<<"$BODY" 2>/dev/null)
+}
+
+# wait_status ID STATUS SECONDS [curl args...]: reads the instance as the curl
+# args authenticate every 0.2 s, SECONDS x 5 times at most, until its status
+# matches STATUS (an extended regex, whole; "gone" is a 404); INST is its last
+# answer. 1, saying what it had on stderr, when it never did.
+wait_status() {
+    local id=$1 want=$2 tries=$(($3 * 5)) out s; shift 3
+    while :; do
+        out=$(curl -s --max-time 10 -w '\n%{http_code}' "$@" "$BERTH_URL/api/v1/instances/$id")
+        INST=${out%$'\n'*}
+        if [[ ${out##*$'\n'} == 404 ]]; then s=gone; else s=$(jq -r .status <<<"$INST" 2>/dev/null); fi
+        [[ $s =~ ^($want)$ ]] && return 0
+        ((--tries > 0)) || break
+        sleep 0.2
+    done
+    echo "instance $id: wanted $want, have $s $(jq -c '{error}' <<<"$INST" 2>/dev/null)" >&2
+    return 1
+}
+
+# reach "behaviour" ID STATUS SECONDS [curl args...]: wait_status as a check;
+# INST stays set in this shell.
+reach() {
+    local what=$1 err; shift
+    err=$(mktemp)
+    if wait_status "$@" 2>"$err"; then ok "$what"; else fail "$what" "$(cat "$err")"; fi
+    rm -f "$err"
+}
+
+# container_gone ID: Docker has no container berth-ID.
+container_gone() { ! docker inspect "berth-$1" >/dev/null 2>&1; }
+
+# reloads: how many nginx reloads the worker has logged so far.
+reloads() { local n; n=$(grep -c 'nginx reloaded' "$WORKER_LOG" 2>/dev/null); echo "${n:-0}"; }
+
+# wait_health CODE [TRIES]: GET /api/v1/health every 0.1 s, TRIES (200) times
+# at most, until it answers CODE (STATUS and BODY are its last answer); 1,
+# with that answer on stderr, when it never did.
+wait_health() {
+    for _ in $(seq "${2:-200}"); do
+        http GET /api/v1/health
+        [[ $STATUS == "$1" ]] && return 0
+        sleep 0.1
+    done
+    echo "health: $STATUS $BODY" >&2
+    return 1
+}
+
+# err_code, err_field: the error code and field of the last answer (BODY).
+err_code() { jq -r '.error.code // empty' <<<"$BODY" 2>/dev/null; }
+err_field() { jq -r '.error.field // empty' <<<"$BODY" 2>/dev/null; }
+
+# http_code [curl args...] URL: the HTTP status curl gets (000: no answer).
+http_code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
+
+# delete_instances_of "USER-ID..." SECONDS [curl args...]: deletes every live
+# instance of those users with its volumes (as the curl args authenticate),
+# then waits, SECONDS at most, until none of theirs is left undeleted.
+delete_instances_of() {
+    local ids id secs=$2
+    ids=$(printf "'%s'," $1); ids=${ids%,}
+    shift 2
+    for id in $(psql_q "SELECT id FROM instances WHERE user_id IN ($ids) AND status NOT IN ('deleted', 'deleting')"); do
+        curl -s -o /dev/null --max-time 30 -X DELETE "$@" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
+    done
+    wait_for "$secs" none_live_of "$ids"
+}
+none_live_of() { [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ($1) AND status <> 'deleted'") == 0 ]]; }

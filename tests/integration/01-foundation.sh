@@ -7,13 +7,8 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-BUILD=${BERTH_BUILD:-$ROOT/build}
-RUN=$BERTH_VAR/run
 SVC=()
 [[ $(id -u) -eq 0 ]] && SVC=(setpriv --reuid=berth --regid=berth --init-groups --)
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-svc_pid() { local p; read -r p _ < "$RUN/$1.pid"; echo "$p"; }
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAqc "$1"; }
 
 # --- health and the UI through nginx
 http GET /api/v1/health
@@ -137,10 +132,6 @@ check "SIGHUP makes berth-api reload its settings" grep -q "settings reloaded" "
 check "SIGHUP makes berth-worker reload its settings" grep -q "settings reloaded" "$BERTH_VAR/log/worker.log"
 
 # --- dependencies going away: 503 naming the check, never a crash; start brings them back
-wait_health() { # wait_health STATUS
-    for _ in $(seq 1 100); do http GET /api/v1/health; [[ $STATUS == "$1" ]] && return 0; sleep 0.1; done
-    return 1
-}
 kill -TERM "$(svc_pid redis)"; sleep 0.5
 http GET /api/v1/health
 expect_eq "Redis down: health is 503 naming redis" "503 unavailable redis" \
@@ -151,16 +142,16 @@ expect_eq "PostgreSQL down too: health is 503 naming postgres" "503 postgres" \
     "$STATUS $(jq -r .error.check <<<"$BODY")"
 check "berth-api survived its dependencies going away" kill -0 "$(svc_pid api)"
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-check "stack.sh start restarts only what is down, and health recovers" wait_health 200
+check "stack.sh start restarts only what is down, and health recovers" wait_health 200 100
 kill -TERM "$(svc_pid worker)"; sleep 0.3
-redis-cli -s "$RUN/redis.sock" DEL "berth:heartbeat:local" >/dev/null
+redis_q DEL "berth:heartbeat:local" >/dev/null
 http GET /api/v1/health
 expect_eq "worker down: health is 503 naming docker (no heartbeat)" "503 docker" \
     "$STATUS $(jq -r .error.check <<<"$BODY")"
 [[ $STATUS == 503 ]] || echo "  health said: $BODY" >&2
 check "... with a sentence saying the worker is not running" grep -q "is berth-worker running" <<<"$BODY"
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-check "the worker restarted by stack.sh start brings health back" wait_health 200
+check "the worker restarted by stack.sh start brings health back" wait_health 200 100
 
 # --- a second stack beside this one (as `make test` beside `make run`)
 second=$(mktemp -d /tmp/berth-second.XXXXXX); chmod 0755 "$second"

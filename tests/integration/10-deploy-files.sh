@@ -10,15 +10,11 @@ UNITS_DIR=systemd
 COMPOSE=docker-compose.yml
 SERVICES="berth-api.service berth-worker.service"
 
-ok() { printf 'ok - %s\n' "$1"; }
-not_ok() {
-	printf 'not ok - %s\n' "$1"
-	shift
-	local line
-	for line in "$@"; do printf '  %s\n' "$line" >&2; done
-}
-skip() { printf 'ok - %s # SKIP %s\n' "$1" "$2"; }
-check() { # check WHAT DETAIL-ON-FAILURE... -- COMMAND...
+. "$ROOT/tests/lib.sh" # ok, fail, skip
+
+# check_why WHAT DETAIL-ON-FAILURE... -- COMMAND...: ok when COMMAND succeeds,
+# else not ok with the details (lib.sh's check shows the command's output).
+check_why() {
 	local what=$1
 	shift
 	local details=()
@@ -27,7 +23,7 @@ check() { # check WHAT DETAIL-ON-FAILURE... -- COMMAND...
 		shift
 	done
 	shift
-	if "$@"; then ok "$what"; else not_ok "$what" "${details[@]}"; fi
+	if "$@"; then ok "$what"; else fail "$what" "${details[@]}"; fi
 }
 
 if [ ! -f "$COMPOSE" ] || [ ! -d "$UNITS_DIR" ]; then
@@ -49,7 +45,7 @@ unit_has() { # unit_has FILE KEY VALUE: KEY=VALUE is set (last assignment wins)
 
 # --- systemd units: files present ------------------------------------------
 for u in $SERVICES berth.target; do
-	check "$UNITS_DIR/$u exists" "missing file" -- test -f "$UNITS_DIR/$u"
+	check_why "$UNITS_DIR/$u exists" "missing file" -- test -f "$UNITS_DIR/$u"
 done
 
 # --- systemd-analyze verify ----------------------------------------------------
@@ -77,7 +73,7 @@ else
 	done
 	for u in $SERVICES berth.target; do
 		if [ ! -f "$tmp/units/$u" ]; then
-			not_ok "systemd-analyze verify $u" "unit file missing"
+			fail "systemd-analyze verify $u" "unit file missing"
 			continue
 		fi
 		out=$(cd "$tmp/units" && SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$tmp/units/$u" 2>&1)
@@ -92,7 +88,7 @@ else
 			ok "systemd-analyze verify $u"
 		else
 			mapfile -t lines <<<"$out"
-			not_ok "systemd-analyze verify $u" "exit status $rc" "${lines[@]}"
+			fail "systemd-analyze verify $u" "exit status $rc" "${lines[@]}"
 		fi
 	done
 fi
@@ -101,9 +97,9 @@ fi
 for u in $SERVICES; do
 	f=$UNITS_DIR/$u
 	[ -f "$f" ] || continue
-	check "$u: NoNewPrivileges=yes" "not set" -- unit_has "$f" NoNewPrivileges yes
-	check "$u: ProtectSystem=strict" "not set" -- unit_has "$f" ProtectSystem strict
-	check "$u: ReadWritePaths= lists what it writes" "no ReadWritePaths= line" -- \
+	check_why "$u: NoNewPrivileges=yes" "not set" -- unit_has "$f" NoNewPrivileges yes
+	check_why "$u: ProtectSystem=strict" "not set" -- unit_has "$f" ProtectSystem strict
+	check_why "$u: ReadWritePaths= lists what it writes" "no ReadWritePaths= line" -- \
 		test -n "$(unit_get "$f" ReadWritePaths)"
 	missing=()
 	for kv in PrivateTmp=yes ProtectHome=yes ProtectKernelTunables=yes \
@@ -119,7 +115,7 @@ for u in $SERVICES; do
 	unit_get "$f" SystemCallFilter | grep -qx '@system-service' || missing+=("SystemCallFilter=@system-service")
 	unit_has "$f" ExecReload '/bin/kill -HUP $MAINPID' || missing+=('ExecReload=/bin/kill -HUP $MAINPID')
 	test -n "$(unit_get "$f" TimeoutStopSec)" || missing+=("TimeoutStopSec=")
-	check "$u: the other hardening and lifecycle directives" "missing: ${missing[*]-}" -- \
+	check_why "$u: the other hardening and lifecycle directives" "missing: ${missing[*]-}" -- \
 		test ${#missing[@]} -eq 0
 done
 
@@ -128,22 +124,22 @@ f=$UNITS_DIR/berth-api.service
 if [ -f "$f" ]; then
 	user=$(unit_get "$f" User | tail -n 1)
 	group=$(unit_get "$f" Group | tail -n 1)
-	check "berth-api.service runs as an unprivileged User=/Group=" \
+	check_why "berth-api.service runs as an unprivileged User=/Group=" \
 		"User='$user' Group='$group'" -- \
 		bash -c '[ -n "$1" ] && [ "$1" != root ] && [ "$1" != 0 ] &&
 		         [ -n "$2" ] && [ "$2" != root ] && [ "$2" != 0 ] && [ "$2" != docker ]' _ "$user" "$group"
-	check "berth-api.service is not in group docker and has no capabilities" \
+	check_why "berth-api.service is not in group docker and has no capabilities" \
 		"SupplementaryGroups=$(unit_get "$f" SupplementaryGroups | tr '\n' ' ')" \
 		"CapabilityBoundingSet=$(unit_get "$f" CapabilityBoundingSet | tail -n 1)" -- \
 		bash -c '! grep -Eq "^(SupplementaryGroups|Group)=.*\bdocker\b" "$1" &&
 		         [ -z "$(sed -n "s/^CapabilityBoundingSet=//p" "$1" | tail -n 1)" ]' _ "$f"
-	check "berth-api.service: docker.sock is inaccessible, never writable" \
+	check_why "berth-api.service: docker.sock is inaccessible, never writable" \
 		"InaccessiblePaths=$(unit_get "$f" InaccessiblePaths | tr '\n' ' ')" \
 		"ReadWritePaths=$(unit_get "$f" ReadWritePaths | tr '\n' ' ')" -- \
 		bash -c 'unit=$1
 		         sed -n "s/^InaccessiblePaths=//p" "$unit" | tr " " "\n" | grep -Eqx -- "-?/(var/)?run/docker\.sock" &&
 		         ! sed -n -e "s/^ReadWritePaths=//p" -e "s/^BindPaths=//p" -e "s/^BindReadOnlyPaths=//p" "$unit" | grep -q docker' _ "$f"
-	check "berth-api.service applies migrations before it starts" "no ExecStartPre= with --migrate" -- \
+	check_why "berth-api.service applies migrations before it starts" "no ExecStartPre= with --migrate" -- \
 		bash -c 'sed -n "s/^ExecStartPre=//p" "$1" | grep -q -- "berth-api --migrate "' _ "$f"
 fi
 
@@ -157,7 +153,7 @@ if command -v systemd-analyze >/dev/null 2>&1 && [ -f "$tmp/units/berth-api.serv
 		# The worker gets a little more room (root, for nginx -t).
 		limit=2.0
 		[ "$u" = berth-worker.service ] && limit=3.0
-		check "$u: systemd-analyze security exposure ${score:-?} <= $limit" \
+		check_why "$u: systemd-analyze security exposure ${score:-?} <= $limit" \
 			"${out:-no output}" -- \
 			awk -v s="${score:-99}" -v l="$limit" 'BEGIN { exit !(s + 0 <= l + 0) }'
 	done
@@ -182,7 +178,7 @@ if err=$($compose_cmd -f "$COMPOSE" config -q 2>&1); then
 	ok "$compose_cmd -f $COMPOSE config -q"
 else
 	mapfile -t lines <<<"$err"
-	not_ok "$compose_cmd -f $COMPOSE config -q" "${lines[@]}"
+	fail "$compose_cmd -f $COMPOSE config -q" "${lines[@]}"
 	exit 0
 fi
 $compose_cmd -f "$COMPOSE" config >"$tmp/compose.yml" 2>"$tmp/compose.err"
@@ -202,7 +198,7 @@ if [ -z "$py" ]; then
 fi
 
 # The python part prints the same "ok"/"not ok" lines.
-"$py" - "$tmp/compose.yml" <<'PY' || not_ok "compose structure checks ran" "python exited with $?"
+"$py" - "$tmp/compose.yml" <<'PY' || fail "compose structure checks ran" "python exited with $?"
 import sys, yaml
 
 with open(sys.argv[1]) as fh:
@@ -318,7 +314,7 @@ if command -v nginx >/dev/null 2>&1; then
 			err=$(nginx -e "$r/err.log" -p "$r/state" -c "$r/nginx.conf" -t 2>&1); then
 			ok "compose: the nginx config it renders loads (workspace_host $mode)"
 		else
-			not_ok "compose: the nginx config it renders loads (workspace_host $mode)" "$(cat "$tmp/render.err")" "${err:-}"
+			fail "compose: the nginx config it renders loads (workspace_host $mode)" "$(cat "$tmp/render.err")" "${err:-}"
 		fi
 	done
 fi

@@ -11,10 +11,6 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-BUILD=${BERTH_BUILD:-$ROOT/build}
-RUN=$BERTH_VAR/run
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
 SFX=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 P=a$SFX # name prefix of this run
 TMP=$(mktemp -d)
@@ -27,14 +23,12 @@ login() {
         -c "$3" -b "$3" -D "$TMP/headers"
     CSRF=$(jq -r '.csrf_token // empty' <<<"$BODY" 2>/dev/null)
 }
-code() { jq -r '.error.code // empty' <<<"$BODY" 2>/dev/null; }
-field() { jq -r '.error.field // empty' <<<"$BODY" 2>/dev/null; }
 
 # --- the admin's session
 ADMIN_JAR=$TMP/admin.jar
 login admin "$BERTH_ADMIN_PASSWORD" "$ADMIN_JAR"
 expect_eq "admin logs in with the bootstrap password" 200 "$STATUS"
-ADMIN_CSRF=$CSRF
+ADMIN_CSRF=$CSRF ACSRF=$CSRF # (lib.sh's admin sends ACSRF)
 cookie_line=$(grep -i '^Set-Cookie: berth_session=' "$TMP/headers" | tr -d '\r')
 check "session cookie is HttpOnly" grep -q 'HttpOnly' <<<"$cookie_line"
 check "session cookie is SameSite=Lax" grep -q 'SameSite=Lax' <<<"$cookie_line"
@@ -51,10 +45,6 @@ http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMI
 check "a client's own X-Forwarded-Proto is not believed (no trusted proxy): no Secure" \
     bash -c "grep -i '^Set-Cookie: berth_session=' '$TMP/headers' | grep -vqi Secure"
 
-admin() { # admin METHOD PATH [BODY] [curl args]: cookie + CSRF of the admin session
-    local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
-    http "$m" "$p" "$b" -b "$ADMIN_JAR" -H "X-CSRF-Token: $ADMIN_CSRF" "$@"
-}
 mkuser() { # mkuser NAME ROLE [PASSWORD] -> USER_ID
     admin POST /api/v1/users "$(jq -nc --arg u "$1" --arg r "$2" --arg p "${3:-pass-$1-x}" \
         '{username:$u, password:$p, role:$r}')"
@@ -70,9 +60,9 @@ DEV_ID=$USER_ID
 expect_eq "a new user gets the default quota" '5 4 8192' \
     "$(jq -r '"\(.quota.instances) \(.quota.cpus) \(.quota.memory_mb)"' <<<"$BODY")"
 check "the password is stored as a yescrypt hash" \
-    bash -c "[[ \$(\"$PG_BIN/psql\" -h '$RUN' -p '$BERTH_PG_PORT' -U berth -d berth -tAqc \"SELECT password_hash FROM users WHERE id = '$DEV_ID'\") == '\$y\$'* ]]"
+    test "$(psql_q "SELECT password_hash LIKE '\$y\$%' FROM users WHERE id = '$DEV_ID'")" = t
 admin POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"another-pass\",\"role\":\"viewer\"}"
-expect_eq "a second user with the same name is 409 conflict" "409 conflict" "$STATUS $(code)"
+expect_eq "a second user with the same name is 409 conflict" "409 conflict" "$STATUS $(err_code)"
 admin GET "/api/v1/users?q=$P-dev"
 expect_eq "?q= filters the user list by name" "$P-dev" "$(jq -r '[.items[].username] | join(",")' <<<"$BODY")"
 admin GET "/api/v1/users?limit=1"
@@ -88,7 +78,7 @@ admin PATCH "/api/v1/users/$DEV_ID" '{"quota":{"instances":3,"cpus":2.5,"memory_
 expect_eq "PATCH changes the quota" '200 {"instances":3,"cpus":2.5,"memory_mb":2048}' \
     "$STATUS $(jq -c .quota <<<"$BODY")"
 admin PATCH "/api/v1/users/$DEV_ID" '{"quota":{"gpus":1}}'
-expect_eq "an unknown quota field is 400 invalid_field" "400 invalid_field" "$STATUS $(code)"
+expect_eq "an unknown quota field is 400 invalid_field" "400 invalid_field" "$STATUS $(err_code)"
 admin GET "/api/v1/users/00000000-0000-4000-8000-000000000000"
 expect_eq "an unknown user id is 404" 404 "$STATUS"
 admin GET "/api/v1/users/not-a-uuid"
@@ -116,7 +106,7 @@ DEV_CSRF=$(jq -r .csrf_token <<<"$BODY")
 dev_hash=$(psql_q "SELECT encode(sha256('$second'::bytea), 'hex')")
 psql_q "UPDATE sessions SET last_seen_at = now() - interval '1 day' - interval '1 second' * $(awk -F' *= *' '$1 == "session_idle_s" {print $2}' "$BERTH_CONFIG" | grep . || echo 28800) WHERE token_hash = '$dev_hash'" >/dev/null
 http GET /api/v1/auth/me "" -b "$DEV_JAR"
-expect_eq "an idle session has expired (401 unauthenticated)" "401 unauthenticated" "$STATUS $(code)"
+expect_eq "an idle session has expired (401 unauthenticated)" "401 unauthenticated" "$STATUS $(err_code)"
 login "$P-dev" "pass-$P-dev-x" "$DEV_JAR"
 DEV_CSRF=$CSRF
 cur=$(awk '$6 == "berth_session" {print $7}' "$DEV_JAR")
@@ -133,13 +123,13 @@ check "logout clears the cookie" grep -qi '^Set-Cookie: berth_session=;.*Max-Age
 http GET /api/v1/auth/me "" -b "$DEV_JAR"
 expect_eq "after logout the old cookie no longer works (destroyed server-side)" 401 "$STATUS"
 http GET /api/v1/auth/me
-expect_eq "no credentials: 401 unauthenticated" "401 unauthenticated" "$STATUS $(code)"
+expect_eq "no credentials: 401 unauthenticated" "401 unauthenticated" "$STATUS $(err_code)"
 
 # --- CSRF and Origin
 login "$P-dev" "pass-$P-dev-x" "$DEV_JAR"
 DEV_CSRF=$CSRF
 http POST /api/v1/tokens '{"name":"t1"}' -b "$DEV_JAR"
-expect_eq "cookie POST without X-CSRF-Token: 403 forbidden" "403 forbidden" "$STATUS $(code)"
+expect_eq "cookie POST without X-CSRF-Token: 403 forbidden" "403 forbidden" "$STATUS $(err_code)"
 http POST /api/v1/tokens '{"name":"t1"}' -b "$DEV_JAR" -H "X-CSRF-Token: $(openssl rand -hex 32)"
 expect_eq "cookie POST with a wrong X-CSRF-Token: 403" 403 "$STATUS"
 http POST /api/v1/tokens '{"name":"t1"}' -b "$DEV_JAR" -H "X-CSRF-Token: x"
@@ -194,7 +184,7 @@ for bad in '{"name":""}' '{"name":5}' '{"name":"a","expires_in_days":0}' \
            '{"name":"a","expires_in_days":"7"}' '{"name":"a","scope":"all"}' \
            "{\"name\":\"$(printf 'n%.0s' {1..65})\"}" '{"name":"tab\there"}'; do
     http POST /api/v1/tokens "$bad" -H "Authorization: Bearer $TOK"
-    expect_eq "token create refuses $bad with 400 invalid_field" "400 invalid_field" "$STATUS $(code)"
+    expect_eq "token create refuses $bad with 400 invalid_field" "400 invalid_field" "$STATUS $(err_code)"
 done
 mkuser "$P-other" developer
 OTHER_ID=$USER_ID
@@ -207,7 +197,7 @@ expect_eq "tokens are personal: an admin cannot revoke someone's token either (4
 http DELETE "/api/v1/tokens/$TOK_ID" "" -H "Authorization: Bearer $TOK"
 expect_eq "the owner revokes the token (204)" 204 "$STATUS"
 http GET /api/v1/auth/me "" -H "Authorization: Bearer $TOK"
-expect_eq "a revoked token is 401" "401 unauthenticated" "$STATUS $(code)"
+expect_eq "a revoked token is 401" "401 unauthenticated" "$STATUS $(err_code)"
 http POST /api/v1/tokens '{"name":"short"}' -b "$DEV_JAR" -H "X-CSRF-Token: $DEV_CSRF"
 TOK2=$(jq -r .token <<<"$BODY"); TOK2_ID=$(jq -r .id <<<"$BODY")
 psql_q "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = '$TOK2_ID'" >/dev/null
@@ -232,21 +222,21 @@ for i in $(seq 1 "$MAXF"); do
     t_wrong=$((t_wrong + $(date +%s%N) - s)); st_wrong=$STATUS; msg_wrong=$(jq -r .error.message <<<"$BODY")
 done
 http POST /api/v1/auth/login "{\"username\":\"$P-thr\",\"password\":\"right-password-1\"}" -D "$TMP/headers"
-expect_eq "after $MAXF failures of a pair even the right password is 429 rate_limited while its delay runs" "429 rate_limited" "$STATUS $(code)"
+expect_eq "after $MAXF failures of a pair even the right password is 429 rate_limited while its delay runs" "429 rate_limited" "$STATUS $(err_code)"
 check "a throttled login says when to retry (Retry-After)" grep -Eqi '^Retry-After: [1-9][0-9]*' "$TMP/headers"
 expect_eq "wrong password and unknown user get the same answer" "401 $msg_wrong" "$st_unknown $msg_unknown"
 check "an unknown user name costs as much time as a wrong password (dummy hash)" \
     test $((t_unknown * 2)) -ge "$t_wrong"
 psql_q "UPDATE login_failures SET locked_until = now() + interval '30 seconds' WHERE key = 'pair:127.0.0.1|$P-nobody'" >/dev/null
 http POST /api/v1/auth/login "{\"username\":\"$P-nobody\",\"password\":\"x\"}"
-expect_eq "an unknown name is throttled the same way (no existence leak)" "429 rate_limited" "$STATUS $(code)"
+expect_eq "an unknown name is throttled the same way (no existence leak)" "429 rate_limited" "$STATUS $(err_code)"
 login "$P-dev" "pass-$P-dev-x" "$DEV_JAR"
 expect_eq "other users of the same address can still log in" 200 "$STATUS"
 DEV_CSRF=$CSRF
 expect_eq "failed and throttled logins are audited" "1 1" \
     "$(psql_q "SELECT (count(*) FILTER (WHERE outcome = 'denied') > 0)::int, (count(*) FILTER (WHERE outcome = 'throttled') > 0)::int FROM audit_log WHERE action = 'auth.login' AND details->>'username' = '$P-thr'")"
-check "no audit row holds a password" bash -c \
-    "[[ \$(\"$PG_BIN/psql\" -h '$RUN' -p '$BERTH_PG_PORT' -U berth -d berth -tAqc \"SELECT count(*) FROM audit_log WHERE details::text LIKE '%wrong-password%' OR details::text LIKE '%pass-$P%'\") == 0 ]]"
+expect_eq "no audit row holds a password" 0 \
+    "$(psql_q "SELECT count(*) FROM audit_log WHERE details::text LIKE '%wrong-password%' OR details::text LIKE '%pass-$P%'")"
 expect_eq "failures are counted per (address, name) pair, not per name" "$MAXF 0" \
     "$(psql_q "SELECT coalesce(max(failures) FILTER (WHERE key = 'pair:127.0.0.1|$P-thr'), 0), count(*) FILTER (WHERE key = 'user:$P-thr') FROM login_failures")"
 psql_q "UPDATE login_failures SET locked_until = now() - interval '1 second' WHERE key = 'pair:127.0.0.1|$P-thr'" >/dev/null
@@ -284,7 +274,7 @@ for case in 'empty:""' 'seven characters:"1234567"' "4 KiB:\"$(head -c 4096 /dev
         expect_eq "password with $name is refused (400)" 400 "$STATUS"
     else
         expect_eq "password $name is refused (400 invalid_field password)" "400 invalid_field password" \
-            "$STATUS $(code) $(field)"
+            "$STATUS $(err_code) $(err_field)"
     fi
 done
 printf '{"username":"%s-pw","password":"abc\xff\xfedefgh","role":"viewer"}' "$P" > "$TMP/badutf8"
@@ -318,16 +308,16 @@ for case in 'malformed JSON:{"username":' 'a JSON array:[1,2]' 'an empty body:' 
         jq -e '.error.code == "bad_request" or .error.code == "invalid_field"' <<<"$BODY"
 done
 admin POST /api/v1/users "{\"username\":\"$P-bad\",\"password\":\"password-1\",\"role\":\"viewer\",\"admin\":true}"
-expect_eq "the unknown field is named" "invalid_field admin" "$(code) $(field)"
+expect_eq "the unknown field is named" "invalid_field admin" "$(err_code) $(err_field)"
 head -c 2000000 /dev/zero | tr '\0' a > "$TMP/big"
 http POST /api/v1/users "@$TMP/big" -b "$ADMIN_JAR" -H "X-CSRF-Token: $ADMIN_CSRF"
-expect_eq "a body over body_limit is 413 in the error shape" "413 bad_request" "$STATUS $(code)"
+expect_eq "a body over body_limit is 413 in the error shape" "413 bad_request" "$STATUS $(err_code)"
 admin PATCH "/api/v1/users/$DEV_ID" '{"disabled":"yes"}'
 expect_eq "PATCH with a wrong type is 400 invalid_field disabled" "400 invalid_field disabled" \
-    "$STATUS $(code) $(field)"
+    "$STATUS $(err_code) $(err_field)"
 admin PATCH "/api/v1/users/$DEV_ID" '{"username":"renamed"}'
 expect_eq "PATCH of a field that cannot change is 400 invalid_field username" "invalid_field username" \
-    "$(code) $(field)"
+    "$(err_code) $(err_field)"
 expect_eq "no user row was made or changed by bad input" "$before 3" \
     "$(users_count) $(psql_q "SELECT quota_instances FROM users WHERE id = '$DEV_ID'")"
 
@@ -390,7 +380,7 @@ check "action prefix and outcome filters" jq -e \
 admin GET "/api/v1/audit?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z"
 expect_eq "since/until bound the time" "200 0" "$STATUS $(jq '.items | length' <<<"$BODY")"
 admin GET "/api/v1/audit?since=yesterday"
-expect_eq "a bad since is 400 invalid_field since" "400 invalid_field since" "$STATUS $(code) $(field)"
+expect_eq "a bad since is 400 invalid_field since" "400 invalid_field since" "$STATUS $(err_code) $(err_field)"
 admin GET "/api/v1/audit?limit=501"
 expect_eq "limit over 500 is 400" 400 "$STATUS"
 admin GET "/api/v1/audit?action=token.delete&user=$P-dev"

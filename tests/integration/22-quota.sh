@@ -7,14 +7,10 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-BUILD=${BERTH_BUILD:-$ROOT/build}
 if ! "$BUILD/berth-api" --routes | grep -qx 'POST /api/v1/instances'; then
     ok "quota race: POST /api/v1/instances not implemented yet # SKIP"
     exit 0
 fi
-RUN=$BERTH_VAR/run
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
 P=q$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -24,15 +20,7 @@ admin POST /api/v1/tokens '{"name":"quota-test"}'
 ATOK=$(jq -r .token <<<"$BODY")
 TEMPLATE=$(curl -s -H "Authorization: Bearer $ATOK" "$BERTH_URL/api/v1/templates" | jq -r '[.items[] | select(.name == "web")][0].name // .items[0].name')
 
-mkdev() { # mkdev NAME QUOTA_JSON -> DEV_TOKEN, DEV_ID
-    http POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"developer\",\"quota\":$2}" \
-        -H "Authorization: Bearer $ATOK"
-    DEV_ID=$(jq -r .id <<<"$BODY")
-    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pass-$1\"}" -c "$TMP/$1.jar"
-    local csrf; csrf=$(jq -r .csrf_token <<<"$BODY")
-    http POST /api/v1/tokens '{"name":"q"}' -b "$TMP/$1.jar" -H "X-CSRF-Token: $csrf"
-    DEV_TOKEN=$(jq -r .token <<<"$BODY")
-}
+mkdev() { user_token "$1" developer "$2"; DEV_TOKEN=$TOKEN DEV_ID=$USER_ID; } # mkdev NAME QUOTA_JSON
 race() { # race TOKEN N: N parallel creates; prints the statuses sorted
     local i
     for i in $(seq 1 "$2"); do

@@ -11,16 +11,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 admin_login "$TMP/admin.jar"
-mk() { # mk NAME ROLE -> TOKEN
-    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"$2\"}"
-    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pass-$1\"}" -c "$TMP/$1.jar"
-    local csrf; csrf=$(jq -r .csrf_token <<<"$BODY")
-    http POST /api/v1/tokens '{"name":"k"}' -b "$TMP/$1.jar" -H "X-CSRF-Token: $csrf"
-    TOKEN=$(jq -r .token <<<"$BODY")
-}
-mk "$P-dev" developer; DEV=$TOKEN
-mk "$P-oth" developer; OTH=$TOKEN
-mk "$P-view" viewer; VIEW=$TOKEN
+user_token "$P-dev" developer; DEV=$TOKEN
+user_token "$P-oth" developer; OTH=$TOKEN
+user_token "$P-view" viewer; VIEW=$TOKEN
 add() { # add TOKEN PUBKEY [NAME]
     http POST /api/v1/ssh-keys "$(jq -nc --arg k "$2" --arg n "${3:-key}" '{name:$n, public_key:$k}')" \
         -H "Authorization: Bearer $1"

@@ -11,10 +11,6 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-RUN=$BERTH_VAR/run
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
-svc_pid() { local p; read -r p _ < "$RUN/$1.pid"; echo "$p"; }
 P=h$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 CONF_BAK=$TMP/berth.conf.orig
@@ -30,7 +26,6 @@ reload_api() {
 }
 cleanup() { cp "$CONF_BAK" "$BERTH_CONFIG"; reload_api; rm -rf "$TMP"; }
 trap cleanup EXIT
-code() { jq -r '.error.code // empty' <<<"$BODY" 2>/dev/null; }
 MAXF=$(awk -F' *= *' '$1 == "login_max_failures" {print $2}' "$BERTH_CONFIG" | grep . || echo 5)
 LOCK=$(awk -F' *= *' '$1 == "login_lockout_s" {print $2}' "$BERTH_CONFIG" | grep . || echo 300)
 
@@ -55,7 +50,7 @@ for i in $(seq 1 "$MAXF"); do login "$P-own" "wrong-password"; done
 expect_eq "failures below and at the threshold are 401" 401 "$STATUS"
 login "$P-own" "right-pass-own-1"
 expect_eq "the right password from the throttled pair is 429 rate_limited while its delay runs" \
-    "429 rate_limited" "$STATUS $(code)"
+    "429 rate_limited" "$STATUS $(err_code)"
 expect_eq "the first delay is 1 s (Retry-After)" 1 "$(retry_after)"
 login "$P-own" "right-pass-own-1" --interface 127.0.0.2
 expect_eq "the owner's right password from another address gets in at once" 200 "$STATUS"
@@ -83,7 +78,7 @@ login admin "$BERTH_ADMIN_PASSWORD" --interface 127.0.0.2
 expect_eq "admin can always log in from a clean address" 200 "$STATUS"
 for i in $(seq 1 "$MAXF"); do login "$P-ghost" "wrong-password"; done
 login "$P-ghost" "x"
-expect_eq "an unknown name is throttled like a known one" "429 rate_limited" "$STATUS $(code)"
+expect_eq "an unknown name is throttled like a known one" "429 rate_limited" "$STATUS $(err_code)"
 
 # --- trusted proxies
 login "$P-own" "wrong-password" -H 'X-Forwarded-For: 198.51.100.9'

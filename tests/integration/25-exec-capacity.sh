@@ -32,34 +32,17 @@ cleanup() {
 trap cleanup EXIT
 
 admin_login "$TMP/admin.jar"
-# dev_user NAME -> that developer's API token
-dev_user() {
-    admin POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pw-$1-xx\",\"role\":\"developer\"}"
-    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pw-$1-xx\"}" -c "$TMP/$1.jar"
-    local csrf; csrf=$(jq -r .csrf_token <<<"$BODY")
-    http POST /api/v1/tokens '{"name":"exec-capacity"}' -b "$TMP/$1.jar" -H "X-CSRF-Token: $csrf"
-    jq -r '.token // empty' <<<"$BODY"
-}
-# launch TOKEN -> instance id of a new `web` instance named ws, once running
-# (IDS/TOKS: registered by the caller, launch runs in a subshell)
+# launch TOKEN: prints the id of a new `web` instance named ws once it runs
+# (the id also in $TMP/ids.TOKEN, for the cleanup)
 launch() {
-    local id s
-    http POST /api/v1/instances '{"template":"web","name":"ws"}' -H "Authorization: Bearer $1"
-    id=$(jq -r '.instance.id // empty' <<<"$BODY")
-    [[ -n $id ]] || return 1
-    echo "$id" >>"$TMP/ids.$1"
-    for _ in $(seq 1 240); do
-        http GET "/api/v1/instances/$id" "" -H "Authorization: Bearer $1"
-        s=$(jq -r .status <<<"$BODY")
-        [[ $s == running ]] && { echo "$id"; return 0; }
-        [[ $s == error ]] && return 1
-        sleep 0.25
-    done
-    return 1
+    create '{"template":"web","name":"ws"}' -H "Authorization: Bearer $1"
+    [[ -n $IID ]] || return 1
+    echo "$IID" >>"$TMP/ids.$1"
+    wait_status "$IID" running 60 -H "Authorization: Bearer $1" && echo "$IID"
 }
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 
-TA=$(dev_user "$P-a") TB=$(dev_user "$P-b")
+user_token "$P-a" developer; TA=$TOKEN
+user_token "$P-b" developer; TB=$TOKEN
 IA=$(launch "$TA") IB=$(launch "$TB")
 if [[ -z $TA || -z $TB || -z $IA || -z $IB ]]; then
     fail "two developers launch a web instance each" "tokens: '$TA' '$TB' ids: '$IA' '$IB'"
@@ -67,8 +50,8 @@ if [[ -z $TA || -z $TB || -z $IA || -z $IB ]]; then
 fi
 ok "two developers launch a web instance each"
 URL_A="$(ws_origin "$P-a")/container/$P-a/ws/"
-for _ in $(seq 1 80); do [[ $(code -H "Authorization: Bearer $TA" "$URL_A") == 200 ]] && break; sleep 0.25; done
-expect_eq "the workspace answers through the proxy" 200 "$(code -H "Authorization: Bearer $TA" "$URL_A")"
+for _ in $(seq 1 80); do [[ $(http_code -H "Authorization: Bearer $TA" "$URL_A") == 200 ]] && break; sleep 0.25; done
+expect_eq "the workspace answers through the proxy" 200 "$(http_code -H "Authorization: Bearer $TA" "$URL_A")"
 
 # ---- the answer is the same as before ----
 http POST "/api/v1/instances/$IA/exec" '{"command":["sh","-c","echo hi; exit 3"]}' -H "Authorization: Bearer $TA"

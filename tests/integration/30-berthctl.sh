@@ -6,7 +6,7 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-CTL=${BERTH_BUILD:-$ROOT/build}/berthctl
+CTL=$BUILD/berthctl
 export HOME=$(mktemp -d) XDG_CONFIG_HOME=
 unset BERTH_TOKEN
 

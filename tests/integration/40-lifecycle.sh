@@ -11,10 +11,6 @@ set -uo pipefail
 need jq
 command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
 
-BUILD=${BERTH_BUILD:-$ROOT/build}
-RUN=$BERTH_VAR/run
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
 P=l$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 CONCURRENT=${LIFECYCLE_CONCURRENT:-50}
@@ -25,29 +21,20 @@ admin POST /api/v1/tokens '{"name":"lifecycle"}'
 ATOK=$(jq -r .token <<<"$BODY")
 A=(-H "Authorization: Bearer $ATOK")
 
-http POST /api/v1/users "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev\",\"role\":\"developer\",\"quota\":{\"instances\":100,\"cpus\":100,\"memory_mb\":100000}}" "${A[@]}"
-DEV_ID=$(jq -r .id <<<"$BODY")
-http POST /api/v1/auth/login "{\"username\":\"$P-dev\",\"password\":\"pass-$P-dev\"}" -c "$TMP/dev.jar"
-DCSRF=$(jq -r .csrf_token <<<"$BODY")
-http POST /api/v1/tokens '{"name":"d"}' -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"
-D=(-H "Authorization: Bearer $(jq -r .token <<<"$BODY")")
+user_token "$P-dev" developer '{"instances":100,"cpus":100,"memory_mb":100000}'
+DEV_ID=$USER_ID
+D=(-H "Authorization: Bearer $TOKEN")
 
 RANGE_CHANGED=""
 cleanup() {
     # a berth-api left with the test's tiny port range gets its own back
     if [[ -n $RANGE_CHANGED ]]; then
-        kill "$(cut -d' ' -f1 "$RUN/api.pid")" 2>/dev/null
+        kill "$(svc_pid api)" 2>/dev/null
         sleep 0.5
         "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
     fi
     # every instance of the test user, with volumes; then templates
-    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND status NOT IN ('deleted', 'deleting')"); do
-        curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
-    done
-    for _ in $(seq 60); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.5
-    done
+    delete_instances_of "$DEV_ID" 30 "${D[@]}"
     for v in $(psql_q "SELECT id FROM volumes WHERE user_id = '$DEV_ID' AND deleted_at IS NULL"); do
         curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v1/volumes/$v"
     done
@@ -58,26 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_status ID STATUS [TRIES of 0.2 s] -> 0 when reached; sets INST
-wait_status() {
-    local i
-    for i in $(seq 1 "${3:-150}"); do
-        INST=$(curl -s "${D[@]}" "$BERTH_URL/api/v1/instances/$1")
-        [[ $(jq -r .status <<<"$INST") == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "instance $1: wanted $2, have $(jq -c '{status, error}' <<<"$INST")" >&2
-    return 1
-}
-# reach "behaviour" ID STATUS [TRIES]: like check, but keeps INST in this shell
-reach() {
-    if wait_status "$2" "$3" "${4:-150}" 2>"$TMP/reach.err"; then ok "$1"; else fail "$1" "$(cat "$TMP/reach.err")"; fi
-}
-create() { # create BODY -> IID, JID (dev user)
-    http POST /api/v1/instances "$1" "${D[@]}"
-    IID=$(jq -r .instance.id <<<"$BODY")
-    JID=$(jq -r .job.id <<<"$BODY")
-}
 
 # ---- templates ----
 bad() { # bad "behaviour" FIELD BODY
@@ -111,11 +78,11 @@ http PATCH "/api/v1/templates/$TID" '{"http_port":"80"}' "${A[@]}"
 expect_eq "PATCH with a wrongly typed field: 400" 400 "$STATUS"
 
 # ---- create -> running ----
-create "{\"template\":\"$P-t\"}"
+create "{\"template\":\"$P-t\"}" "${D[@]}"
 expect_eq "create answers 202 with a queued job" "202 queued pending" "$STATUS $(jq -r '.job.status + " " + .instance.status' <<<"$BODY")"
 expect_eq "the instance name defaults to the template's" "$P-t" "$(jq -r .instance.name <<<"$BODY")"
 I1=$IID
-reach "the instance runs within 30 s" "$I1" running
+reach "the instance runs within 30 s" "$I1" running 30 "${D[@]}"
 PORT=$(jq -r .ports.extra <<<"$INST")
 ADDR=$(psql_q "SELECT host(upstream_host) FROM instances WHERE id = '$I1'")
 expect_eq "ports.http is null (the HTTP port is not published); the named port has a host port" "true true" \
@@ -150,13 +117,13 @@ expect_eq "the volume is berth-<volume id> at /data" "berth-$VOL /data" \
 docker exec "berth-$I1" sh -c 'echo persisted > /data/f'
 http POST "/api/v1/instances/$I1/stop" "" "${D[@]}"
 expect_eq "stop answers 202" 202 "$STATUS"
-reach "the instance stops" "$I1" stopped
+reach "the instance stops" "$I1" stopped 30 "${D[@]}"
 http POST "/api/v1/instances/$I1/start" "" "${D[@]}"
-reach "the instance starts again" "$I1" running
+reach "the instance starts again" "$I1" running 30 "${D[@]}"
 expect_eq "volume data survives stop/start" persisted "$(docker exec "berth-$I1" cat /data/f 2>&1)"
 http POST "/api/v1/instances/$I1/restart" "" "${D[@]}"
 expect_eq "restart answers 202 restarting" "202 restarting" "$STATUS $(jq -r .instance.status <<<"$BODY")"
-reach "the instance runs after restart" "$I1" running
+reach "the instance runs after restart" "$I1" running 30 "${D[@]}"
 expect_eq "volume data survives restart" persisted "$(docker exec "berth-$I1" cat /data/f 2>&1)"
 
 # ---- exec, logs, stats, events ----
@@ -184,70 +151,70 @@ expect_eq "stats: memory limit is the template's, pids counted" "200 33554432 tr
     "$STATUS $(jq -r '(.memory_limit_bytes|tostring) + " " + ((.pids >= 1 and .memory_bytes > 0 and (.cpu_percent|type) == "number")|tostring)' <<<"$BODY")"
 
 # ---- default names ----
-create "{\"template\":\"$P-t\"}"
+create "{\"template\":\"$P-t\"}" "${D[@]}"
 expect_eq "a second instance of the template is named -2" "$P-t-2" "$(jq -r .instance.name <<<"$BODY")"
 I2=$IID
-create "{\"template\":\"$P-t\",\"name\":\"$P-t-2\"}"
+create "{\"template\":\"$P-t\",\"name\":\"$P-t-2\"}" "${D[@]}"
 expect_eq "an explicit name that is taken: 409" 409 "$STATUS"
-create "{\"template\":\"$P-t\",\"name\":\"Bad_Name\"}"
+create "{\"template\":\"$P-t\",\"name\":\"Bad_Name\"}" "${D[@]}"
 expect_eq "an invalid name: 400 invalid_field name" "400 name" "$STATUS $(jq -r .error.field <<<"$BODY")"
 http DELETE "/api/v1/templates/$TID" "" "${A[@]}"
 expect_eq "a template in use cannot be deleted: 409" 409 "$STATUS"
 
 # ---- events: docker kill, docker rm -f ----
-reach "the second instance runs" "$I2" running
+reach "the second instance runs" "$I2" running 30 "${D[@]}"
 docker kill "berth-$I2" >/dev/null
-reach "docker kill shows as stopped within 2 s" "$I2" stopped 10
+reach "docker kill shows as stopped within 2 s" "$I2" stopped 2 "${D[@]}"
 docker rm -f "berth-$I2" >/dev/null
-reach "docker rm -f shows as error within 2 s" "$I2" error 10
+reach "docker rm -f shows as error within 2 s" "$I2" error 2 "${D[@]}"
 check "the error says it was removed" grep -q "removed outside berth" <<<"$(jq -r .error <<<"$INST")"
 http POST "/api/v1/instances/$I2/start" "" "${D[@]}"
-reach "start makes the removed container again" "$I2" running
+reach "start makes the removed container again" "$I2" running 30 "${D[@]}"
 
 # ---- delete keeps the volume; re-attach ----
 http DELETE "/api/v1/instances/$I1" "" "${D[@]}"
 expect_eq "delete answers 202 deleting" "202 deleting" "$STATUS $(jq -r .instance.status <<<"$BODY")"
-reach "the instance is deleted" "$I1" deleted
-check "its container is gone" bash -c "! docker inspect berth-$I1 >/dev/null 2>&1"
+reach "the instance is deleted" "$I1" deleted 30 "${D[@]}"
+check "its container is gone" container_gone "$I1"
 check "its volume is kept" docker volume inspect "berth-$VOL"
 http GET /api/v1/volumes "" "${D[@]}"
 expect_eq "the kept volume is listed, unattached" "null" "$(jq -r ".items[] | select(.id == \"$VOL\") | .instance_id" <<<"$BODY")"
 expect_eq "its host port is released" 0 "$(psql_q "SELECT count(*) FROM instance_ports WHERE instance_id = '$I1'")"
-create "{\"template\":\"$P-t\",\"name\":\"$P-again\",\"volumes\":{\"data\":\"$VOL\"}}"
+create "{\"template\":\"$P-t\",\"name\":\"$P-again\",\"volumes\":{\"data\":\"$VOL\"}}" "${D[@]}"
 expect_eq "create re-attaching the kept volume: 202" 202 "$STATUS"
 I3=$IID
-reach "the new instance runs" "$I3" running
+reach "the new instance runs" "$I3" running 30 "${D[@]}"
 expect_eq "the re-attached volume has the data" persisted "$(docker exec "berth-$I3" cat /data/f 2>&1)"
-create "{\"template\":\"$P-t\",\"name\":\"$P-steal\",\"volumes\":{\"data\":\"$VOL\"}}"
+create "{\"template\":\"$P-t\",\"name\":\"$P-steal\",\"volumes\":{\"data\":\"$VOL\"}}" "${D[@]}"
 expect_eq "an attached volume cannot be attached twice: 409" 409 "$STATUS"
 http DELETE "/api/v1/volumes/$VOL" "" "${D[@]}"
 expect_eq "an attached volume cannot be deleted: 409" 409 "$STATUS"
 http DELETE "/api/v1/instances/$I3?delete_volumes=true" "" "${D[@]}"
-reach "delete with delete_volumes finishes" "$I3" deleted
+reach "delete with delete_volumes finishes" "$I3" deleted 30 "${D[@]}"
 for _ in $(seq 20); do docker volume inspect "berth-$VOL" >/dev/null 2>&1 || break; sleep 0.2; done
 check "delete_volumes=true removes the volume" bash -c "! docker volume inspect berth-$VOL >/dev/null 2>&1"
 
 # ---- clear errors ----
 http POST /api/v1/templates "{\"name\":\"$P-bad\",\"image\":\"berth-test-missing/nothing:404\",\"memory_mb\":16}" "${A[@]}"
-create "{\"template\":\"$P-bad\"}"
+create "{\"template\":\"$P-bad\"}" "${D[@]}"
 IB=$IID
 JB=$JID
-reach "a missing image ends in error" "$IB" error 300
+reach "a missing image ends in error" "$IB" error 60 "${D[@]}"
 check "the instance says the image could not be pulled" grep -q "could not be pulled" <<<"$(jq -r .error <<<"$INST")"
 http GET "/api/v1/jobs/$JB" "" "${D[@]}"
 expect_eq "the job is failed with the same sentence" "failed $(jq -r .error <<<"$INST")" "$(jq -r '.status + " " + .error' <<<"$BODY")"
-check "no container is left for it" bash -c "! docker inspect berth-$IB >/dev/null 2>&1"
+check "no container is left for it" container_gone "$IB"
 http POST /api/v1/templates "{\"name\":\"$P-exit\",\"image\":\"berth-demo/web:1\",\"command\":[\"sh\",\"-c\",\"exit 3\"],\"restart_policy\":\"no\",\"memory_mb\":16}" "${A[@]}"
-create "{\"template\":\"$P-exit\"}"
+create "{\"template\":\"$P-exit\"}" "${D[@]}"
 IE=$IID
-reach "a process that exits at once ends in error" "$IE" error 50
+reach "a process that exits at once ends in error" "$IE" error 10 "${D[@]}"
 check "the error gives its exit code" grep -q "code 3" <<<"$(jq -r .error <<<"$INST")"
 http GET "/api/v1/instances/$IE/events" "" "${D[@]}"
 check "the events tell the story (queued, created, died)" grep -q 'queued.*created.*died' <<<"$(jq -r '.items[].kind' <<<"$BODY" | tr '\n' ' ')"
 # A process that dies at once is 'error'; when its restart policy brings it
 # back, the instance is 'running' again and an event says it recovered.
 http POST /api/v1/templates "{\"name\":\"$P-flap\",\"image\":\"berth-demo/web:1\",\"command\":[\"sh\",\"-c\",\"sleep 1; exit 1\"],\"restart_policy\":\"on-failure\",\"memory_mb\":16}" "${A[@]}"
-create "{\"template\":\"$P-flap\"}"
+create "{\"template\":\"$P-flap\"}" "${D[@]}"
 IF=$IID
 rec=""
 for _ in $(seq 120); do
@@ -275,11 +242,11 @@ done > "$TMP/codes"
 wait
 expect_eq "$((CONCURRENT + 2)) concurrent creates with room for $CONCURRENT: $CONCURRENT accepted, 2 over quota" \
     "$CONCURRENT 2" "$(grep -c 202 "$TMP/codes") $(grep -c 403 "$TMP/codes")"
-for _ in $(seq 450); do
-    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-c%' AND status = 'running'")
-    [[ $n == "$CONCURRENT" ]] && break
-    sleep 0.2
-done
+# running_like LIKE: how many of the test user's instances named LIKE run
+running_like() { psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$1' AND status = 'running'"; }
+all_run() { [[ $(running_like "$1") == "$2" ]]; } # all_run LIKE N
+wait_for 90 all_run "$P-c%" "$CONCURRENT"
+n=$(running_like "$P-c%")
 expect_eq "all $CONCURRENT run" "$CONCURRENT" "$n"
 echo "  [lifecycle] $CONCURRENT concurrent creates running after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
 expect_eq "their host ports are distinct" 0 \
@@ -310,14 +277,11 @@ for i in $(seq 1 "$INFLIGHT"); do
 done
 wait
 sleep 0.3
-kill -9 "$(cut -d' ' -f1 "$RUN/worker.pid")"
+kill -9 "$(svc_pid worker)"
 sleep 0.3
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-for _ in $(seq 900); do
-    n=$(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND name LIKE '$P-k%' AND status = 'running'")
-    [[ $n == "$INFLIGHT" ]] && break
-    sleep 0.2
-done
+wait_for 180 all_run "$P-k%" "$INFLIGHT"
+n=$(running_like "$P-k%")
 expect_eq "after kill -9 and a restart of the worker all $INFLIGHT in-flight creates run" "$INFLIGHT" "$n"
 expect_eq "exactly one container per instance (no duplicate, none missing)" 0 "$(one_each "$P-k%")"
 expect_eq "no orphan container (every labelled container has a live row)" "" \
@@ -331,29 +295,28 @@ expect_eq "no port row of a deleted instance anywhere" 0 \
     "$(psql_q "SELECT count(*) FROM instance_ports p JOIN instances i ON i.id = p.instance_id WHERE i.status = 'deleted'")"
 
 # ---- a queue entry lost in Redis: the job row brings it back ----
-kill "$(cut -d' ' -f1 "$RUN/worker.pid")"
-for _ in $(seq 50); do kill -0 "$(cut -d' ' -f1 "$RUN/worker.pid")" 2>/dev/null || break; sleep 0.1; done
-create "{\"template\":\"$P-t\",\"name\":\"$P-lost\"}"
+kill "$(svc_pid worker)"
+for _ in $(seq 50); do kill -0 "$(svc_pid worker)" 2>/dev/null || break; sleep 0.1; done
+create "{\"template\":\"$P-t\",\"name\":\"$P-lost\"}" "${D[@]}"
 IL=$IID
-redis-cli -s "$RUN/redis.sock" DEL "berth:jobs:local" >/dev/null
+redis_q DEL "berth:jobs:local" >/dev/null
 "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
-reach "a create whose queue entry was lost runs once the worker starts" "$IL" running
+reach "a create whose queue entry was lost runs once the worker starts" "$IL" running 30 "${D[@]}"
 
 # ---- port range exhausted: 503 and nothing created ----
-API_PID=$(cut -d' ' -f1 "$RUN/api.pid")
 restart_api() { # restart_api [ENV=...]: berth-api with that environment
-    kill "$(cut -d' ' -f1 "$RUN/api.pid")"
-    for _ in $(seq 50); do kill -0 "$(cut -d' ' -f1 "$RUN/api.pid")" 2>/dev/null || break; sleep 0.1; done
+    kill "$(svc_pid api)"
+    for _ in $(seq 50); do kill -0 "$(svc_pid api)" 2>/dev/null || break; sleep 0.1; done
     env "$@" "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
     for _ in $(seq 50); do curl -sf -o /dev/null "$BERTH_URL/api/v1/health" && break; sleep 0.1; done
 }
 RANGE_LO=$((61000 + RANDOM % 3000))
 RANGE_CHANGED=1
 restart_api BERTH_PORT_RANGE=$RANGE_LO-$((RANGE_LO + 1))
-create "{\"template\":\"$P-t\",\"name\":\"$P-r1\"}"; R1=$IID
-create "{\"template\":\"$P-t\",\"name\":\"$P-r2\"}"; R2=$IID
+create "{\"template\":\"$P-t\",\"name\":\"$P-r1\"}" "${D[@]}"; R1=$IID
+create "{\"template\":\"$P-t\",\"name\":\"$P-r2\"}" "${D[@]}"; R2=$IID
 n0=$(psql_q "SELECT count(*) FROM instances")
-create "{\"template\":\"$P-t\",\"name\":\"$P-r3\"}"
+create "{\"template\":\"$P-t\",\"name\":\"$P-r3\"}" "${D[@]}"
 expect_eq "with the port range used up, create answers 503 unavailable" "503 unavailable" "$STATUS $(jq -r .error.code <<<"$BODY")"
 check "the answer says the port range is used up" grep -q "no free host port" <<<"$(jq -r .error.message <<<"$BODY")"
 expect_eq "and nothing was created" "$n0" "$(psql_q "SELECT count(*) FROM instances")"
@@ -364,10 +327,8 @@ for id in $R1 $R2; do curl -s -o /dev/null -X DELETE "${D[@]}" "$BERTH_URL/api/v
 # ---- viewer and other users ----
 http GET "/api/v1/instances/$I2" "" "${A[@]}"
 expect_eq "an admin reads any instance" 200 "$STATUS"
-http POST /api/v1/users "{\"username\":\"$P-oth\",\"password\":\"pass-$P-oth\",\"role\":\"developer\"}" "${A[@]}"
-OTH_ID=$(jq -r .id <<<"$BODY")
-http POST /api/v1/auth/login "{\"username\":\"$P-oth\",\"password\":\"pass-$P-oth\"}" -c "$TMP/oth.jar"
-OCSRF=$(jq -r .csrf_token <<<"$BODY")
+user_login "$P-oth" developer "$TMP/oth.jar"
+OTH_ID=$USER_ID OCSRF=$CSRF
 http GET "/api/v1/instances/$I2" "" -b "$TMP/oth.jar"
 expect_eq "another developer gets 404 for someone else's instance" 404 "$STATUS"
 http POST "/api/v1/instances/$I2/stop" "" -b "$TMP/oth.jar" -H "X-CSRF-Token: $OCSRF"

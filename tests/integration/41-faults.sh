@@ -28,11 +28,7 @@ command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3) || { ok "SKIP: no python3 for the Docker proxy # SKIP"; exit 0; }
 
-BUILD=${BERTH_BUILD:-$ROOT/build}
-RUN=$BERTH_VAR/run
-LOG=$BERTH_VAR/log/worker.log
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
+LOG=$WORKER_LOG
 P=f$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 PSOCK=$TMP/docker.sock
@@ -71,9 +67,8 @@ proxy_kill() { # abrupt: the socket file stays, connections are refused
     wait "$PROXY_PID" 2>/dev/null
     PROXY_PID=""
 }
-worker_pid() { cut -d' ' -f1 "$RUN/worker.pid" 2>/dev/null; }
 worker_stop() {
-    local pid; pid=$(worker_pid)
+    local pid; pid=$(svc_pid worker)
     [[ -n $pid ]] || return 0
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 100); do running "$pid" || break; sleep 0.05; done
@@ -90,17 +85,7 @@ worker_start() {
     MY_WORKER=$!
     echo "$MY_WORKER berth-worker" > "$RUN/worker.pid"
 }
-heartbeat_pid() { redis-cli -s "$RUN/redis.sock" GET berth:heartbeat:local | jq -r '.pid // empty' 2>/dev/null; }
-# wait_health CODE [TRIES of 0.1 s]
-wait_health() {
-    for _ in $(seq "${2:-200}"); do
-        http GET /api/v1/health
-        [[ $STATUS == "$1" ]] && return 0
-        sleep 0.1
-    done
-    echo "health: $STATUS $BODY" >&2
-    return 1
-}
+heartbeat_pid() { redis_q GET berth:heartbeat:local | jq -r '.pid // empty' 2>/dev/null; }
 # my worker is up: its own heartbeat is published and health is 200
 my_worker_ready() {
     for _ in $(seq 200); do
@@ -120,31 +105,16 @@ restore_worker() { # the stack's own worker, as stack.sh starts it
 admin_login "$TMP/admin.jar"
 admin POST /api/v1/tokens '{"name":"faults"}'
 A=(-H "Authorization: Bearer $(jq -r .token <<<"$BODY")")
-user() { # user NAME -> USER_ID, TOKEN (developer)
-    http POST /api/v1/users "{\"username\":\"$1\",\"password\":\"pass-$1\",\"role\":\"developer\",\"quota\":{\"instances\":20,\"cpus\":20,\"memory_mb\":20000}}" "${A[@]}"
-    USER_ID=$(jq -r .id <<<"$BODY")
-    http POST /api/v1/auth/login "{\"username\":\"$1\",\"password\":\"pass-$1\"}" -c "$TMP/$1.jar"
-    local csrf; csrf=$(jq -r .csrf_token <<<"$BODY")
-    http POST /api/v1/tokens '{"name":"t"}' -b "$TMP/$1.jar" -H "X-CSRF-Token: $csrf"
-    TOKEN=$(jq -r .token <<<"$BODY")
-}
-user "$P-up"; UP_ID=$USER_ID; U=(-H "Authorization: Bearer $TOKEN")
-user "$P-dn"; DN_ID=$USER_ID; N=(-H "Authorization: Bearer $TOKEN")
+QUOTA='{"instances":20,"cpus":20,"memory_mb":20000}'
+user_token "$P-up" developer "$QUOTA"; UP_ID=$USER_ID; U=(-H "Authorization: Bearer $TOKEN")
+user_token "$P-dn" developer "$QUOTA"; DN_ID=$USER_ID; N=(-H "Authorization: Bearer $TOKEN")
 http POST /api/v1/templates "{\"name\":\"$P-t\",\"image\":\"berth-demo/web:1\",\"http_port\":8080,\"ports\":{\"extra\":9000},\"volumes\":{\"data\":\"/data\"},\"cpus\":0.25,\"memory_mb\":32,\"pids_limit\":40,\"restart_policy\":\"no\"}" "${A[@]}"
 expect_eq "a template for the fault tests" 201 "$STATUS"
 
 ORPHANS=()
 # everything of the test users: instances with their volumes, then the users
 teardown() {
-    for uid in "$UP_ID" "$DN_ID"; do
-        for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$uid' AND status NOT IN ('deleted', 'deleting')"); do
-            curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/instances/$id?delete_volumes=true"
-        done
-    done
-    for _ in $(seq 150); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ('$UP_ID', '$DN_ID') AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.2
-    done
+    delete_instances_of "$UP_ID $DN_ID" 30 "${A[@]}"
     for uid in "$UP_ID" "$DN_ID"; do
         curl -s -o /dev/null -X DELETE "${A[@]}" "$BERTH_URL/api/v1/users/$uid"
     done
@@ -158,7 +128,7 @@ NETS=()
 cleanup() {
     proxy_kill
     # the stack's own worker back (also needed for the deletes)
-    if [[ -n $MY_WORKER ]] || ! running "$(worker_pid)"; then restore_worker; fi
+    if [[ -n $MY_WORKER ]] || ! running "$(svc_pid worker)"; then restore_worker; fi
     for c in "${ORPHANS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
     for n in "${NETS[@]}"; do docker network rm "$n" >/dev/null 2>&1; done
     [[ -n ${TORN_DOWN:-} ]] || teardown
@@ -166,27 +136,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_status ID STATUS [TRIES of 0.2 s] -> 0 when reached; sets INST (admin view)
-wait_status() {
-    local i
-    for i in $(seq 1 "${3:-150}"); do
-        INST=$(curl -s --max-time 10 "${A[@]}" "$BERTH_URL/api/v1/instances/$1")
-        [[ $(jq -r .status <<<"$INST") == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "instance $1: wanted $2, have $(jq -c '{status, error}' <<<"$INST")" >&2
-    return 1
-}
-reach() { # reach "behaviour" ID STATUS [TRIES]
-    if wait_status "$2" "$3" "${4:-150}" 2>"$TMP/reach.err"; then ok "$1"; else fail "$1" "$(cat "$TMP/reach.err")"; fi
-}
-create() { # create AUTH-ARRAY-NAME NAME -> IID, JID
-    local -n auth=$1
-    http POST /api/v1/instances "{\"template\":\"$P-t\",\"name\":\"$2\"}" "${auth[@]}"
-    IID=$(jq -r .instance.id <<<"$BODY")
-    JID=$(jq -r .job.id <<<"$BODY")
-    [[ $STATUS == 202 ]] || echo "create $2: $STATUS $BODY" >&2
-}
+# tpl NAME: the body creating an instance NAME of the test's template
+tpl() { echo "{\"template\":\"$P-t\",\"name\":\"$1\"}"; }
 has() { grep -q -- "$1" <<<"$2" || { echo "$2"; return 1; }; } # has PATTERN TEXT (TEXT shown on failure)
 job() { curl -s --max-time 10 "${A[@]}" "$BERTH_URL/api/v1/jobs/$1"; }
 kinds() { curl -s --max-time 10 "${A[@]}" "$BERTH_URL/api/v1/instances/$1/events" | jq -r '.items[].kind' | tr '\n' ' '; }
@@ -207,29 +158,29 @@ worker_start BERTH_DOCKER_SOCKET="$PSOCK" BERTH_JOB_MAX_ATTEMPTS=2 BERTH_HEARTBE
 check "a worker talking to Docker through the proxy is up and healthy" my_worker_ready
 expect_eq "it registered the proxy as its node's Docker endpoint" "unix://$PSOCK" \
     "$(psql_q "SELECT docker_endpoint FROM nodes WHERE name = 'local'")"
-create U "$P-a"; UA=$IID
-reach "through the proxy a create reaches running" "$UA" running
+create "$(tpl "$P-a")" "${U[@]}"; UA=$IID
+reach "through the proxy a create reaches running" "$UA" running 30 "${A[@]}"
 check "its container exists" docker inspect "berth-$UA"
 
 # ======== Docker failing between container create and start ========
 echo '^POST /v[0-9.]+/containers/berth-[0-9a-f-]+/start$' > "$DENY"
-create U "$P-half"; UH=$IID; JH=$JID
-reach "Docker dropping every container start: the create ends in error" "$UH" error 150
+create "$(tpl "$P-half")" "${U[@]}"; UH=$IID; JH=$JID
+reach "Docker dropping every container start: the create ends in error" "$UH" error 30 "${A[@]}"
 JOB=$(job "$JH")
 expect_eq "the job is failed after job_max_attempts (2) attempts" "failed 2" "$(jq -r '.status + " " + (.attempts|tostring)' <<<"$JOB")"
 expect_eq "instance and job carry the same sentence" "$(jq -r .error <<<"$JOB")" "$(jq -r .error <<<"$INST")"
 check "the sentence says starting failed and names Docker" has "starting the container failed: Docker unreachable" "$(jq -r .error <<<"$INST")"
 check "the events show a retry before the failure" has 'retry.*failed' "$(kinds "$UH")"
-for _ in $(seq 25); do docker inspect "berth-$UH" >/dev/null 2>&1 || break; sleep 0.2; done
-check "the half-created container is removed when the job gives up" bash -c "! docker inspect berth-$UH >/dev/null 2>&1"
+wait_for 6 container_gone "$UH"
+check "the half-created container is removed when the job gives up" container_gone "$UH"
 rm -f "$DENY"
 http POST "/api/v1/instances/$UH/start" "" "${U[@]}"
-reach "with Docker whole again, start makes the container and runs it" "$UH" running
+reach "with Docker whole again, start makes the container and runs it" "$UH" running 30 "${A[@]}"
 
 # ======== Docker going away between container create and start ========
 echo 'die ^POST /v[0-9.]+/containers/berth-[0-9a-f-]+/start$' > "$DENY"
-create U "$P-mid"; UM=$IID; JM=$JID
-reach "Docker gone at the container's start: the create ends in error" "$UM" error 150
+create "$(tpl "$P-mid")" "${U[@]}"; UM=$IID; JM=$JID
+reach "Docker gone at the container's start: the create ends in error" "$UM" error 30 "${A[@]}"
 JOB=$(job "$JM")
 expect_eq "its job is failed after 2 attempts, naming Docker as unreachable" "failed 2 true" \
     "$(jq -r '.status + " " + (.attempts|tostring) + " " + (.error | test("Docker unreachable") | tostring)' <<<"$JOB")"
@@ -238,8 +189,8 @@ expect_eq "the container had been made before Docker went away (it cannot be rem
 rm -f "$DENY"
 proxy_kill
 if proxy_start && wait_health 200 100; then ok "Docker is back"; else fail "Docker is back" "$(cat "$TMP/proxy.err")"; fi
-for _ in $(seq 75); do docker inspect "berth-$UM" >/dev/null 2>&1 || break; sleep 0.2; done
-check "once Docker is back, the half-created container is removed (within 15 s)" bash -c "! docker inspect berth-$UM >/dev/null 2>&1"
+wait_for 15 container_gone "$UM"
+check "once Docker is back, the half-created container is removed (within 15 s)" container_gone "$UM"
 http GET "/api/v1/instances/$UM" "" "${A[@]}"
 expect_eq "the instance stays in error with its sentence" "error true" \
     "$(jq -r '.status + " " + (.error | test("Docker unreachable") | tostring)' <<<"$BODY")"
@@ -253,10 +204,10 @@ check "... with a sentence saying Docker is unreachable" has "Docker unreachable
 # behind berth's back while the worker cannot see it
 docker kill "berth-$UA" >/dev/null
 t0=$(date +%s.%N)
-create N "$P-d1"; D1=$IID; J1=$JID
+create "$(tpl "$P-d1")" "${N[@]}"; D1=$IID; J1=$JID
 expect_eq "create is still accepted (202): the job waits for Docker" 202 "$STATUS"
-create N "$P-d2"; D2=$IID
-reach "the create ends in error" "$D1" error 150
+create "$(tpl "$P-d2")" "${N[@]}"; D2=$IID
+reach "the create ends in error" "$D1" error 30 "${A[@]}"
 echo "  [faults] create with Docker unreachable failed after $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
 JOB=$(job "$J1")
 expect_eq "its job is failed after 2 attempts" "failed 2" "$(jq -r '.status + " " + (.attempts|tostring)' <<<"$JOB")"
@@ -266,14 +217,14 @@ expect_eq "the instance has the same sentence" "$(jq -r .error <<<"$JOB")" "$(jq
 check "the events show queued, a retry, then the failure" has 'queued.*retry.*failed' "$(kinds "$D1")"
 g=$(gap_s "$D1" retry failed)
 check "the retry waited for its backoff (1 s; took ${g} s)" bash -c "(( \$(echo '$g >= 0.9' | bc) ))"
-reach "the second create ends in error too" "$D2" error 150
+reach "the second create ends in error too" "$D2" error 30 "${A[@]}"
 expect_eq "nothing of theirs was made in Docker (containers, volumes, networks)" "0 0 0" "$(objects_of "$P-dn")"
 expect_eq "their host ports stay reserved while the instances exist" 2 \
     "$(psql_q "SELECT count(DISTINCT instance_id) FROM instance_ports WHERE instance_id IN ('$D1', '$D2')")"
 http DELETE "/api/v1/instances/$D1?delete_volumes=true" "" "${N[@]}"
 expect_eq "delete of the errored instance is accepted while Docker is away" "202 deleting" "$STATUS $(jq -r .instance.status <<<"$BODY")"
 JD=$(jq -r .job.id <<<"$BODY")
-reach "the delete cannot confirm the container is gone: back in error, not lost" "$D1" error 150
+reach "the delete cannot confirm the container is gone: back in error, not lost" "$D1" error 30 "${A[@]}"
 JOB=$(job "$JD")
 expect_eq "the delete job is failed, naming Docker" "failed true" \
     "$(jq -r '.status + " " + (.error | test("Docker unreachable") | tostring)' <<<"$JOB")"
@@ -284,15 +235,15 @@ expect_eq "an instance whose container is fine is not marked otherwise while Doc
 # ======== Docker back ========
 if proxy_start; then ok "the proxy is back"; else fail "the proxy is back" "$(cat "$TMP/proxy.err")"; fi
 check "health is 200 again once Docker answers" wait_health 200 100
-reach "a container killed during the outage shows as stopped within 5 s of Docker's return" "$UA" stopped 25
+reach "a container killed during the outage shows as stopped within 5 s of Docker's return" "$UA" stopped 5 "${A[@]}"
 http DELETE "/api/v1/instances/$D1?delete_volumes=true" "" "${N[@]}"
-reach "deleting the errored instance again works" "$D1" deleted 150
+reach "deleting the errored instance again works" "$D1" deleted 30 "${A[@]}"
 expect_eq "its host ports are released" 0 "$(psql_q "SELECT count(*) FROM instance_ports WHERE instance_id = '$D1'")"
 http POST "/api/v1/instances/$D2/start" "" "${N[@]}"
-reach "the other instance created during the outage starts and runs" "$D2" running
+reach "the other instance created during the outage starts and runs" "$D2" running 30 "${A[@]}"
 check "its container exists with its labels" bash -c "docker inspect berth-$D2 | jq -e '.[0].Config.Labels[\"berth.instance\"] == \"$D2\"'"
 http POST "/api/v1/instances/$UA/start" "" "${U[@]}"
-reach "the instance killed during the outage starts again" "$UA" running
+reach "the instance killed during the outage starts again" "$UA" running 30 "${A[@]}"
 
 # ======== drift while no worker runs: the start-up reconcile ========
 worker_stop
@@ -302,10 +253,10 @@ docker stop -t 1 "berth-$UH" >/dev/null
 sleep 1.5 # past the second the new worker's event stream starts from: only reconcile can see these
 worker_start BERTH_RECONCILE_S=5 BERTH_ORPHAN_GRACE_S=2
 check "a worker with reconcile_s=5 and orphan_grace_s=2 is up" my_worker_ready
-reach "a container removed while no worker ran: the start-up pass puts its row in error" "$D2" error 25
+reach "a container removed while no worker ran: the start-up pass puts its row in error" "$D2" error 5 "${A[@]}"
 check "... saying the container is missing" has "container is missing" "$(jq -r .error <<<"$INST")"
 check "... as the reconcile pass" has reconciled "$(kinds "$D2")"
-reach "a container stopped while no worker ran: the row says stopped" "$UH" stopped 25
+reach "a container stopped while no worker ran: the row says stopped" "$UH" stopped 5 "${A[@]}"
 
 # ======== orphans ========
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -321,9 +272,9 @@ run_c "$O2" "berth.cluster=${BERTH_CLUSTER}x" berth.node=local "berth.instance=$
 run_c "$O3" "berth.instance=$O3"
 run_c "$O4" "berth.cluster=$BERTH_CLUSTER" berth.node=elsewhere "berth.instance=$O4"
 t0=$(date +%s)
-for _ in $(seq 100); do docker inspect "berth-$O1" >/dev/null 2>&1 || break; sleep 0.2; done
+wait_for 21 container_gone "$O1"
 check "a labelled container with no instance row is removed after the grace period ($(( $(date +%s) - t0 )) s)" \
-    bash -c "! docker inspect berth-$O1 >/dev/null 2>&1"
+    container_gone "$O1"
 check "the worker logs the removal" grep -q "removing orphan container berth-$O1" "$LOG"
 sleep 6 # one more pass
 check "a container of another cluster is never touched" docker inspect "berth-$O2"
@@ -357,7 +308,7 @@ expect_eq "live instances' containers are not taken for orphans" "running true" 
 
 # ======== every container of this cluster ========
 http POST "/api/v1/instances/$D2/start" "" "${N[@]}"
-reach "the instance whose container was removed starts again" "$D2" running
+reach "the instance whose container was removed starts again" "$D2" running 30 "${A[@]}"
 bad=""
 n=0
 for id in $(docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER"); do

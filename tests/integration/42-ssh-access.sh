@@ -30,8 +30,6 @@ add_key() { # N -> sets KID
     dev POST /api/v1/ssh-keys "$(jq -nc --arg k "$(cat "$TMP/key$1.pub")" --arg n "key$1" '{name:$n, public_key:$k}')"
     KID=$(jq -r .id <<<"$BODY")
 }
-wait_for() { local end=$((SECONDS + $1)); shift; until "$@"; do ((SECONDS < end)) || return 1; sleep 0.3; done; }
-status_is() { dev GET "/api/v1/instances/$1"; [[ $(jq -r .status <<<"$BODY") == "$2" ]]; }
 # keys_are ID N... : the container's authorized_keys holds exactly keys N...
 keys_are() {
     local id=$1 want="" n; shift
@@ -41,9 +39,9 @@ keys_are() {
 }
 
 add_key 1; K1=$KID
-dev POST /api/v1/instances "{\"template\":\"$P-box\"}"
-BOX=$(jq -r '.instance.id // empty' <<<"$BODY")
-check "the SSH-enabled instance runs" wait_for 120 status_is "$BOX" running
+create "{\"template\":\"$P-box\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
+BOX=$IID
+reach "the SSH-enabled instance runs" "$BOX" running 120 -b "$DEV_JAR"
 check "the owner's key is in the container once it runs" wait_for 15 keys_are "$BOX" 1
 dev POST "/api/v1/instances/$BOX/exec" '{"command":["stat","-c","%a","/root/.ssh","/root/.ssh/authorized_keys"]}'
 expect_eq "~/.ssh is 0700 and authorized_keys 0600 (sshd's StrictModes)" "700 600" \
@@ -53,11 +51,11 @@ check "a key added reaches the running container" wait_for 15 keys_are "$BOX" 1 
 dev DELETE "/api/v1/ssh-keys/$K1"
 check "a key deleted leaves the running container" wait_for 15 keys_are "$BOX" 2
 dev POST "/api/v1/instances/$BOX/stop"
-check "the instance stops" wait_for 60 status_is "$BOX" stopped
+reach "the instance stops" "$BOX" stopped 60 -b "$DEV_JAR"
 dev DELETE "/api/v1/ssh-keys/$K2"
 add_key 3
 dev POST "/api/v1/instances/$BOX/start"
-check "it starts again" wait_for 60 status_is "$BOX" running
+reach "it starts again" "$BOX" running 60 -b "$DEV_JAR"
 check "a key deleted while it was stopped does not come back; one added meanwhile is there" \
     wait_for 15 keys_are "$BOX" 3
 dev GET "/api/v1/instances/$BOX/events"
@@ -65,9 +63,9 @@ check "no push failed (no ssh_keys event)" jq -e '[.items[]? // .[]? | select(.k
 
 # A container that cannot take the keys (here ~/.ssh is a file) does not fail
 # the push for the others, and says why.
-dev POST /api/v1/instances "{\"template\":\"$P-box\",\"name\":\"ro\"}"
-RO=$(jq -r '.instance.id // empty' <<<"$BODY")
-check "a second instance runs" wait_for 120 status_is "$RO" running
+create "{\"template\":\"$P-box\",\"name\":\"ro\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
+RO=$IID
+reach "a second instance runs" "$RO" running 120 -b "$DEV_JAR"
 dev POST "/api/v1/instances/$RO/exec" '{"command":["sh","-c","rm -rf /root/.ssh && touch /root/.ssh"]}'
 add_key 1
 has_event() { dev GET "/api/v1/instances/$RO/events"; jq -e '[.items[]? // .[]? | select(.kind == "ssh_keys")] | length >= 1' <<<"$BODY" >/dev/null; }
@@ -80,9 +78,9 @@ dev DELETE "/api/v1/instances/$RO?delete_volumes=true"
 # ---- a real login through sshd ----
 if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TMP/images.log" 2>&1; then
     admin POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"berth-demo/ssh:1\",\"ssh_port\":22,\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128}"
-    dev POST /api/v1/instances "{\"template\":\"$P-ssh\"}"
-    SSHI=$(jq -r '.instance.id // empty' <<<"$BODY")
-    check "an instance of the sshd image runs" wait_for 120 status_is "$SSHI" running
+    create "{\"template\":\"$P-ssh\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
+    SSHI=$IID
+    reach "an instance of the sshd image runs" "$SSHI" running 120 -b "$DEV_JAR"
     dev GET "/api/v1/instances/$SSHI"
     PORT=$(jq -r .ssh.port <<<"$BODY")
     HOST=$(jq -r .ssh.host <<<"$BODY")
@@ -108,8 +106,7 @@ else
 fi
 
 dev DELETE "/api/v1/instances/$BOX?delete_volumes=true"
-gone() { status_is "$BOX" deleted || [[ $STATUS == 404 ]]; }
-wait_for 60 gone
+wait_status "$BOX" 'deleted|gone' 60 -b "$DEV_JAR" 2>/dev/null
 admin DELETE "/api/v1/users/$USER_ID"
 admin GET /api/v1/templates
 for t in box ssh; do

@@ -18,7 +18,6 @@ need jq
 need node
 
 P=px$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-LOG=$BERTH_VAR/log/worker.log
 TMP=$(mktemp -d)
 WS=(node "$ROOT/tests/lib/ws-client.mjs")
 # Workspaces are served on their owner's workspace origin. node does not
@@ -53,10 +52,7 @@ read -r VCOOK VCSRF <<<"$(login "$P-view" "pw-$P-view")"
 read -r CCOOK CCSRF <<<"$(login "$P-churn" "pw-$P-churn")"
 # API tokens: what reaches a workspace origin without signing in there (the
 # UI session does not: it is a cookie of the UI's host).
-token() { # cookie csrf -> a new API token
-    curl -s -b "berth_session=$1" -H "X-CSRF-Token: $2" -H 'Content-Type: application/json' \
-        -d '{"name":"proxy"}' "$BERTH_URL/api/v1/tokens" | jq -r '.token // empty'
-}
+token() { new_token proxy -b "berth_session=$1" -H "X-CSRF-Token: $2"; } # cookie csrf -> a new API token
 tok=$(curl -s -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -H 'Content-Type: application/json' \
     -d '{"name":"proxy"}' "$BERTH_URL/api/v1/tokens")
 TOKEN=$(jq -r .token <<<"$tok"); TOKID=$(jq -r .id <<<"$tok")
@@ -77,28 +73,12 @@ echo_tpl "$P-echo" strip 2 128
 echo_tpl "$P-keep" keep 0.5 64
 echo_tpl "$P-tiny" strip 0.25 32
 
-launch() { # cookie csrf template name -> instance id (empty on failure)
-    curl -s -b "berth_session=$1" -H "X-CSRF-Token: $2" -H 'Content-Type: application/json' \
-        -d "{\"template\":\"$3\",\"name\":\"$4\"}" "$BERTH_URL/api/v1/instances" | jq -r '.instance.id // empty'
+launch() { # cookie csrf template name -> IID (empty on failure)
+    create "{\"template\":\"$3\",\"name\":\"$4\"}" -b "berth_session=$1" -H "X-CSRF-Token: $2"
 }
-status_of() { # cookie id -> status, or "gone" when the API no longer has it
-    local out
-    out=$(curl -s --max-time 30 -w '\n%{http_code}' -b "berth_session=$1" "$BERTH_URL/api/v1/instances/$2")
-    if [[ $(tail -1 <<<"$out") == 404 ]]; then echo gone; else sed '$d' <<<"$out" | jq -r .status; fi
-}
-wait_status() { # cookie id status... -> last status seen (120 s at most)
-    local cookie=$1 id=$2 s=""; shift 2
-    for _ in $(seq 1 480); do
-        s=$(status_of "$cookie" "$id")
-        for want in "$@" error; do [[ $s == "$want" ]] && { echo "$s"; return; }; done
-        sleep 0.25
-    done
-    echo "$s"
-}
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 wait_route() { # URL TOKEN -> waits until the route answers 200 (20 s at most)
     for _ in $(seq 1 80); do
-        [[ $(code -H "Authorization: Bearer $2" "$1") == 200 ]] && return 0
+        [[ $(http_code -H "Authorization: Bearer $2" "$1") == 200 ]] && return 0
         sleep 0.25
     done
     return 1
@@ -108,15 +88,15 @@ open_url() { # cookie id -> the instance's urls.open
 }
 
 # The developer launches one of each.
-id=$(launch "$DCOOK" "$DCSRF" "$P-echo" site)
-kid=$(launch "$DCOOK" "$DCSRF" "$P-keep" kept)
+launch "$DCOOK" "$DCSRF" "$P-echo" site; id=$IID
+launch "$DCOOK" "$DCSRF" "$P-keep" kept; kid=$IID
 if [[ -z $id || -z $kid ]]; then
     fail "the developer launches instances" "strip: '$id' keep: '$kid'"
     exit 0
 fi
 ok "the developer launches instances"
-expect_eq "the instance runs" running "$(wait_status "$DCOOK" "$id" running)"
-expect_eq "the keep-mode instance runs" running "$(wait_status "$DCOOK" "$kid" running)"
+reach "the instance runs" "$id" running 120 -b "berth_session=$DCOOK"
+reach "the keep-mode instance runs" "$kid" running 120 -b "berth_session=$DCOOK"
 BASE=/container/$P-dev/site/
 KBASE=/container/$P-dev/kept/
 wait_route "$DO$BASE" "$TOKEN"
@@ -221,7 +201,6 @@ curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X DELE
 # A WebSocket held open while 10 instances of another user are created and
 # deleted: each comes with a route and goes with it, so nginx reloads under
 # the connection (old workers keep it: worker_shutdown_timeout).
-reloads() { local n; n=$(grep -c 'nginx reloaded' "$LOG" 2>/dev/null); echo "${n:-0}"; }
 "${WS[@]}" "$WSURL${BASE}ws?headers=1" "${WSH[@]}" -H "Cookie: $ALLB; theirs=kept" --timeout 20000 \
     recv echo before hold "$TMP/release" echo after close > "$TMP/ws.out" 2>&1 &
 HOLD_PID=$!
@@ -233,12 +212,15 @@ else ok "the WebSocket upgrade reaches the container without berth_session or be
 before=$(reloads)
 churn=()
 for i in $(seq 1 10); do
-    cid=$(launch "$CCOOK" "$CCSRF" "$P-tiny" "c$i")
-    [[ -n $cid ]] && churn+=("$cid")
+    launch "$CCOOK" "$CCSRF" "$P-tiny" "c$i"
+    [[ -n $IID ]] && churn+=("$IID")
 done
 expect_eq "10 more instances are created" 10 "${#churn[@]}"
 up=0
-for cid in "${churn[@]}"; do [[ $(wait_status "$CCOOK" "$cid" running) == running ]] && up=$((up + 1)); done
+for cid in "${churn[@]}"; do # (an instance in error is not waited for longer)
+    wait_status "$cid" 'running|error' 120 -b "berth_session=$CCOOK" 2>/dev/null &&
+        [[ $(jq -r .status <<<"$INST") == running ]] && up=$((up + 1))
+done
 live=0
 for i in $(seq 1 10); do wait_route "$CO/container/$P-churn/c$i/" "$CTOK" && live=$((live + 1)); done
 expect_eq "... they run and their routes go live" "10 10" "$up $live"
@@ -246,11 +228,14 @@ for cid in "${churn[@]}"; do
     curl -s -o /dev/null -b "berth_session=$CCOOK" -H "X-CSRF-Token: $CCSRF" -X DELETE "$BERTH_URL/api/v1/instances/$cid"
 done
 gone=0
-for cid in "${churn[@]}"; do [[ $(wait_status "$CCOOK" "$cid" deleted gone) =~ ^(deleted|gone)$ ]] && gone=$((gone + 1)); done
+for cid in "${churn[@]}"; do
+    wait_status "$cid" 'deleted|gone|error' 120 -b "berth_session=$CCOOK" 2>/dev/null &&
+        [[ $(jq -r '.status // empty' <<<"$INST") != error ]] && gone=$((gone + 1))
+done
 routes_gone=0
 for i in $(seq 1 10); do
     for _ in $(seq 1 80); do
-        [[ $(code -H "Authorization: Bearer $CTOK" "$CO/container/$P-churn/c$i/") == 404 ]] && { routes_gone=$((routes_gone + 1)); break; }
+        [[ $(http_code -H "Authorization: Bearer $CTOK" "$CO/container/$P-churn/c$i/") == 404 ]] && { routes_gone=$((routes_gone + 1)); break; }
         sleep 0.25
     done
 done
@@ -265,10 +250,10 @@ expect_eq "the WebSocket stayed open through the reloads: it still echoes, then 
 check "... and answered pings all the while" grep -q '^held' "$TMP/ws.out"
 
 # Who else may not (plain requests).
-expect_eq "another developer (their API token) gets 403" 403 "$(code -H "Authorization: Bearer $OTOK" "$DO$BASE")"
-expect_eq "a viewer (their API token) gets 403" 403 "$(code -H "Authorization: Bearer $VTOK" "$DO$BASE")"
-expect_eq "an admin (their API token) gets 403 (no implicit access)" 403 "$(code -H "Authorization: Bearer $ATOK" "$DO$BASE")"
-expect_eq "an anonymous API client gets 401" 401 "$(code "$DO$BASE")"
+expect_eq "another developer (their API token) gets 403" 403 "$(http_code -H "Authorization: Bearer $OTOK" "$DO$BASE")"
+expect_eq "a viewer (their API token) gets 403" 403 "$(http_code -H "Authorization: Bearer $VTOK" "$DO$BASE")"
+expect_eq "an admin (their API token) gets 403 (no implicit access)" 403 "$(http_code -H "Authorization: Bearer $ATOK" "$DO$BASE")"
+expect_eq "an anonymous API client gets 401" 401 "$(http_code "$DO$BASE")"
 # A browser without a credential is sent to sign in on the UI origin for this
 # instance and address, which (no UI session) sends it on to the login page
 # with that sign-in address to come back to.
@@ -280,17 +265,17 @@ expect_eq "... which sends it to the login page with that return address" \
     "302 $BERTH_URL/?next=$(jq -rn --arg p "${signin#"$BERTH_URL"}" '$p|@uri')" "$loc"
 # berth-api caches its decisions for a moment: taking access away must not wait for that.
 expect_eq "the owner's token reaches the instance (the decision is now cached)" 200 \
-    "$(code -H "Authorization: Bearer $TOKEN" "$DO$BASE")"
+    "$(http_code -H "Authorization: Bearer $TOKEN" "$DO$BASE")"
 curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X DELETE "$BERTH_URL/api/v1/tokens/$TOKID"
-expect_eq "a revoked token gets 401 at once" 401 "$(code -H "Authorization: Bearer $TOKEN" "$DO$BASE")"
+expect_eq "a revoked token gets 401 at once" 401 "$(http_code -H "Authorization: Bearer $TOKEN" "$DO$BASE")"
 S2JAR=$TMP/dev2.jar
 read -r S2COOK S2CSRF <<<"$(login "$P-dev" "pw-$P-dev" "$S2JAR")"
 ws_login "$S2JAR" "$DO$BASE"
-expect_eq "a second session of the owner, signed in to the workspace, reaches the instance" 200 "$(code -b "$S2JAR" "$DO$BASE")"
+expect_eq "a second session of the owner, signed in to the workspace, reaches the instance" 200 "$(http_code -b "$S2JAR" "$DO$BASE")"
 curl -s -o /dev/null -b "berth_session=$S2COOK" -H "X-CSRF-Token: $S2CSRF" -X POST "$BERTH_URL/api/v1/auth/logout"
-expect_eq "once it logs out, its workspace cookie gets 401 at once" 401 "$(code -b "$S2JAR" "$DO$BASE")"
+expect_eq "once it logs out, its workspace cookie gets 401 at once" 401 "$(http_code -b "$S2JAR" "$DO$BASE")"
 expect_eq "a revoked token's WebSocket upgrade gets 401" 401 "$(wsc -H "Authorization: Bearer $TOKEN" status)"
-expect_eq "an address no instance holds is 404" 404 "$(code -b "$DJAR" "$DO/container/$P-dev/nothing/")"
+expect_eq "an address no instance holds is 404" 404 "$(http_code -b "$DJAR" "$DO/container/$P-dev/nothing/")"
 
 # Stop: berth's page, no reload. (First the reloads of the changes above are
 # let settle: no new one for 2 s.)
@@ -302,7 +287,7 @@ for _ in $(seq 1 20); do
 done
 before=$(reloads)
 curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X POST "$BERTH_URL/api/v1/instances/$id/stop"
-expect_eq "the instance stops" stopped "$(wait_status "$DCOOK" "$id" stopped)"
+reach "the instance stops" "$id" stopped 120 -b "berth_session=$DCOOK"
 page=$(curl -s --max-time 30 -w '\n%{http_code}' -b "$DJAR" "$DO$BASE")
 expect_eq "a stopped instance answers 502 with berth's page" "502 yes" \
     "$(tail -1 <<<"$page") $(grep -q 'This workspace is not running' <<<"$page" && echo yes || echo no)"
@@ -313,7 +298,7 @@ expect_eq "stopping needed no nginx reload" "$before" "$(reloads)"
 curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X DELETE "$BERTH_URL/api/v1/instances/$id"
 gone=no
 for _ in $(seq 1 80); do
-    [[ $(code -b "$DJAR" "$DO$BASE") == 404 ]] && { gone=yes; break; }
+    [[ $(http_code -b "$DJAR" "$DO$BASE") == 404 ]] && { gone=yes; break; }
     sleep 0.25
 done
 expect_eq "a deleted instance's route is removed" yes "$gone"

@@ -13,7 +13,7 @@ P=rt$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 BOX=$BERTH_VAR/nginx
 NODE=$(sed -n 's/^node *= *//p' "$BERTH_CONFIG" | tail -1)
 NODE=${NODE:-local}
-API=${BERTH_BUILD:-$ROOT/build}/berth-api
+API=$BUILD/berth-api
 ORPHAN=$(cat /proc/sys/kernel/random/uuid)
 FOREIGN=$(cat /proc/sys/kernel/random/uuid)
 TMP=$(mktemp -d)
@@ -29,12 +29,7 @@ dev_login "$P-dev" "$TMP/dev.jar"
 # Routes are served on the workspace origin (the UI's with workspace_host =
 # same), reached with the owner's browser session signed in there (ws_login).
 WS=$(ws_origin "$P-dev")
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' -b "$TMP/dev.jar" "$WS$1"; }
-wait_for() { # SECONDS CMD... : until CMD succeeds
-    local end=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
-}
-is_running() { dev GET "/api/v1/instances/$ID"; [[ $(jq -r .status <<<"$BODY") == running ]]; }
+code() { http_code -b "$TMP/dev.jar" "$WS$1"; } # code PATH: on the workspace origin, signed in
 # 200 through the route; a 401 (not signed in there yet: the route went live
 # after the first sign-in was tried) signs in as a browser would, once a try.
 route_ok() {
@@ -50,10 +45,10 @@ files_there() {
        -f $BOX/box-available/$ID.upstream && -L $BOX/box-enabled/$ID.upstream ]]
 }
 
-dev POST /api/v1/instances '{"template":"web"}'
-ID=$(jq -r '.instance.id // empty' <<<"$BODY")
+create '{"template":"web"}' -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
+ID=$IID
 expect_eq "an instance of the web template is accepted" 202 "$STATUS"
-check "it runs" wait_for 120 is_running
+reach "it runs" "$ID" running 120 -b "$DEV_JAR"
 dev GET "/api/v1/instances/$ID"
 OPEN=$(jq -r '.urls.open // empty' <<<"$BODY")
 [[ -n $OPEN ]] && ws_login "$TMP/dev.jar" "$OPEN"
@@ -70,8 +65,7 @@ check "... and says edits are overwritten" grep -q "edits are overwritten" "$SNI
 check "its location proxies to the instance's upstream group" grep -q "proxy_pass http://berth-$ID/;" "$SNIP"
 UP=$BOX/box-available/$ID.upstream
 check "the upstream group is beside it, linked too" test "$(readlink "$BOX/box-enabled/$ID.upstream")" = "../box-available/$ID.upstream"
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-ADDR=$("$PG_BIN/psql" -h "$BERTH_VAR/run" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -c "SELECT host(upstream_host) FROM instances WHERE id = '$ID'")
+ADDR=$(psql_q "SELECT host(upstream_host) FROM instances WHERE id = '$ID'")
 check "... naming the instance and owner, its address on the user network with the HTTP container port, and keepalive" \
     bash -c "head -2 '$UP' | grep -q '$P-dev, instance web' && [[ -n '$ADDR' ]] && grep -Fqx '    server $ADDR:8080;' '$UP' && grep -q keepalive '$UP'"
 
@@ -117,7 +111,7 @@ check "the command is audited (routes.sync, target the node)" \
 rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf"
 
 # ---- a worker starting finds the directory out of step ----
-wpid=$(cut -d' ' -f1 "$BERTH_VAR/run/worker.pid")
+wpid=$(svc_pid worker)
 kill -TERM "$wpid"
 wait_for 10 bash -c "! kill -0 $wpid 2>/dev/null"
 rm -f "$BOX/box-enabled/$ID".* "$BOX/box-available/$ID".*

@@ -12,11 +12,8 @@ set -uo pipefail
 need jq
 command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
 
-RUN=$BERTH_VAR/run
 BOX=$BERTH_VAR/nginx
-API=${BERTH_BUILD:-$ROOT/build}/berth-api
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-psql_q() { "$PG_BIN/psql" -h "$RUN" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -F ' ' -c "$1"; }
+API=$BUILD/berth-api
 P=ua$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TMP=$(mktemp -d)
 NET=berth-$BERTH_CLUSTER-$P-dev
@@ -26,27 +23,13 @@ dev_login "$P-dev" "$TMP/dev.jar"
 admin PATCH "/api/v1/users/$DEV_ID" '{"quota":{"instances":10,"cpus":10,"memory_mb":10000}}'
 
 cleanup() {
-    for id in $(psql_q "SELECT id FROM instances WHERE user_id = '$DEV_ID' AND status NOT IN ('deleted', 'deleting')"); do
-        dev DELETE "/api/v1/instances/$id?delete_volumes=true"
-    done
-    for _ in $(seq 100); do
-        [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id = '$DEV_ID' AND status <> 'deleted'") == 0 ]] && break
-        sleep 0.2
-    done
+    delete_instances_of "$DEV_ID" 20 -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
     admin DELETE "/api/v1/templates/$P-t"
     admin DELETE "/api/v1/users/$DEV_ID"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-wait_for() { # SECONDS CMD... : until CMD succeeds
-    local end=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
-}
-status_is() { dev GET "/api/v1/instances/$1"; INST=$BODY; [[ $(jq -r .status <<<"$BODY") == "$2" ]]; }
-reach() { # reach "behaviour" ID STATUS [SECONDS]
-    if wait_for "${4:-60}" status_is "$2" "$3"; then ok "$1"; else fail "$1" "$(jq -c '{status, error}' <<<"$INST")"; fi
-}
 # through nginx on the workspace origin (the UI's with workspace_host = same)
 # with the owner's session signed in there (ws_login): the workspace page
 WS=$(ws_origin "$P-dev")
@@ -74,7 +57,7 @@ expect_eq "a template with an http_port and a named port" 201 "$STATUS"
 dev POST /api/v1/instances "{\"template\":\"$P-t\",\"name\":\"$P-a\"}"
 ID=$(jq -r .instance.id <<<"$BODY")
 expect_eq "the create answer has ports.http null" "true" "$(jq '.instance.ports | has("http") and .http == null' <<<"$BODY")"
-reach "the instance runs" "$ID" running
+reach "the instance runs" "$ID" running 60 -b "$DEV_JAR"
 expect_eq "ports.http is null in the API; the named port has a host port" "true true" \
     "$(jq -r '[(.ports | has("http") and .http == null), (.ports.extra | type == "number")] | map(tostring) | join(" ")' <<<"$INST")"
 XPORT=$(jq -r .ports.extra <<<"$INST")
@@ -125,24 +108,24 @@ fi
 # ---- the address stays ----
 docker exec "berth-$ID" sh -c 'echo kept > /data/f'
 dev POST "/api/v1/instances/$ID/stop"
-reach "stop" "$ID" stopped
+reach "stop" "$ID" stopped 60 -b "$DEV_JAR"
 dev POST "/api/v1/instances/$ID/start"
-reach "start" "$ID" running
+reach "start" "$ID" running 60 -b "$DEV_JAR"
 same_addr "the address is unchanged after stop/start" "$ID" "$ADDR"
 check "it answers through nginx after stop/start" wait_for 20 route_ok "$P-a"
 dev POST "/api/v1/instances/$ID/restart"
 sleep 0.5
-reach "restart" "$ID" running
+reach "restart" "$ID" running 60 -b "$DEV_JAR"
 same_addr "the address is unchanged after restart" "$ID" "$ADDR"
 check "it answers through nginx after restart" wait_for 20 route_ok "$P-a"
 others=$(docker ps -a --format '{{.Label "berth.cluster"}}' | grep -v '^$' | grep -vcxF "$BERTH_CLUSTER")
 if [[ -f $RUN/dockerd.pid && ${others:-0} -eq 0 ]]; then
-    DPID=$(cut -d' ' -f1 "$RUN/dockerd.pid")
+    DPID=$(svc_pid dockerd)
     kill "$DPID"
     for _ in $(seq 150); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.2; done
     "$ROOT/scripts/stack.sh" start >/dev/null 2>&1
     check "dockerd is back" wait_for 60 docker info
-    reach "after a dockerd restart the instance runs again" "$ID" running 90
+    reach "after a dockerd restart the instance runs again" "$ID" running 90 -b "$DEV_JAR"
     same_addr "the address is unchanged after a dockerd restart" "$ID" "$ADDR"
     check "it answers through nginx after a dockerd restart" wait_for 30 route_ok "$P-a"
 else
@@ -160,7 +143,7 @@ expect_eq "the volume's data is still there" kept "$(docker exec "berth-$ID" cat
 # ---- an instance from before the change moves over on its next start ----
 dev POST /api/v1/instances "{\"template\":\"$P-t\",\"name\":\"$P-old\"}"
 OID=$(jq -r .instance.id <<<"$BODY")
-reach "a second instance runs" "$OID" running
+reach "a second instance runs" "$OID" running 60 -b "$DEV_JAR"
 docker exec "berth-$OID" sh -c 'echo old-data > /data/f'
 OVOL=$(jq -r '.volumes[0].id' <<<"$INST")
 OXPORT=$(jq -r .ports.extra <<<"$INST")
@@ -180,7 +163,7 @@ make_old() {
     # its route as it was, on the old host port: a routes_sync job alone, as
     # the worker's periodic pass would (berth-api --sync-routes would move it)
     local j; j=$(psql_q "INSERT INTO jobs (id, kind, node) VALUES (gen_random_uuid(), 'routes_sync', 'local') RETURNING id" | head -1)
-    redis-cli -s "$RUN/redis.sock" LPUSH berth:jobs:local "$j" >/dev/null
+    redis_q LPUSH berth:jobs:local "$j" >/dev/null
     for _ in $(seq 120); do [[ $(psql_q "SELECT status FROM jobs WHERE id = '$j'") == done ]] && break; sleep 0.25; done
 }
 make_old
@@ -193,9 +176,9 @@ check "... and it answers through nginx there" wait_for 20 route_ok "$P-old"
 dev GET "/api/v1/instances/$OID"
 expect_eq "ports.http is null in the API for it too (its old row is not shown)" "true" "$(jq '.ports | has("http") and .http == null' <<<"$BODY")"
 dev POST "/api/v1/instances/$OID/stop"
-reach "the old-style instance stops" "$OID" stopped
+reach "the old-style instance stops" "$OID" stopped 60 -b "$DEV_JAR"
 dev POST "/api/v1/instances/$OID/start"
-reach "its next start runs it" "$OID" running 90
+reach "its next start runs it" "$OID" running 90 -b "$DEV_JAR"
 OADDR=$(stored "$OID")
 check "it has an address now ($OADDR)" test -n "$OADDR"
 same_addr "... the container's on its user network" "$OID" "$OADDR"
@@ -211,7 +194,7 @@ check "the old host port no longer serves it" bash -c "! curl -s --max-time 2 ht
 expect_eq "its volume's data survived the move" old-data "$(docker exec "berth-$OID" cat /data/f 2>&1)"
 dev POST "/api/v1/instances/$OID/restart"
 sleep 0.5
-reach "a restart after the move" "$OID" running
+reach "a restart after the move" "$OID" running 60 -b "$DEV_JAR"
 expect_eq "keeps the container (no second move)" "$(jq -r '.[0].Id' <<<"$C")" "$(docker inspect -f '{{.Id}}' "berth-$OID")"
 same_addr "... and the address" "$OID" "$OADDR"
 
@@ -227,7 +210,7 @@ check "(old state again: its HTTP port published on the host)" \
 out=$("$API" --sync-routes 2>&1)
 check "--sync-routes restarts a running instance that still publishes its HTTP port" \
     grep -q "^instance $OID: restarted to leave its published HTTP port" <<<"$out"
-reach "... which runs again" "$OID" running 90
+reach "... which runs again" "$OID" running 90 -b "$DEV_JAR"
 S=$(stored "$OID")
 check "... with an address ($S)" test -n "$S"
 expect_eq "... its container made again without the HTTP binding" "null" \
@@ -241,7 +224,7 @@ check "... and the move is audited ($n)" test "${n:-0}" -ge 1
 psql_q "UPDATE instances SET upstream_host = NULL WHERE id = '$OID'" >/dev/null
 dev POST "/api/v1/instances/$OID/restart"
 sleep 0.5
-reach "restart of an instance without a stored address" "$OID" running 90
+reach "restart of an instance without a stored address" "$OID" running 90 -b "$DEV_JAR"
 R=$(stored "$OID")
 check "it gets an address again ($R)" test -n "$R"
 same_addr "... which is the container's" "$OID" "$R"

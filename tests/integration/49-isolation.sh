@@ -28,45 +28,29 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-PSQL=("$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1 || echo psql)" -h "$BERTH_VAR/run"
-    -p "$BERTH_PG_PORT" -U berth -d berth -tAq)
 
 admin_login "$TMP/admin"
-admin POST /api/v1/users "{\"username\":\"$V\",\"password\":\"pw-$V-12\",\"role\":\"viewer\"}"
 dev_login "$B" "$TMP/b"; BJAR=$DEV_JAR BCSRF=$DCSRF
 dev_login "$A" "$TMP/a"; AJAR=$DEV_JAR ACSRF_A=$DCSRF
-http POST /api/v1/auth/login "{\"username\":\"$V\",\"password\":\"pw-$V-12\"}" -c "$TMP/v"
+user_login "$V" viewer "$TMP/v"; VCSRF=$CSRF
 
 as() { # as JAR CSRF METHOD PATH [BODY]
     http "$3" "$4" "${5-}" -b "$1" -H "X-CSRF-Token: $2"
 }
-launch() { # JAR CSRF NAME -> id
-    as "$1" "$2" POST /api/v1/instances "{\"template\":\"web\",\"name\":\"$3\"}"
-    jq -r '.instance.id // empty' <<<"$BODY"
+launch() { # JAR CSRF NAME -> IID
+    create "{\"template\":\"web\",\"name\":\"$3\"}" -b "$1" -H "X-CSRF-Token: $2"
 }
-token() { # JAR CSRF -> a new API token
-    as "$1" "$2" POST /api/v1/tokens '{"name":"iso"}'
-    jq -r '.token // empty' <<<"$BODY"
-}
-AID=$(launch "$AJAR" "$ACSRF_A" site)
-BID=$(launch "$BJAR" "$BCSRF" site)
-launch "$BJAR" "$BCSRF" two >/dev/null
-TA=$(token "$AJAR" "$ACSRF_A")
-TB=$(token "$BJAR" "$BCSRF")
-http POST /api/v1/tokens '{"name":"iso"}' -b "$TMP/v" -H "X-CSRF-Token: $(jq -r .csrf_token <<<"$(curl -s -b "$TMP/v" "$BERTH_URL/api/v1/auth/me")")"
-TV=$(jq -r '.token // empty' <<<"$BODY")
+launch "$AJAR" "$ACSRF_A" site; AID=$IID
+launch "$BJAR" "$BCSRF" site; BID=$IID
+launch "$BJAR" "$BCSRF" two
+TA=$(new_token iso -b "$AJAR" -H "X-CSRF-Token: $ACSRF_A")
+TB=$(new_token iso -b "$BJAR" -H "X-CSRF-Token: $BCSRF")
+TV=$(new_token iso -b "$TMP/v" -H "X-CSRF-Token: $VCSRF")
 if [[ -z $AID || -z $BID || -z $TA || -z $TB || -z $TV ]]; then
     fail "users, tokens and instances for the attack" "a=$AID b=$BID"; exit 0
 fi
-for id in "$AID" "$BID"; do
-    for _ in $(seq 1 240); do
-        s=$(curl -s -H "Authorization: Bearer $TB" "$BERTH_URL/api/v1/instances/$id" | jq -r .status)
-        [[ $s == running ]] && break
-        s=$(curl -s -H "Authorization: Bearer $TA" "$BERTH_URL/api/v1/instances/$id" | jq -r .status)
-        [[ $s == running ]] && break
-        sleep 0.25
-    done
-done
+wait_status "$AID" running 60 -H "Authorization: Bearer $TA" 2>/dev/null
+wait_status "$BID" running 60 -H "Authorization: Bearer $TB" 2>/dev/null
 AO=$(ws_origin "$A") BO=$(ws_origin "$B")
 http GET "/api/v1/instances/$AID" "" -H "Authorization: Bearer $TA"
 expect_eq "urls.open is the instance's address on its workspace origin" \
@@ -228,7 +212,7 @@ st=$(curl -s -o /dev/null -w '%{http_code}' "$AO/_berth/session?code=$code")
 check "... and used up by that attempt: single use ($st)" test "$st" = 400
 code_url=$(curl -s -o /dev/null -w '%{redirect_url}' -b "$AJAR" "$loc")
 code=${code_url##*=}
-"${PSQL[@]}" -c "UPDATE workspace_codes SET expires_at = now() - interval '1 second'" >/dev/null
+psql_q "UPDATE workspace_codes SET expires_at = now() - interval '1 second'" >/dev/null
 st=$(curl -s -o /dev/null -w '%{http_code}' "$AO/_berth/session?code=$code")
 check "an expired code is refused ($st)" test "$st" = 400
 code_url=$(curl -s -o /dev/null -w '%{redirect_url}' -b "$AJAR" "$loc")

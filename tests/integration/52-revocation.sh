@@ -23,20 +23,11 @@ admin_login "$TMP/admin"
 admin POST /api/v1/templates "{\"name\":\"$P-echo\",\"image\":\"berth-demo/web:1\",\"command\":[\"/usr/local/bin/berth-echo\"],\"http_port\":8080,\"proxy_mode\":\"keep\",\"cpus\":0.5,\"memory_mb\":64,\"pids_limit\":64}"
 U=$P-u
 dev_login "$U" "$TMP/u"
-dev POST /api/v1/instances "{\"template\":\"$P-echo\",\"name\":\"echo\"}"
-ID=$(jq -r '.instance.id // empty' <<<"$BODY")
-dev POST /api/v1/instances "{\"template\":\"$P-echo\",\"name\":\"gone\"}"
-GID=$(jq -r '.instance.id // empty' <<<"$BODY")
-newtoken() { dev POST /api/v1/tokens "{\"name\":\"$1\"}"; jq -r .token <<<"$BODY"; }
-T1=$(newtoken keep) T2=$(newtoken revoke)
+create "{\"template\":\"$P-echo\",\"name\":\"echo\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"; ID=$IID
+create "{\"template\":\"$P-echo\",\"name\":\"gone\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"; GID=$IID
+T1=$(new_token keep -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF") T2=$(new_token revoke -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF")
 T2ID=$(dev GET /api/v1/tokens && jq -r '(.items // .)[] | select(.name == "revoke") | .id' <<<"$BODY")
-for id in "$ID" "$GID"; do
-    for _ in $(seq 1 240); do
-        http GET "/api/v1/instances/$id" "" -H "Authorization: Bearer $T1"
-        [[ $(jq -r .status <<<"$BODY") == running ]] && break
-        sleep 0.25
-    done
-done
+for id in "$ID" "$GID"; do wait_status "$id" running 60 -H "Authorization: Bearer $T1" 2>/dev/null; done
 if [[ -z $ID || -z $GID || -z $T1 || -z $T2 || -z $T2ID ]]; then
     fail "an instance and tokens to hold WebSockets with" "$BODY"; exit 0
 fi
@@ -89,7 +80,7 @@ dev POST /api/v1/auth/logout
 s=$(ended sess)
 check "logging out ends the session's WebSocket within 60 s (${s} s)" test "$s" -le 60
 # Each revocation below on its own pass of the worker, so the log names it.
-logged() { for _ in $(seq 1 40); do grep -q "$1" "$BERTH_VAR/log/worker.log" && return 0; sleep 0.5; done; return 1; }
+logged() { wait_for 20 grep -q "$1" "$WORKER_LOG"; }
 check "the worker says what it cut and why (session ended)" logged "instance $ID: [0-9]* proxied connection(s) cut (session ended)"
 
 hold del gone "Authorization: Bearer $T1"

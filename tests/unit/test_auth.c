@@ -175,12 +175,13 @@ static void test_origin(void)
 static void test_trusted_proxies(void)
 {
     char why[256], out[64];
-    static const char *const good[] = {"", "  ", "127.0.0.1", "10.0.0.0/8, ::1",
-                                       "192.168.1.0/24,2001:db8::/32", "0.0.0.0/0", "::/0",
-                                       "::ffff:10.0.0.1"};
-    static const char *const bad[] = {",", "10.0.0.1,", "10.0.0.0/33", "::/129", "10.0.0.0/",
-                                      "10.0.0.0/08", "10.0.0.0/-1", "host.example", "10.0.0",
-                                      "fe80::1%eth0", "1.2.3.4/8/8", "1.2.3.4 5.6.7.8"};
+    static const char *const good[] = {
+        "",          "  ",   "127.0.0.1",      "10.0.0.0/8, ::1", "192.168.1.0/24,2001:db8::/32",
+        "0.0.0.0/0", "::/0", "::ffff:10.0.0.1"};
+    static const char *const bad[] = {
+        ",",         "10.0.0.1,",    "10.0.0.0/33", "::/129",
+        "10.0.0.0/", "10.0.0.0/08",  "10.0.0.0/-1", "host.example",
+        "10.0.0",    "fe80::1%eth0", "1.2.3.4/8/8", "1.2.3.4 5.6.7.8"};
     for (size_t i = 0; i < ARRAY_LEN(good); i++)
         CHECK(config_addr_list_check(good[i], why, sizeof(why)) == 0,
               "trusted_proxies '%s' is accepted", good[i]);
@@ -199,31 +200,33 @@ static void test_trusted_proxies(void)
     CHECK(!config_addr_list_match("0.0.0.0/0", "garbage", 7), "a non-address matches nothing");
 
     /* the client address */
-    CHECK(!auth_client_addr_of("127.0.0.1", "6.6.6.6", "", out, sizeof(out)) &&
-              strcmp(out, "127.0.0.1") == 0,
-          "X-Forwarded-For from an untrusted peer is ignored");
-    CHECK(!auth_client_addr_of("127.0.0.1", "6.6.6.6", "10.0.0.1", out, sizeof(out)) &&
-              strcmp(out, "127.0.0.1") == 0,
-          "X-Forwarded-For from a peer not in the list is ignored");
-    CHECK(auth_client_addr_of("10.0.0.1", "6.6.6.6", "10.0.0.1", out, sizeof(out)) &&
-              strcmp(out, "6.6.6.6") == 0,
-          "X-Forwarded-For from a trusted proxy names the client");
-    CHECK(auth_client_addr_of("10.0.0.1", "1.1.1.1, 6.6.6.6 , 10.0.0.2", "10.0.0.0/24", out,
-                              sizeof(out)) &&
-              strcmp(out, "6.6.6.6") == 0,
-          "the rightmost untrusted hop is the client; a forged left part is ignored");
-    CHECK(auth_client_addr_of("10.0.0.1", "junk, 10.0.0.2", "10.0.0.0/24", out, sizeof(out)) &&
-              strcmp(out, "10.0.0.2") == 0,
-          "a hop that is no address ends the walk at the last believable one");
-    CHECK(!auth_client_addr_of("10.0.0.1", "junk", "10.0.0.0/24", out, sizeof(out)) &&
-              strcmp(out, "10.0.0.1") == 0,
-          "only junk in X-Forwarded-For leaves REMOTE_ADDR");
-    CHECK(auth_client_addr_of("::1", "2001:DB8::0001", "::1", out, sizeof(out)) &&
-              strcmp(out, "2001:db8::1") == 0,
-          "addresses are normalised (one key per client)");
-    CHECK(!auth_client_addr_of("::ffff:127.0.0.5", NULL, "", out, sizeof(out)) &&
-              strcmp(out, "127.0.0.5") == 0,
-          "an IPv4-mapped REMOTE_ADDR is its IPv4 address");
+    static const struct {
+        const char *remote, *xff, *trusted;
+        bool forwarded; /* what auth_client_addr_of answers: out came from X-Forwarded-For */
+        const char *want, *what;
+    } addrs[] = {
+        {"127.0.0.1", "6.6.6.6", "", false, "127.0.0.1",
+         "X-Forwarded-For from an untrusted peer is ignored"},
+        {"127.0.0.1", "6.6.6.6", "10.0.0.1", false, "127.0.0.1",
+         "X-Forwarded-For from a peer not in the list is ignored"},
+        {"10.0.0.1", "6.6.6.6", "10.0.0.1", true, "6.6.6.6",
+         "X-Forwarded-For from a trusted proxy names the client"},
+        {"10.0.0.1", "1.1.1.1, 6.6.6.6 , 10.0.0.2", "10.0.0.0/24", true, "6.6.6.6",
+         "the rightmost untrusted hop is the client; a forged left part is ignored"},
+        {"10.0.0.1", "junk, 10.0.0.2", "10.0.0.0/24", true, "10.0.0.2",
+         "a hop that is no address ends the walk at the last believable one"},
+        {"10.0.0.1", "junk", "10.0.0.0/24", false, "10.0.0.1",
+         "only junk in X-Forwarded-For leaves REMOTE_ADDR"},
+        {"::1", "2001:DB8::0001", "::1", true, "2001:db8::1",
+         "addresses are normalised (one key per client)"},
+        {"::ffff:127.0.0.5", NULL, "", false, "127.0.0.5",
+         "an IPv4-mapped REMOTE_ADDR is its IPv4 address"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(addrs); i++)
+        CHECK(auth_client_addr_of(addrs[i].remote, addrs[i].xff, addrs[i].trusted, out,
+                                  sizeof(out)) == addrs[i].forwarded &&
+                  strcmp(out, addrs[i].want) == 0,
+              "%s", addrs[i].what);
 
     /* the scheme */
     CHECK(!auth_https_of("127.0.0.1", "https", NULL, "http", ""),

@@ -9,7 +9,10 @@
 static void test_patterns(void)
 {
     char err[256];
-    static const struct { const char *p; bool ok; } cases[] = {
+    static const struct {
+        const char *p;
+        bool ok;
+    } cases[] = {
         {"same", true},
         {"{user}.localhost", true},
         {"{instance}.{user}.localhost", true},
@@ -17,7 +20,7 @@ static void test_patterns(void)
         {"{user}.ws.example.org:8443", true},
         {"{instance}-{user}.localhost", false}, /* "a-b"+"c" and "a"+"b-c" collide */
         {"{user}{instance}.localhost", false},
-        {"ws.example.org", false},              /* no {user}: one origin for all */
+        {"ws.example.org", false}, /* no {user}: one origin for all */
         {"{user}.{user}.localhost", false},
         {"{user}..localhost", false},
         {"{user}.local_host", false},
@@ -44,27 +47,33 @@ static void test_patterns(void)
 static void test_origins(void)
 {
     char o[256];
-    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", o, sizeof(o)) ==
-                  0 &&
-              strcmp(o, "http://alice.localhost:8080") == 0,
-          "origin: {user}.localhost takes public_url's scheme and port");
-    CHECK(ws_origin("https://b.example.org", "{instance}.{user}.ws.example.org", "alice", "nb", o,
-                    sizeof(o)) == 0 &&
-              strcmp(o, "https://nb.alice.ws.example.org") == 0,
-          "origin: per instance, default port");
-    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.ws.example.org:9000", "bob", "x1", o,
-                    sizeof(o)) == 0 &&
-              strcmp(o, "http://bob.ws.example.org:9000") == 0,
-          "origin: the pattern's own port wins");
-    CHECK(ws_origin("http://127.0.0.1:8080", "same", "bob", "x1", o, sizeof(o)) == 0 &&
-              strcmp(o, "http://127.0.0.1:8080") == 0,
-          "origin: same mode is the UI origin");
-    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "Bob", "x1", o, sizeof(o)) < 0 &&
-              ws_origin("http://127.0.0.1:8080", "{user}.localhost", "bob", "../x", o, sizeof(o)) <
-                  0,
-          "origin: names outside the name rule are refused");
-    CHECK(ws_origin("http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", o, 10) < 0,
-          "origin: a buffer too small is an error, not a cut address");
+    static const struct {
+        const char *public_url, *pattern, *user, *instance;
+        size_t size;      /* of the buffer; 0: all of o */
+        const char *want; /* NULL: refused */
+        const char *what;
+    } origins[] = {
+        {"http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", 0,
+         "http://alice.localhost:8080", "{user}.localhost takes public_url's scheme and port"},
+        {"https://b.example.org", "{instance}.{user}.ws.example.org", "alice", "nb", 0,
+         "https://nb.alice.ws.example.org", "per instance, default port"},
+        {"http://127.0.0.1:8080", "{user}.ws.example.org:9000", "bob", "x1", 0,
+         "http://bob.ws.example.org:9000", "the pattern's own port wins"},
+        {"http://127.0.0.1:8080", "same", "bob", "x1", 0, "http://127.0.0.1:8080",
+         "same mode is the UI origin"},
+        {"http://127.0.0.1:8080", "{user}.localhost", "Bob", "x1", 0, NULL,
+         "a user name outside the name rule is refused"},
+        {"http://127.0.0.1:8080", "{user}.localhost", "bob", "../x", 0, NULL,
+         "an instance name outside the name rule is refused"},
+        {"http://127.0.0.1:8080", "{user}.localhost", "alice", "nb", 10, NULL,
+         "a buffer too small is an error, not a cut address"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(origins); i++) {
+        int rc = ws_origin(origins[i].public_url, origins[i].pattern, origins[i].user,
+                           origins[i].instance, o, origins[i].size ? origins[i].size : sizeof(o));
+        CHECK(origins[i].want ? rc == 0 && strcmp(o, origins[i].want) == 0 : rc < 0, "origin: %s",
+              origins[i].what);
+    }
 
     CHECK(ws_host_matches("http://alice.localhost:8080", "alice.localhost:8080") &&
               ws_host_matches("http://alice.localhost:8080", "ALICE.localhost:8080") &&
@@ -92,7 +101,10 @@ static void test_origins(void)
 
 static void test_raw_prefix(void)
 {
-    static const struct { const char *uri; bool ok; } cases[] = {
+    static const struct {
+        const char *uri;
+        bool ok;
+    } cases[] = {
         {"/container/alice/web/", true},
         {"/container/alice/web/x/y?z=1", true},
         {"/container/alice/web/a%2Fb", true}, /* after the prefix: the app's business */
@@ -148,7 +160,10 @@ static void test_cookies(void)
 
 static void test_canonical(void)
 {
-    static const struct { const char *p; bool ok; } cases[] = {
+    static const struct {
+        const char *p;
+        bool ok;
+    } cases[] = {
         {"/container/alice/web/", true},
         {"/container/alice/web/tree/x.ipynb?token=..", true},
         {"/container/alice/web/a.b/c..d/", true},
