@@ -13,8 +13,11 @@
 
 #include "auth.h"
 #include "berth/config.h"
+#include "settings.h"
 
-extern struct berth_config api_cfg;
+/* The settings this request reads: its thread's pinned snapshot
+ * (settings.h). Read-only; SIGHUP publishes a new snapshot, never writes this. */
+#define api_cfg (*settings_get())
 
 /* One per request thread: its own PostgreSQL and Redis connections. */
 struct api_thread {

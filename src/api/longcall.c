@@ -217,7 +217,9 @@ static void *pool_main(void *arg)
         log_set_context(j->r.id);
         if (ran) {
             j->r.th = th;
+            settings_pin();
             j->fn(&j->r, j->arg);
+            settings_unpin();
         } else {
             http_send_error(&j->r, 503, "unavailable", NULL, "berth-api is stopping");
         }

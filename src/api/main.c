@@ -100,7 +100,7 @@ static int serve(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            config_reload(&api_cfg, CONF_API);
+            settings_reload();
             continue;
         }
         log_info("signal %d: stopping", sig);
@@ -157,12 +157,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_init("api", LOG_INFO);
-    if (config_load(&api_cfg, CONF_API, false, err, sizeof(err)) < 0) {
-        log_error("%s", err);
-        return 2;
-    }
-    if (!ws_public_url_valid(api_cfg.public_url, err, sizeof(err)) ||
-        !ws_pattern_valid(api_cfg.workspace_host, err, sizeof(err))) {
+    if (settings_init(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return 2;
     }

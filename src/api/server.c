@@ -27,8 +27,6 @@
 #include "longcall.h"
 #include "server.h"
 
-struct berth_config api_cfg; /* loaded by main(), reloaded on SIGHUP */
-
 static int listen_fd = -1;
 static atomic_bool stopping;
 static pthread_t *threads;
@@ -44,6 +42,7 @@ static bool handle(struct api_thread *th, FCGX_Request *fr)
     char ipbuf[64];
     int64_t t0 = util_now_ms();
 
+    settings_pin(); /* one request, one configuration */
     memset(&r, 0, sizeof(r));
     r.fcgi = fr;
     r.th = th;
@@ -67,6 +66,7 @@ static bool handle(struct api_thread *th, FCGX_Request *fr)
 
     router_dispatch(&r);
     if (r.handed_off) { /* r's strings are the pool thread's now: do not log them */
+        settings_unpin();   /* the pool thread pins its own */
         log_set_context(NULL);
         return true;
     }
@@ -75,6 +75,7 @@ static bool handle(struct api_thread *th, FCGX_Request *fr)
     metrics_observe(r.status, (long)(util_now_ms() - t0));
     log_debug("%s %s %d %lldms", r.method, r.path, r.status, (long long)(util_now_ms() - t0));
     free(r.body);
+    settings_unpin();
     log_set_context(NULL);
     return false;
 }

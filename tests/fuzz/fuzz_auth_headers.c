@@ -55,7 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (auth_cookie_value(&r, "berth_session", cookie, sizeof(cookie)) &&
         (strlen(cookie) >= sizeof(cookie) || strchr(cookie, ';')))
         abort();
-    snprintf(api_cfg.public_url, sizeof(api_cfg.public_url), "http://127.0.0.1:8080");
+    if (!api_cfg.public_url[0]) {
+        struct berth_config cfg = api_cfg;
+        snprintf(cfg.public_url, sizeof(cfg.public_url), "http://127.0.0.1:8080");
+        if (settings_publish(&cfg) < 0)
+            abort();
+    }
     if (auth_origin_ok(&r)) {
         const char *o = n > 1 ? parts[1] + strlen(names[1]) : "";
         if (*o && strncasecmp(o, "http://127.0.0.1:8080", 21) != 0)

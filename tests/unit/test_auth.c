@@ -150,8 +150,7 @@ static void test_origin(void)
         {"file://", "http://berth.example", false},
         {"http://berth.example", "", false},
     };
-    char saved[sizeof(api_cfg.public_url)];
-    memcpy(saved, api_cfg.public_url, sizeof(saved));
+    struct berth_config cfg = api_cfg, saved = api_cfg;
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         char o[256], h[] = "HTTP_HOST=evil.example";
         char *env[3];
@@ -163,13 +162,16 @@ static void test_origin(void)
         }
         env[n++] = h; /* the request's own Host no longer matters */
         env[n] = NULL;
-        snprintf(api_cfg.public_url, sizeof(api_cfg.public_url), "%s", cases[i].public_url);
+        snprintf(cfg.public_url, sizeof(cfg.public_url), "%s", cases[i].public_url);
+        if (settings_publish(&cfg) < 0)
+            abort();
         struct req r = fake(&fr, env);
         CHECK(auth_origin_ok(&r) == cases[i].ok, "Origin %s for public_url %s is %s",
               cases[i].origin ? cases[i].origin : "(none)", cases[i].public_url,
               cases[i].ok ? "accepted" : "refused");
     }
-    memcpy(api_cfg.public_url, saved, sizeof(saved));
+    if (settings_publish(&saved) < 0)
+        abort();
 }
 
 static void test_trusted_proxies(void)
