@@ -91,11 +91,12 @@ static void on_done(int status, const char *body, size_t len, const char *err, v
 {
     struct dexec *x = arg;
     char path[160];
-    if (status != 200 && status != 101 && !(status == 0 && err && strstr(err, "imed out"))) {
+    bool timed_out = status == 0 && docker_failure(x->w->docker) == DOCKER_TIMED_OUT;
+    if (status != 200 && status != 101 && !timed_out) {
         fail_call(x, status, body, len, err);
         return;
     }
-    x->timed_out = status == 0;
+    x->timed_out = timed_out;
     x->output = dexec_demux(body, len, DEXEC_OUTPUT_MAX, &x->output_len);
     snprintf(path, sizeof(path), "/exec/%s/json", x->exec_id);
     if (docker_request(x->w->docker, "GET", path, NULL, 10000, on_inspect, x) < 0)

@@ -21,6 +21,7 @@ struct docker {
     char socket_path[512];
     int inflight;
     struct xfer *xfers; /* in flight, for docker_free */
+    enum docker_fail fail; /* of the failed request whose callback runs */
 };
 
 struct xfer {
@@ -82,6 +83,7 @@ static void check_done(struct docker *d)
         if (x->buf)
             x->buf[x->len] = '\0';
         if (x->too_big) {
+            d->fail = DOCKER_TOO_LARGE;
             x->cb(0, "", 0, "Docker's response was larger than the limit", x->arg);
         } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
             /* curl's own words ("Failed to connect to docker port 80 ...")
@@ -91,17 +93,26 @@ static void check_done(struct docker *d)
                      "Docker unreachable at %s: nothing answers on the socket (is dockerd"
                      " running?)",
                      d->socket_path);
+            d->fail = DOCKER_UNREACHABLE;
             x->cb(0, "", 0, why, x->arg);
         } else if (msg->data.result != CURLE_OK) {
             char why[CURL_ERROR_SIZE + 640];
+            d->fail = msg->data.result == CURLE_OPERATION_TIMEDOUT ? DOCKER_TIMED_OUT
+                                                                   : DOCKER_TRANSPORT;
             snprintf(why, sizeof(why), "Docker unreachable at %s: %s", d->socket_path,
                      x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result));
             x->cb(0, "", 0, why, x->arg);
         } else {
             x->cb((int)status, x->buf ? x->buf : "", x->len, NULL, x->arg);
         }
+        d->fail = DOCKER_OK;
         xfer_free(x);
     }
+}
+
+enum docker_fail docker_failure(const struct docker *d)
+{
+    return d->fail;
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)

@@ -16,6 +16,22 @@
 
 struct docker;
 
+/* Why a request failed before Docker answered (status 0 in the callback). */
+enum docker_fail {
+    DOCKER_OK,          /* Docker answered: the status says how */
+    DOCKER_UNREACHABLE, /* nothing answers on the socket (dockerd not running) */
+    DOCKER_TIMED_OUT,   /* no complete answer within the request's timeout */
+    DOCKER_TOO_LARGE,   /* the answer was larger than DOCKER_MAX_BODY */
+    DOCKER_TRANSPORT,   /* any other failure of the connection */
+};
+
+/*
+ * Inside a docker_cb or docker_line_cb called with status 0: why the request
+ * failed (err says it in words, for people). DOCKER_OK otherwise. Callers test
+ * this, never the wording of err.
+ */
+enum docker_fail docker_failure(const struct docker *d);
+
 /*
  * Called once per request, on the loop. status is the HTTP status, or 0 when
  * the request failed before one arrived (err then says why: socket missing,

@@ -78,6 +78,8 @@ static void serve(int ls)
                 chunk(fd, x);
             free(x);
             write_all(fd, "0\r\n\r\n", 5);
+        } else if (strncmp(req, "GET /v1.41/hang ", 16) == 0) {
+            usleep(1500000); /* longer than the request's timeout */
         } else if (strncmp(req, "GET /v1.41/big ", 15) == 0) {
             char h[128];
             size_t total = DOCKER_MAX_BODY + 4096, sent = 0;
@@ -109,7 +111,10 @@ struct result {
     char err[512];
     char lines[8][64];
     int nlines;
+    enum docker_fail fail;
 };
+
+static struct docker *asked; /* the handle the pending request went to */
 
 static void on_line(const char *line, size_t len, void *arg)
 {
@@ -126,6 +131,7 @@ static void on_done(int status, const char *body, size_t len, const char *err, v
     r->status = status;
     snprintf(r->body, sizeof(r->body), "%.*s", (int)(len > 200 ? 200 : len), body);
     snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+    r->fail = docker_failure(asked);
 }
 
 static void run(struct ev_loop *loop, struct result *r)
@@ -158,6 +164,7 @@ int main(void)
         serve(ls);
     close(ls);
     d = docker_new(loop, sock_path);
+    asked = d;
 
     memset(&r, 0, sizeof(r));
     CHECK(docker_request(d, "GET", "/json", NULL, 5000, on_done, &r) == 0, "a request starts");
@@ -182,14 +189,23 @@ int main(void)
 
     memset(&r, 0, sizeof(r));
     CHECK(docker_request(d, "GET", "/big", NULL, 20000, on_done, &r) == 0, "a big request starts");
+    asked = d;
     run(loop, &r);
-    CHECK(r.done && r.status == 0 && strstr(r.err, "larger"),
-          "a body over DOCKER_MAX_BODY is an error, not a bigger buffer");
+    CHECK(r.done && r.status == 0 && strstr(r.err, "larger") && r.fail == DOCKER_TOO_LARGE,
+          "a body over DOCKER_MAX_BODY is an error (DOCKER_TOO_LARGE), not a bigger buffer");
+
+    memset(&r, 0, sizeof(r));
+    CHECK(docker_request(d, "GET", "/hang", NULL, 300, on_done, &r) == 0, "a request that hangs starts");
+    run(loop, &r);
+    CHECK(r.done && r.status == 0 && r.fail == DOCKER_TIMED_OUT,
+          "no answer within the timeout is DOCKER_TIMED_OUT, a code callers test (not the words)");
+    CHECK(docker_failure(d) == DOCKER_OK, "outside a failed request's callback there is no failure");
 
     memset(&r, 0, sizeof(r));
     CHECK(docker_request(d, "GET", "/missing", NULL, 5000, on_done, &r) == 0, "a 404 request starts");
     run(loop, &r);
-    CHECK(r.done && r.status == 404 && strstr(r.body, "no such x"), "an error status comes with Docker's body");
+    CHECK(r.done && r.status == 404 && strstr(r.body, "no such x") && r.fail == DOCKER_OK,
+          "an error status comes with Docker's body (Docker answered: DOCKER_OK)");
     {
         char msg[128];
         worker_docker_message(r.body, strlen(r.body), msg, sizeof(msg));
@@ -199,9 +215,11 @@ int main(void)
     nobody = docker_new(loop, "/tmp/berth-test-docker.nobody.sock");
     memset(&r, 0, sizeof(r));
     CHECK(docker_request(nobody, "GET", "/_ping", NULL, 2000, on_done, &r) == 0, "a request to a dead socket starts");
+    asked = nobody;
     run(loop, &r);
-    CHECK(r.done && r.status == 0 && strstr(r.err, "Docker unreachable"),
-          "a socket nobody listens on is 'Docker unreachable', with the path");
+    CHECK(r.done && r.status == 0 && strstr(r.err, "Docker unreachable") && r.fail == DOCKER_UNREACHABLE,
+          "a socket nobody listens on is 'Docker unreachable' (DOCKER_UNREACHABLE), with the path");
+    asked = d;
 
     memset(&r, 0, sizeof(r));
     CHECK(docker_stream(d, "GET", "/stream", NULL, 5000, on_line, on_done, &r) == 0 &&
