@@ -151,7 +151,7 @@ int status_from_set(enum inst_status to, enum status_actor who, char *out, size_
 enum rpc_kind { RPC_LOGS, RPC_STATS, RPC_EXEC, RPC_KINDS };
 
 #define RPC_TAIL_DEFAULT 200
-#define RPC_TAIL_MAX 10000
+#define RPC_TAIL_MAX 5000
 #define RPC_EXEC_TIMEOUT_DEFAULT 30
 #define RPC_EXEC_TIMEOUT_MAX 300
 
@@ -177,7 +177,8 @@ const char *rpc_kind_name(enum rpc_kind kind);
 json_t *rpc_request_json(const struct rpc_request *rq);
 /* Parse a request; out-of-range tail/timeout take their defaults. command is
  * borrowed from obj. 0, or -1 with err set (no id, unknown kind, bad ids,
- * a command that is not a non-empty array of strings). */
+ * a command that is not a non-empty array of strings); out->id is set
+ * whenever the id was valid, so that a refusal can still be answered. */
 int rpc_request_parse(const json_t *obj, struct rpc_request *out, char *err, size_t errlen);
 
 /* {"ok": value} (value stolen); NULL on out of memory. */

@@ -13,10 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "berth/keys.h"
+#include "berth/protocol.h"
 #include "berth/log.h"
 #include "berth/util.h"
-#include "berth/validate.h"
 #include "docker.h"
 #include "redisq.h"
 #include "worker.h"
@@ -24,7 +23,6 @@
 #define RPC_BLOCK_S 5
 #define RPC_MAX_INFLIGHT 32
 #define RPC_OUTPUT_MAX (1u << 20) /* exec output and log text kept, bytes */
-#define RPC_TAIL_MAX 5000
 
 struct rpc {
     struct worker *w;
@@ -69,7 +67,7 @@ static void answer(struct call *c, json_t *ans) /* steals ans */
 
 static void fail(struct call *c, int status, const char *msg)
 {
-    answer(c, json_pack("{s:{s:i, s:s}}", "error", "status", status, "message", msg));
+    answer(c, rpc_answer_error(status, msg, NULL));
 }
 
 static void docker_error(struct call *c, int status, const char *body, size_t len, const char *err)
@@ -251,20 +249,17 @@ static void on_exec(const struct dexec_result *r, void *arg)
 static void handle(json_t *req)
 {
     struct call *c;
-    const char *id = json_string_value(json_object_get(req, "id"));
-    const char *iid = json_string_value(json_object_get(req, "instance_id"));
-    const char *kind = json_string_value(json_object_get(req, "kind"));
-    json_int_t deadline = json_integer_value(json_object_get(req, "deadline_ms"));
-    char path[256];
-    int rc = -1;
+    struct rpc_request rq;
+    char path[256], why[128];
+    int rc = -1, parsed = rpc_request_parse(req, &rq, why, sizeof(why));
 
-    if (!id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32 || !kind) {
-        log_warn("rpc: malformed request dropped");
+    if (!rq.id[0]) { /* nobody to answer */
+        log_warn("rpc: malformed request dropped (%s)", why);
         json_decref(req);
         return;
     }
-    if (deadline && deadline < (json_int_t)time(NULL) * 1000) {
-        log_info("rpc %s: past its deadline, dropped", id);
+    if (rq.deadline_ms && rq.deadline_ms < (int64_t)time(NULL) * 1000) {
+        log_info("rpc %s: past its deadline, dropped", rq.id);
         json_decref(req);
         return;
     }
@@ -276,42 +271,43 @@ static void handle(json_t *req)
     c->rpc = &R;
     R.inflight++;
     c->req = req;
-    util_strlcpy(c->id, id, sizeof(c->id));
-    util_strlcpy(c->kind, kind, sizeof(c->kind));
-    snprintf(c->reply_key, sizeof(c->reply_key), KEY_RPC_REPLY_FMT, id);
-    if (!valid_uuid(iid)) {
-        fail(c, 400, "no valid instance id");
+    util_strlcpy(c->id, rq.id, sizeof(c->id));
+    util_strlcpy(c->kind, parsed == 0 ? rpc_kind_name(rq.kind) : "?", sizeof(c->kind));
+    snprintf(c->reply_key, sizeof(c->reply_key), KEY_RPC_REPLY_FMT, rq.id);
+    if (parsed < 0) {
+        fail(c, 400, why);
         return;
     }
-    util_strlcpy(c->iid, iid, sizeof(c->iid));
-    if (strcmp(kind, "logs") == 0) {
-        json_int_t tail = json_integer_value(json_object_get(req, "tail"));
-        if (tail < 0 || tail > RPC_TAIL_MAX)
-            tail = 200;
-        const char *since = json_string_value(json_object_get(req, "since"));
-        long long ss = 0;
-        long sn = 0;
-        if (since && sscanf(since, "%lld.%ld", &ss, &sn) >= 1 && ss > 0)
+    util_strlcpy(c->iid, rq.instance_id, sizeof(c->iid));
+    switch (rq.kind) {
+    case RPC_LOGS:
+        if (rq.since[0]) {
+            long long ss = 0;
+            long sn = 0;
+            if (sscanf(rq.since, "%lld.%ld", &ss, &sn) < 1 || ss <= 0)
+                rq.since[0] = '\0';
+            else
+                snprintf(path, sizeof(path),
+                         "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&since=%lld.%09ld",
+                         c->iid, ss, sn);
+        }
+        if (!rq.since[0])
             snprintf(path, sizeof(path),
-                     "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&since=%lld.%09ld",
-                     c->iid, ss, sn);
-        else
-            snprintf(path, sizeof(path),
-                     "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&tail=%lld", c->iid,
-                     (long long)tail);
+                     "/containers/berth-%s/logs?stdout=1&stderr=1&timestamps=1&tail=%ld", c->iid,
+                     rq.tail);
         rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_logs, c);
-    } else if (strcmp(kind, "stats") == 0) {
+        break;
+    case RPC_STATS:
         snprintf(path, sizeof(path), "/containers/berth-%s/stats?stream=false", c->iid);
         rc = docker_request(R.w->docker, "GET", path, NULL, 15000, on_stats, c);
-    } else if (strcmp(kind, "exec") == 0) {
-        c->timeout_s = (long)json_integer_value(json_object_get(req, "timeout_s"));
-        if (c->timeout_s < 1 || c->timeout_s > 300)
-            c->timeout_s = 30;
+        break;
+    case RPC_EXEC:
+        c->timeout_s = rq.timeout_s;
         snprintf(path, sizeof(path), "berth-%s", c->iid);
-        rc = dexec_run(R.w, path, json_object_get(req, "command"), NULL, c->timeout_s, on_exec, c);
-    } else {
-        fail(c, 400, "unknown request kind");
-        return;
+        rc = dexec_run(R.w, path, json_object_get(c->req, "command") /* rq.command, checked */, NULL, c->timeout_s, on_exec, c);
+        break;
+    case RPC_KINDS:
+        break;
     }
     if (rc < 0)
         fail(c, 503, "the worker could not ask Docker");
