@@ -205,8 +205,10 @@ make_old
 for _ in $(seq 40); do [[ $(psql_q "SELECT status FROM instances WHERE id = '$OID'") == error ]] && break; sleep 0.25; done
 psql_q "UPDATE instances SET status = 'running', error = NULL WHERE id = '$OID'" >/dev/null
 signin "$OID"
+# (set-up, not the behaviour under test: the container made by hand may
+# take a moment to serve, so this waits for it)
 check "(old state again: its HTTP port published on the host)" \
-    bash -c "curl -sf --max-time 5 http://127.0.0.1:$HPORT/cgi-bin/env | grep -q '^WHO=$P-dev/$P-old$'"
+    wait_for 10 bash -c "curl -sf --max-time 5 http://127.0.0.1:$HPORT/cgi-bin/env | grep -q '^WHO=$P-dev/$P-old$'"
 out=$("$API" --sync-routes 2>&1)
 check "--sync-routes restarts a running instance that still publishes its HTTP port" \
     grep -q "^instance $OID: restarted to leave its published HTTP port" <<<"$out"
