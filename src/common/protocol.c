@@ -10,6 +10,15 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 
+/* The index of name in names[n], or -1: the one lookup of every enum here. */
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* ---- jobs ---- */
 
 static const char *const job_names[JOB_KINDS] = {
@@ -31,12 +40,11 @@ const char *job_kind_name(enum job_kind kind)
 
 bool job_kind_parse(const char *name, enum job_kind *out)
 {
-    for (int k = 0; name && k < JOB_KINDS; k++)
-        if (strcmp(name, job_names[k]) == 0) {
-            *out = (enum job_kind)k;
-            return true;
-        }
-    return false;
+    int k = name_index(job_names, JOB_KINDS, name);
+    if (k < 0)
+        return false;
+    *out = (enum job_kind)k;
+    return true;
 }
 
 static bool takes_delete_volumes(enum job_kind kind)
@@ -176,12 +184,11 @@ const char *status_name(enum inst_status st)
 
 bool status_parse(const char *name, enum inst_status *out)
 {
-    for (int s = 0; name && s < ST_COUNT; s++)
-        if (strcmp(name, status_names[s]) == 0) {
-            *out = (enum inst_status)s;
-            return true;
-        }
-    return false;
+    int s = name_index(status_names, ST_COUNT, name);
+    if (s < 0)
+        return false;
+    *out = (enum inst_status)s;
+    return true;
 }
 
 const char *status_actor_name(enum status_actor who)
@@ -273,10 +280,8 @@ int rpc_request_parse(const json_t *obj, struct rpc_request *out, char *err, siz
         return -1;
     }
     util_strlcpy(out->id, id, sizeof(out->id));
-    for (k = 0; kind && k < RPC_KINDS; k++)
-        if (strcmp(kind, rpc_names[k]) == 0)
-            break;
-    if (!kind || k == RPC_KINDS) {
+    k = name_index(rpc_names, RPC_KINDS, kind);
+    if (k < 0) {
         snprintf(err, errlen, "unknown request kind");
         return -1;
     }
