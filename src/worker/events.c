@@ -29,6 +29,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
@@ -161,32 +164,24 @@ static void on_end(int status, const char *body, size_t len, const char *err, vo
     schedule(ev, 1.0);
 }
 
-/* Percent-encode s into out (everything but unreserved characters). */
-static void urlenc(const char *s, char *out, size_t outlen)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (; *s && o + 4 < outlen; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-}
-
 static void open_stream(struct events *ev)
 {
-    char filt[256], enc[400];
-    snprintf(filt, sizeof(filt), "{\"type\":[\"container\"],\"label\":[\"berth.cluster=%s\"]}",
-             ev->w->cfg->cluster); /* cluster follows the name rule: no quoting needed */
-    urlenc(filt, enc, sizeof(enc));
-    snprintf(ev->path, sizeof(ev->path), "/events?since=%lld&filters=%s", ev->since, enc);
+    char label[160];
+    snprintf(label, sizeof(label), "berth.cluster=%s", ev->w->cfg->cluster);
+    json_t *f = json_pack("{s:[s], s:[s]}", "type", "container", "label", label);
+    char *js = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    char *enc = js ? curl_easy_escape(NULL, js, 0) : NULL;
+    int n = enc ? snprintf(ev->path, sizeof(ev->path), "/events?since=%lld&filters=%s", ev->since,
+                           enc)
+                : -1;
+    curl_free(enc);
+    free(js);
+    json_decref(f);
+    if (n < 0 || (size_t)n >= sizeof(ev->path)) {
+        log_warn("Docker event stream: cannot build the request path");
+        schedule(ev, 1.0);
+        return;
+    }
     if (docker_stream(ev->w->docker, "GET", ev->path, NULL, 0, on_line, on_end, ev) < 0) {
         schedule(ev, 1.0);
         return;

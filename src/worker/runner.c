@@ -34,6 +34,7 @@
 
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/snippet.h"
 #include "berth/template.h"
 #include "berth/util.h"
@@ -383,15 +384,18 @@ static void job_fail(struct job *j, const char *why, bool retryable)
     log_warn("job %s (%s %s) attempt %d: %s%s", j->id, j->kind, j->instance_id, j->attempts, why,
              final ? " -- giving up" : " -- will retry");
     if (!final) {
-        const char *p[4] = {j->id, why, attempts, j->instance_id[0] ? j->instance_id : NULL};
+        char backoff[32];
+        snprintf(backoff, sizeof(backoff), "%.3f", job_backoff_s(j->attempts));
+        const char *p[5] = {j->id, why, attempts, j->instance_id[0] ? j->instance_id : NULL,
+                            backoff};
         q(j,
           "WITH ie AS (INSERT INTO instance_events (instance_id, kind, message) SELECT $4,"
           " 'retry', 'attempt ' || $3 || ' failed: ' || $2 WHERE $4::uuid IS NOT NULL AND"
           " EXISTS (SELECT 1 FROM instances WHERE id = $4))"
-          " UPDATE jobs SET status = 'queued', error = $2, not_before = now() +"
-          " least(30, power(2, greatest($3::int - 1, 0)))::int * interval '1 second'"
+          " UPDATE jobs SET status = 'queued', error = $2,"
+          " not_before = now() + $5::double precision * interval '1 second'"
           " WHERE id = $1 AND status = 'running'",
-          4, p, on_retry_written);
+          5, p, on_retry_written);
         return;
     }
     /* Half-created containers go; the instance stays in `error` with its ports
