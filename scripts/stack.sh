@@ -191,10 +191,16 @@ stop_docker() {
     if alive dockerd && docker_answers; then
         # grep exits 1 when it finds (or counts) nothing: under pipefail and
         # set -e that would abort the stop with dockerd still running
-        others=$(curl -sf --max-time 5 --unix-socket "$DOCKER_SOCK" \
+        # curl failing (timeout) would abort the same way; then we cannot tell
+        # whether other stacks use dockerd, so leave it running
+        if ! others=$(curl -sf --max-time 5 --unix-socket "$DOCKER_SOCK" \
             'http://docker/containers/json?filters=%7B%22label%22%3A%5B%22berth.cluster%22%5D%7D' |
             { grep -o '"berth.cluster":"[^"]*"' || true; } |
-            { grep -vcF "\"berth.cluster\":\"$CLUSTER\"" || true; })
+            { grep -vcF "\"berth.cluster\":\"$CLUSTER\"" || true; }); then
+            say "leaving dockerd running: could not list its containers"
+            rm -f "$(pidfile dockerd)"
+            return 0
+        fi
         if [[ ${others:-0} -gt 0 ]]; then
             say "leaving dockerd running: $others container(s) of other berth stacks use it"
             rm -f "$(pidfile dockerd)"
