@@ -29,6 +29,7 @@
 #include "berth/template.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 #include "instances.h"
 #include "longcall.h"
 #include "workspace.h"
@@ -114,25 +115,6 @@ json_t *lc_job_get(PGconn *pg, const char *id)
         job = lc_json_col(res, 0, 0);
     PQclear(res);
     return job;
-}
-
-void lc_push_job(struct req *r, const char *node, const char *job_id)
-{
-    redisContext *rc = rq_conn(r->th);
-    redisReply *rep;
-    if (!rc) {
-        log_warn("job %s not pushed: Redis unavailable (the worker's reconcile will find it)",
-                 job_id);
-        return;
-    }
-    rep = redisCommand(rc, "LPUSH " KEY_JOBS_FMT " %s", node, job_id);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("job %s not pushed: %s", job_id, rep ? rep->str : rc->errstr);
-        if (!rep)
-            rq_close(r->th);
-    }
-    if (rep)
-        freeReplyObject(rep);
 }
 
 int lc_job_insert(PGconn *pg, const char *id, const char *kind, const char *node,
@@ -698,7 +680,7 @@ void instances_create(struct req *r)
             goto out;
         }
     }
-    lc_push_job(r, api_cfg.node, jid);
+    enqueue_push(r, api_cfg.node, jid);
     resp = json_pack("{s:o, s:o}", "instance", lc_instance_get(pg, iid), "job",
                      lc_job_get(pg, jid));
     if (!resp) {
@@ -803,7 +785,7 @@ static void action(struct req *r, const char *kind)
             return;
         }
     }
-    lc_push_job(r, node, jid); /* the node that runs the instance */
+    enqueue_push(r, node, jid); /* the node that runs the instance */
     resp = json_pack("{s:o, s:o}", "instance", lc_instance_get(pg, id), "job", lc_job_get(pg, jid));
     if (!resp) {
         http_send_error(r, 503, "unavailable", NULL, "the job was queued but cannot be read");

@@ -1,7 +1,7 @@
 /*
  * instances.h — private helpers of the lifecycle handlers (templates.c,
  * instances.c, volumes.c, jobs.c): object shapes built by PostgreSQL's
- * json_build_object (values never pasted into JSON text), and the job push.
+ * json_build_object (values never pasted into JSON text), (the push after COMMIT is enqueue.h's).
  */
 #ifndef BERTH_API_INSTANCES_H
 #define BERTH_API_INSTANCES_H
@@ -37,10 +37,6 @@ json_t *lc_instance_get(PGconn *pg, const char *id);
 
 /* Add urls/ssh to an instance object built by INSTANCE_JSON (in place). */
 void lc_instance_finish(json_t *inst);
-
-/* LPUSH the job id onto this node's list, after commit. A failure is only
- * logged: the worker's reconcile finds queued rows missing from Redis. */
-void lc_push_job(struct req *r, const char *node, const char *job_id);
 
 /* Insert a job row (status queued) inside the caller's transaction. 0 / -1. */
 int lc_job_insert(PGconn *pg, const char *id, const char *kind, const char *node,

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "enqueue.h"
 #include "berth/keys.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -195,7 +196,7 @@ static json_t *key_json(PGresult *res, int i)
 
 /* Inside the transaction: queue an ssh_keys job when the user has running
  * instances. Writes the job id into jid (empty when none). 0 / -1. */
-static int queue_sync(PGconn *pg, const char *user_id, char jid[37])
+static int queue_sync(PGconn *pg, const char *user_id, char jid[37], char node[64])
 {
     const char *p[3];
     PGresult *res;
@@ -218,7 +219,8 @@ static int queue_sync(PGconn *pg, const char *user_id, char jid[37])
             return -1;
         }
         p[0] = jid;
-        p[1] = PQgetvalue(res, 0, 0);
+        util_strlcpy(node, PQgetvalue(res, 0, 0), 64);
+        p[1] = node;
         p[2] = user_id;
         ins = PQexecParams(
             pg, "INSERT INTO jobs (id, kind, node, user_id) VALUES ($1, 'ssh_keys', $2, $3)", 3,
@@ -228,18 +230,6 @@ static int queue_sync(PGconn *pg, const char *user_id, char jid[37])
     }
     PQclear(res);
     return rc;
-}
-
-static void push_job(struct req *r, const char *jid)
-{
-    redisContext *rc;
-    if (!jid[0] || !(rc = rq_conn(r->th)))
-        return;
-    redisReply *rep = redisCommand(rc, "LPUSH " KEY_JOBS_FMT " %s", api_cfg.node, jid);
-    if (rep)
-        freeReplyObject(rep);
-    else
-        rq_close(r->th);
 }
 
 void ssh_keys_list(struct req *r)
@@ -272,7 +262,7 @@ void ssh_keys_list(struct req *r)
 void ssh_keys_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "public_key", NULL};
-    char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200], jid[37];
+    char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200], jid[37], node[64] = "";
     const char *p[6];
     json_t *body = NULL, *v, *d;
     PGconn *pg;
@@ -334,7 +324,7 @@ void ssh_keys_create(struct req *r)
         goto out;
     }
     d = json_pack("{s:s, s:s}", "type", type, "fingerprint", fp);
-    if (queue_sync(pg, r->actor.user_id, jid) < 0 ||
+    if (queue_sync(pg, r->actor.user_id, jid, node) < 0 ||
         audit_write(pg, r, "ssh_key.create", "ssh_key", id, "ok", d) < 0 ||
         !acct_exec(pg, "COMMIT")) {
         json_decref(d);
@@ -343,7 +333,7 @@ void ssh_keys_create(struct req *r)
         goto out;
     }
     json_decref(d);
-    push_job(r, jid);
+    enqueue_push(r, node, jid); /* the node the job row names */
     http_send_json(r, 201, key_json(res, 0));
 out:
     PQclear(res);
@@ -353,7 +343,7 @@ out:
 void ssh_keys_delete(struct req *r)
 {
     const char *id = r->params[0], *p[1] = {id};
-    char owner[37] = "", jid[37] = "";
+    char owner[37] = "", jid[37] = "", node[64] = "";
     PGconn *pg;
     PGresult *res;
 
@@ -362,7 +352,7 @@ void ssh_keys_delete(struct req *r)
                         authz_ssh_key, "ssh_key.delete", "ssh_key", "key", owner) < 0)
         return;
     res = PQexecParams(pg, "DELETE FROM ssh_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK || queue_sync(pg, owner, jid) < 0 ||
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || queue_sync(pg, owner, jid, node) < 0 ||
         audit_write(pg, r, "ssh_key.delete", "ssh_key", id, "ok", NULL) < 0 ||
         !acct_exec(pg, "COMMIT")) {
         PQclear(res);
@@ -371,6 +361,6 @@ void ssh_keys_delete(struct req *r)
         return;
     }
     PQclear(res);
-    push_job(r, jid);
+    enqueue_push(r, node, jid); /* the node the job row names */
     http_send_empty(r, 204, NULL);
 }

@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "enqueue.h"
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "password.h"
@@ -423,8 +425,8 @@ void users_delete(struct req *r)
     bool delete_volumes = false;
     PGconn *pg;
     PGresult *res = NULL, *job = NULL;
+    char args[JOB_ARGS_MAX];
     json_t *d;
-    redisContext *rc;
 
     if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.delete", id))
         return;
@@ -483,7 +485,10 @@ void users_delete(struct req *r)
     p[0] = jid;
     p[1] = api_cfg.node;
     p[2] = id;
-    p[3] = delete_volumes ? "{\"delete_volumes\": true}" : "{\"delete_volumes\": false}";
+    if (job_args_text(JOB_USER_DELETE, &(struct job_args){.delete_volumes = delete_volumes}, args,
+                      sizeof(args)) < 0)
+        args[0] = '\0'; /* cannot happen: JOB_ARGS_MAX holds every job's arguments */
+    p[3] = args;
     job = PQexecParams(pg,
                        "INSERT INTO jobs (id, kind, node, user_id, args) VALUES ($1, 'user_delete',"
                        " $2, $3, $4::jsonb) RETURNING id, kind, status, attempts, error, " SQL_TS(
@@ -499,14 +504,7 @@ void users_delete(struct req *r)
         goto out;
     }
     json_decref(d);
-    /* After commit; if Redis is down the worker finds the queued row on its own. */
-    if ((rc = rq_conn(r->th))) {
-        redisReply *rep = redisCommand(rc, "LPUSH " KEY_JOBS_FMT " %s", api_cfg.node, jid);
-        if (rep)
-            freeReplyObject(rep);
-        else
-            rq_close(r->th);
-    }
+    enqueue_push(r, api_cfg.node, jid); /* after COMMIT (enqueue.h) */
     http_send_json(r, 202,
                    json_pack("{s:s, s:s, s:n, s:s, s:s, s:I, s:o, s:o, s:o}", "id", jid, "kind",
                              "user_delete", "instance_id", "user_id", id, "status",

@@ -13,6 +13,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 #include "instances.h"
 
 #define VOLUME_JSON                                                                                \
@@ -112,7 +113,7 @@ void volumes_delete(struct req *r)
         http_send_error(r, 503, "unavailable", NULL, "the deletion could not be queued");
         return;
     }
-    lc_push_job(r, node, jid);
+    enqueue_push(r, node, jid);
     if (!(job = lc_job_get(pg, jid))) {
         http_send_error(r, 503, "unavailable", NULL, "the job was queued but cannot be read");
         return;

@@ -480,6 +480,17 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     ev_timer_again(loop, t);
 }
 
+/* Redis (re)connected: jobs accepted while it was away may have lost their
+ * push (berth/protocol.h, the enqueue contract), so compare every open row
+ * at once, without the 5 s age limit, instead of at the next periodic pass. */
+static void on_rq_up(void *arg)
+{
+    rec.jobs_seen = false;
+    ev_timer_stop(rec.w->loop, &rec.soon);
+    ev_timer_set(&rec.soon, 0.05, 0.);
+    ev_timer_start(rec.w->loop, &rec.soon);
+}
+
 void reconcile_start(struct worker *w)
 {
     rec.w = w;
@@ -490,6 +501,7 @@ void reconcile_start(struct worker *w)
     rec.timer.repeat = 0.2;
     ev_timer_again(w->loop, &rec.timer);
     ev_init(&rec.soon, on_soon);
+    redisq_on_connect(w->rq, on_rq_up, NULL);
 }
 
 void reconcile_stop(void)

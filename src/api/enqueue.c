@@ -1,0 +1,52 @@
+/*
+ * enqueue — the push after COMMIT (enqueue.h). One place for the key, the
+ * retry on a fresh connection and the log line, so that every producer of
+ * berth-api (instances, volumes, users, SSH keys) behaves the same when
+ * Redis has gone away and come back.
+ */
+#include <hiredis/hiredis.h>
+
+#include "berth/log.h"
+#include "berth/protocol.h"
+#include "enqueue.h"
+
+/* One LPUSH on this thread's connection; a broken connection is closed so
+ * that the next rq_conn() makes a fresh one. */
+static bool push_once(struct req *r, const char *key, const char *job_id, const char **why)
+{
+    redisContext *rc = rq_conn(r->th);
+    redisReply *rep;
+    bool ok;
+
+    if (!rc) {
+        *why = "Redis unavailable";
+        return false;
+    }
+    rep = redisCommand(rc, "LPUSH %s %s", key, job_id);
+    ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        *why = rep && rep->type == REDIS_REPLY_ERROR ? "Redis refused the push" : "connection lost";
+    if (!rep || rc->err)
+        rq_close(r->th);
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+bool enqueue_push(struct req *r, const char *node, const char *job_id)
+{
+    char key[128];
+    const char *why = "";
+
+    if (!job_id[0])
+        return true;
+    if (job_queue_key(node, key, sizeof(key)) < 0) {
+        log_warn("job %s not pushed: node name too long", job_id);
+        return false;
+    }
+    if (push_once(r, key, job_id, &why) || push_once(r, key, job_id, &why))
+        return true;
+    log_warn("job %s not pushed to %s: %s (the worker's reconcile will find it)", job_id, key,
+             why);
+    return false;
+}

@@ -1,0 +1,23 @@
+/*
+ * enqueue.h — berth-api's half of the enqueue contract (berth/protocol.h):
+ * the jobs row goes into the caller's transaction, and after COMMIT the job
+ * id is pushed onto its node's list here. Only src/api includes it.
+ */
+#ifndef BERTH_API_ENQUEUE_H
+#define BERTH_API_ENQUEUE_H
+
+#include <stdbool.h>
+
+#include "api.h"
+
+/*
+ * LPUSH job_id onto KEY_JOBS_FMT of node, after COMMIT. A push that fails
+ * (Redis away, or this thread's connection gone stale across a Redis
+ * restart) is retried once on a fresh connection; a second failure is only
+ * logged, and the worker's reconcile (and its scan of open jobs when it
+ * reconnects) finds the queued row. Request thread; true when pushed.
+ * An empty job_id pushes nothing (true).
+ */
+bool enqueue_push(struct req *r, const char *node, const char *job_id);
+
+#endif
