@@ -162,8 +162,9 @@ attack "a viewer's API token on B's origin" "$BO" -H "Authorization: Bearer $TV"
 attack "no credential on B's origin" "$BO"
 # A viewer who owns an instance (a developer demoted, say) from their own prefix.
 dev_login "$P-c" "$TMP/c"; CJAR=$DEV_JAR CCSRF=$DCSRF
-CID=$(launch "$CJAR" "$CCSRF" site)
-TC=$(token "$CJAR" "$CCSRF")
+launch "$CJAR" "$CCSRF" site; CID=$IID
+TC=$(new_token iso-c -b "$CJAR" -H "X-CSRF-Token: $CCSRF")
+[[ -n $CID && $TC == berth_* ]] || fail "the demoted owner has an instance and a token" "instance: '$CID' token: '${TC:0:6}'"
 admin PATCH "/api/v1/users/$DEV_ID" '{"role":"viewer"}'
 tricks_from "$P-c"
 attack "a viewer who owns an instance, on B's origin" "$BO" -H "Authorization: Bearer $TC"
@@ -314,11 +315,11 @@ same_start() {
     for _ in $(seq 1 40); do [[ -S $S/run/api.sock ]] && break; sleep 0.25; done
     "${svc[@]}" "$(command -v nginx)" -e "$S/log/err.log" -p "$S/nginx" -c "$S/nginx.conf" -g 'daemon off;' 2>>"$S/log/err.log" &
     SAME_PIDS+=($!)
-    for _ in $(seq 1 40); do curl -s -o /dev/null "http://127.0.0.1:$SP/" && return 0; sleep 0.25; done
+    for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$SP/" && return 0; sleep 0.25; done
     return 1
 }
 if ! same_start; then
-    fail "a same-mode nginx and berth-api start beside the stack" "$(tail -5 "$S/log/"*)"; exit 0
+    fail "a same-mode nginx and berth-api start beside the stack" "$(tail -n 5 "$S/log/"*)"; exit 0
 fi
 ok "a same-mode nginx and berth-api start beside the stack"
 SU=http://127.0.0.1:$SP

@@ -71,8 +71,11 @@ try {
     await page.waitForSelector('#new-token:not([hidden])');
     return /^berth_[0-9a-f]{64}$/.test((await page.textContent('#new-token code')).trim());
   });
-  await check('the new token is listed', async () =>
-    (await page.locator('#tokens tbody tr', { hasText: 'ui-test' }).count()) === 1);
+  await check('the new token is listed', async () => {
+    /* the list is fetched again after the create: wait for that answer */
+    await page.locator('#tokens tbody tr', { hasText: 'ui-test' }).first().waitFor({ timeout: 5000 });
+    return (await page.locator('#tokens tbody tr', { hasText: 'ui-test' }).count()) === 1;
+  });
   await page.locator('#tokens tbody tr', { hasText: 'ui-test' }).getByRole('button', { name: 'Revoke' }).click();
   await check('revoking removes it from the list', async () => {
     await page.waitForFunction(() => ![...document.querySelectorAll('#tokens tbody tr')].some((r) => r.textContent.includes('ui-test')));
