@@ -37,6 +37,7 @@ bool enqueue_push(struct req *r, const char *node, const char *job_id)
 {
     char key[128];
     const char *why = "";
+    bool had;
 
     if (!job_id[0])
         return true;
@@ -44,7 +45,11 @@ bool enqueue_push(struct req *r, const char *node, const char *job_id)
         log_warn("job %s not pushed: node name too long", job_id);
         return false;
     }
-    if (push_once(r, key, job_id, &why) || push_once(r, key, job_id, &why))
+    /* Retry only a connection that predates this push: it may have gone
+     * stale across a Redis restart. A fresh connection that failed would
+     * only fail again, and each try can cost the request its timeouts. */
+    had = r->th->redis && !r->th->redis->err;
+    if (push_once(r, key, job_id, &why) || (had && push_once(r, key, job_id, &why)))
         return true;
     log_warn("job %s not pushed to %s: %s (the worker's reconcile will find it)", job_id, key,
              why);

@@ -12,8 +12,8 @@
 
 /*
  * LPUSH job_id onto KEY_JOBS_FMT of node, after COMMIT. A push that fails
- * (Redis away, or this thread's connection gone stale across a Redis
- * restart) is retried once on a fresh connection; a second failure is only
+ * on this thread's existing connection (gone stale across a Redis restart)
+ * is retried once on a fresh one; a push that still fails is only
  * logged, and the worker's reconcile (and its scan of open jobs when it
  * reconnects) finds the queued row. Request thread; true when pushed.
  * An empty job_id pushes nothing (true).

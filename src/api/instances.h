@@ -1,7 +1,8 @@
 /*
  * instances.h — private helpers of the lifecycle handlers (templates.c,
  * instances.c, volumes.c, jobs.c): object shapes built by PostgreSQL's
- * json_build_object (values never pasted into JSON text), (the push after COMMIT is enqueue.h's).
+ * json_build_object (values never pasted into JSON text), and the jobs row
+ * (the push after COMMIT is enqueue.h's).
  */
 #ifndef BERTH_API_INSTANCES_H
 #define BERTH_API_INSTANCES_H

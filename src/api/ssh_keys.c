@@ -19,11 +19,10 @@
 #include <string.h>
 
 #include "accounts.h"
-#include "enqueue.h"
-#include "berth/keys.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 
 #define KEY_TEXT_MAX 16384
 #define KEY_BLOB_MAX 12288

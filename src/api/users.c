@@ -17,12 +17,11 @@
 #include <string.h>
 
 #include "accounts.h"
-#include "enqueue.h"
-#include "berth/keys.h"
 #include "berth/log.h"
 #include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 #include "password.h"
 
 /* Parse a quota object; on error answer 400 (audited) and return false. */

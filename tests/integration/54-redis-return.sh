@@ -35,9 +35,10 @@ job_left_queue() { [[ $(psql_q "SELECT status FROM jobs WHERE id = '$1'") != que
 # seconds_until_taken JID LIMIT: prints the seconds (0.1 s steps) until the
 # worker took the job; 1 when it did not within LIMIT seconds.
 seconds_until_taken() {
-    local t0 t1; t0=$(date +%s%N)
+    local t0 d; t0=$(date +%s%N)
     wait_for "$2" job_left_queue "$1" || return 1
-    t1=$(date +%s%N); echo $(((t1 - t0) / 100000000)) | sed 's/.$/.&/; s/^\./0./'
+    d=$((($(date +%s%N) - t0) / 100000000)) # tenths of a second
+    echo "$((d / 10)).$((d % 10))"
 }
 
 # --- 1: Redis restarted before the request: the API's connections are stale
