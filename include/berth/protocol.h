@@ -145,6 +145,10 @@ bool status_may(enum inst_status from, enum inst_status to, enum status_actor wh
  */
 #define STATUS_SET_MAX 128
 int status_from_set(enum inst_status to, enum status_actor who, char *out, size_t outlen);
+/* status_from_set into buf, and buf returned, to stand in a statement's
+ * parameter list ("{}", which no row's status matches, for arguments out of
+ * range). */
+const char *status_guard(enum inst_status to, enum status_actor who, char buf[STATUS_SET_MAX]);
 
 /* ---- RPCs: berth-api asks, the node's worker answers at once ---- */
 

@@ -226,6 +226,13 @@ int status_from_set(enum inst_status to, enum status_actor who, char *out, size_
     return 0;
 }
 
+const char *status_guard(enum inst_status to, enum status_actor who, char buf[STATUS_SET_MAX])
+{
+    if (status_from_set(to, who, buf, STATUS_SET_MAX) < 0)
+        memcpy(buf, "{}", 3);
+    return buf;
+}
+
 /* ---- RPCs ---- */
 
 static const char *const rpc_names[RPC_KINDS] = {

@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "docker.h"
@@ -70,43 +71,46 @@ static void handle(struct events *ev, json_t *e)
     const char *iid = json_string_value(json_object_get(attrs, "berth.instance"));
     const char *cluster = json_string_value(json_object_get(attrs, "berth.cluster"));
     json_t *t = json_object_get(e, "time");
-    char msg[256];
+    char msg[256], to_a[STATUS_SET_MAX], to_b[STATUS_SET_MAX];
 
     if (json_is_integer(t) && json_integer_value(t) > ev->since)
         ev->since = json_integer_value(t);
     if (!action || !valid_uuid(iid) || !cluster || strcmp(cluster, w->cfg->cluster) != 0)
         return;
     if (strcmp(action, "start") == 0) {
-        const char *p[1] = {iid};
+        const char *p[2] = {iid, status_guard(ST_RUNNING, BY_EVENT, to_a)};
         /* both read the row as it was before the update (one snapshot) */
         sql(w,
             "WITH o AS (SELECT status AS was, error AS why FROM instances WHERE id = $1),"
             " u AS (UPDATE instances SET status = 'running', error = NULL, started_at = now()"
-            " WHERE id = $1 AND desired = 'running' AND status IN ('stopped', 'error')"
+            " WHERE id = $1 AND desired = 'running' AND status = ANY($2::text[])"
             " RETURNING id)"
             " INSERT INTO instance_events (instance_id, kind, message) SELECT id, CASE"
             " (SELECT was FROM o) WHEN 'error' THEN 'recovered' ELSE 'started' END, CASE"
             " (SELECT was FROM o) WHEN 'error' THEN 'the container runs again (its restart"
             " policy brought it back); it had failed: ' || coalesce((SELECT why FROM o), '?')"
             " ELSE 'the container started again' END FROM u",
-            1, p);
+            2, p);
     } else if (strcmp(action, "die") == 0) {
         const char *code = json_string_value(json_object_get(attrs, "exitCode"));
         /* killed by a signal from outside (137 SIGKILL, 143 SIGTERM) is a stop, not a crash */
         bool signalled = code && (strcmp(code, "137") == 0 || strcmp(code, "143") == 0);
-        const char *p[3] = {iid, msg, signalled ? "f" : "t"};
+        const char *p[5] = {iid, msg, signalled ? "f" : "t",
+                            status_guard(ST_STOPPED, BY_EVENT, to_a),
+                            status_guard(ST_ERROR, BY_EVENT, to_b)};
         snprintf(msg, sizeof(msg), "the container's main process exited with code %s",
                  code ? code : "?");
         sql(w,
             "WITH u AS (UPDATE instances SET status = CASE WHEN $3::bool AND desired = 'running'"
-            " AND status = 'running' AND started_at > now() - interval '3 seconds' THEN 'error'"
-            " ELSE 'stopped' END, stopped_at = now(), error = CASE WHEN $3::bool AND desired ="
-            " 'running' AND status = 'running' AND started_at > now() - interval '3 seconds' THEN"
-            " $2 || ' right after starting: see its logs' WHEN desired = 'running' THEN $2"
-            " ELSE error END WHERE id = $1 AND status IN ('running', 'stopping') RETURNING id)"
+            " AND status = 'running' AND status = ANY($5::text[]) AND started_at > now() -"
+            " interval '3 seconds' THEN 'error' ELSE 'stopped' END, stopped_at = now(), error ="
+            " CASE WHEN $3::bool AND desired = 'running' AND status = 'running' AND status ="
+            " ANY($5::text[]) AND started_at > now() - interval '3 seconds' THEN $2 || ' right"
+            " after starting: see its logs' WHEN desired = 'running' THEN $2 ELSE error END"
+            " WHERE id = $1 AND status = ANY($4::text[]) RETURNING id)"
             " INSERT INTO instance_events (instance_id, kind, message) SELECT $1, 'died', $2"
             " WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)",
-            3, p);
+            5, p);
     } else if (strcmp(action, "oom") == 0) {
         const char *p[1] = {iid};
         sql(w,
@@ -120,16 +124,16 @@ static void handle(struct events *ev, json_t *e)
          * after a gap brings the destroy of a failed create's container (or
          * one made again) after its successor is running */
         const char *cid = json_string_value(json_object_get(json_object_get(e, "Actor"), "ID"));
-        const char *p[2] = {iid, cid ? cid : ""};
+        const char *p[3] = {iid, cid ? cid : "", status_guard(ST_ERROR, BY_EVENT, to_a)};
         sql(w,
             "WITH u AS (UPDATE instances SET status = 'error', container_id = NULL, error ="
             " 'the container was removed outside berth; start the instance to make it again'"
-            " WHERE id = $1 AND status IN ('running', 'stopped', 'stopping', 'error')"
+            " WHERE id = $1 AND status = ANY($3::text[])"
             " AND container_id IS NOT NULL" /* not the removal of a failed create's container */
             " AND ($2 = '' OR container_id = $2)"
             " RETURNING id, error) INSERT INTO instance_events (instance_id, kind, message)"
             " SELECT id, 'removed', error FROM u",
-            2, p);
+            3, p);
     }
 }
 
@@ -226,18 +230,18 @@ static void on_verified(int status, const char *body, size_t len, const char *er
     json_t *st = json_object_get(c, "State");
     if (st && !json_is_true(json_object_get(st, "Running")) &&
         !json_is_true(json_object_get(st, "Restarting"))) {
-        char msg[256];
-        const char *p[2] = {v->iid, msg};
+        char msg[256], to[STATUS_SET_MAX];
+        const char *p[3] = {v->iid, msg, status_guard(ST_ERROR, BY_EVENT, to)};
         snprintf(msg, sizeof(msg),
                  "the container's main process exited with code %lld right after starting: see "
                  "its logs",
                  (long long)json_integer_value(json_object_get(st, "ExitCode")));
         sql(v->w,
             "WITH u AS (UPDATE instances SET status = 'error', error = $2, stopped_at = now()"
-            " WHERE id = $1 AND status = 'running' AND desired = 'running' RETURNING id)"
-            " INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'died', $2"
-            " FROM u",
-            2, p);
+            " WHERE id = $1 AND status = 'running' AND status = ANY($3::text[]) AND desired ="
+            " 'running' RETURNING id) INSERT INTO instance_events (instance_id, kind, message)"
+            " SELECT id, 'died', $2 FROM u",
+            3, p);
     }
     json_decref(c);
     free(v);

@@ -15,6 +15,7 @@
 
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "pg.h"
@@ -40,23 +41,28 @@ static void on_queued(PGresult *res, const char *err, void *arg)
     for (int i = 0; i < PQntuples(res); i++) {
         log_info("instance %s idle: stop queued (job %s)", PQgetvalue(res, i, 1),
                  PQgetvalue(res, i, 0));
-        if (!redisq_command(idle.w->rq, NULL, NULL, "LPUSH " KEY_JOBS_FMT " %s",
-                            PQgetvalue(res, i, 2), PQgetvalue(res, i, 0)))
+        char key[256];
+        if (job_queue_key(PQgetvalue(res, i, 2), key, sizeof(key)) < 0 ||
+            !redisq_command(idle.w->rq, NULL, NULL, "LPUSH %s %s", key, PQgetvalue(res, i, 0)))
             log_warn("job %s not pushed (Redis down): reconcile will", PQgetvalue(res, i, 0));
     }
 }
 
 static void queue_stops(void)
 {
-    const char *p[1] = {idle.w->cfg->node};
+    char from[STATUS_SET_MAX], args[JOB_ARGS_MAX];
+    const char *p[4] = {idle.w->cfg->node, status_guard(ST_STOPPING, BY_IDLE, from),
+                        job_kind_name(JOB_STOP), args};
+    if (job_args_text(JOB_STOP, &(struct job_args){0}, args, sizeof(args)) < 0)
+        util_strlcpy(args, "{}", sizeof(args));
     if (idle.stopped) {
         idle.running = false;
         return;
     }
     if (pg_query(idle.w->pg,
                  "WITH idle AS (SELECT i.id, i.node, i.user_id, (i.spec->>'idle_timeout_s')::int AS t"
-                 " FROM instances i WHERE i.node = $1 AND i.status = 'running' AND i.desired ="
-                 " 'running' AND coalesce((i.spec->>'idle_timeout_s')::int, 0) > 0 AND"
+                 " FROM instances i WHERE i.node = $1 AND i.status = ANY($2::text[]) AND"
+                 " i.desired = 'running' AND coalesce((i.spec->>'idle_timeout_s')::int, 0) > 0 AND"
                  " coalesce(i.last_active_at, i.started_at, i.created_at) < now() -"
                  " (i.spec->>'idle_timeout_s')::int * interval '1 second' AND NOT EXISTS (SELECT 1"
                  " FROM jobs j WHERE j.instance_id = i.id AND j.status IN ('queued', 'running'))"
@@ -65,9 +71,10 @@ static void queue_stops(void)
                  " WHERE x.id = idle.id),"
                  " ev AS (INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'idle',"
                  " 'no request for ' || t || ' s: stopping' FROM idle)"
-                 " INSERT INTO jobs (id, kind, node, instance_id, user_id) SELECT gen_random_uuid(),"
-                 " 'stop', node, id, user_id FROM idle RETURNING id, instance_id, node",
-                 1, p, on_queued, NULL) < 0)
+                 " INSERT INTO jobs (id, kind, node, instance_id, user_id, args) SELECT"
+                 " gen_random_uuid(), $3, node, id, user_id, $4::jsonb FROM idle"
+                 " RETURNING id, instance_id, node",
+                 4, p, on_queued, NULL) < 0)
         idle.running = false;
 }
 

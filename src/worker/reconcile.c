@@ -34,6 +34,7 @@
 
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "docker.h"
@@ -246,7 +247,8 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                    *desired = PQgetvalue(res, i, 2);
         json_t *ct = json_object_get(rec.containers, iid);
         const char *state = json_string_value(json_object_get(ct, "state"));
-        const char *p[3] = {iid, "", rec.listed_at}, *q[2] = {iid, rec.listed_at};
+        char set[STATUS_SET_MAX];
+        const char *p[4] = {iid, "", rec.listed_at, set}, *q[3] = {iid, rec.listed_at, set};
         json_object_set_new(live, iid, json_true());
         if (runner_instance_busy(w->runner, iid))
             continue;
@@ -254,35 +256,38 @@ static void on_rows(PGresult *res, const char *err, void *arg)
                     strcmp(status, "stopping") == 0)) {
             p[1] = "the container is missing (removed outside berth?); start the instance to "
                    "make it again";
+            status_guard(ST_ERROR, BY_RECONCILE, set);
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'error', error = $2,"
-                         " container_id = NULL WHERE id = $1 AND status IN ('running', 'stopped',"
-                         " 'stopping')" JOB_QUIET("$3") " RETURNING id) INSERT INTO instance_events"
+                         " container_id = NULL WHERE id = $1 AND status = ANY($4::text[])"
+                         JOB_QUIET("$3") " RETURNING id) INSERT INTO instance_events"
                          " (instance_id, kind, message) SELECT id, 'reconciled', $2 FROM u",
-                         3, p, on_logged, NULL) < 0)
+                         4, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "running") == 0 &&
                    (strcmp(status, "stopped") == 0 || strcmp(status, "error") == 0) &&
                    strcmp(desired, "running") == 0) {
             /* a restart policy (or dockerd starting again) brought it back
              * while its start event was missed */
+            status_guard(ST_RUNNING, BY_RECONCILE, set);
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'running', error = NULL WHERE"
-                         " id = $1 AND status IN ('stopped', 'error')" JOB_QUIET("$2") " RETURNING id)"
+                         " id = $1 AND status = ANY($3::text[])" JOB_QUIET("$2") " RETURNING id)"
                          " INSERT INTO instance_events (instance_id, kind, message) SELECT id,"
                          " 'reconciled', 'the container runs' FROM u",
-                         2, q, on_logged, NULL) < 0)
+                         3, q, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "running") != 0 && strcmp(state, "restarting") != 0 &&
                    strcmp(status, "running") == 0) {
             p[1] = "the container is not running";
+            status_guard(ST_STOPPED, BY_RECONCILE, set);
             if (pg_query(w->pg,
                          "WITH u AS (UPDATE instances SET status = 'stopped', stopped_at = now(),"
                          " error = CASE WHEN desired = 'running' THEN $2 ELSE error END WHERE"
-                         " id = $1 AND status = 'running'" JOB_QUIET("$3") " RETURNING id) INSERT INTO"
-                         " instance_events (instance_id, kind, message) SELECT id, 'reconciled',"
-                         " $2 FROM u",
-                         3, p, on_logged, NULL) < 0)
+                         " id = $1 AND status = ANY($4::text[])" JOB_QUIET("$3") " RETURNING id)"
+                         " INSERT INTO instance_events (instance_id, kind, message) SELECT id,"
+                         " 'reconciled', $2 FROM u",
+                         4, p, on_logged, NULL) < 0)
                 log_warn("reconcile: queue full");
         } else if (ct && strcmp(state, "created") == 0 && strcmp(status, "error") == 0) {
             /* never started, and no job holds the instance: a create that
@@ -496,7 +501,7 @@ void reconcile_start(struct worker *w)
     rec.w = w;
     rec.first = true;
     snprintf(rec.active_key, sizeof(rec.active_key), KEY_ACTIVE_FMT, w->cfg->node);
-    snprintf(rec.jobs_key, sizeof(rec.jobs_key), KEY_JOBS_FMT, w->cfg->node);
+    job_queue_key(w->cfg->node, rec.jobs_key, sizeof(rec.jobs_key)); /* node names fit */
     ev_init(&rec.timer, on_timer);
     rec.timer.repeat = 0.2;
     ev_timer_again(w->loop, &rec.timer);

@@ -140,6 +140,13 @@ static void test_statuses(void)
                                         sizeof(set)) == 0;
         CHECK(fits, "status guard: STATUS_SET_MAX holds every set");
     }
+    CHECK(strcmp(status_guard(ST_STOPPING, BY_IDLE, set), "{running}") == 0 &&
+              strcmp(status_guard(ST_ERROR, BY_RECONCILE, set), "{running,stopping,stopped}") == 0,
+          "status guard: the parameter itself, for idle (%s) and reconcile",
+          status_guard(ST_STOPPING, BY_IDLE, set));
+    CHECK(strcmp(status_guard(ST_COUNT, BY_API, set), "{}") == 0 &&
+              strcmp(status_guard(ST_RUNNING, BY_COUNT, set), "{}") == 0,
+          "status guard: out-of-range arguments guard with {} (no row matches)");
 }
 
 static void test_rpc(void)
