@@ -16,12 +16,12 @@
  *
  * nginx_reload may be a command, or "signal:/path/to/nginx.pid" to send the
  * master SIGHUP directly (one configuration parse fewer per reload).
- * Reload starts are at least half a second apart, so a stream of changes
- * costs at most about two reloads a second.
- *
  * While a reload is in flight (and for a second after the master was told,
  * while it reads box-enabled/), links are not added or removed: such changes
- * wait and go into the next reload. A link removed under a parsing master
+ * wait and go into the next reload, which starts ROUTES_DEBOUNCE_S after that
+ * hold at the soonest. Under a stream of changes reload starts are therefore
+ * at least 1.25 s apart (plus the test's own time): under one reload a
+ * second, however many changes. A link removed under a parsing master
  * would make that reload fail and silently keep the old routes.
  *
  * A snippet exists as long as its instance does, running or not: starting and
