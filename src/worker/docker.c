@@ -8,6 +8,7 @@
 #include "docker.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,4 +334,35 @@ fail:
     free(x->req_body);
     free(x);
     return -1;
+}
+
+int docker_cluster_filter(char *path, size_t size, const char *prefix, const char *type,
+                          const char *cluster)
+{
+    char label[256];
+    json_t *f = json_object();
+    char *js = NULL, *enc = NULL;
+    int n = -1;
+
+    if (size)
+        path[0] = '\0';
+    if (!f || (size_t)snprintf(label, sizeof(label), "berth.cluster=%s", cluster) >= sizeof(label))
+        goto out;
+    if (json_object_set_new(f, "label", json_pack("[s]", label)) < 0 ||
+        (type && json_object_set_new(f, "type", json_pack("[s]", type)) < 0))
+        goto out;
+    js = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+    enc = js ? curl_easy_escape(NULL, js, 0) : NULL;
+    if (enc)
+        n = snprintf(path, size, "%sfilters=%s", prefix, enc);
+    if (n < 0 || (size_t)n >= size) {
+        n = -1;
+        if (size)
+            path[0] = '\0';
+    }
+out:
+    curl_free(enc);
+    free(js);
+    json_decref(f);
+    return n < 0 ? -1 : 0;
 }

@@ -68,6 +68,16 @@ int docker_stream(struct docker *d, const char *method, const char *path, const 
                   long timeout_ms, docker_line_cb line, docker_cb done, void *arg)
     __attribute__((warn_unused_result));
 
+/*
+ * path = prefix + "filters=" + the URL-encoded (libcurl's escaper) JSON
+ * {"type":[type], "label":["berth.cluster=<cluster>"]}, built with jansson;
+ * type NULL leaves that member out. prefix ends in '?' or '&'
+ * ("/events?since=12&"). 0, or -1 when out of memory or path is too small
+ * (path is then "").
+ */
+int docker_cluster_filter(char *path, size_t size, const char *prefix, const char *type,
+                          const char *cluster);
+
 /* Requests in flight. */
 int docker_inflight(const struct docker *d);
 

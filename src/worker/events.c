@@ -29,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "berth/log.h"
@@ -170,18 +169,10 @@ static void on_end(int status, const char *body, size_t len, const char *err, vo
 
 static void open_stream(struct events *ev)
 {
-    char label[160];
-    snprintf(label, sizeof(label), "berth.cluster=%s", ev->w->cfg->cluster);
-    json_t *f = json_pack("{s:[s], s:[s]}", "type", "container", "label", label);
-    char *js = f ? json_dumps(f, JSON_COMPACT) : NULL;
-    char *enc = js ? curl_easy_escape(NULL, js, 0) : NULL;
-    int n = enc ? snprintf(ev->path, sizeof(ev->path), "/events?since=%lld&filters=%s", ev->since,
-                           enc)
-                : -1;
-    curl_free(enc);
-    free(js);
-    json_decref(f);
-    if (n < 0 || (size_t)n >= sizeof(ev->path)) {
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "/events?since=%lld&", ev->since);
+    if (docker_cluster_filter(ev->path, sizeof(ev->path), prefix, "container",
+                              ev->w->cfg->cluster) < 0) {
         log_warn("Docker event stream: cannot build the request path");
         schedule(ev, 1.0);
         return;

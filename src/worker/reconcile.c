@@ -92,24 +92,6 @@ static void on_logged(PGresult *res, const char *err, void *arg)
         log_warn("reconcile statement failed: %s", err);
 }
 
-/* prefix + the URL-encoded filter {"label":["berth.cluster=<cluster>"]}. */
-static void cluster_filter(const char *prefix, char *path, size_t size)
-{
-    char filt[200], enc[400];
-    size_t o = 0;
-    snprintf(filt, sizeof(filt), "{\"label\":[\"berth.cluster=%s\"]}", rec.w->cfg->cluster);
-    for (const char *s = filt; *s && o + 4 < sizeof(enc); s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-            ch == '_')
-            enc[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(enc + o, sizeof(enc) - o, "%%%02X", ch);
-    }
-    enc[o] = '\0';
-    snprintf(path, size, "%s%s", prefix, enc);
-}
-
 /* ---- step 4: networks of users with no live instance here ----
  * Runs beside the rest of the pass (it shares nothing with it). */
 
@@ -199,7 +181,10 @@ static void networks_step(void)
     char path[512];
     /* the subnets in use on this dockerd: other stacks' networks come and go */
     runner_subnets_refresh(rec.w->runner);
-    cluster_filter("/networks?filters=", path, sizeof(path));
+    if (docker_cluster_filter(path, sizeof(path), "/networks?", NULL, rec.w->cfg->cluster) < 0) {
+        log_warn("reconcile: cannot build the networks filter");
+        return;
+    }
     if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_networks, NULL) < 0)
         log_debug("reconcile: cannot list networks now");
 }
@@ -368,8 +353,9 @@ static void containers_step(void)
 {
     snprintf(rec.listed_at, sizeof(rec.listed_at), "%lld", (long long)time(NULL));
     char path[512];
-    cluster_filter("/containers/json?all=1&filters=", path, sizeof(path));
-    if (docker_request(rec.w->docker, "GET", path, NULL, 30000, on_containers, NULL) < 0)
+    if (docker_cluster_filter(path, sizeof(path), "/containers/json?all=1&", NULL,
+                              rec.w->cfg->cluster) < 0 ||
+        docker_request(rec.w->docker, "GET", path, NULL, 30000, on_containers, NULL) < 0)
         pass_end();
 }
 

@@ -249,6 +249,20 @@ int main(void)
                   worker_subnet("10.213.0.0/7", "x", 0, a, sizeof(a)) < 0,
               "network_pool must be an IPv4 CIDR with a prefix of 8 to 24");
     }
+    {
+        char path[512], tiny[40];
+        CHECK(docker_cluster_filter(path, sizeof(path), "/events?since=7&", "container",
+                                    "ci-1") == 0 &&
+                  strcmp(path, "/events?since=7&filters=%7B%22label%22%3A%5B%22berth.cluster%3D"
+                               "ci-1%22%5D%2C%22type%22%3A%5B%22container%22%5D%7D") == 0,
+              "a cluster filter is JSON, every reserved byte escaped (%s)", path);
+        CHECK(docker_cluster_filter(path, sizeof(path), "/networks?", NULL, "a&b c") == 0 &&
+                  strstr(path, "a%26b%20c") && !strstr(path, "type"),
+              "a cluster name's & and space cannot end the filter (%s)", path);
+        CHECK(docker_cluster_filter(tiny, sizeof(tiny), "/networks?", NULL, "ci-1") == -1 &&
+                  tiny[0] == '\0',
+              "a filter that does not fit is an error and an empty path, never a cut one");
+    }
     kill(child, SIGTERM);
     waitpid(child, NULL, 0);
     unlink(sock_path);
