@@ -38,8 +38,17 @@ http() {
 # skip "behaviour" why: a check that could not be made here, counted as passed.
 skip() { printf 'ok - %s # SKIP %s\n' "$1" "$2"; }
 
-# Run the rest of the test only when jq exists.
+# need CMD: run the rest of the test only when CMD (jq, node, docker ...) exists.
 need() { command -v "$1" >/dev/null 2>&1 || { ok "SKIP: $1 not installed # SKIP"; exit 0; }; }
+
+# scratch PREFIX [BYTES]: P = PREFIX and BYTES (3) random bytes in hex, the
+# stem of this run's user, template and instance names; TMP a fresh directory,
+# removed at exit (a test that sets its own EXIT trap removes it there).
+scratch() {
+    P=$1$(od -An -N"${2:-3}" -tx1 /dev/urandom | tr -d ' \n')
+    TMP=$(mktemp -d)
+    trap 'rm -rf "$TMP"' EXIT
+}
 
 # admin_login JAR: log in as the stack's first admin into cookie jar JAR;
 # sets ACSRF (the session's CSRF token). Then admin METHOD PATH [BODY]

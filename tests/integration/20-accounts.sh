@@ -11,10 +11,7 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-SFX=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-P=a$SFX # name prefix of this run
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch a
 ORIGIN=${BERTH_URL%/}
 
 # login USER PASSWORD JAR -> STATUS, BODY, CSRF; the cookie lands in JAR

@@ -11,9 +11,7 @@ if ! "$BUILD/berth-api" --routes | grep -qx 'POST /api/v1/instances'; then
     ok "quota race: POST /api/v1/instances not implemented yet # SKIP"
     exit 0
 fi
-P=q$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch q
 
 admin_login "$TMP/admin.jar"
 admin POST /api/v1/tokens '{"name":"quota-test"}'

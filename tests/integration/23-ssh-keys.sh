@@ -6,9 +6,7 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 command -v ssh-keygen >/dev/null || { ok "ssh-keygen not installed # SKIP"; exit 0; }
-P=k$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch k
 
 admin_login "$TMP/admin.jar"
 user_token "$P-dev" developer; DEV=$TOKEN

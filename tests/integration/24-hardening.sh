@@ -11,8 +11,7 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-P=h$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
+scratch h
 CONF_BAK=$TMP/berth.conf.orig
 cp "$BERTH_CONFIG" "$CONF_BAK"
 reload_api() {

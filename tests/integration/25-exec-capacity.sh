@@ -10,10 +10,9 @@
 set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
-command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
+need docker
 
-P=xc$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
+scratch xc 2
 PER_USER=4 # exec_per_user's default
 LIMIT_S=0.300
 

@@ -9,10 +9,9 @@
 set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
-command -v docker >/dev/null || { ok "SKIP: no docker client # SKIP"; exit 0; }
+need docker
 
-P=l$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
+scratch l
 CONCURRENT=${LIFECYCLE_CONCURRENT:-50}
 INFLIGHT=${LIFECYCLE_INFLIGHT:-20}
 

@@ -14,9 +14,7 @@ set -uo pipefail
 need jq
 command -v ssh-keygen >/dev/null || { ok "ssh-keygen not installed # SKIP"; exit 0; }
 
-P=sa$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch sa 2
 
 admin_login "$TMP/admin.jar"
 dev_login "$P" "$TMP/dev.jar"

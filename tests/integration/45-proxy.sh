@@ -17,8 +17,7 @@ set -uo pipefail
 need jq
 need node
 
-P=px$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
+scratch px 2
 WS=(node "$ROOT/tests/lib/ws-client.mjs")
 # Workspaces are served on their owner's workspace origin. node does not
 # resolve *.localhost: it connects to nginx and names the host.

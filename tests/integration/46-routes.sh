@@ -9,14 +9,13 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-P=rt$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+scratch rt 2
 BOX=$BERTH_VAR/nginx
 NODE=$(sed -n 's/^node *= *//p' "$BERTH_CONFIG" | tail -1)
 NODE=${NODE:-local}
 API=$BUILD/berth-api
 ORPHAN=$(cat /proc/sys/kernel/random/uuid)
 FOREIGN=$(cat /proc/sys/kernel/random/uuid)
-TMP=$(mktemp -d)
 cleanup() {
     rm -f "$BOX/box-enabled/$FOREIGN.conf" "$BOX/box-available/$FOREIGN.conf" \
         "$BOX/box-enabled/$ORPHAN.conf" "$BOX/box-available/$ORPHAN.conf"

@@ -14,14 +14,12 @@ set -uo pipefail
 need jq
 
 N=${BURST_N:-100}
-P=rb$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+scratch rb 2
 BOX=$BERTH_VAR/nginx/box-enabled
 # The closest two reloads may be: HOLD_S + DEBOUNCE_S of src/worker/routes.c
 # (1250 ms), less 100 ms for the worker loop's cached clock (libev's ev_now,
 # which the timers count from, lags the log's clock by the callbacks before).
 GAP_MS=1150
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 
 admin_login "$TMP/admin.jar"
 admin POST /api/v1/tokens '{"name":"burst"}'

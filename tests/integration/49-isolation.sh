@@ -19,9 +19,8 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-P=is$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+scratch is 2
 A=$P-a B=$P-b V=$P-v
-TMP=$(mktemp -d)
 SAME_PIDS=()
 cleanup() {
     for p in "${SAME_PIDS[@]}"; do kill "$p" 2>/dev/null; done

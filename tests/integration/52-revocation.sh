@@ -9,8 +9,7 @@ set -uo pipefail
 need jq
 need node
 
-P=rv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
+scratch rv 2
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done

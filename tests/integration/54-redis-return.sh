@@ -11,9 +11,7 @@ set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
 
-P=rr$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch rr 2
 
 admin_login "$TMP/admin"
 admin POST /api/v1/templates "{\"name\":\"$P-echo\",\"image\":\"berth-demo/web:1\",\"command\":[\"/usr/local/bin/berth-echo\"],\"http_port\":8080,\"proxy_mode\":\"keep\",\"cpus\":0.25,\"memory_mb\":64,\"pids_limit\":64}"
