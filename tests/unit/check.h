@@ -3,6 +3,7 @@
 #ifndef BERTH_TEST_CHECK_H
 #define BERTH_TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 static int check_failures;
@@ -19,6 +20,12 @@ static int check_failures;
         printf(__VA_ARGS__);                                                                       \
         printf("\n");                                                                              \
     } while (0)
+
+/* The commonest table row: an input and whether it is accepted. */
+struct case_ok {
+    const char *in;
+    bool ok;
+};
 
 #define CHECK_DONE() (check_failures ? 1 : 0)
 

@@ -11,7 +11,7 @@
 
 static void test_names(void)
 {
-    static const struct { const char *s; bool ok; } cases[] = {
+    static const struct case_ok cases[] = {
         {"ab", true}, {"alice", true}, {"a-1", true}, {"vscode-2", true},
         {"abcdefghijklmnopqrstuvwxyz012345", true},    /* 32 */
         {"abcdefghijklmnopqrstuvwxyz0123456", false},  /* 33 */
@@ -20,7 +20,7 @@ static void test_names(void)
         {"a;b", false}, {"a}b", false}, {"..", false}, {"é1", false},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(valid_name(cases[i].s) == cases[i].ok, "name rule: \"%s\" is %s", cases[i].s,
+        CHECK(valid_name(cases[i].in) == cases[i].ok, "name rule: \"%s\" is %s", cases[i].in,
               cases[i].ok ? "accepted" : "refused");
     CHECK(!valid_name(NULL), "name rule: NULL is refused");
 }

@@ -6,10 +6,7 @@
 #include "berth/template.h"
 #include "check.h"
 
-static const struct {
-    const char *ref;
-    bool ok;
-} images[] = {
+static const struct case_ok images[] = {
     {"busybox", true},
     {"busybox:1.36", true},
     {"berth-demo/web:1", true},
@@ -37,10 +34,7 @@ static const struct {
     {"$(id)", false},
 };
 
-static const struct {
-    const char *path;
-    bool ok;
-} mounts[] = {
+static const struct case_ok mounts[] = {
     {"/data", true},     {"/home/user/work", true}, {"/a.b/c-d_e", true}, {"data", false},
     {"/", false},        {"/data/", false},         {"/a/../b", false},   {"/a/./b", false},
     {"/..", false},      {"//data", false},         {"/a:b", false},      {"/a,b", false},
@@ -77,11 +71,11 @@ int main(void)
     char out[256];
 
     for (size_t i = 0; i < sizeof(images) / sizeof(images[0]); i++)
-        CHECK(tmpl_image_ok(images[i].ref) == images[i].ok, "image reference '%s' is %s",
-              shown(images[i].ref), images[i].ok ? "accepted" : "refused");
+        CHECK(tmpl_image_ok(images[i].in) == images[i].ok, "image reference '%s' is %s",
+              shown(images[i].in), images[i].ok ? "accepted" : "refused");
     for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
-        CHECK(tmpl_mount_path_ok(mounts[i].path) == mounts[i].ok, "mount path '%s' is %s",
-              shown(mounts[i].path), mounts[i].ok ? "accepted" : "refused");
+        CHECK(tmpl_mount_path_ok(mounts[i].in) == mounts[i].ok, "mount path '%s' is %s",
+              shown(mounts[i].in), mounts[i].ok ? "accepted" : "refused");
     CHECK(tmpl_env_name_ok("JUPYTER_BASE_URL") && tmpl_env_name_ok("_x1") &&
               !tmpl_env_name_ok("1X") && !tmpl_env_name_ok("A=B") && !tmpl_env_name_ok(""),
           "env names: letters, digits, '_', not starting with a digit");
@@ -167,7 +161,7 @@ int main(void)
               strcmp(out, "vnc.html?path=container/alice/desk/websockify") == 0,
           "{base_path_rel} is the base path without its leading slash (noVNC's path=)");
     {
-        static const struct { const char *p; bool ok; } cases[] = {
+        static const struct case_ok cases[] = {
             {"vnc.html?path={base_path_rel}websockify&resize=remote", true},
             {"tree/", true},
             {"lab?reset", true},
@@ -187,7 +181,7 @@ int main(void)
             {"", false},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-            CHECK(tmpl_open_path_ok(cases[i].p) == cases[i].ok, "open_path '%s' is %s", cases[i].p,
+            CHECK(tmpl_open_path_ok(cases[i].in) == cases[i].ok, "open_path '%s' is %s", cases[i].in,
                   cases[i].ok ? "accepted" : "refused");
         CHECK(!tmpl_open_path_ok(NULL), "open_path: NULL is refused");
     }

@@ -9,10 +9,7 @@
 static void test_patterns(void)
 {
     char err[256];
-    static const struct {
-        const char *p;
-        bool ok;
-    } cases[] = {
+    static const struct case_ok cases[] = {
         {"same", true},
         {"{user}.localhost", true},
         {"{instance}.{user}.localhost", true},
@@ -32,8 +29,8 @@ static void test_patterns(void)
         {"{user}.-a.org", false},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_pattern_valid(cases[i].p, err, sizeof(err)) == cases[i].ok,
-              "workspace_host '%s' is %s", cases[i].p, cases[i].ok ? "accepted" : "refused");
+        CHECK(ws_pattern_valid(cases[i].in, err, sizeof(err)) == cases[i].ok,
+              "workspace_host '%s' is %s", cases[i].in, cases[i].ok ? "accepted" : "refused");
     CHECK(ws_public_url_valid("http://127.0.0.1:8080", err, sizeof(err)) &&
               ws_public_url_valid("https://berth.example.org", err, sizeof(err)),
           "public_url: http(s)://HOST[:PORT]");
@@ -101,10 +98,7 @@ static void test_origins(void)
 
 static void test_raw_prefix(void)
 {
-    static const struct {
-        const char *uri;
-        bool ok;
-    } cases[] = {
+    static const struct case_ok cases[] = {
         {"/container/alice/web/", true},
         {"/container/alice/web/x/y?z=1", true},
         {"/container/alice/web/a%2Fb", true}, /* after the prefix: the app's business */
@@ -126,8 +120,8 @@ static void test_raw_prefix(void)
         {"", false},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_raw_prefix_ok(cases[i].uri, "alice", "web") == cases[i].ok,
-              "raw prefix of alice/web: '%s' %s", cases[i].uri, cases[i].ok ? "passes" : "refused");
+        CHECK(ws_raw_prefix_ok(cases[i].in, "alice", "web") == cases[i].ok,
+              "raw prefix of alice/web: '%s' %s", cases[i].in, cases[i].ok ? "passes" : "refused");
     CHECK(!ws_raw_prefix_ok(NULL, "alice", "web"), "raw prefix: no URI is refused");
 }
 
@@ -160,10 +154,7 @@ static void test_cookies(void)
 
 static void test_canonical(void)
 {
-    static const struct {
-        const char *p;
-        bool ok;
-    } cases[] = {
+    static const struct case_ok cases[] = {
         {"/container/alice/web/", true},
         {"/container/alice/web/tree/x.ipynb?token=..", true},
         {"/container/alice/web/a.b/c..d/", true},
@@ -183,8 +174,8 @@ static void test_canonical(void)
         {"http://evil/container/alice/web/", false},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_path_canonical(cases[i].p, "alice", "web") == cases[i].ok,
-              "return address '%s' is %s", cases[i].p, cases[i].ok ? "followed" : "refused");
+        CHECK(ws_path_canonical(cases[i].in, "alice", "web") == cases[i].ok,
+              "return address '%s' is %s", cases[i].in, cases[i].ok ? "followed" : "refused");
 }
 
 int main(void)
