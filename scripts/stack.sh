@@ -9,10 +9,11 @@
 #   scripts/stack.sh status   one line per service
 #
 # Settings (environment): BERTH_VAR, BERTH_HTTP_PORT (8080), BERTH_PG_PORT
-# (55432), BERTH_REDIS_PORT (56379), BERTH_CLUSTER (berth: label value on Docker
+# (55432: names PostgreSQL's socket; nothing listens on TCP but nginx on
+# BERTH_HTTP_PORT), BERTH_CLUSTER (berth: label value on Docker
 # objects; give a second stack on the same Docker its own), BERTH_IMAGES (web),
 # BERTH_LOG_LEVEL (info), BERTH_API_THREADS (8).
-# Two stacks with different BERTH_VAR and ports run side by side.
+# Two stacks with different BERTH_VAR and HTTP ports run side by side.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +25,6 @@ HTTP_PORT=${BERTH_HTTP_PORT:-8080}
 # *.localhost to loopback); "same" serves them on the UI origin (README, Security).
 WORKSPACE_HOST=${BERTH_WORKSPACE_HOST:-{user\}.localhost}
 PG_PORT=${BERTH_PG_PORT:-55432}
-REDIS_PORT=${BERTH_REDIS_PORT:-56379}
 CLUSTER=${BERTH_CLUSTER:-berth}
 BUILD=${BERTH_BUILD:-$ROOT/build}
 RUN=$VAR/run
@@ -92,15 +92,27 @@ wait_for() { # wait_for SECONDS WHAT CMD...
     done
 }
 
+# Who may touch what (README, Security: the local stack):
+#  - $RUN (sockets of PostgreSQL, Redis and berth-api; pidfiles) is the
+#    service user's, mode 0700: no other local user reaches a socket in it.
+#  - $VAR, $VAR/nginx and box-*/ are root's and 0755: the worker (root)
+#    writes nginx configuration there, and the service user cannot rename a
+#    directory away or plant a link (berth-worker refuses to start otherwise).
+#  - $LOG is root's: root opens the daemons' logs (following links), so the
+#    service user gets only the files it writes itself, made here.
 layout() {
     mkdir -p "$RUN" "$LOG" "$VAR/pg" "$VAR/redis" "$VAR/nginx/tmp" \
              "$VAR/nginx/box-available" "$VAR/nginx/box-enabled"
-    chown "$SVC_USER" "$RUN" "$VAR/pg" "$VAR/redis" "$VAR/nginx" "$VAR/nginx/tmp" 2>/dev/null || true
-    # The worker (root) writes the snippets; nginx (the service user) reads them.
-    chmod 0755 "$VAR" "$VAR/nginx" "$VAR/nginx/box-available" "$VAR/nginx/box-enabled"
-    chmod 0775 "$LOG"; chown "$SVC_USER" "$LOG" 2>/dev/null || true
-    touch "$LOG/nginx-error.log" "$LOG/nginx-access.log"
-    chown "$SVC_USER" "$LOG/nginx-error.log" "$LOG/nginx-access.log" 2>/dev/null || true
+    chown "$SVC_USER" "$RUN" "$VAR/pg" "$VAR/redis" "$VAR/nginx/tmp" 2>/dev/null || true
+    chown "$(id -u)" "$VAR" "$VAR/nginx" "$VAR/nginx/box-available" "$VAR/nginx/box-enabled" "$LOG"
+    chmod 0700 "$RUN"
+    chmod 0755 "$VAR" "$VAR/nginx" "$VAR/nginx/box-available" "$VAR/nginx/box-enabled" "$LOG"
+    local f
+    for f in nginx-error.log nginx-access.log postgres.log; do
+        [[ -L $LOG/$f ]] && rm -f "$LOG/$f"
+        touch "$LOG/$f"
+        chown "$SVC_USER" "$LOG/$f" 2>/dev/null || true
+    done
 }
 
 # nginx_test runs as nginx's own user: `nginx -t` as root would create the
@@ -131,18 +143,39 @@ EOF
 }
 export BERTH_CONFIG="$VAR/berth.conf"
 
+# Who may log in, and as whom: the role berth, over the socket, for the
+# service user (berth-api, nginx's neighbours) and for root (berth-worker and
+# this script). Written at every start, so a cluster made before (with trust)
+# is tightened too.
+pg_auth() {
+    local d=$VAR/pg/data
+    printf '%s\n' "# written by scripts/stack.sh at each start" \
+        "local all berth peer map=berth" > "$d/pg_hba.conf.new"
+    printf '%s\n' "# written by scripts/stack.sh at each start: OS user -> role" \
+        "berth $SVC_USER berth" "berth $(id -un) berth" > "$d/pg_ident.conf.new"
+    chown "$SVC_USER" "$d/pg_hba.conf.new" "$d/pg_ident.conf.new" 2>/dev/null || true
+    chmod 0600 "$d/pg_hba.conf.new" "$d/pg_ident.conf.new"
+    mv -f "$d/pg_hba.conf.new" "$d/pg_hba.conf"
+    mv -f "$d/pg_ident.conf.new" "$d/pg_ident.conf"
+}
+
 start_postgres() {
-    if as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" status >/dev/null 2>&1; then return; fi
+    if as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" status >/dev/null 2>&1; then
+        pg_auth
+        as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" reload >/dev/null
+        return
+    fi
     if [[ ! -f "$VAR/pg/data/PG_VERSION" ]]; then
         say "initialising PostgreSQL cluster in $VAR/pg/data"
-        as_svc "$PG_BIN/initdb" -D "$VAR/pg/data" -U berth --auth=trust -E UTF8 --locale=C.UTF-8 \
-            >"$LOG/initdb.log" 2>&1 || die "initdb failed: see $LOG/initdb.log"
+        as_svc "$PG_BIN/initdb" -D "$VAR/pg/data" -U berth --auth-local=peer --auth-host=reject \
+            -E UTF8 --locale=C.UTF-8 >"$LOG/initdb.log" 2>&1 || die "initdb failed: see $LOG/initdb.log"
     fi
-    # Unix socket in var/run and a loopback port; trust auth is safe because
-    # neither is reachable from outside this machine's loopback.
+    pg_auth
+    # The unix socket in $RUN only (no TCP), and peer authentication: the
+    # database role berth is for the OS users of the stack, no one else.
     as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" -l "$LOG/postgres.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $RUN -c fsync=on" start >/dev/null \
-        || die "PostgreSQL did not start: see $LOG/postgres.log"
+        -o "-c listen_addresses='' -p $PG_PORT -k $RUN -c unix_socket_permissions=0700 -c fsync=on" \
+        start >/dev/null || die "PostgreSQL did not start: see $LOG/postgres.log"
     if ! "$PG_BIN/psql" -h "$RUN" -p "$PG_PORT" -U berth -d postgres -tAc \
             "SELECT 1 FROM pg_database WHERE datname='berth'" | grep -q 1; then
         "$PG_BIN/createdb" -h "$RUN" -p "$PG_PORT" -U berth berth
@@ -151,8 +184,9 @@ start_postgres() {
 
 start_redis() {
     alive redis && return
-    launch redis "${SVC[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-        --unixsocket "$RUN/redis.sock" --unixsocketperm 770 --dir "$VAR/redis" \
+    # The unix socket only (port 0: no TCP), inside the 0700 $RUN.
+    launch redis "${SVC[@]}" redis-server --port 0 \
+        --unixsocket "$RUN/redis.sock" --unixsocketperm 700 --dir "$VAR/redis" \
         --appendonly yes --save "" --daemonize no --protected-mode yes
     wait_for 10 redis redis-cli -s "$RUN/redis.sock" ping || die "Redis did not start: see $LOG/redis.log"
 }

@@ -103,7 +103,6 @@ free_port() { # first free loopback port from $1
 export BERTH_VAR=$(mktemp -d /tmp/berth-test.XXXXXX)
 export BERTH_HTTP_PORT=$(free_port ${BERTH_TEST_HTTP_PORT:-18080})
 export BERTH_PG_PORT=$(free_port $((BERTH_HTTP_PORT + 1)))
-export BERTH_REDIS_PORT=$(free_port $((BERTH_PG_PORT + 1)))
 export BERTH_CLUSTER=test$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 export BERTH_BUILD=$ROOT/$ASAN_BUILD
 export BERTH_URL=http://127.0.0.1:$BERTH_HTTP_PORT
@@ -111,8 +110,11 @@ export BERTH_CONFIG=$BERTH_VAR/berth.conf
 export DOCKER_HOST=unix:///var/run/docker.sock
 # Daemons: report memory errors; leak checking at exit is left to the unit tests
 # (daemons exit with live thread-local connections by design).
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$BERTH_VAR/log/asan
+# The reports' directory is everyone's: the stack's log directory is root's,
+# and berth-api and nginx's neighbours run as the service user.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$BERTH_VAR/log/asan/report
 chmod 0755 "$BERTH_VAR"
+mkdir -p "$BERTH_VAR/log/asan" && chmod 1777 "$BERTH_VAR/log/asan"
 
 cleanup() {
     echo "== cleanup"
@@ -173,9 +175,9 @@ if scripts/stack.sh start > "$RUNTMP/stack.log" 2>&1; then
         esac
     done
     # Sanitizer reports from the daemons (written by ASan/UBSan to log_path).
-    if ls "$BERTH_VAR"/log/asan* >/dev/null 2>&1; then
+    if ls "$BERTH_VAR"/log/asan/report* >/dev/null 2>&1; then
         echo "not ok - daemons ran without sanitizer reports"; FAIL=$((FAIL + 1))
-        cat "$BERTH_VAR"/log/asan* | head -60 >&2
+        cat "$BERTH_VAR"/log/asan/report* | head -60 >&2
     else
         echo "ok - daemons ran without sanitizer reports"; PASS=$((PASS + 1))
     fi

@@ -32,6 +32,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "berth/config.h"
 #include "berth/snippet.h"
@@ -54,7 +55,10 @@ struct routes *routes_new(struct ev_loop *loop, const struct berth_config *cfg,
                           routes_error_cb on_error, void *arg);
 void routes_free(struct routes *r);
 
-/* Create box-available/ and box-enabled/ when missing. 0 / -1 (err). */
+/* Create box-available/ and box-enabled/ when missing, and check that box_dir,
+ * they and box_dir's parent are directories no one but the worker's user (and
+ * root, for the parent) can change: -1 with err naming the directory and the
+ * fix otherwise. 0 / -1 (err). */
 int routes_prepare(struct routes *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Write (or rewrite, when it changed) the snippet of one instance and link it;
@@ -85,5 +89,9 @@ unsigned long routes_refusals(const struct routes *r);
 
 /* True while a test or reload runs or one is scheduled. */
 bool routes_busy(const struct routes *r);
+
+/* Is pid an nginx master process (its program named nginx, its title "nginx:
+ * master process")? Otherwise why says what it is. Reads /proc. */
+bool routes_nginx_master(pid_t pid, char *why, size_t whylen);
 
 #endif

@@ -24,7 +24,7 @@ if [[ -z "${BERTH_URL:-}" ]]; then
     export BERTH_VAR=$(mktemp -d /tmp/berth-bench.XXXXXX)
     export BERTH_HTTP_PORT=$(free_port 18600)
     export BERTH_PG_PORT=$(free_port $((BERTH_HTTP_PORT + 1)))
-    export BERTH_REDIS_PORT=$(free_port $((BERTH_PG_PORT + 1)))
+
     export BERTH_CLUSTER=bench$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
     export BERTH_URL=http://127.0.0.1:$BERTH_HTTP_PORT
     chmod 0755 "$BERTH_VAR"

@@ -25,7 +25,7 @@ SECS=${BENCH_SECONDS:-5}
 export BERTH_VAR=$(mktemp -d /tmp/berth-bench-proxy.XXXXXX)
 chmod 0755 "$BERTH_VAR"
 export BERTH_HTTP_PORT=${BENCH_PORT:-28080} BERTH_PG_PORT=$((${BENCH_PORT:-28080} + 1))
-export BERTH_REDIS_PORT=$((${BENCH_PORT:-28080} + 2)) BERTH_CLUSTER=benchproxy
+export BERTH_CLUSTER=benchproxy
 URL=http://127.0.0.1:$BERTH_HTTP_PORT
 PLAIN_PORT=$((BERTH_HTTP_PORT + 3)) CHP_PORT=$((BERTH_HTTP_PORT + 4))
 pids=()

@@ -156,7 +156,7 @@ check "the worker restarted by stack.sh start brings health back" wait_health 20
 # --- a second stack beside this one (as `make test` beside `make run`)
 second=$(mktemp -d /tmp/berth-second.XXXXXX); chmod 0755 "$second"
 port=$((BERTH_HTTP_PORT + 50))
-env2=(BERTH_VAR="$second" BERTH_HTTP_PORT=$port BERTH_PG_PORT=$((port + 1)) BERTH_REDIS_PORT=$((port + 2))
+env2=(BERTH_VAR="$second" BERTH_HTTP_PORT=$port BERTH_PG_PORT=$((port + 1))
       BERTH_CLUSTER="${BERTH_CLUSTER}b")
 if env "${env2[@]}" "$ROOT/scripts/stack.sh" start > "$second.log" 2>&1; then
     ok "a second stack with its own BERTH_VAR and ports starts beside the first"
