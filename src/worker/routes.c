@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "trust.h"
 
 extern char **environ;
 
@@ -426,94 +426,6 @@ static bool unlink_culprits(struct routes *r)
     return any;
 }
 
-bool routes_nginx_master(pid_t pid, char *why, size_t whylen)
-{
-    char path[64], exe[4096], title[64];
-    const char *base;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-    n = readlink(path, exe, sizeof(exe) - 1);
-    if (n < 0) {
-        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
-        return false;
-    }
-    exe[n] = '\0';
-    base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
-    /* " (deleted)": the package was upgraded under the running master */
-    if (strcmp(base, "nginx") != 0 && strcmp(base, "nginx (deleted)") != 0) {
-        snprintf(why, whylen, "its program is %.200s, not nginx", exe);
-        return false;
-    }
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    n = fd < 0 ? -1 : read(fd, title, sizeof(title) - 1);
-    if (fd >= 0)
-        close(fd);
-    if (n < 0) {
-        snprintf(why, whylen, "cannot read %s", path);
-        return false;
-    }
-    title[n] = '\0';
-    if (strncmp(title, "nginx: master process", 21) != 0) {
-        snprintf(why, whylen, "it is not nginx's master process (a worker, or not started yet)");
-        return false;
-    }
-    return true;
-}
-
-/* nginx_reload = "signal:/path/nginx.pid": SIGHUP the master directly. The
- * test has just parsed the configuration; `nginx -s reload` would parse it a
- * second time only to find the pid.
- *
- * The pidfile is written by nginx, which runs as a less trusted user than the
- * worker: it is read without following links and its content is never logged,
- * and the pid is signalled only when it is an nginx master -- through a pidfd
- * taken before the check, so a pid reused between check and signal gets
- * nothing (the signal goes to the process checked, or fails). */
-static bool signal_master(const char *pidfile)
-{
-    char buf[32], why[300];
-    long pid;
-    ssize_t n;
-    struct stat st;
-    int pfd, fd = open(pidfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        (n = read(fd, buf, sizeof(buf) - 1)) <= 0) {
-        log_error("nginx reload: cannot read the master's pid from %s (%s)", pidfile,
-                  fd < 0 ? strerror(errno) : "not a regular file with a pid");
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    close(fd);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    if (!util_parse_long(buf, 2, 4194304, &pid)) {
-        log_error("nginx reload: %s does not hold a pid", pidfile);
-        return false;
-    }
-    pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    if (pfd < 0) {
-        log_error("nginx reload: no process %ld (from %s): %s", pid, pidfile, strerror(errno));
-        return false;
-    }
-    if (!routes_nginx_master((pid_t)pid, why, sizeof(why))) {
-        log_error("nginx reload: refusing to signal pid %ld from %s: %s", pid, pidfile, why);
-        close(pfd);
-        return false;
-    }
-    if (syscall(SYS_pidfd_send_signal, pfd, SIGHUP, NULL, 0) < 0) {
-        log_error("nginx reload: cannot signal the master (pid %ld): %s", pid, strerror(errno));
-        close(pfd);
-        return false;
-    }
-    close(pfd);
-    return true;
-}
-
 static void on_child(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct routes *r = w->data;
@@ -543,7 +455,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
         }
         r->state = RELOADING;
         if (strncmp(r->cfg->nginx_reload, "signal:", 7) == 0) {
-            ok = signal_master(r->cfg->nginx_reload + 7);
+            ok = trust_signal_master(r->cfg->nginx_reload + 7);
         } else {
             if (spawn(r, r->cfg->nginx_reload) < 0) {
                 log_error("nginx reload could not be started");
@@ -601,51 +513,13 @@ void routes_free(struct routes *r)
     free(r);
 }
 
-/*
- * The worker writes snippets nginx loads as configuration, so no one less
- * trusted than the worker may change what a path under box_dir names: dir
- * must be a real directory (not a link), owned by the worker's user or root
- * (own: by the worker's user exactly) and writable by no one else -- except,
- * for box_dir's parent, a sticky directory like /tmp, where no one else can
- * rename box_dir away.
- */
-static bool dir_trusted(const char *dir, bool own, char *err, size_t errlen)
-{
-    struct stat st;
-    if (lstat(dir, &st) < 0) {
-        snprintf(err, errlen, "cannot read %s: %s (check box_dir)", dir, strerror(errno));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s is not a directory%s (check box_dir)", dir,
-                 S_ISLNK(st.st_mode) ? " but a symbolic link" : "");
-        return false;
-    }
-    if (own ? st.st_uid != geteuid() : (st.st_uid != geteuid() && st.st_uid != 0)) {
-        snprintf(err, errlen,
-                 "%s belongs to uid %ld: it must belong to %s (uid %ld), or another user could "
-                 "put nginx configuration there",
-                 dir, (long)st.st_uid, own ? "the worker's user" : "the worker's user or root",
-                 (long)geteuid());
-        return false;
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (own || !(st.st_mode & S_ISVTX))) {
-        snprintf(err, errlen,
-                 "%s is writable by its group or by everyone (mode %04o): only its owner may "
-                 "write there (chmod go-w)",
-                 dir, (unsigned)(st.st_mode & 07777));
-        return false;
-    }
-    return true;
-}
-
 int routes_prepare(struct routes *r, char *err, size_t errlen)
 {
     static const char *const subs[] = {"box-available", "box-enabled"};
     char d[4096], parent[4096];
     util_strlcpy(parent, r->cfg->box_dir, sizeof(parent));
-    if (!dir_trusted(dirname(parent), false, err, errlen) ||
-        !dir_trusted(r->cfg->box_dir, true, err, errlen))
+    if (!trust_dir(dirname(parent), false, err, errlen) ||
+        !trust_dir(r->cfg->box_dir, true, err, errlen))
         return -1;
     for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
         dir_of(r, subs[i], d, sizeof(d));
@@ -653,7 +527,7 @@ int routes_prepare(struct routes *r, char *err, size_t errlen)
             snprintf(err, errlen, "cannot create %s: %s (check box_dir)", d, strerror(errno));
             return -1;
         }
-        if (!dir_trusted(d, true, err, errlen))
+        if (!trust_dir(d, true, err, errlen))
             return -1;
     }
     return 0;

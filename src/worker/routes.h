@@ -32,7 +32,6 @@
 
 #include <ev.h>
 #include <stdbool.h>
-#include <sys/types.h>
 
 #include "berth/config.h"
 #include "berth/snippet.h"
@@ -89,9 +88,5 @@ unsigned long routes_refusals(const struct routes *r);
 
 /* True while a test or reload runs or one is scheduled. */
 bool routes_busy(const struct routes *r);
-
-/* Is pid an nginx master process (its program named nginx, its title "nginx:
- * master process")? Otherwise why says what it is. Reads /proc. */
-bool routes_nginx_master(pid_t pid, char *why, size_t whylen);
 
 #endif
