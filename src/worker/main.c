@@ -36,7 +36,8 @@ static struct ev_loop *loop;
 static struct docker *docker;
 static struct redisq *rq;
 static struct worker W;
-static ev_timer heartbeat_timer;
+static ev_timer heartbeat_timer, stop_timer;
+static bool stopping;
 static ev_signal sig_term, sig_int, sig_hup;
 static bool started;
 static int exit_code;
@@ -104,14 +105,38 @@ static void on_heartbeat(struct ev_loop *l, ev_timer *w, int revents)
         log_error("cannot start the Docker ping");
 }
 
+static void on_heartbeat_gone(redisReply *reply, void *arg)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop_timer(struct ev_loop *l, ev_timer *w, int revents)
+{
+    ev_break(l, EVBREAK_ALL);
+}
+
 static void on_signal(struct ev_loop *l, ev_signal *w, int revents)
 {
+    char key[128];
     if (w->signum == SIGHUP) {
         config_reload(&cfg, CONF_WORKER);
         return;
     }
+    if (stopping)
+        return;
+    stopping = true;
     log_info("signal %d: stopping", w->signum);
-    ev_break(l, EVBREAK_ALL);
+    /* The heartbeat goes first, so that /health and --sync-routes know at
+     * once that this node has no worker (not a TTL later); the loop ends on
+     * its answer, or after a moment without one. */
+    ev_timer_stop(l, &heartbeat_timer);
+    snprintf(key, sizeof(key), KEY_HEARTBEAT_FMT, cfg.node);
+    if (!redisq_command(rq, on_heartbeat_gone, NULL, "DEL %s", key)) {
+        ev_break(l, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_init(&stop_timer, on_stop_timer, 0.5, 0.);
+    ev_timer_start(l, &stop_timer);
 }
 
 static void on_route_logged(PGresult *res, const char *err, void *arg)
@@ -260,6 +285,7 @@ int main(int argc, char **argv)
      * callbacks use. Docker transfers are dropped without callbacks. Jobs in
      * flight stay in :active; the next start queues them again. */
     ev_timer_stop(loop, &heartbeat_timer);
+    ev_timer_stop(loop, &stop_timer);
     rpc_stop();
     idle_stop();
     revoke_stop();

@@ -123,6 +123,8 @@ ms=$(term_time_ms $w_pid)
 wait $w_pid 2>/dev/null; rc=$?
 if (( ms < 2000 )) && [[ $rc -eq 0 ]]; then ok "berth-worker exits cleanly on SIGTERM within 2 s (${ms} ms)"
 else fail "berth-worker exits cleanly on SIGTERM within 2 s" "took ${ms} ms, status $rc" "$(tail -5 "$BERTH_VAR/log/sigtest.log")"; fi
+expect_eq "... taking its heartbeat with it (health and --sync-routes see the node has no worker)" 0 \
+    "$(redis_q EXISTS berth:heartbeat:sigtest)"
 rm -rf "$sigbox"
 
 # --- SIGHUP reloads
