@@ -366,3 +366,18 @@ out:
     json_decref(f);
     return n < 0 ? -1 : 0;
 }
+
+void worker_docker_message(const char *body, size_t len, char *out, size_t outlen)
+{
+    json_t *v = len ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *m = json_string_value(json_object_get(v, "message"));
+    if (m)
+        snprintf(out, outlen, "%s", m);
+    else
+        snprintf(out, outlen, "%.*s", (int)(len > 200 ? 200 : len), body);
+    json_decref(v);
+    /* one line */
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}

@@ -78,6 +78,10 @@ int docker_stream(struct docker *d, const char *method, const char *path, const 
 int docker_cluster_filter(char *path, size_t size, const char *prefix, const char *type,
                           const char *cluster);
 
+/* Docker's error message from a response body ({"message": ...}, else its
+ * first 200 bytes) into out, on one line. */
+void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
+
 /* Requests in flight. */
 int docker_inflight(const struct docker *d);
 

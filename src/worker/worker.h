@@ -1,7 +1,8 @@
 /*
  * worker.h — what the parts of berth-worker share: one struct naming the
  * loop, the settings and each subsystem's owner object. main.c fills it;
- * runner.c (jobs), events.c (Docker /events) and reconcile.c read it.
+ * the job runner (jobq.c and its modules, job.h), events.c (Docker /events)
+ * and reconcile.c read it.
  */
 #ifndef BERTH_WORKER_WORKER_H
 #define BERTH_WORKER_WORKER_H
@@ -80,12 +81,12 @@ int worker_subnet(const char *pool, const char *name, int attempt, char *out, si
  * round of the pool from the name's first choice, wrapping at its end) whose
  * /24 taken(cidr, arg) does not claim (taken NULL: none is). 0 with *attempt
  * and out; -1 when pool is not valid, -2 when every /24 left is taken. Pure:
- * the worker passes what it knows is in use on its dockerd (runner.c). */
+ * the worker passes what it knows is in use on its dockerd (usernet.c). */
 typedef bool (*worker_subnet_taken)(const char *cidr, void *arg);
 int worker_subnet_pick(const char *pool, const char *name, int from, worker_subnet_taken taken,
                        void *arg, int *attempt, char *out, size_t outlen)
     __attribute__((warn_unused_result));
-/* runner.c: list Docker's networks again (the subnets in use on this
+/* usernet.c: list Docker's networks again (the subnets in use on this
  * dockerd, other stacks' too); at start, on an "overlap" answer and on every
  * reconcile pass. */
 void runner_subnets_refresh(struct runner *rn);
@@ -112,12 +113,9 @@ bool upstream_usable(const char *addr, const char *cidr, const char *gateway);
 int upstream_ipam_subnet(const json_t *network, char *cidr, size_t cidrlen, char *gw, size_t gwlen);
 /* True when two IPv4 CIDRs share an address (false when either is not one). */
 bool upstream_overlaps(const char *a, const char *b);
-/* runner.c: drop what the worker knows of a network's subnet (it was
+/* usernet.c: drop what the worker knows of a network's subnet (it was
  * removed, or Docker says it is missing). */
 void runner_net_forget(struct runner *rn, const char *name);
-
-/* Docker's error message from a response body ({"message": ...}) into out. */
-void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
 
 struct events *events_new(struct worker *w);
 void events_free(struct events *ev);

@@ -1,4 +1,4 @@
-/* The subnet of a new user network (src/worker/runner.c worker_subnet_pick,
+/* The subnet of a new user network (src/worker/usernet.c worker_subnet_pick,
  * src/worker/upstream.c upstream_overlaps): the first choice follows a hash
  * of the name and passes over the /24s in use on the dockerd, stays the same
  * for a name while it is free, wraps around the pool, and fails cleanly when
