@@ -136,6 +136,12 @@ const char *status_actor_name(enum status_actor who);
  * transition: from == to is legal exactly when the table says so.) */
 bool status_may(enum inst_status from, enum inst_status to, enum status_actor who);
 
+/* The status a user's request of kind (JOB_START, JOB_STOP, JOB_RESTART,
+ * JOB_DELETE) moves an instance in status `from` to: `from` itself when it
+ * stays (a start of a running one), else a status that status_may(from, it,
+ * BY_API) allows -- or `from` when the request has no move from there. */
+enum inst_status status_on_request(enum job_kind kind, enum inst_status from);
+
 /*
  * The statuses `who` may move an instance from, to `to`, as a PostgreSQL
  * text[] literal ("{pending,error}") into out: the parameter of every status

@@ -12,6 +12,9 @@
 #include <time.h>
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal: STR(16) -> "16". */
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 #define WUR __attribute__((warn_unused_result))
 
 /* Parse a whole decimal integer in [min, max]. No sign games, no trailing junk. */

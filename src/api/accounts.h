@@ -1,7 +1,7 @@
 /*
  * accounts — private helpers shared by the account handlers (accounts.c,
- * users.c, tokens.c, audit.c, stats.c): the user object, field checks, list
- * paging, transactions.
+ * users.c, tokens.c, ssh_keys.c): the user object, the checks of account
+ * fields, the delete of an owned row, login throttling's arithmetic.
  */
 #ifndef BERTH_API_ACCOUNTS_H
 #define BERTH_API_ACCOUNTS_H
@@ -12,9 +12,6 @@
 
 #include "api.h"
 
-/* A timestamptz column as an RFC 3339 UTC string (NULL stays NULL). */
-#define SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 /* Columns of the user object, in the order acct_user_json() reads them. */
 #define USER_COLS                                                                                  \
     "u.id, u.username, u.role, u.quota_instances, u.quota_cpus, u.quota_memory_mb, " SQL_TS(       \
@@ -24,47 +21,22 @@
 /* The API's user object from row `row`, columns USER_COLS starting at `col`. New reference. */
 json_t *acct_user_json(PGresult *res, int row, int col);
 
-/* A JSON string or null from a column. New reference. */
-json_t *acct_str_or_null(PGresult *res, int row, int col);
-
-/* The first key of obj not in allowed (NULL-terminated list), or NULL. */
-const char *acct_unknown_field(json_t *obj, const char *const allowed[]);
-
-/* The request's JSON object body, with no key outside allowed. NULL after
- * answering 400 (or 413) and writing the refused attempt to the audit log
- * as action on target_type/target_id (NULL: none yet). New reference. */
-json_t *acct_body(struct req *r, PGconn *pg, const char *action, const char *target_type,
-                  const char *target_id, const char *const allowed[]);
-
 /*
- * The start of deleting a row someone owns (a token, an SSH key): begins a
- * transaction, locks the row that table_sql ("SELECT user_id FROM T WHERE
- * id = $1 FOR UPDATE") finds for id, and copies its owner's id into owner.
- * 0: the actor may delete it (allowed(actor, ACT_DELETE, owner)) and the
- * transaction is open. -1: answered and the transaction closed -- 404
- * "no such <what>" for an id that is malformed, missing or not the actor's
- * (audited as action on target_type; ids are never confirmed), 503 when the
- * database fails.
+ * The start of deleting a row someone owns (a token, an SSH key) in r's audit
+ * context: begins a transaction, locks the row that table_sql ("SELECT
+ * user_id FROM T WHERE id = $1 FOR UPDATE") finds for id, and copies its
+ * owner's id into owner. 0: the actor may delete it (allowed(actor,
+ * ACT_DELETE, owner)) and the transaction is open. -1: answered and the
+ * transaction closed -- 404 "no such <what>" for an id that is malformed,
+ * missing or not the actor's (refuse_hidden: ids are never confirmed), 503
+ * when the database fails.
  */
-int acct_lock_owned(struct req *r, PGconn *pg, const char *table_sql, const char *id,
+int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
                     bool (*allowed)(const struct actor *, enum authz_action, const char *),
-                    const char *action, const char *target_type, const char *what,
-                    char owner[37]);
+                    const char *what, char owner[37]);
 
 /* Number of UTF-8 characters in s (which jansson has already checked is UTF-8). */
 size_t acct_utf8_chars(const char *s, size_t n);
-
-/* ?limit= (default def, 1..max) into *limit. false after sending 400 itself. */
-bool acct_limit(struct req *r, long def, long max, long *limit);
-
-/* Run a statement without parameters (BEGIN, COMMIT, ROLLBACK). true when it succeeded. */
-bool acct_exec(PGconn *pg, const char *sql);
-
-/* The PostgreSQL connection of r, or NULL after answering 503 itself. */
-PGconn *acct_db(struct req *r);
-
-/* The SQLSTATE of a failed result ("" when none). */
-const char *acct_sqlstate(const PGresult *res);
 
 #define QUOTA_MAX_INSTANCES 10000
 #define QUOTA_MAX_CPUS      4096.0
@@ -102,9 +74,5 @@ long acct_throttle_delay(long failures, long threshold, long cap);
 
 /* Is a Content-Type header application/json (any case, parameters allowed)? */
 bool acct_json_content_type(const char *ct);
-
-/* One CSV field of the audit export (quoted as needed, spreadsheet formulas defused,
- * followed by CRLF) into out. false when it does not fit. For tests. */
-bool audit_csv_field(char *out, size_t size, const char *s);
 
 #endif

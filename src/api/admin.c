@@ -18,8 +18,10 @@
 #include "api.h"
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/protocol.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 #include "password.h"
 
 static PGconn *connect_or_say(void)
@@ -263,36 +265,34 @@ int admin_seed_templates(const char *file)
  * One statement: job rows, status, events and an audit row per instance. */
 static void move_published(PGconn *pg, struct api_thread *th)
 {
-    PGresult *res = PQexec(
+    char guard[STATUS_SET_MAX];
+    const char *p[3] = {status_guard(ST_RESTARTING, BY_API, guard), status_name(ST_RESTARTING),
+                        job_kind_name(JOB_RESTART)};
+    PGresult *res = PQexecParams(
         pg,
         "WITH old AS (SELECT i.id, i.node, i.user_id FROM instances i WHERE i.status ="
         " 'running' AND i.desired = 'running' AND i.upstream_host IS NULL AND EXISTS (SELECT 1"
         " FROM instance_ports p WHERE p.instance_id = i.id AND p.name = 'http') AND NOT EXISTS"
         " (SELECT 1 FROM jobs j WHERE j.instance_id = i.id AND j.status IN ('queued',"
         " 'running')) FOR UPDATE OF i SKIP LOCKED),"
-        " upd AS (UPDATE instances x SET status = 'restarting' FROM old WHERE x.id = old.id),"
+        " upd AS (UPDATE instances x SET status = $2 FROM old WHERE x.id = old.id AND"
+        " x.status = ANY($1::text[])),"
         " ev AS (INSERT INTO instance_events (instance_id, kind, message) SELECT id, 'moving',"
         " 'restarting to leave its published HTTP port (berth-api --sync-routes)' FROM old),"
         " au AS (INSERT INTO audit_log (actor, action, target_type, target_id, outcome)"
         " SELECT 'berth-api --sync-routes', 'instance.restart', 'instance', id::text, 'ok' FROM"
         " old)"
         " INSERT INTO jobs (id, kind, node, instance_id, user_id) SELECT gen_random_uuid(),"
-        " 'restart', node, id, user_id FROM old RETURNING id, node, instance_id");
-    redisContext *rq;
+        " $3, node, id, user_id FROM old RETURNING id, node, instance_id",
+        3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_error("instances with a published HTTP port not moved: %s", PQresultErrorMessage(res));
         PQclear(res);
         return;
     }
-    rq = rq_conn(th);
     for (int i = 0; i < PQntuples(res); i++) {
         printf("instance %s: restarted to leave its published HTTP port\n", PQgetvalue(res, i, 2));
-        if (rq) {
-            redisReply *rep =
-                redisCommand(rq, "LPUSH " KEY_JOBS_FMT " %s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
-            if (rep)
-                freeReplyObject(rep);
-        }
+        enqueue_push_on(th, PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
     }
     PQclear(res);
 }
@@ -333,7 +333,7 @@ int admin_sync_routes(void)
     move_published(pg, &th);
     for (int i = 0; i < n; i++) {
         const char *node = PQgetvalue(res, i, 0);
-        const char *p[2] = {ids[i], node};
+        const char *p[3] = {ids[i], node, job_kind_name(JOB_ROUTES_SYNC)};
         PGresult *ins;
         redisContext *rq = rq_conn(&th);
         if (rq) {
@@ -355,11 +355,11 @@ int admin_sync_routes(void)
             goto out;
         }
         ins = PQexecParams(pg,
-                           "WITH j AS (INSERT INTO jobs (id, kind, node) VALUES ($1, 'routes_sync',"
-                           " $2)) INSERT INTO audit_log (actor, action, target_type, target_id,"
+                           "WITH j AS (INSERT INTO jobs (id, kind, node) VALUES ($1, $3, $2))"
+                           " INSERT INTO audit_log (actor, action, target_type, target_id,"
                            " outcome, details) VALUES ('berth-api --sync-routes', 'routes.sync',"
                            " 'node', $2, 'ok', jsonb_build_object('job', $1::text))",
-                           2, NULL, p, NULL, NULL, 0);
+                           3, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
             log_error("cannot queue the job for node %s: %s", node, PQresultErrorMessage(ins));
             PQclear(ins);
@@ -367,11 +367,7 @@ int admin_sync_routes(void)
             goto out;
         }
         PQclear(ins);
-        if (rq) {
-            redisReply *rep = redisCommand(rq, "LPUSH " KEY_JOBS_FMT " %s", node, ids[i]);
-            if (rep)
-                freeReplyObject(rep);
-        }
+        enqueue_push_on(&th, node, ids[i]); /* lost: the worker's reconcile finds the row */
     }
     if (live == 0) {
         printf("no node has a running berth-worker: nothing was synced\n");

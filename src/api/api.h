@@ -1,6 +1,9 @@
 /*
  * api.h — private interfaces of berth-api: the per-thread context, the request
- * object handlers receive, and the response helpers. Only src/api includes it.
+ * object handlers receive, the response helpers, and the request layer every
+ * handler uses (db.h: statements that answer 503 themselves; audit.h: the
+ * audit context and refuse(); auth.h, authz.h: who asks and may they). Only
+ * src/api includes it.
  */
 #ifndef BERTH_API_H
 #define BERTH_API_H
@@ -11,8 +14,11 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "audit.h"
 #include "auth.h"
+#include "authz.h"
 #include "berth/config.h"
+#include "db.h"
 #include "settings.h"
 
 /* The settings this request reads: its thread's pinned snapshot
@@ -43,6 +49,7 @@ struct req {
     char *body; /* NUL-terminated, NULL when none */
     size_t body_len;
     struct actor actor; /* filled by auth_require() */
+    struct req_audit audit; /* audit_begin(): what the request is audited as */
     int status; /* status sent, for the access log */
     bool sent;
     bool handed_off; /* given to a long-call pool (longcall.h): the request
@@ -60,6 +67,14 @@ int req_read_body(struct req *r) __attribute__((warn_unused_result));
 
 /* Parses the body as a JSON object. NULL after sending 400 itself. New reference. */
 json_t *req_json(struct req *r);
+/* The first key of obj not in allowed (NULL-terminated list), or NULL. */
+const char *req_unknown_field(json_t *obj, const char *const allowed[]);
+/* The request's JSON object body, with no key outside allowed. NULL after
+ * answering 400 (or 413), the refusal audited in r's audit context (when it
+ * has one). New reference. */
+json_t *req_body(struct req *r, const char *const allowed[]);
+/* ?limit= (default def, 1..max) into *limit. false after sending 400 itself. */
+bool req_limit(struct req *r, long def, long max, long *limit);
 
 /* Responses. Each sends exactly once; later calls are ignored (and logged). */
 void http_send_json(struct req *r, int status, json_t *body); /* steals body */
@@ -69,10 +84,9 @@ void http_send_empty(struct req *r, int status, const char *extra_headers);
 void http_send_raw(struct req *r, int status, const char *content_type, const char *extra_headers,
                    const char *body, size_t len);
 
-/* Per-thread connections, (re)connected on demand. NULL when the service is down. */
-PGconn *db_conn(struct api_thread *th);
+/* The thread's Redis connection, (re)connected on demand; NULL when Redis is
+ * down. PostgreSQL's is db.h's. */
 redisContext *rq_conn(struct api_thread *th);
-void db_close(struct api_thread *th);
 void rq_close(struct api_thread *th);
 
 /* Router: dispatch r to its handler, or answer 404/405. */

@@ -1,6 +1,6 @@
 /*
- * auth — authentication of every API request and the authorisation rules of
- * API.md, in one place.
+ * auth — authentication of every API request (auth.h); the authorisation
+ * rules are authz.c's.
  *
  * Authentication: `Authorization: Bearer <api token>` or the `berth_session`
  * cookie. Only SHA-256 hashes of either are stored. A session ends after
@@ -12,13 +12,6 @@
  * server's own is refused for every kind of credential; cookie sessions must
  * also carry X-CSRF-Token equal to the session's token. Refusals of unsafe
  * requests leave an audit row.
- *
- * Authorisation: one predicate per resource kind. Roles (API.md):
- *   admin      everything, on every user's resources — except reaching another
- *              user's container through /container/ (ACT_PROXY): no implicit access
- *   developer  everything on their own instances, volumes, keys and tokens
- *   viewer     reads their own resources; may reach their own instances'
- *              HTTP ports; manages their own API tokens; nothing else
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -253,7 +246,7 @@ static bool is_hex64(const char *s)
 }
 
 /* Refuse an authentication problem; unsafe requests leave an audit row. */
-static int refuse(struct req *r, PGconn *pg, int status, const char *reason, const char *msg)
+static int auth_refuse(struct req *r, PGconn *pg, int status, const char *reason, const char *msg)
 {
     if (pg && auth_method_unsafe(r->method)) {
         json_t *d =
@@ -333,14 +326,14 @@ static int auth_bearer(struct req *r, PGconn *pg, const char *token)
 {
     int found;
     if (!*token || strlen(token) > 256)
-        return refuse(r, pg, 401, "bad token", "the API token is not valid");
+        return auth_refuse(r, pg, 401, "bad token", "the API token is not valid");
     found = auth_bearer_lookup(pg, token, &r->actor);
     if (found < 0) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
     if (found == 0)
-        return refuse(r, pg, 401, "unknown, expired or revoked token",
+        return auth_refuse(r, pg, 401, "unknown, expired or revoked token",
                       "the API token is not valid (unknown, expired or revoked)");
     return 0;
 }
@@ -384,23 +377,23 @@ static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
     int found;
 
     if (!is_hex64(cookie))
-        return refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
+        return auth_refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
     found = auth_session_lookup(pg, cookie, &r->actor, hash);
     if (found < 0) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
     if (found == 0)
-        return refuse(r, pg, 401, "unknown or expired session",
+        return auth_refuse(r, pg, 401, "unknown or expired session",
                       "the session has expired or ended: log in again");
     if (auth_method_unsafe(r->method)) {
         const char *h = req_param(r, "HTTP_X_CSRF_TOKEN");
         if (!h || !*h)
-            return refuse(r, pg, 403, "csrf token missing",
+            return auth_refuse(r, pg, 403, "csrf token missing",
                           "this request needs the X-CSRF-Token header of your session");
         if (strlen(h) != strlen(r->actor.csrf) ||
             !util_ct_equal(h, r->actor.csrf, strlen(r->actor.csrf)))
-            return refuse(r, pg, 403, "csrf token wrong",
+            return auth_refuse(r, pg, 403, "csrf token wrong",
                           "the X-CSRF-Token header does not match your session");
     }
     return 0;
@@ -423,12 +416,12 @@ int auth_require(struct req *r)
         PQclear(PQexec(pg, "ROLLBACK"));
     }
     if (auth_method_unsafe(r->method) && !auth_origin_ok(r))
-        return refuse(r, pg, 403, "foreign origin",
+        return auth_refuse(r, pg, 403, "foreign origin",
                       "cross-origin request refused: the Origin is not this server");
     authz = req_param(r, "HTTP_AUTHORIZATION");
     if (authz && *authz) {
         if (strncasecmp(authz, "Bearer ", 7) != 0)
-            return refuse(r, pg, 401, "bad authorization scheme",
+            return auth_refuse(r, pg, 401, "bad authorization scheme",
                           "the Authorization header must be 'Bearer <api token>'");
         authz += 7;
         while (*authz == ' ')
@@ -445,209 +438,6 @@ int auth_require(struct req *r)
     }
     if (auth_cookie_value(r, SESSION_COOKIE, cookie, sizeof(cookie)))
         return auth_cookie(r, pg, cookie);
-    return refuse(r, pg, 401, "no credentials",
+    return auth_refuse(r, pg, 401, "no credentials",
                   "authentication required: log in, or send Authorization: Bearer <api token>");
-}
-
-/* ---- authorisation ---- */
-
-static bool owns(const struct actor *a, const char *owner_id)
-{
-    return owner_id && strcmp(a->user_id, owner_id) == 0;
-}
-
-bool authz_instance(const struct actor *a, enum authz_action act, const char *owner_id)
-{
-    if (!a || !a->authenticated)
-        return false;
-    if (act == ACT_PROXY) /* the owner only, whatever the role: admins get no implicit access */
-        return owns(a, owner_id);
-    if (a->role == ROLE_ADMIN)
-        return true;
-    if (a->role == ROLE_DEVELOPER)
-        return owns(a, owner_id);
-    return act == ACT_READ && owns(a, owner_id);
-}
-
-bool authz_volume(const struct actor *a, enum authz_action act, const char *owner_id)
-{
-    if (!a || !a->authenticated || act == ACT_PROXY)
-        return false;
-    if (a->role == ROLE_ADMIN)
-        return true;
-    if (a->role == ROLE_DEVELOPER)
-        return owns(a, owner_id);
-    return act == ACT_READ && owns(a, owner_id);
-}
-
-bool authz_template(const struct actor *a, enum authz_action act)
-{
-    if (!a || !a->authenticated)
-        return false;
-    if (act == ACT_READ)
-        return true;
-    return a->role == ROLE_ADMIN && act != ACT_PROXY;
-}
-
-bool authz_user(const struct actor *a, enum authz_action act, const char *user_id)
-{
-    if (!a || !a->authenticated || act == ACT_PROXY)
-        return false;
-    if (a->role == ROLE_ADMIN)
-        return true;
-    return act == ACT_READ && owns(a, user_id); /* /auth/me */
-}
-
-bool authz_token(const struct actor *a, enum authz_action act, const char *owner_id)
-{
-    /* Tokens are personal: every role manages its own, nobody else's (API.md: owner). */
-    if (!a || !a->authenticated || act == ACT_PROXY || act == ACT_OPERATE)
-        return false;
-    return owns(a, owner_id);
-}
-
-bool authz_ssh_key(const struct actor *a, enum authz_action act, const char *owner_id)
-{
-    if (!a || !a->authenticated || !owns(a, owner_id))
-        return false;
-    switch (act) {
-    case ACT_READ:
-    case ACT_DELETE:
-        return true; /* a demoted viewer can still remove an old key */
-    case ACT_CREATE:
-    case ACT_UPDATE:
-        return a->role != ROLE_VIEWER;
-    default:
-        return false;
-    }
-}
-
-bool authz_admin(const struct actor *a)
-{
-    return a && a->authenticated && a->role == ROLE_ADMIN;
-}
-
-/* ---- audit ---- */
-
-int audit_write(PGconn *pg, const struct req *r, const char *action, const char *target_type,
-                const char *target_id, const char *outcome, json_t *details)
-{
-    char *d = details ? json_dumps(details, JSON_COMPACT) : NULL;
-    const char *p[8];
-    PGresult *res;
-    int rc;
-
-    p[0] = r && r->actor.authenticated ? r->actor.user_id : NULL;
-    p[1] = r && r->actor.authenticated ? r->actor.username : NULL;
-    p[2] = action;
-    p[3] = target_type;
-    p[4] = target_id;
-    p[5] = outcome;
-    p[6] = r && r->ip && *r->ip ? r->ip : NULL;
-    p[7] = d ? d : "{}";
-    res = PQexecParams(pg,
-                       "INSERT INTO audit_log (actor_id, actor, action, target_type, target_id,"
-                       " outcome, ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-                       8, NULL, p, NULL, NULL, 0);
-    rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc < 0)
-        log_warn("audit row (%s) not written: %s", action, PQresultErrorMessage(res));
-    PQclear(res);
-    free(d);
-    return rc;
-}
-
-void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *target_type,
-                  const char *target_id, const char *outcome, int status, const char *code,
-                  const char *field, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    json_t *d;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (pg) {
-        d = json_pack("{s:s, s:s}", "code", code, "message", msg);
-        if (!d) /* the message quoted input that is not UTF-8 */
-            d = json_pack("{s:s}", "code", code);
-        if (field)
-            json_object_set_new(d, "field", json_string(field));
-        if (audit_write(pg, r, action, target_type, target_id, outcome, d) < 0)
-            log_warn("audit row for a refused %s not written", action);
-        json_decref(d);
-    }
-    http_send_error(r, status, code, field, "%s", msg);
-}
-
-/* ---- quotas ---- */
-
-int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double cpus,
-                  long memory_mb, char *why, size_t whylen)
-{
-    const char *p[1] = {user_id};
-    PGresult *res;
-    long q_inst, q_mem, n_inst, used_mem;
-    double q_cpus, used_cpus;
-
-    (void)a;
-    res = PQexecParams(pg,
-                       "SELECT quota_instances, quota_cpus, quota_memory_mb FROM users"
-                       " WHERE id = $1 FOR UPDATE",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        snprintf(why, whylen, "the user does not exist");
-        PQclear(res);
-        return -1;
-    }
-    q_inst = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    q_cpus = strtod(PQgetvalue(res, 0, 1), NULL);
-    q_mem = strtol(PQgetvalue(res, 0, 2), NULL, 10);
-    PQclear(res);
-    res = PQexecParams(pg,
-                       "SELECT count(*), coalesce(sum(cpus), 0), coalesce(sum(memory_mb), 0)"
-                       " FROM instances WHERE user_id = $1 AND status <> 'deleted'",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        snprintf(why, whylen, "the quota could not be checked");
-        PQclear(res);
-        return -1;
-    }
-    n_inst = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    used_cpus = strtod(PQgetvalue(res, 0, 1), NULL);
-    used_mem = strtol(PQgetvalue(res, 0, 2), NULL, 10);
-    PQclear(res);
-    return quota_fits(q_inst, q_cpus, q_mem, n_inst, used_cpus, used_mem, cpus, memory_mb, why,
-                      whylen)
-               ? 0
-               : -1;
-}
-
-static long long cents(double x)
-{
-    return (long long)(x * 100 + (x >= 0 ? 0.5 : -0.5));
-}
-
-bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instances,
-                double used_cpus, long used_memory_mb, double cpus, long memory_mb, char *why,
-                size_t whylen)
-{
-    if (n_instances + 1 > q_instances) {
-        snprintf(why, whylen, "quota exceeded: %ld of %ld instances in use", n_instances,
-                 q_instances);
-        return false;
-    }
-    /* numeric(8,2): compare in hundredths so 0.1 + 0.2 fits a quota of 0.3 */
-    if (cents(used_cpus) + cents(cpus) > cents(q_cpus)) {
-        snprintf(why, whylen, "quota exceeded: %.2f of %.2f CPUs in use, %.2f more requested",
-                 used_cpus, q_cpus, cpus);
-        return false;
-    }
-    if (used_memory_mb + memory_mb > q_memory_mb) {
-        snprintf(why, whylen, "quota exceeded: %ld of %ld MB memory in use, %ld MB more requested",
-                 used_memory_mb, q_memory_mb, memory_mb);
-        return false;
-    }
-    return true;
 }

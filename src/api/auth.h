@@ -1,8 +1,8 @@
 /*
- * auth — who is asking (authentication) and may they do it (authorisation).
- *
- * Authorisation is one function per resource kind, used by every handler and
- * by the nginx proxy check; handlers never compare roles themselves.
+ * auth — who is asking: authentication of every request (the berth_session
+ * cookie or an API token), the client's address and scheme as berth believes
+ * them, the CSRF and Origin checks of unsafe methods. May they do it is
+ * authz.h's; the audit row of a refusal is audit.h's.
  */
 #ifndef BERTH_API_AUTH_H
 #define BERTH_API_AUTH_H
@@ -25,15 +25,6 @@ struct actor {
     char csrf[65];   /* the session's CSRF token (cookie sessions only) */
 };
 
-enum authz_action {
-    ACT_READ,    /* view the resource */
-    ACT_CREATE,  /* create one (owner_id: the future owner) */
-    ACT_UPDATE,  /* change its settings */
-    ACT_DELETE,  /* remove it */
-    ACT_OPERATE, /* start, stop, restart, exec, logs follow */
-    ACT_PROXY,   /* reach the instance's HTTP port through /container/ */
-};
-
 /*
  * Authenticate r from the berth_session cookie or an Authorization: Bearer
  * token; fill r->actor. For cookie-authenticated POST/PUT/PATCH/DELETE also
@@ -41,50 +32,6 @@ enum authz_action {
  * 401/403 itself.
  */
 int auth_require(struct req *r) __attribute__((warn_unused_result));
-
-/* The authorisation functions: (actor, action, owner of the resource) -> allowed.
- * owner_id is the owning user's id, or NULL for resources nobody owns. */
-bool authz_instance(const struct actor *a, enum authz_action act, const char *owner_id);
-bool authz_volume(const struct actor *a, enum authz_action act, const char *owner_id);
-bool authz_template(const struct actor *a, enum authz_action act);
-bool authz_user(const struct actor *a, enum authz_action act, const char *user_id);
-bool authz_token(const struct actor *a, enum authz_action act, const char *owner_id);
-bool authz_ssh_key(const struct actor *a, enum authz_action act, const char *owner_id);
-bool authz_admin(const struct actor *a); /* audit, stats, nodes */
-
-/*
- * Write one audit row on pg (inside the caller's transaction when there is
- * one): actor from r, client address, outcome ("ok", "denied", "invalid",
- * "error"), details (borrowed; never secrets). 0 / -1.
- */
-int audit_write(PGconn *pg, const struct req *r, const char *action, const char *target_type,
-                const char *target_id, const char *outcome, json_t *details)
-    __attribute__((warn_unused_result));
-
-/*
- * Refuse r: write an audit row with `outcome` (its own statement; call it
- * outside a transaction, or after ROLLBACK) and send the error. For handlers
- * that deny, or reject input of, a state-changing request.
- */
-void audit_refuse(struct req *r, PGconn *pg, const char *action, const char *target_type,
-                  const char *target_id, const char *outcome, int status, const char *code,
-                  const char *field, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
-
-/*
- * Quota check for one more instance of user_id with cpus / memory_mb. Call it
- * inside the transaction that inserts the instance: it locks the user row
- * (SELECT ... FOR UPDATE), so concurrent creates at the quota edge serialise
- * and exactly one wins. 0 when it fits; -1 with a sentence in why.
- */
-int quota_reserve(PGconn *pg, const struct actor *a, const char *user_id, double cpus,
-                  long memory_mb, char *why, size_t whylen) __attribute__((warn_unused_result));
-
-/* The arithmetic of quota_reserve: does one more instance of cpus / memory_mb
- * fit next to n_instances using used_cpus / used_memory_mb? false with a
- * sentence in why. CPUs are compared in hundredths (numeric(8,2)). */
-bool quota_fits(long q_instances, double q_cpus, long q_memory_mb, long n_instances,
-                double used_cpus, long used_memory_mb, double cpus, long memory_mb, char *why,
-                size_t whylen);
 
 /* Helpers shared by the account handlers. */
 bool auth_method_unsafe(const char *method);  /* POST, PUT, PATCH, DELETE, ... */

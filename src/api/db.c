@@ -1,12 +1,15 @@
 /*
- * db — the PostgreSQL connection of one request thread. Connections are made
- * lazily and re-made after a failure, so a PostgreSQL restart costs the
- * requests in flight a 503, never a crash or a stuck thread.
+ * db — the PostgreSQL connection of one request thread and the statements a
+ * handler runs on it (db.h). Connections are made lazily and re-made after a
+ * failure, so a PostgreSQL restart costs the requests in flight a 503, never
+ * a crash or a stuck thread.
  */
 #include <poll.h>
+#include <string.h>
 
 #include "api.h"
 #include "berth/log.h"
+#include "db.h"
 
 /* A connection whose server went away still reads CONNECTION_OK until it is
  * used. What the server left on the socket -- its "terminating connection"
@@ -52,4 +55,115 @@ void db_close(struct api_thread *th)
     if (th->pg)
         PQfinish(th->pg);
     th->pg = NULL;
+}
+
+bool db_exec(PGconn *pg, const char *sql)
+{
+    PGresult *res = PQexec(pg, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_warn("%s failed: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok;
+}
+
+const char *db_sqlstate(const PGresult *res)
+{
+    const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return s ? s : "";
+}
+
+json_t *db_json_col(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+}
+
+json_t *db_str_or_null(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+PGconn *req_db(struct req *r)
+{
+    PGconn *pg = db_conn(r->th);
+    if (!pg)
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    return pg;
+}
+
+void req_rollback(struct req *r)
+{
+    PGconn *pg = r->th->pg;
+    PGTransactionStatusType ts = pg ? PQtransactionStatus(pg) : PQTRANS_UNKNOWN;
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+        db_exec(pg, "ROLLBACK");
+}
+
+void req_unavailable(struct req *r, const char *what)
+{
+    req_rollback(r);
+    http_send_error(r, 503, "unavailable", NULL, "%s", what);
+}
+
+/* The one runner of req_q and req_q_unique: NULL with *dup when the failure
+ * is a unique violation and dup was given. */
+static PGresult *run(struct req *r, bool *dup, const char *sql, int n, const char *const *p)
+{
+    PGconn *pg = r->th->pg;
+    PGresult *res;
+    ExecStatusType st;
+
+    if (dup)
+        *dup = false;
+    if (!pg) { /* req_db was not called or failed: a bug, but never a crash */
+        log_error("%s %s: a statement without a connection", r->method, r->path);
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+        return NULL;
+    }
+    res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
+    st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    if (dup && strcmp(db_sqlstate(res), "23505") == 0) {
+        *dup = true;
+        PQclear(res);
+        return NULL;
+    }
+    log_warn("%s %s: statement failed: %s", r->method, r->path, PQresultErrorMessage(res));
+    PQclear(res);
+    req_unavailable(r, "the database is unavailable");
+    return NULL;
+}
+
+PGresult *req_q(struct req *r, const char *sql, int n, const char *const *p)
+{
+    return run(r, NULL, sql, n, p);
+}
+
+PGresult *req_q_unique(struct req *r, bool *dup, const char *sql, int n, const char *const *p)
+{
+    return run(r, dup, sql, n, p);
+}
+
+bool req_begin(struct req *r)
+{
+    PGresult *res = req_q(r, "BEGIN", 0, NULL);
+    PQclear(res);
+    return res != NULL;
+}
+
+/* COMMIT of a transaction that a failed statement aborted "succeeds" with the
+ * tag ROLLBACK: only the tag COMMIT means the work is stored. */
+bool req_commit(struct req *r)
+{
+    PGresult *res = req_q(r, "COMMIT", 0, NULL);
+    bool ok = res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    if (res && !ok) {
+        log_warn("%s %s: COMMIT answered %s", r->method, r->path, PQcmdStatus(res));
+        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    }
+    PQclear(res);
+    return ok;
 }

@@ -9,6 +9,11 @@
 #include <stdbool.h>
 
 #include "api.h"
+#include "berth/protocol.h"
+
+/* The jobs row of spec (status queued) in r's open transaction
+ * (JOB_INSERT_SQL). false after answering 503 (req_q). */
+bool enqueue_job(struct req *r, const struct job_spec *spec) __attribute__((warn_unused_result));
 
 /*
  * LPUSH job_id onto KEY_JOBS_FMT of node, after COMMIT. A push that fails
@@ -19,5 +24,8 @@
  * An empty job_id pushes nothing (true).
  */
 bool enqueue_push(struct req *r, const char *node, const char *job_id);
+/* The same on a thread's connection, for the administrative commands that
+ * run outside a request (admin.c). */
+bool enqueue_push_on(struct api_thread *th, const char *node, const char *job_id);
 
 #endif

@@ -205,3 +205,52 @@ void http_send_error(struct req *r, int status, const char *code, const char *fi
         log_warn("%d %s: %s", status, code, msg);
     http_send_json(r, status, json_pack("{s:o}", "error", err));
 }
+
+const char *req_unknown_field(json_t *obj, const char *const allowed[])
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                ok = true;
+        if (!ok)
+            return key;
+    }
+    return NULL;
+}
+
+json_t *req_body(struct req *r, const char *const allowed[])
+{
+    json_t *body = req_json(r);
+    const char *bad;
+    if (!body) { /* answered 400 or 413: the refusal is still audited */
+        if (r->audit.action && audit_row(r, "invalid", NULL) < 0)
+            log_warn("audit row for a refused %s not written", r->audit.action);
+        return NULL;
+    }
+    if ((bad = req_unknown_field(body, allowed))) {
+        refuse(r, 400, "invalid_field", bad, "unknown field '%s'", bad);
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+bool req_limit(struct req *r, long def, long max, long *limit)
+{
+    char buf[32];
+
+    *limit = def;
+    if (!req_query(r, "limit", buf, sizeof(buf)))
+        return true;
+    if (!util_parse_long(buf, 1, max, limit)) {
+        http_send_error(r, 400, "invalid_field", "limit",
+                        "limit must be a whole number from 1 to %ld", max);
+        return false;
+    }
+    return true;
+}

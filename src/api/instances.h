@@ -1,14 +1,16 @@
 /*
  * instances.h — private helpers of the lifecycle handlers (templates.c,
- * instances.c, volumes.c, jobs.c): object shapes built by PostgreSQL's
- * json_build_object (values never pasted into JSON text), and the jobs row
- * (the push after COMMIT is enqueue.h's).
+ * instances.c, instance_create.c, instance_rpc.c, volumes.c, jobs.c): object
+ * shapes built by PostgreSQL's json_build_object (values never pasted into
+ * JSON text), an instance's owner, its events (the jobs row and its push are
+ * enqueue.h's).
  */
 #ifndef BERTH_API_INSTANCES_H
 #define BERTH_API_INSTANCES_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "accounts.h"
 #include "api.h"
@@ -30,23 +32,21 @@
     SQL_TS("j.created_at") ", 'started_at', " SQL_TS("j.started_at") ", 'finished_at', "           \
     SQL_TS("j.finished_at") ")"
 
-/* A json column of a result as a new jansson value (NULL on SQL NULL or bad JSON). */
-json_t *lc_json_col(PGresult *res, int row, int col);
-
 /* The instance object for instance id (any status), or NULL. New reference. */
 json_t *lc_instance_get(PGconn *pg, const char *id);
 
 /* Add urls/ssh to an instance object built by INSTANCE_JSON (in place). */
 void lc_instance_finish(json_t *inst);
 
-/* Insert a job row (status queued) inside the caller's transaction. 0 / -1. */
-int lc_job_insert(PGconn *pg, const char *id, const char *kind, const char *node,
-                  const char *instance_id, const char *volume_id, const char *user_id,
-                  const char *args_json) __attribute__((warn_unused_result));
-
-/* Insert an instance_events row. 0 / -1. */
-int lc_event(PGconn *pg, const char *instance_id, const char *kind, const char *message)
+/* An instance_events row in r's transaction; false after answering 503. */
+bool lc_event(struct req *r, const char *instance_id, const char *kind, const char *message)
     __attribute__((warn_unused_result));
+
+/* Owner, status (and node, when not NULL) of instance id, live or deleted;
+ * FOR UPDATE when lock (inside r's transaction). 1 found, 0 none (or id is
+ * no UUID), -1 after answering 503. */
+int lc_instance_owner(struct req *r, const char *id, bool lock, char owner[37],
+                      char status[16], char node[64]) __attribute__((warn_unused_result));
 
 /* The job object of job id, or NULL. New reference. */
 json_t *lc_job_get(PGconn *pg, const char *id);

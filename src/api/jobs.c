@@ -9,27 +9,22 @@
 void jobs_get(struct req *r)
 {
     const char *p[1] = {r->params[0]};
-    PGconn *pg;
     PGresult *res;
     json_t *job;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     if (!valid_uuid(r->params[0])) {
         http_send_error(r, 404, "not_found", NULL, "no such job");
         return;
     }
-    res = PQexecParams(pg, "SELECT " JOB_JSON "::text, j.user_id FROM jobs j WHERE j.id = $1", 1,
-                       NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r, "SELECT " JOB_JSON "::text, j.user_id FROM jobs j WHERE j.id = $1", 1,
+                      p)))
         return;
-    }
     if (PQntuples(res) != 1 ||
         !authz_instance(&r->actor, ACT_READ,
                         PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) ||
-        !(job = lc_json_col(res, 0, 0))) {
+        !(job = db_json_col(res, 0, 0))) {
         PQclear(res);
         http_send_error(r, 404, "not_found", NULL, "no such job");
         return;

@@ -190,66 +190,70 @@ static json_t *key_json(PGresult *res, int i)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", PQgetvalue(res, i, 0), "name",
                      PQgetvalue(res, i, 1), "type", PQgetvalue(res, i, 2), "fingerprint",
-                     PQgetvalue(res, i, 3), "created_at", acct_str_or_null(res, i, 4));
+                     PQgetvalue(res, i, 3), "created_at", db_str_or_null(res, i, 4));
 }
 
-/* Inside the transaction: queue an ssh_keys job when the user has running
- * instances. Writes the job id into jid (empty when none). 0 / -1. */
-static int queue_sync(PGconn *pg, const char *user_id, char jid[37], char node[64])
-{
-    const char *p[3];
-    PGresult *res;
-    int rc = 0;
+/* The ssh_keys jobs a change of a user's keys queues: one per node that
+ * runs an instance of theirs (each worker writes the keys into its own
+ * containers). */
+#define SYNC_NODES_MAX 16
+struct key_sync {
+    int n;
+    struct job_spec job[SYNC_NODES_MAX];
+    char node[SYNC_NODES_MAX][64];
+};
 
-    jid[0] = '\0';
-    p[0] = user_id;
-    res = PQexecParams(pg,
-                       "SELECT node FROM instances WHERE user_id = $1 AND status = 'running'"
-                       " GROUP BY node ORDER BY node LIMIT 1",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return -1;
-    }
-    if (PQntuples(res) == 1) {
-        PGresult *ins;
-        if (util_uuid(jid) < 0) {
-            PQclear(res);
-            return -1;
+/* Inside r's transaction: queue the ssh_keys jobs of user_id's running
+ * instances into ks. false after answering 503. */
+static bool queue_sync(struct req *r, const char *user_id, struct key_sync *ks)
+{
+    const char *p[1] = {user_id};
+    PGresult *res;
+    bool ok = true;
+
+    ks->n = 0;
+    if (!(res = req_q(r,
+                      "SELECT node FROM instances WHERE user_id = $1 AND status = 'running'"
+                      " GROUP BY node ORDER BY node LIMIT " STR(SYNC_NODES_MAX),
+                      1, p)))
+        return false;
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        struct job_spec *job = &ks->job[ks->n];
+        util_strlcpy(ks->node[ks->n], PQgetvalue(res, i, 0), sizeof(ks->node[0]));
+        if (job_spec_init(job, JOB_SSH_KEYS, ks->node[ks->n]) < 0) {
+            req_unavailable(r, "out of randomness");
+            ok = false;
+            break;
         }
-        p[0] = jid;
-        util_strlcpy(node, PQgetvalue(res, 0, 0), 64);
-        p[1] = node;
-        p[2] = user_id;
-        ins = PQexecParams(
-            pg, "INSERT INTO jobs (id, kind, node, user_id) VALUES ($1, 'ssh_keys', $2, $3)", 3,
-            NULL, p, NULL, NULL, 0);
-        rc = PQresultStatus(ins) == PGRES_COMMAND_OK ? 0 : -1;
-        PQclear(ins);
+        job->user_id = user_id;
+        ok = enqueue_job(r, job);
+        ks->n++;
     }
     PQclear(res);
-    return rc;
+    return ok;
+}
+
+/* After COMMIT: each job onto the list of the node its row names. */
+static void push_sync(struct req *r, const struct key_sync *ks)
+{
+    for (int i = 0; i < ks->n; i++)
+        enqueue_push(r, ks->node[i], ks->job[i].id);
 }
 
 void ssh_keys_list(struct req *r)
 {
     const char *p[1];
-    PGconn *pg;
     PGresult *res;
     json_t *items;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     p[0] = r->actor.user_id;
-    res = PQexecParams(pg,
-                       "SELECT " KEY_COLS " FROM ssh_keys WHERE user_id = $1"
-                       " ORDER BY created_at, id LIMIT 500",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT " KEY_COLS " FROM ssh_keys WHERE user_id = $1"
+                      " ORDER BY created_at, id LIMIT 500",
+                      1, p)))
         return;
-    }
     items = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         if (authz_ssh_key(&r->actor, ACT_READ, r->actor.user_id))
@@ -261,78 +265,67 @@ void ssh_keys_list(struct req *r)
 void ssh_keys_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "public_key", NULL};
-    char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200], jid[37], node[64] = "";
+    char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200];
     const char *p[6];
-    json_t *body = NULL, *v, *d;
-    PGconn *pg;
+    struct key_sync ks;
+    json_t *body = NULL, *v;
     PGresult *res = NULL;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
+    audit_begin(r, "ssh_key.create", "ssh_key", NULL);
     if (!authz_ssh_key(&r->actor, ACT_CREATE, r->actor.user_id)) {
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "denied", 403, "forbidden", NULL,
-                     "viewers may not add SSH keys");
+        refuse(r, 403, "forbidden", NULL, "viewers may not add SSH keys");
         return;
     }
-    if (!(body = acct_body(r, pg, "ssh_key.create", "ssh_key", NULL, allowed)))
+    if (!(body = req_body(r, allowed)))
         return;
     v = json_object_get(body, "name");
     if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
-                     "name", "name must be 1 to 64 characters of text");
+        refuse(r, 400, "invalid_field", "name", "name must be 1 to 64 characters of text");
         goto out;
     }
     v = json_object_get(body, "public_key");
     if (!json_is_string(v)) {
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
-                     "public_key", "public_key must be a string");
+        refuse(r, 400, "invalid_field", "public_key", "public_key must be a string");
         goto out;
     }
     if (sshkey_parse(json_string_value(v), json_string_length(v), type, sizeof(type), fp,
                      sizeof(fp), norm, sizeof(norm), why, sizeof(why)) < 0) {
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "invalid", 400, "invalid_field",
-                     "public_key", "%s", why);
+        refuse(r, 400, "invalid_field", "public_key", "%s", why);
         goto out;
     }
-    if (util_uuid(id) < 0 || !acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (util_uuid(id) < 0) {
+        http_send_error(r, 500, "internal", NULL, "no random bytes for an id");
         goto out;
     }
+    audit_target(r, id);
     p[0] = id;
     p[1] = r->actor.user_id;
     p[2] = json_string_value(json_object_get(body, "name"));
     p[3] = type;
     p[4] = norm;
     p[5] = fp;
-    res = PQexecParams(
-        pg,
-        "INSERT INTO ssh_keys (id, user_id, name, type, public_key, fingerprint)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, fingerprint) DO NOTHING"
-        " RETURNING " KEY_COLS,
-        6, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("ssh key insert failed: %s", PQresultErrorMessage(res));
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_begin(r) ||
+        !(res = req_q(r,
+                      "INSERT INTO ssh_keys (id, user_id, name, type, public_key, fingerprint)"
+                      " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, fingerprint) DO"
+                      " NOTHING RETURNING " KEY_COLS,
+                      6, p)))
         goto out;
-    }
     if (PQntuples(res) != 1) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "ssh_key.create", "ssh_key", NULL, "conflict", 409, "conflict",
-                     "public_key", "you already have this key (%s)", fp);
+        refuse(r, 409, "conflict", "public_key", "you already have this key (%s)", fp);
         goto out;
     }
-    d = json_pack("{s:s, s:s}", "type", type, "fingerprint", fp);
-    if (queue_sync(pg, r->actor.user_id, jid, node) < 0 ||
-        audit_write(pg, r, "ssh_key.create", "ssh_key", id, "ok", d) < 0 ||
-        !acct_exec(pg, "COMMIT")) {
-        json_decref(d);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the key could not be stored");
+    if (!queue_sync(r, r->actor.user_id, &ks))
+        goto out;
+    if (audit_ok(r, json_pack("{s:s, s:s}", "type", type, "fingerprint", fp)) < 0) {
+        req_unavailable(r, "the key could not be stored");
         goto out;
     }
-    json_decref(d);
-    enqueue_push(r, node, jid); /* the node the job row names */
+    if (!req_commit(r))
+        goto out;
+    push_sync(r, &ks);
     http_send_json(r, 201, key_json(res, 0));
 out:
     PQclear(res);
@@ -342,24 +335,26 @@ out:
 void ssh_keys_delete(struct req *r)
 {
     const char *id = r->params[0], *p[1] = {id};
-    char owner[37] = "", jid[37] = "", node[64] = "";
-    PGconn *pg;
+    char owner[37] = "";
+    struct key_sync ks;
     PGresult *res;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) ||
-        acct_lock_owned(r, pg, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
-                        authz_ssh_key, "ssh_key.delete", "ssh_key", "key", owner) < 0)
+    if (auth_require(r) < 0 || !req_db(r))
         return;
-    res = PQexecParams(pg, "DELETE FROM ssh_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK || queue_sync(pg, owner, jid, node) < 0 ||
-        audit_write(pg, r, "ssh_key.delete", "ssh_key", id, "ok", NULL) < 0 ||
-        !acct_exec(pg, "COMMIT")) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the key could not be removed");
+    audit_begin(r, "ssh_key.delete", "ssh_key", NULL);
+    if (acct_lock_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
+                        authz_ssh_key, "key", owner) < 0 ||
+        !(res = req_q(r, "DELETE FROM ssh_keys WHERE id = $1", 1, p)))
+        return;
+    PQclear(res);
+    if (!queue_sync(r, owner, &ks))
+        return;
+    if (audit_ok(r, NULL) < 0) {
+        req_unavailable(r, "the key could not be removed");
         return;
     }
-    PQclear(res);
-    enqueue_push(r, node, jid); /* the node the job row names */
+    if (!req_commit(r))
+        return;
+    push_sync(r, &ks);
     http_send_empty(r, 204, NULL);
 }

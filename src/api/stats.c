@@ -22,41 +22,37 @@ static long long col_ll(PGresult *res, int row, int col)
 
 void stats_admin(struct req *r)
 {
-    PGconn *pg;
     PGresult *res;
     json_t *by_status, *ans;
     static const char *const statuses[] = {"pending",  "creating", "running",
                                            "stopping", "stopped",  "restarting",
                                            "deleting", "error",    NULL};
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     if (!authz_admin(&r->actor)) {
         http_send_error(r, 403, "forbidden", NULL, "only an admin may read the statistics");
         return;
     }
-    res = PQexec(pg, "SELECT (SELECT count(*) FROM users),"
-                     " (SELECT count(*) FROM templates), (SELECT count(*) FROM nodes),"
-                     " (SELECT count(*) FROM jobs WHERE status = 'queued'),"
-                     " (SELECT count(*) FROM jobs WHERE status = 'running'),"
-                     " (SELECT count(*) FROM jobs WHERE status = 'failed'),"
-                     " (SELECT count(*) FROM users WHERE disabled)");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT (SELECT count(*) FROM users),"
+                      " (SELECT count(*) FROM templates), (SELECT count(*) FROM nodes),"
+                      " (SELECT count(*) FROM jobs WHERE status = 'queued'),"
+                      " (SELECT count(*) FROM jobs WHERE status = 'running'),"
+                      " (SELECT count(*) FROM jobs WHERE status = 'failed'),"
+                      " (SELECT count(*) FROM users WHERE disabled)",
+                      0, NULL)))
         return;
-    }
     ans = json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:I}", "users", col_ll(res, 0, 0),
                     "templates", col_ll(res, 0, 1), "nodes", col_ll(res, 0, 2), "jobs", "queued",
                     col_ll(res, 0, 3), "running", col_ll(res, 0, 4), "failed", col_ll(res, 0, 5),
                     "users_disabled", col_ll(res, 0, 6));
     PQclear(res);
-    res = PQexec(pg, "SELECT status, count(*) FROM instances WHERE status <> 'deleted'"
-                     " GROUP BY status");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+    if (!(res = req_q(r,
+                      "SELECT status, count(*) FROM instances WHERE status <> 'deleted'"
+                      " GROUP BY status",
+                      0, NULL))) {
         json_decref(ans);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return;
     }
     by_status = json_object();
@@ -90,24 +86,21 @@ static const char *heartbeat_status(struct req *r, const char *node)
 
 void stats_nodes(struct req *r)
 {
-    PGconn *pg;
     PGresult *res;
     json_t *items;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     if (!authz_admin(&r->actor)) {
         http_send_error(r, 403, "forbidden", NULL, "only an admin may list nodes");
         return;
     }
-    res = PQexec(pg, "SELECT n.name, n.docker_endpoint, n.status, (SELECT count(*) FROM instances i"
-                     " WHERE i.node = n.name AND i.status <> 'deleted'), " SQL_TS(
-                         "n.last_seen_at") " FROM nodes n ORDER BY n.name LIMIT 500");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT n.name, n.docker_endpoint, n.status, (SELECT count(*) FROM"
+                      " instances i WHERE i.node = n.name AND i.status <> 'deleted'), " SQL_TS(
+                          "n.last_seen_at") " FROM nodes n ORDER BY n.name LIMIT 500",
+                      0, NULL)))
         return;
-    }
     items = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         const char *hb = heartbeat_status(r, PQgetvalue(res, i, 0));
@@ -115,7 +108,7 @@ void stats_nodes(struct req *r)
             items,
             json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", PQgetvalue(res, i, 0), "docker_endpoint",
                       PQgetvalue(res, i, 1), "status", hb ? hb : PQgetvalue(res, i, 2), "instances",
-                      col_ll(res, i, 3), "last_seen_at", acct_str_or_null(res, i, 4)));
+                      col_ll(res, i, 3), "last_seen_at", db_str_or_null(res, i, 4)));
     }
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));

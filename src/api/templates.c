@@ -20,26 +20,20 @@
 #include "berth/validate.h"
 #include "instances.h"
 
-json_t *lc_json_col(PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return NULL;
-    return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
-}
-
-/* Load one template by id or name; FOR UPDATE when lock. NULL res on DB error. */
-static PGresult *load(PGconn *pg, const char *key, bool lock)
+/* Load one template by id or name; FOR UPDATE when lock. NULL after
+ * answering 503 (req_q); no row when there is none. */
+static PGresult *load(struct req *r, const char *key, bool lock)
 {
     const char *p[1] = {key};
     if (valid_uuid(key))
-        return PQexecParams(pg,
-                            lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1 FOR UPDATE"
-                                 : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1",
-                            1, NULL, p, NULL, NULL, 0);
-    return PQexecParams(pg,
-                        lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1 FOR UPDATE"
-                             : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1",
-                        1, NULL, p, NULL, NULL, 0);
+        return req_q(r,
+                     lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1 FOR UPDATE"
+                          : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.id = $1",
+                     1, p);
+    return req_q(r,
+                 lock ? "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1 FOR UPDATE"
+                      : "SELECT " TEMPLATE_JSON "::text, t.id FROM templates t WHERE t.name = $1",
+                 1, p);
 }
 
 /* SQL parameter texts of a validated template. */
@@ -103,71 +97,60 @@ static void tparams_free(struct tparams *tp)
 
 void templates_list(struct req *r)
 {
-    PGconn *pg;
     PGresult *res;
     json_t *items;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     if (!authz_template(&r->actor, ACT_READ)) {
         http_send_error(r, 403, "forbidden", NULL, "you may not list templates");
         return;
     }
-    res = PQexec(pg, "SELECT " TEMPLATE_JSON "::text FROM templates t ORDER BY t.name LIMIT 500");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r, "SELECT " TEMPLATE_JSON "::text FROM templates t ORDER BY t.name LIMIT 500",
+                      0, NULL)))
         return;
-    }
     items = json_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, lc_json_col(res, i, 0));
+        json_array_append_new(items, db_json_col(res, i, 0));
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }
 
 void templates_get(struct req *r)
 {
-    PGconn *pg;
     PGresult *res;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     if (!authz_template(&r->actor, ACT_READ)) {
         http_send_error(r, 403, "forbidden", NULL, "you may not read templates");
         return;
     }
-    res = load(pg, r->params[0], false);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = load(r, r->params[0], false)))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (PQntuples(res) != 1)
         http_send_error(r, 404, "not_found", NULL, "no such template");
-        return;
-    }
-    http_send_json(r, 200, lc_json_col(res, 0, 0));
+    else
+        http_send_json(r, 200, db_json_col(res, 0, 0));
     PQclear(res);
 }
 
 /* Insert or update from a validated object, audit, commit, answer. The caller
  * has opened the transaction. */
-static void store(struct req *r, PGconn *pg, json_t *t, const char *id, bool create)
+static void store(struct req *r, json_t *t, const char *id, bool create)
 {
     struct tparams tp;
     PGresult *res;
-    const char *action = create ? "template.create" : "template.update";
+    bool dup;
 
     if (tparams_fill(&tp, t, id) < 0) {
         tparams_free(&tp);
-        acct_exec(pg, "ROLLBACK");
+        req_rollback(r);
         http_send_error(r, 500, "internal", NULL, "out of memory");
         return;
     }
-    res = PQexecParams(
-        pg,
+    res = req_q_unique(
+        r, &dup,
         create ? "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
                  " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"
                  " idle_timeout_s, open_path) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8,"
@@ -177,43 +160,26 @@ static void store(struct req *r, PGconn *pg, json_t *t, const char *id, bool cre
                  " env = $10::jsonb, command = $11::jsonb, cpus = $12, memory_mb = $13,"
                  " pids_limit = $14, restart_policy = $15, idle_timeout_s = $16,"
                  " open_path = $17, updated_at = now() WHERE id = $1",
-        17, NULL, tp.p, NULL, NULL, 0);
+        17, tp.p);
     tparams_free(&tp);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        bool dup = strcmp(acct_sqlstate(res), "23505") == 0;
-        if (!dup)
-            log_warn("template store failed: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
+    if (!res) {
         if (dup)
-            audit_refuse(r, pg, action, "template", id, "conflict", 409, "conflict", "name",
-                         "a template named '%s' exists already",
-                         json_string_value(json_object_get(t, "name")));
-        else
-            http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
+            refuse(r, 409, "conflict", "name", "a template named '%s' exists already",
+                   json_string_value(json_object_get(t, "name")));
         return;
     }
     PQclear(res);
-    {
-        json_t *d = json_pack("{s:s, s:s}", "name", json_string_value(json_object_get(t, "name")),
-                              "image", json_string_value(json_object_get(t, "image")));
-        int a = audit_write(pg, r, action, "template", id, "ok", d);
-        json_decref(d);
-        if (a < 0) {
-            acct_exec(pg, "ROLLBACK");
-            http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
-            return;
-        }
-    }
-    res = load(pg, id, false);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-        !acct_exec(pg, "COMMIT")) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the template could not be stored");
+    if (audit_ok(r, json_pack("{s:s, s:s}", "name", json_string_value(json_object_get(t, "name")),
+                              "image", json_string_value(json_object_get(t, "image")))) < 0) {
+        req_unavailable(r, "the template could not be stored");
         return;
     }
-    http_send_json(r, create ? 201 : 200, lc_json_col(res, 0, 0));
+    if (!(res = load(r, id, false)))
+        return;
+    if (PQntuples(res) == 1 && req_commit(r))
+        http_send_json(r, create ? 201 : 200, db_json_col(res, 0, 0));
+    else if (PQntuples(res) != 1)
+        req_unavailable(r, "the template could not be stored");
     PQclear(res);
 }
 
@@ -221,14 +187,13 @@ void templates_create(struct req *r)
 {
     char id[37], msg[300];
     const char *field = NULL;
-    PGconn *pg;
     json_t *body;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
+    audit_begin(r, "template.create", "template", NULL);
     if (!authz_template(&r->actor, ACT_CREATE)) {
-        audit_refuse(r, pg, "template.create", "template", NULL, "denied", 403, "forbidden", NULL,
-                     "only admins may create templates");
+        refuse(r, 403, "forbidden", NULL, "only admins may create templates");
         return;
     }
     if (!(body = req_json(r)))
@@ -237,17 +202,14 @@ void templates_create(struct req *r)
     json_object_del(body, "created_at");
     json_object_del(body, "updated_at");
     if (tmpl_validate(body, &field, msg, sizeof(msg)) < 0) {
-        audit_refuse(r, pg, "template.create", "template", NULL, "invalid", 400, "invalid_field",
-                     field, "%s", msg);
-        json_decref(body);
-        return;
+        refuse(r, 400, "invalid_field", field, "%s", msg);
+    } else if (util_uuid(id) < 0) {
+        http_send_error(r, 500, "internal", NULL, "no random bytes for an id");
+    } else {
+        audit_target(r, id);
+        if (req_begin(r))
+            store(r, body, id, true);
     }
-    if (util_uuid(id) < 0 || !acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        json_decref(body);
-        return;
-    }
-    store(r, pg, body, id, true);
     json_decref(body);
 }
 
@@ -255,15 +217,14 @@ void templates_patch(struct req *r)
 {
     char id[37], msg[300];
     const char *field = NULL, *key;
-    PGconn *pg;
     PGresult *res;
     json_t *body, *cur = NULL, *v;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
+    audit_begin(r, "template.update", "template", NULL);
     if (!authz_template(&r->actor, ACT_UPDATE)) {
-        audit_refuse(r, pg, "template.update", "template", NULL, "denied", 403, "forbidden", NULL,
-                     "only admins may change templates");
+        refuse(r, 403, "forbidden", NULL, "only admins may change templates");
         return;
     }
     if (!(body = req_json(r)))
@@ -272,47 +233,34 @@ void templates_patch(struct req *r)
     {
         if (strcmp(key, "id") == 0 || strcmp(key, "created_at") == 0 ||
             strcmp(key, "updated_at") == 0) {
-            audit_refuse(r, pg, "template.update", "template", NULL, "invalid", 400,
-                         "invalid_field", key, "%s cannot be changed", key);
+            refuse(r, 400, "invalid_field", key, "%s cannot be changed", key);
             json_decref(body);
             return;
         }
     }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_begin(r) || !(res = load(r, r->params[0], true))) {
         json_decref(body);
         return;
     }
-    res = load(pg, r->params[0], true);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (PQntuples(res) != 1 || !(cur = db_json_col(res, 0, 0))) {
         PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        json_decref(body);
-        return;
-    }
-    if (PQntuples(res) != 1 || !(cur = lc_json_col(res, 0, 0))) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
+        req_rollback(r);
         http_send_error(r, 404, "not_found", NULL, "no such template");
         json_decref(body);
         return;
     }
     util_strlcpy(id, PQgetvalue(res, 0, 1), sizeof(id));
     PQclear(res);
+    audit_target(r, id);
     json_object_del(cur, "id");
     json_object_del(cur, "created_at");
     json_object_del(cur, "updated_at");
     json_object_update(cur, body);
     json_decref(body);
-    if (tmpl_validate(cur, &field, msg, sizeof(msg)) < 0) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "template.update", "template", id, "invalid", 400, "invalid_field",
-                     field, "%s", msg);
-        json_decref(cur);
-        return;
-    }
-    store(r, pg, cur, id, false);
+    if (tmpl_validate(cur, &field, msg, sizeof(msg)) < 0)
+        refuse(r, 400, "invalid_field", field, "%s", msg);
+    else
+        store(r, cur, id, false);
     json_decref(cur);
 }
 
@@ -320,60 +268,47 @@ void templates_delete(struct req *r)
 {
     char id[37];
     const char *p[1];
-    PGconn *pg;
     PGresult *res;
     long live;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
+    audit_begin(r, "template.delete", "template", NULL);
     if (!authz_template(&r->actor, ACT_DELETE)) {
-        audit_refuse(r, pg, "template.delete", "template", NULL, "denied", 403, "forbidden", NULL,
-                     "only admins may delete templates");
+        refuse(r, 403, "forbidden", NULL, "only admins may delete templates");
         return;
     }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_begin(r) || !(res = load(r, r->params[0], true)))
         return;
-    }
-    res = load(pg, r->params[0], true);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        bool db = PQresultStatus(res) != PGRES_TUPLES_OK;
+    if (PQntuples(res) != 1) {
         PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        if (db)
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            http_send_error(r, 404, "not_found", NULL, "no such template");
+        req_rollback(r);
+        http_send_error(r, 404, "not_found", NULL, "no such template");
         return;
     }
     util_strlcpy(id, PQgetvalue(res, 0, 1), sizeof(id));
     PQclear(res);
+    audit_target(r, id);
     p[0] = id;
-    res = PQexecParams(pg,
-                       "SELECT count(*) FROM instances WHERE template_id = $1 AND status <> 'deleted'",
-                       1, NULL, p, NULL, NULL, 0);
-    live = PQresultStatus(res) == PGRES_TUPLES_OK ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    if (!(res = req_q(r,
+                      "SELECT count(*) FROM instances WHERE template_id = $1 AND status <> 'deleted'",
+                      1, p)))
+        return;
+    live = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     if (live != 0) {
-        acct_exec(pg, "ROLLBACK");
-        if (live < 0)
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            audit_refuse(r, pg, "template.delete", "template", id, "conflict", 409, "conflict",
-                         NULL, "%ld instance%s still use%s this template: delete them first", live,
-                         live == 1 ? "" : "s", live == 1 ? "s" : "");
+        refuse(r, 409, "conflict", NULL,
+               "%ld instance%s still use%s this template: delete them first", live,
+               live == 1 ? "" : "s", live == 1 ? "s" : "");
         return;
     }
-    res = PQexecParams(pg, "DELETE FROM templates WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK ||
-        audit_write(pg, r, "template.delete", "template", id, "ok", NULL) < 0 ||
-        !acct_exec(pg, "COMMIT")) {
-        log_warn("template delete failed: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the template could not be deleted");
+    if (!(res = req_q(r, "DELETE FROM templates WHERE id = $1", 1, p)))
         return;
-    }
     PQclear(res);
-    http_send_empty(r, 204, NULL);
+    if (audit_ok(r, NULL) < 0) {
+        req_unavailable(r, "the template could not be deleted");
+        return;
+    }
+    if (req_commit(r))
+        http_send_empty(r, 204, NULL);
 }

@@ -28,22 +28,21 @@
 static json_t *token_json(PGresult *res, int i)
 {
     return json_pack("{s:s, s:s, s:o, s:o, s:o}", "id", PQgetvalue(res, i, 0), "name",
-                     PQgetvalue(res, i, 1), "created_at", acct_str_or_null(res, i, 2),
-                     "last_used_at", acct_str_or_null(res, i, 3), "expires_at",
-                     acct_str_or_null(res, i, 4));
+                     PQgetvalue(res, i, 1), "created_at", db_str_or_null(res, i, 2),
+                     "last_used_at", db_str_or_null(res, i, 3), "expires_at",
+                     db_str_or_null(res, i, 4));
 }
 
 void tokens_list(struct req *r)
 {
     char cursor[64] = "", slimit[24];
     const char *p[3];
-    PGconn *pg;
     PGresult *res;
     json_t *items;
     long limit;
     int n;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !acct_limit(r, 50, 500, &limit))
+    if (auth_require(r) < 0 || !req_db(r) || !req_limit(r, 50, 500, &limit))
         return;
     if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_uuid(cursor)) {
         http_send_error(r, 400, "invalid_field", "cursor", "cursor is not valid");
@@ -53,16 +52,12 @@ void tokens_list(struct req *r)
     p[0] = r->actor.user_id;
     p[1] = cursor[0] ? cursor : NULL;
     p[2] = slimit;
-    res = PQexecParams(pg,
-                       "SELECT " TOKEN_COLS " FROM api_tokens t WHERE user_id = $1 AND ($2::uuid IS"
-                       " NULL OR (t.created_at, t.id) > (SELECT created_at, id FROM api_tokens"
-                       " WHERE id = $2::uuid)) ORDER BY created_at, id LIMIT $3::int",
-                       3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT " TOKEN_COLS " FROM api_tokens t WHERE user_id = $1 AND ($2::uuid IS"
+                      " NULL OR (t.created_at, t.id) > (SELECT created_at, id FROM api_tokens"
+                      " WHERE id = $2::uuid)) ORDER BY created_at, id LIMIT $3::int",
+                      3, p)))
         return;
-    }
     n = PQntuples(res);
     items = json_array();
     for (int i = 0; i < n && i < limit; i++)
@@ -80,32 +75,30 @@ void tokens_create(struct req *r)
     static const char *const allowed[] = {"name", "expires_in_days", NULL};
     char id[37], secret[65], token[80], hash[65], days[24] = "";
     const char *p[5], *name;
-    json_t *body = NULL, *v, *d;
-    PGconn *pg;
+    json_t *body = NULL, *v, *t;
     PGresult *res = NULL;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
+    audit_begin(r, "token.create", "token", NULL);
     if (!authz_token(&r->actor, ACT_CREATE, r->actor.user_id)) {
-        audit_refuse(r, pg, "token.create", "token", NULL, "denied", 403, "forbidden", NULL,
-                     "you may not create API tokens");
+        refuse(r, 403, "forbidden", NULL, "you may not create API tokens");
         return;
     }
-    if (!(body = acct_body(r, pg, "token.create", "token", NULL, allowed)))
+    if (!(body = req_body(r, allowed)))
         return;
     v = json_object_get(body, "name");
     if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
-        audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field", "name",
-                     "name must be 1 to %d characters of text", TOKEN_NAME_MAX);
+        refuse(r, 400, "invalid_field", "name", "name must be 1 to %d characters of text",
+               TOKEN_NAME_MAX);
         goto out;
     }
     name = json_string_value(v);
     if ((v = json_object_get(body, "expires_in_days")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > TOKEN_DAYS_MAX) {
-            audit_refuse(r, pg, "token.create", "token", NULL, "invalid", 400, "invalid_field",
-                         "expires_in_days", "expires_in_days must be a whole number from 1 to %d",
-                         TOKEN_DAYS_MAX);
+            refuse(r, 400, "invalid_field", "expires_in_days",
+                   "expires_in_days must be a whole number from 1 to %d", TOKEN_DAYS_MAX);
             goto out;
         }
         snprintf(days, sizeof(days), "%lld", (long long)json_integer_value(v));
@@ -114,27 +107,24 @@ void tokens_create(struct req *r)
         http_send_error(r, 500, "internal", NULL, "no random bytes for a token");
         goto out;
     }
+    audit_target(r, id);
     snprintf(token, sizeof(token), TOKEN_PREFIX "%s", secret);
     util_sha256_hex(token, strlen(token), hash);
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        goto out;
-    }
     p[0] = r->actor.user_id;
     /* The user row lock makes the count and insert atomic against a parallel create. */
-    res = PQexecParams(pg,
-                       "SELECT (SELECT count(*) FROM api_tokens WHERE user_id = $1) FROM users"
-                       " WHERE id = $1 FOR UPDATE",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_begin(r) ||
+        !(res = req_q(r,
+                      "SELECT (SELECT count(*) FROM api_tokens WHERE user_id = $1) FROM users"
+                      " WHERE id = $1 FOR UPDATE",
+                      1, p)))
+        goto out;
+    if (PQntuples(res) != 1) { /* the user was deleted meanwhile */
+        refuse(r, 404, "not_found", NULL, "no such user");
         goto out;
     }
     if (strtol(PQgetvalue(res, 0, 0), NULL, 10) >= TOKENS_MAX) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "token.create", "token", NULL, "conflict", 409, "conflict", NULL,
-                     "you already have %d API tokens: revoke one first", TOKENS_MAX);
+        refuse(r, 409, "conflict", NULL, "you already have %d API tokens: revoke one first",
+               TOKENS_MAX);
         goto out;
     }
     PQclear(res);
@@ -143,26 +133,22 @@ void tokens_create(struct req *r)
     p[2] = name;
     p[3] = hash;
     p[4] = days[0] ? days : NULL;
-    res = PQexecParams(
-        pg,
-        "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at) VALUES"
-        " ($1, $2, $3, $4, now() + make_interval(days => $5::int)) RETURNING " TOKEN_COLS,
-        5, NULL, p, NULL, NULL, 0);
-    d = json_pack("{s:s, s:s?}", "name", name, "expires_in_days", days[0] ? days : NULL);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-        audit_write(pg, r, "token.create", "token", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
-        log_warn("token insert failed: %s", PQresultErrorMessage(res));
-        json_decref(d);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the token could not be stored");
+    if (!(res = req_q(r,
+                      "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at) VALUES"
+                      " ($1, $2, $3, $4, now() + make_interval(days => $5::int)) RETURNING "
+                      TOKEN_COLS,
+                      5, p)))
+        goto out;
+    if (audit_ok(r, json_pack("{s:s, s:s?}", "name", name, "expires_in_days",
+                              days[0] ? days : NULL)) < 0) {
+        req_unavailable(r, "the token could not be stored");
         goto out;
     }
-    json_decref(d);
-    {
-        json_t *t = token_json(res, 0);
-        json_object_set_new(t, "token", json_string(token));
-        http_send_json(r, 201, t);
-    }
+    if (!req_commit(r))
+        goto out;
+    t = token_json(res, 0);
+    json_object_set_new(t, "token", json_string(token));
+    http_send_json(r, 201, t);
 out:
     explicit_bzero(secret, sizeof(secret));
     explicit_bzero(token, sizeof(token));
@@ -173,23 +159,21 @@ out:
 void tokens_delete(struct req *r)
 {
     const char *id = r->params[0], *p[1] = {id};
-    PGconn *pg;
     PGresult *res;
     char owner[37] = "";
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) ||
-        acct_lock_owned(r, pg, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
-                        authz_token, "token.delete", "token", "token", owner) < 0)
+    if (auth_require(r) < 0 || !req_db(r))
         return;
-    res = PQexecParams(pg, "DELETE FROM api_tokens WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK ||
-        audit_write(pg, r, "token.delete", "token", id, "ok", NULL) < 0 ||
-        !acct_exec(pg, "COMMIT")) {
-        PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the token could not be revoked");
+    audit_begin(r, "token.delete", "token", NULL);
+    if (acct_lock_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
+                        authz_token, "token", owner) < 0 ||
+        !(res = req_q(r, "DELETE FROM api_tokens WHERE id = $1", 1, p)))
+        return;
+    PQclear(res);
+    if (audit_ok(r, NULL) < 0) {
+        req_unavailable(r, "the token could not be revoked");
         return;
     }
-    PQclear(res);
-    http_send_empty(r, 204, NULL);
+    if (req_commit(r))
+        http_send_empty(r, 204, NULL);
 }

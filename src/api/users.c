@@ -25,53 +25,58 @@
 #include "password.h"
 
 /* Parse a quota object; on error answer 400 (audited) and return false. */
-static bool parse_quota(struct req *r, PGconn *pg, const char *action, const char *target,
-                        json_t *q, struct quota_in *out)
+static bool parse_quota(struct req *r, json_t *q, struct quota_in *out)
 {
     const char *field = "quota";
     char msg[200];
     if (acct_parse_quota(q, out, &field, msg, sizeof(msg)) == 0)
         return true;
-    audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", field, "%s", msg);
+    refuse(r, 400, "invalid_field", field, "%s", msg);
     return false;
 }
 
 /* Check a new password; on error answer 400 (audited) and return false. */
-static bool check_password(struct req *r, PGconn *pg, const char *action, const char *target,
-                           json_t *v)
+static bool check_password(struct req *r, json_t *v)
 {
     const char *why = acct_check_password(v);
     if (!why)
         return true;
-    audit_refuse(r, pg, action, "user", target, "invalid", 400, "invalid_field", "password", "%s",
-                 why);
+    refuse(r, 400, "invalid_field", "password", "%s", why);
     return false;
 }
 
-static bool require_admin(struct req *r, PGconn *pg, const char *action, const char *target)
+/* Admins only; a refused change is audited, a refused read is not. */
+static bool require_admin(struct req *r)
 {
     if (authz_admin(&r->actor))
         return true;
     if (auth_method_unsafe(r->method))
-        audit_refuse(r, pg, action, "user", target, "denied", 403, "forbidden", NULL,
-                     "only an admin may manage users");
+        refuse(r, 403, "forbidden", NULL, "only an admin may manage users");
     else
         http_send_error(r, 403, "forbidden", NULL, "only an admin may manage users");
     return false;
+}
+
+/* Run a statement of r's transaction whose result is not needed; false after
+ * answering 503. */
+static bool exec_p(struct req *r, const char *sql, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *res = req_q(r, sql, 1, p);
+    PQclear(res);
+    return res != NULL;
 }
 
 void users_list(struct req *r)
 {
     char q[64] = "", cursor[64] = "", slimit[24];
     const char *p[3];
-    PGconn *pg;
     PGresult *res;
     long limit;
     json_t *items;
     int n;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.list", NULL) ||
-        !acct_limit(r, 50, 500, &limit))
+    if (auth_require(r) < 0 || !req_db(r) || !require_admin(r) || !req_limit(r, 50, 500, &limit))
         return;
     if (req_query(r, "q", q, sizeof(q)) && !valid_utf8(q, strlen(q))) {
         http_send_error(r, 400, "invalid_field", "q", "q must be UTF-8 text");
@@ -85,15 +90,11 @@ void users_list(struct req *r)
     p[0] = q;
     p[1] = cursor;
     p[2] = slimit;
-    res = PQexecParams(pg,
-                       "SELECT " USER_COLS " FROM users u WHERE strpos(u.username, $1) > 0"
-                       " AND ($2 = '' OR u.username > $2) ORDER BY u.username LIMIT $3::int",
-                       3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT " USER_COLS " FROM users u WHERE strpos(u.username, $1) > 0"
+                      " AND ($2 = '' OR u.username > $2) ORDER BY u.username LIMIT $3::int",
+                      3, p)))
         return;
-    }
     n = PQntuples(res);
     items = json_array();
     for (int i = 0; i < n && i < limit; i++)
@@ -112,42 +113,37 @@ void users_create(struct req *r)
     struct quota_in qi;
     const char *p[7], *username;
     json_t *body = NULL, *v;
-    PGconn *pg;
     PGresult *res = NULL;
     enum role role;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.create", NULL))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
-    if (!(body = acct_body(r, pg, "user.create", "user", NULL, allowed)))
+    audit_begin(r, "user.create", "user", NULL);
+    if (!require_admin(r) || !(body = req_body(r, allowed)))
         return;
     v = json_object_get(body, "username");
     username = json_string_value(v);
     if (!valid_name(username)) {
-        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field",
-                     "username",
-                     "username must be 2-32 characters of a-z, 0-9 and '-', starting with a letter"
-                     " and not ending with '-'");
+        refuse(r, 400, "invalid_field", "username",
+               "username must be 2-32 characters of a-z, 0-9 and '-', starting with a letter"
+               " and not ending with '-'");
         goto out;
     }
-    if (!check_password(r, pg, "user.create", NULL, json_object_get(body, "password")))
+    if (!check_password(r, json_object_get(body, "password")))
         goto out;
     if (!auth_role_parse(json_string_value(json_object_get(body, "role")), &role)) {
-        audit_refuse(r, pg, "user.create", "user", NULL, "invalid", 400, "invalid_field", "role",
-                     "role must be admin, developer or viewer");
+        refuse(r, 400, "invalid_field", "role", "role must be admin, developer or viewer");
         goto out;
     }
     memset(&qi, 0, sizeof(qi));
-    if ((v = json_object_get(body, "quota")) && !parse_quota(r, pg, "user.create", NULL, v, &qi))
+    if ((v = json_object_get(body, "quota")) && !parse_quota(r, v, &qi))
         goto out;
     if (util_uuid(id) < 0 || password_hash(json_string_value(json_object_get(body, "password")),
                                            hash, sizeof(hash)) < 0) {
         http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
         goto out;
     }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        goto out;
-    }
+    audit_target(r, id);
     p[0] = id;
     p[1] = username;
     p[2] = hash;
@@ -155,35 +151,25 @@ void users_create(struct req *r)
     p[4] = qi.has_instances ? qi.instances : NULL;
     p[5] = qi.has_cpus ? qi.cpus : NULL;
     p[6] = qi.has_memory ? qi.memory_mb : NULL;
-    res = PQexecParams(pg,
-                       "INSERT INTO users AS u (id, username, password_hash, role, quota_instances,"
-                       " quota_cpus, quota_memory_mb) VALUES ($1, $2, $3, $4,"
-                       " coalesce($5::int, 5), coalesce($6::numeric, 4), coalesce($7::int, 8192))"
-                       " ON CONFLICT (username) DO NOTHING RETURNING " USER_COLS,
-                       7, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("user insert failed: %s", PQresultErrorMessage(res));
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_begin(r) ||
+        !(res = req_q(r,
+                      "INSERT INTO users AS u (id, username, password_hash, role, quota_instances,"
+                      " quota_cpus, quota_memory_mb) VALUES ($1, $2, $3, $4,"
+                      " coalesce($5::int, 5), coalesce($6::numeric, 4), coalesce($7::int, 8192))"
+                      " ON CONFLICT (username) DO NOTHING RETURNING " USER_COLS,
+                      7, p)))
         goto out;
-    }
     if (PQntuples(res) != 1) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "user.create", "user", NULL, "conflict", 409, "conflict", "username",
-                     "a user named '%s' already exists", username);
+        refuse(r, 409, "conflict", "username", "a user named '%s' already exists", username);
         goto out;
     }
-    {
-        json_t *d = json_pack("{s:s, s:s}", "username", username, "role", auth_role_name(role));
-        int arc = audit_write(pg, r, "user.create", "user", id, "ok", d);
-        json_decref(d);
-        if (arc < 0 || !acct_exec(pg, "COMMIT")) {
-            acct_exec(pg, "ROLLBACK");
-            http_send_error(r, 503, "unavailable", NULL, "the user could not be stored");
-            goto out;
-        }
+    if (audit_ok(r, json_pack("{s:s, s:s}", "username", username, "role", auth_role_name(role))) <
+        0) {
+        req_unavailable(r, "the user could not be stored");
+        goto out;
     }
-    http_send_json(r, 201, acct_user_json(res, 0, 0));
+    if (req_commit(r))
+        http_send_json(r, 201, acct_user_json(res, 0, 0));
 out:
     explicit_bzero(hash, sizeof(hash));
     PQclear(res);
@@ -193,11 +179,10 @@ out:
 void users_get(struct req *r)
 {
     const char *id = r->params[0], *p[1] = {id};
-    PGconn *pg;
     PGresult *res;
     json_t *u;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
     /* Decided before the lookup, so a non-admin learns nothing about other ids. */
     if (!authz_user(&r->actor, ACT_READ, id)) {
@@ -208,19 +193,14 @@ void users_get(struct req *r)
         http_send_error(r, 404, "not_found", NULL, "no such user");
         return;
     }
-    res = PQexecParams(
-        pg,
-        "SELECT " USER_COLS ", (SELECT count(*) FROM instances i WHERE i.user_id = u.id"
-        " AND i.status <> 'deleted'), (SELECT coalesce(sum(cpus), 0) FROM instances i"
-        " WHERE i.user_id = u.id AND i.status <> 'deleted'), (SELECT"
-        " coalesce(sum(memory_mb), 0) FROM instances i WHERE i.user_id = u.id AND"
-        " i.status <> 'deleted') FROM users u WHERE u.id = $1",
-        1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT " USER_COLS ", (SELECT count(*) FROM instances i WHERE i.user_id ="
+                      " u.id AND i.status <> 'deleted'), (SELECT coalesce(sum(cpus), 0) FROM"
+                      " instances i WHERE i.user_id = u.id AND i.status <> 'deleted'), (SELECT"
+                      " coalesce(sum(memory_mb), 0) FROM instances i WHERE i.user_id = u.id AND"
+                      " i.status <> 'deleted') FROM users u WHERE u.id = $1",
+                      1, p)))
         return;
-    }
     if (PQntuples(res) != 1) {
         PQclear(res);
         http_send_error(r, 404, "not_found", NULL, "no such user");
@@ -238,34 +218,47 @@ void users_get(struct req *r)
 }
 
 /*
- * First statement of a transaction that may demote, disable or delete user
- * id: lock that row and every enabled admin's, in id order, so two admins
- * changing each other at once queue up instead of deadlocking.
+ * The start of a change that may demote, disable or delete user id: BEGIN,
+ * then lock that row and every enabled admin's, in id order, so two admins
+ * changing each other at once queue up instead of deadlocking. 1 when the
+ * target is an enabled admin, 0 when another user, -1 after answering (404
+ * for a missing user, 503).
  */
-static bool lock_target_and_admins(PGconn *pg, const char *id)
+static int lock_target_and_admins(struct req *r, const char *id)
 {
     const char *p[1] = {id};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT 1 FROM users WHERE id = $1 OR (role = 'admin' AND NOT"
-                                 " disabled) ORDER BY id FOR UPDATE",
-                                 1, NULL, p, NULL, NULL, 0);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PGresult *res;
+    int rc;
+
+    if (!req_begin(r) || !(res = req_q(r,
+                                       "SELECT id = $1 AND role = 'admin' AND NOT disabled,"
+                                       " id = $1 FROM users WHERE id = $1 OR (role = 'admin' AND"
+                                       " NOT disabled) ORDER BY id FOR UPDATE",
+                                       1, p)))
+        return -1;
+    rc = -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (PQgetvalue(res, i, 1)[0] == 't')
+            rc = PQgetvalue(res, i, 0)[0] == 't';
     PQclear(res);
-    return ok;
+    if (rc < 0)
+        refuse(r, 404, "not_found", NULL, "no such user");
+    return rc;
 }
 
 /*
  * Inside the transaction: would the change leave no enabled admin? The admin
- * rows are locked, so two concurrent demotions cannot both pass.
+ * rows are locked, so two concurrent demotions cannot both pass. -1 after
+ * answering 503.
  */
-static bool leaves_no_admin(PGconn *pg, const char *id)
+static int leaves_no_admin(struct req *r, const char *id)
 {
     const char *p[1] = {id};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT id FROM users WHERE role = 'admin' AND NOT disabled"
-                                 " AND id <> $1 FOR UPDATE",
-                                 1, NULL, p, NULL, NULL, 0);
-    bool none = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0;
+    PGresult *res = req_q(r,
+                          "SELECT id FROM users WHERE role = 'admin' AND NOT disabled"
+                          " AND id <> $1 FOR UPDATE",
+                          1, p);
+    int none = res ? PQntuples(res) == 0 : -1;
     PQclear(res);
     return none;
 }
@@ -274,41 +267,42 @@ void users_patch(struct req *r)
 {
     static const char *const allowed[] = {"password", "role",          "quota",
                                           "disabled", "revoke_tokens", NULL};
-    const char *id = r->params[0], *bad, *p[7];
+    const char *id = r->params[0], *key, *p[7];
     char hash[PASSWORD_HASH_MAX] = "";
     struct quota_in qi;
-    json_t *body = NULL, *v, *d = NULL;
-    PGconn *pg;
-    PGresult *res = NULL, *cur = NULL;
+    json_t *body = NULL, *v, *d;
+    PGresult *res = NULL;
     enum role role;
-    bool has_role = false, has_disabled = false, disabled = false, was_admin, revoke = false;
+    bool has_role = false, has_disabled = false, disabled = false, revoke = false;
+    int was_admin, none;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.update", id))
+    if (auth_require(r) < 0 || !req_db(r))
+        return;
+    audit_begin(r, "user.update", "user", NULL);
+    if (!require_admin(r))
         return;
     if (!valid_uuid(id)) {
-        audit_refuse(r, pg, "user.update", "user", NULL, "not_found", 404, "not_found", NULL,
-                     "no such user");
+        refuse(r, 404, "not_found", NULL, "no such user");
         return;
     }
-    if (!(body = acct_body(r, pg, "user.update", "user", id, allowed)))
+    audit_target(r, id);
+    if (!(body = req_body(r, allowed)))
         return;
-    if ((v = json_object_get(body, "password")) && !check_password(r, pg, "user.update", id, v))
+    if ((v = json_object_get(body, "password")) && !check_password(r, v))
         goto out;
     if ((v = json_object_get(body, "role"))) {
         if (!auth_role_parse(json_string_value(v), &role)) {
-            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field", "role",
-                         "role must be admin, developer or viewer");
+            refuse(r, 400, "invalid_field", "role", "role must be admin, developer or viewer");
             goto out;
         }
         has_role = true;
     }
     memset(&qi, 0, sizeof(qi));
-    if ((v = json_object_get(body, "quota")) && !parse_quota(r, pg, "user.update", id, v, &qi))
+    if ((v = json_object_get(body, "quota")) && !parse_quota(r, v, &qi))
         goto out;
     if ((v = json_object_get(body, "disabled"))) {
         if (!json_is_boolean(v)) {
-            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field",
-                         "disabled", "disabled must be true or false");
+            refuse(r, 400, "invalid_field", "disabled", "disabled must be true or false");
             goto out;
         }
         has_disabled = true;
@@ -316,8 +310,8 @@ void users_patch(struct req *r)
     }
     if ((v = json_object_get(body, "revoke_tokens"))) {
         if (!json_is_boolean(v)) {
-            audit_refuse(r, pg, "user.update", "user", id, "invalid", 400, "invalid_field",
-                         "revoke_tokens", "revoke_tokens must be true or false");
+            refuse(r, 400, "invalid_field", "revoke_tokens",
+                   "revoke_tokens must be true or false");
             goto out;
         }
         revoke = json_is_true(v);
@@ -327,191 +321,139 @@ void users_patch(struct req *r)
         http_send_error(r, 500, "internal", NULL, "the password could not be hashed");
         goto out;
     }
-    if (!acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if ((was_admin = lock_target_and_admins(r, id)) < 0)
         goto out;
+    if (was_admin && ((has_role && role != ROLE_ADMIN) || (has_disabled && disabled))) {
+        if ((none = leaves_no_admin(r, id)) < 0)
+            goto out;
+        if (none) {
+            refuse(r, 409, "conflict", has_role ? "role" : "disabled",
+                   "this is the last enabled admin: make another admin first");
+            goto out;
+        }
     }
     p[0] = id;
-    if (!lock_target_and_admins(pg, id)) {
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        goto out;
-    }
-    cur = PQexecParams(pg, "SELECT role, disabled FROM users WHERE id = $1 FOR UPDATE", 1, NULL, p,
-                       NULL, NULL, 0);
-    if (PQresultStatus(cur) != PGRES_TUPLES_OK || PQntuples(cur) != 1) {
-        acct_exec(pg, "ROLLBACK");
-        if (PQresultStatus(cur) != PGRES_TUPLES_OK)
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            audit_refuse(r, pg, "user.update", "user", id, "not_found", 404, "not_found", NULL,
-                         "no such user");
-        goto out;
-    }
-    was_admin = strcmp(PQgetvalue(cur, 0, 0), "admin") == 0 && PQgetvalue(cur, 0, 1)[0] != 't';
-    if (was_admin && ((has_role && role != ROLE_ADMIN) || (has_disabled && disabled)) &&
-        leaves_no_admin(pg, id)) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "user.update", "user", id, "conflict", 409, "conflict",
-                     has_role ? "role" : "disabled",
-                     "this is the last enabled admin: make another admin first");
-        goto out;
-    }
     p[1] = hash[0] ? hash : NULL;
     p[2] = has_role ? auth_role_name(role) : NULL;
     p[3] = qi.has_instances ? qi.instances : NULL;
     p[4] = qi.has_cpus ? qi.cpus : NULL;
     p[5] = qi.has_memory ? qi.memory_mb : NULL;
     p[6] = has_disabled ? (disabled ? "true" : "false") : NULL;
-    res = PQexecParams(pg,
-                       "UPDATE users u SET password_hash = coalesce($2, password_hash),"
-                       " role = coalesce($3, role),"
-                       " quota_instances = coalesce($4::int, quota_instances),"
-                       " quota_cpus = coalesce($5::numeric, quota_cpus),"
-                       " quota_memory_mb = coalesce($6::int, quota_memory_mb),"
-                       " disabled = coalesce($7::boolean, disabled), updated_at = now()"
-                       " WHERE id = $1 RETURNING " USER_COLS,
-                       7, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        log_warn("user update failed: %s", PQresultErrorMessage(res));
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "UPDATE users u SET password_hash = coalesce($2, password_hash),"
+                      " role = coalesce($3, role),"
+                      " quota_instances = coalesce($4::int, quota_instances),"
+                      " quota_cpus = coalesce($5::numeric, quota_cpus),"
+                      " quota_memory_mb = coalesce($6::int, quota_memory_mb),"
+                      " disabled = coalesce($7::boolean, disabled), updated_at = now()"
+                      " WHERE id = $1 RETURNING " USER_COLS,
+                      7, p)))
         goto out;
-    }
     /* A new password or a disabled account ends every session of that user. */
-    if (hash[0] || (has_disabled && disabled))
-        PQclear(
-            PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
+    if ((hash[0] || (has_disabled && disabled)) &&
+        !exec_p(r, "DELETE FROM sessions WHERE user_id = $1", id))
+        goto out;
     /* A disabled account's API tokens die with it: enabling it again later
      * must not bring them back. revoke_tokens deletes them on request. */
-    if (revoke || (has_disabled && disabled)) {
-        PGresult *t =
-            PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0);
-        bool tok_ok = PQresultStatus(t) == PGRES_COMMAND_OK;
-        PQclear(t);
-        if (!tok_ok) {
-            acct_exec(pg, "ROLLBACK");
-            http_send_error(r, 503, "unavailable", NULL, "the tokens could not be revoked");
-            goto out;
-        }
-    }
+    if ((revoke || (has_disabled && disabled)) &&
+        !exec_p(r, "DELETE FROM api_tokens WHERE user_id = $1", id))
+        goto out;
     d = json_object();
-    json_object_foreach(body, bad, v)
+    json_object_foreach(body, key, v)
     {
-        if (strcmp(bad, "password") == 0)
+        if (strcmp(key, "password") == 0)
             json_object_set_new(d, "password", json_string("changed"));
         else
-            json_object_set(d, bad, v);
+            json_object_set(d, key, v);
     }
-    if (audit_write(pg, r, "user.update", "user", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the change could not be stored");
+    if (audit_ok(r, d) < 0) {
+        req_unavailable(r, "the change could not be stored");
         goto out;
     }
-    http_send_json(r, 200, acct_user_json(res, 0, 0));
+    if (req_commit(r))
+        http_send_json(r, 200, acct_user_json(res, 0, 0));
 out:
     explicit_bzero(hash, sizeof(hash));
-    json_decref(d);
-    PQclear(cur);
     PQclear(res);
     json_decref(body);
 }
 
 void users_delete(struct req *r)
 {
-    const char *id = r->params[0], *p[4];
-    char buf[16], jid[37];
+    const char *id = r->params[0];
+    char buf[16];
     bool delete_volumes = false;
-    PGconn *pg;
-    PGresult *res = NULL, *job = NULL;
-    char args[JOB_ARGS_MAX];
-    json_t *d;
+    struct job_spec job;
+    PGresult *res = NULL;
+    int is_admin, none;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)) || !require_admin(r, pg, "user.delete", id))
+    if (auth_require(r) < 0 || !req_db(r))
+        return;
+    audit_begin(r, "user.delete", "user", NULL);
+    if (!require_admin(r))
         return;
     if (!valid_uuid(id)) {
-        audit_refuse(r, pg, "user.delete", "user", NULL, "not_found", 404, "not_found", NULL,
-                     "no such user");
+        refuse(r, 404, "not_found", NULL, "no such user");
         return;
     }
+    audit_target(r, id);
     if (req_query(r, "delete_volumes", buf, sizeof(buf))) {
         if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0) {
-            audit_refuse(r, pg, "user.delete", "user", id, "invalid", 400, "invalid_field",
-                         "delete_volumes", "delete_volumes must be true or false");
+            refuse(r, 400, "invalid_field", "delete_volumes",
+                   "delete_volumes must be true or false");
             return;
         }
         delete_volumes = strcmp(buf, "true") == 0;
     }
     if (strcmp(id, r->actor.user_id) == 0) {
-        audit_refuse(r, pg, "user.delete", "user", id, "conflict", 409, "conflict", NULL,
-                     "you cannot delete yourself");
+        refuse(r, 409, "conflict", NULL, "you cannot delete yourself");
         return;
     }
-    if (util_uuid(jid) < 0 || !acct_exec(pg, "BEGIN")) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (job_spec_init(&job, JOB_USER_DELETE, api_cfg.node) < 0) {
+        http_send_error(r, 500, "internal", NULL, "no random bytes for a job id");
         return;
     }
-    p[0] = id;
-    if (!lock_target_and_admins(pg, id)) {
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        goto out;
-    }
-    res = PQexecParams(pg,
-                       "SELECT role = 'admin' AND NOT disabled FROM users WHERE id = $1 FOR UPDATE",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        acct_exec(pg, "ROLLBACK");
-        if (PQresultStatus(res) != PGRES_TUPLES_OK)
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            audit_refuse(r, pg, "user.delete", "user", id, "not_found", 404, "not_found", NULL,
-                         "no such user");
-        goto out;
-    }
-    if (PQgetvalue(res, 0, 0)[0] == 't' && leaves_no_admin(pg, id)) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "user.delete", "user", id, "conflict", 409, "conflict", NULL,
-                     "this is the last enabled admin");
-        goto out;
+    job.user_id = id;
+    job.args.delete_volumes = delete_volumes;
+    if ((is_admin = lock_target_and_admins(r, id)) < 0)
+        return;
+    if (is_admin) {
+        if ((none = leaves_no_admin(r, id)) < 0)
+            return;
+        if (none) {
+            refuse(r, 409, "conflict", NULL, "this is the last enabled admin");
+            return;
+        }
     }
     /* The account stops working now; the worker removes containers, then the row. */
-    PQclear(PQexecParams(pg, "UPDATE users SET disabled = true, updated_at = now() WHERE id = $1",
-                         1, NULL, p, NULL, NULL, 0));
-    PQclear(PQexecParams(pg, "DELETE FROM sessions WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
-    PQclear(
-        PQexecParams(pg, "DELETE FROM api_tokens WHERE user_id = $1", 1, NULL, p, NULL, NULL, 0));
-    p[0] = jid;
-    p[1] = api_cfg.node;
-    p[2] = id;
-    if (job_args_text(JOB_USER_DELETE, &(struct job_args){.delete_volumes = delete_volumes}, args,
-                      sizeof(args)) < 0)
-        args[0] = '\0'; /* cannot happen: JOB_ARGS_MAX holds every job's arguments */
-    p[3] = args;
-    job = PQexecParams(pg,
-                       "INSERT INTO jobs (id, kind, node, user_id, args) VALUES ($1, 'user_delete',"
-                       " $2, $3, $4::jsonb) RETURNING id, kind, status, attempts, error, " SQL_TS(
-                           "created_at") ", " SQL_TS("finished_at"),
-                       4, NULL, p, NULL, NULL, 0);
-    d = json_pack("{s:s, s:b}", "job", jid, "delete_volumes", delete_volumes);
-    if (PQresultStatus(job) != PGRES_TUPLES_OK ||
-        audit_write(pg, r, "user.delete", "user", id, "ok", d) < 0 || !acct_exec(pg, "COMMIT")) {
-        log_warn("user delete failed: %s", PQresultErrorMessage(job));
-        json_decref(d);
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the deletion could not be queued");
-        goto out;
+    if (!exec_p(r, "UPDATE users SET disabled = true, updated_at = now() WHERE id = $1", id) ||
+        !exec_p(r, "DELETE FROM sessions WHERE user_id = $1", id) ||
+        !exec_p(r, "DELETE FROM api_tokens WHERE user_id = $1", id) || !enqueue_job(r, &job))
+        return;
+    if (audit_ok(r, json_pack("{s:s, s:b}", "job", job.id, "delete_volumes", delete_volumes)) <
+        0) {
+        req_unavailable(r, "the deletion could not be queued");
+        return;
     }
-    json_decref(d);
-    enqueue_push(r, api_cfg.node, jid); /* after COMMIT (enqueue.h) */
+    {
+        const char *p[1] = {job.id};
+        if (!(res = req_q(r,
+                          "SELECT status, attempts, error, " SQL_TS("created_at") ", " SQL_TS(
+                              "finished_at") " FROM jobs WHERE id = $1",
+                          1, p)))
+            return;
+    }
+    if (!req_commit(r)) {
+        PQclear(res);
+        return;
+    }
+    enqueue_push(r, api_cfg.node, job.id); /* after COMMIT (enqueue.h) */
     http_send_json(r, 202,
-                   json_pack("{s:s, s:s, s:n, s:s, s:s, s:I, s:o, s:o, s:o}", "id", jid, "kind",
-                             "user_delete", "instance_id", "user_id", id, "status",
-                             PQgetvalue(job, 0, 2), "attempts",
-                             (json_int_t)strtoll(PQgetvalue(job, 0, 3), NULL, 10), "error",
-                             acct_str_or_null(job, 0, 4), "created_at", acct_str_or_null(job, 0, 5),
-                             "finished_at", acct_str_or_null(job, 0, 6)));
-out:
-    PQclear(job);
+                   json_pack("{s:s, s:s, s:n, s:s, s:s, s:I, s:o, s:o, s:o}", "id", job.id,
+                             "kind", "user_delete", "instance_id", "user_id", id, "status",
+                             PQgetvalue(res, 0, 0), "attempts",
+                             (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10), "error",
+                             db_str_or_null(res, 0, 2), "created_at", db_str_or_null(res, 0, 3),
+                             "finished_at", db_str_or_null(res, 0, 4)));
     PQclear(res);
 }

@@ -26,32 +26,27 @@ void volumes_list(struct req *r)
     char all[8] = "", lim[8];
     const char *p[2];
     long limit;
-    PGconn *pg;
     PGresult *res;
     json_t *items;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !req_db(r))
         return;
-    if (!acct_limit(r, 50, 500, &limit))
+    if (!req_limit(r, 50, 500, &limit))
         return;
     req_query(r, "all", all, sizeof(all));
     p[0] = authz_admin(&r->actor) && strcmp(all, "true") == 0 ? NULL : r->actor.user_id;
     snprintf(lim, sizeof(lim), "%ld", limit);
     p[1] = lim;
-    res = PQexecParams(pg,
-                       "SELECT " VOLUME_JSON ", v.user_id FROM volumes v WHERE v.deleted_at IS NULL"
-                       " AND ($1::uuid IS NULL OR v.user_id = $1) ORDER BY v.created_at, v.id"
-                       " LIMIT $2::int",
-                       2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!(res = req_q(r,
+                      "SELECT " VOLUME_JSON ", v.user_id FROM volumes v WHERE v.deleted_at IS NULL"
+                      " AND ($1::uuid IS NULL OR v.user_id = $1) ORDER BY v.created_at, v.id"
+                      " LIMIT $2::int",
+                      2, p)))
         return;
-    }
     items = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         if (authz_volume(&r->actor, ACT_READ, PQgetvalue(res, i, 1)))
-            json_array_append_new(items, lc_json_col(res, i, 0));
+            json_array_append_new(items, db_json_col(res, i, 0));
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }
@@ -59,35 +54,29 @@ void volumes_list(struct req *r)
 void volumes_delete(struct req *r)
 {
     const char *id = r->params[0], *p[1] = {id};
-    char owner[37], node[64], jid[37];
+    char owner[37], node[64];
+    struct job_spec job;
     bool attached;
     PGconn *pg;
     PGresult *res;
-    json_t *job;
+    json_t *ans;
 
-    if (auth_require(r) < 0 || !(pg = acct_db(r)))
+    if (auth_require(r) < 0 || !(pg = req_db(r)))
         return;
-    if (!valid_uuid(id) || !acct_exec(pg, "BEGIN")) {
-        if (valid_uuid(id))
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            http_send_error(r, 404, "not_found", NULL, "no such volume");
+    audit_begin(r, "volume.delete", "volume", valid_uuid(id) ? id : NULL);
+    if (!valid_uuid(id)) {
+        http_send_error(r, 404, "not_found", NULL, "no such volume");
         return;
     }
-    res = PQexecParams(pg,
-                       "SELECT user_id, node, instance_id IS NOT NULL FROM volumes WHERE id = $1"
-                       " AND deleted_at IS NULL FOR UPDATE",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-        !authz_volume(&r->actor, ACT_READ, PQgetvalue(res, 0, 0))) {
-        bool db = PQresultStatus(res) != PGRES_TUPLES_OK;
+    if (!req_begin(r) ||
+        !(res = req_q(r,
+                      "SELECT user_id, node, instance_id IS NOT NULL FROM volumes WHERE id = $1"
+                      " AND deleted_at IS NULL FOR UPDATE",
+                      1, p)))
+        return;
+    if (PQntuples(res) != 1 || !authz_volume(&r->actor, ACT_READ, PQgetvalue(res, 0, 0))) {
         PQclear(res);
-        acct_exec(pg, "ROLLBACK");
-        if (db)
-            http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        else
-            audit_refuse(r, pg, "volume.delete", "volume", id, "not_found", 404, "not_found",
-                         NULL, "no such volume");
+        refuse(r, 404, "not_found", NULL, "no such volume");
         return;
     }
     util_strlcpy(owner, PQgetvalue(res, 0, 0), sizeof(owner));
@@ -95,28 +84,32 @@ void volumes_delete(struct req *r)
     attached = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
     if (!authz_volume(&r->actor, ACT_DELETE, owner)) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "volume.delete", "volume", id, "denied", 403, "forbidden", NULL,
-                     "your role may not delete volumes");
+        refuse(r, 403, "forbidden", NULL, "your role may not delete volumes");
         return;
     }
     if (attached) {
-        acct_exec(pg, "ROLLBACK");
-        audit_refuse(r, pg, "volume.delete", "volume", id, "conflict", 409, "conflict", NULL,
-                     "the volume is attached to an instance: delete the instance first");
+        refuse(r, 409, "conflict", NULL,
+               "the volume is attached to an instance: delete the instance first");
         return;
     }
-    if (util_uuid(jid) < 0 || lc_job_insert(pg, jid, "volume_delete", node, NULL, id, owner, NULL) < 0 ||
-        audit_write(pg, r, "volume.delete", "volume", id, "ok", NULL) < 0 ||
-        !acct_exec(pg, "COMMIT")) {
-        acct_exec(pg, "ROLLBACK");
-        http_send_error(r, 503, "unavailable", NULL, "the deletion could not be queued");
+    if (job_spec_init(&job, JOB_VOLUME_DELETE, node) < 0) {
+        req_unavailable(r, "out of randomness");
         return;
     }
-    enqueue_push(r, node, jid);
-    if (!(job = lc_job_get(pg, jid))) {
+    job.volume_id = id;
+    job.user_id = owner;
+    if (!enqueue_job(r, &job))
+        return;
+    if (audit_ok(r, json_pack("{s:s}", "job", job.id)) < 0) {
+        req_unavailable(r, "the deletion could not be queued");
+        return;
+    }
+    if (!req_commit(r))
+        return;
+    enqueue_push(r, node, job.id);
+    if (!(ans = lc_job_get(pg, job.id))) {
         http_send_error(r, 503, "unavailable", NULL, "the job was queued but cannot be read");
         return;
     }
-    http_send_json(r, 202, job);
+    http_send_json(r, 202, ans);
 }

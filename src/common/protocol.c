@@ -196,6 +196,29 @@ const char *status_actor_name(enum status_actor who)
     return (unsigned)who < BY_COUNT ? actor_names[who] : NULL;
 }
 
+enum inst_status status_on_request(enum job_kind kind, enum inst_status from)
+{
+    enum inst_status to;
+
+    switch (kind) {
+    case JOB_START:
+        to = ST_PENDING; /* only from stopped or failed; otherwise it runs or is on its way */
+        break;
+    case JOB_STOP:
+        to = ST_STOPPING;
+        break;
+    case JOB_RESTART:
+        to = ST_RESTARTING;
+        break;
+    case JOB_DELETE:
+        to = ST_DELETING;
+        break;
+    default:
+        return from;
+    }
+    return status_may(from, to, BY_API) ? to : from;
+}
+
 bool status_may(enum inst_status from, enum inst_status to, enum status_actor who)
 {
     if ((unsigned)from >= ST_COUNT || (unsigned)to >= ST_COUNT || (unsigned)who >= BY_COUNT)

@@ -30,10 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (!json_is_object(body))
         goto out;
-    (void)acct_unknown_field(body, login_fields);
-    (void)acct_unknown_field(body, patch_fields);
-    (void)acct_unknown_field(body, token_fields);
-    if ((bad = acct_unknown_field(body, user_fields)) && !json_object_get(body, bad))
+    (void)req_unknown_field(body, login_fields);
+    (void)req_unknown_field(body, patch_fields);
+    (void)req_unknown_field(body, token_fields);
+    if ((bad = req_unknown_field(body, user_fields)) && !json_object_get(body, bad))
         abort(); /* the named field must be one of the body's */
     v = json_object_get(body, "username");
     if (json_is_string(v) && valid_name(json_string_value(v)) &&

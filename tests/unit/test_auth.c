@@ -10,6 +10,7 @@
 #include "../../src/api/accounts.h"
 #include "../../src/api/api.h"
 #include "../../src/api/password.h"
+#include "../../src/api/quota.h"
 #include "berth/util.h"
 #include "check.h"
 
@@ -324,9 +325,9 @@ static void test_helpers(void)
 
     static const char *const allowed[] = {"username", "password", NULL};
     json_t *o = json_pack("{s:s, s:s}", "username", "a", "password", "b");
-    CHECK(acct_unknown_field(o, allowed) == NULL, "unknown fields: none in a valid body");
+    CHECK(req_unknown_field(o, allowed) == NULL, "unknown fields: none in a valid body");
     json_object_set_new(o, "role", json_string("admin"));
-    CHECK(acct_unknown_field(o, allowed) && strcmp(acct_unknown_field(o, allowed), "role") == 0,
+    CHECK(req_unknown_field(o, allowed) && strcmp(req_unknown_field(o, allowed), "role") == 0,
           "unknown fields: the extra field is named");
     json_decref(o);
 
@@ -367,9 +368,30 @@ static void test_quota(void)
           "quota: a quota of zero instances refuses the first");
 }
 
+/* The audit outcome of every refusal follows from its status and code. */
+static void test_audit_outcome(void)
+{
+    CHECK(strcmp(audit_outcome(403, "forbidden", NULL), "denied") == 0 &&
+              strcmp(audit_outcome(401, "unauthenticated", NULL), "unauthenticated") == 0,
+          "audit: 403 is denied, 401 unauthenticated");
+    CHECK(strcmp(audit_outcome(403, "quota_exceeded", NULL), "quota_exceeded") == 0,
+          "audit: a quota refusal says so, though it is a 403");
+    CHECK(strcmp(audit_outcome(404, "not_found", NULL), "not_found") == 0 &&
+              strcmp(audit_outcome(404, "not_found", "template"), "invalid") == 0,
+          "audit: a missing target is not_found; a missing thing the body names is invalid");
+    CHECK(strcmp(audit_outcome(409, "conflict", "name"), "conflict") == 0 &&
+              strcmp(audit_outcome(400, "invalid_field", "name"), "invalid") == 0 &&
+              strcmp(audit_outcome(415, "bad_request", NULL), "invalid") == 0,
+          "audit: 409 is a conflict; 400 and 415 invalid");
+    CHECK(strcmp(audit_outcome(503, "unavailable", NULL), "error") == 0 &&
+              strcmp(audit_outcome(429, "rate_limited", NULL), "throttled") == 0,
+          "audit: 5xx is an error, 429 throttled");
+}
+
 int main(void)
 {
     test_quota();
+    test_audit_outcome();
     test_instances();
     test_volumes_keys_tokens();
     test_origin();

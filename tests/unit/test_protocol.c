@@ -118,6 +118,33 @@ static void test_statuses(void)
               !status_may(ST_RUNNING, ST_DELETED, BY_EVENT) &&
               status_may(ST_DELETING, ST_DELETED, BY_JOB),
           "transitions: only the delete job ends an instance");
+
+    /* what a user's request does to the status (the API's one writer of it) */
+    CHECK(status_on_request(JOB_START, ST_STOPPED) == ST_PENDING &&
+              status_on_request(JOB_START, ST_ERROR) == ST_PENDING &&
+              status_on_request(JOB_START, ST_RUNNING) == ST_RUNNING &&
+              status_on_request(JOB_START, ST_STOPPING) == ST_STOPPING,
+          "requests: a start moves a stopped or failed instance to pending and leaves the rest");
+    CHECK(status_on_request(JOB_STOP, ST_RUNNING) == ST_STOPPING &&
+              status_on_request(JOB_STOP, ST_CREATING) == ST_STOPPING &&
+              status_on_request(JOB_STOP, ST_STOPPED) == ST_STOPPED,
+          "requests: a stop of anything not stopped is stopping; a stopped one stays");
+    CHECK(status_on_request(JOB_RESTART, ST_STOPPED) == ST_RESTARTING &&
+              status_on_request(JOB_DELETE, ST_ERROR) == ST_DELETING &&
+              status_on_request(JOB_DELETE, ST_DELETED) == ST_DELETED &&
+              status_on_request(JOB_SSH_KEYS, ST_RUNNING) == ST_RUNNING,
+          "requests: restart, delete; nothing brings back a deleted one; other kinds move nothing");
+    {
+        bool legal = true;
+        const enum job_kind kinds[] = {JOB_START, JOB_STOP, JOB_RESTART, JOB_DELETE};
+        for (size_t k = 0; k < 4; k++)
+            for (int f = 0; f < ST_COUNT; f++) {
+                enum inst_status to = status_on_request(kinds[k], (enum inst_status)f);
+                legal &= to == (enum inst_status)f ||
+                         status_may((enum inst_status)f, to, BY_API);
+            }
+        CHECK(legal, "requests: every move a request makes is one the table allows the API");
+    }
     CHECK(!status_may(ST_COUNT, ST_RUNNING, BY_JOB) && !status_may(ST_RUNNING, ST_COUNT, BY_JOB) &&
               !status_may(ST_RUNNING, ST_STOPPED, BY_COUNT),
           "transitions: values out of range are never legal");
