@@ -67,7 +67,7 @@ bool acct_token_name_ok(const char *s, size_t n);
 int sshkey_parse(const char *text, size_t len, char *type, size_t typelen, char *fingerprint,
                  size_t fplen, char *normalized, size_t normlen, char *why, size_t whylen);
 
-/* Login throttling (accounts.c): seconds a key with `failures` counted
+/* Login throttling (session.c): seconds a key with `failures` counted
  * failures waits after the last one -- 0 below threshold, then 1, 2, 4 ...
  * doubling with each further failure, never more than cap. Pure. */
 long acct_throttle_delay(long failures, long threshold, long cap);

@@ -268,8 +268,8 @@ static void move_published(PGconn *pg, struct api_thread *th)
     char guard[STATUS_SET_MAX];
     const char *p[3] = {status_guard(ST_RESTARTING, BY_API, guard), status_name(ST_RESTARTING),
                         job_kind_name(JOB_RESTART)};
-    PGresult *res = PQexecParams(
-        pg,
+    PGresult *res = db_run(
+        pg, "instances with a published HTTP port not moved",
         "WITH old AS (SELECT i.id, i.node, i.user_id FROM instances i WHERE i.status ="
         " 'running' AND i.desired = 'running' AND i.upstream_host IS NULL AND EXISTS (SELECT 1"
         " FROM instance_ports p WHERE p.instance_id = i.id AND p.name = 'http') AND NOT EXISTS"
@@ -284,12 +284,9 @@ static void move_published(PGconn *pg, struct api_thread *th)
         " old)"
         " INSERT INTO jobs (id, kind, node, instance_id, user_id) SELECT gen_random_uuid(),"
         " $3, node, id, user_id FROM old RETURNING id, node, instance_id",
-        3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("instances with a published HTTP port not moved: %s", PQresultErrorMessage(res));
-        PQclear(res);
+        3, p);
+    if (!res)
         return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         printf("instance %s: restarted to leave its published HTTP port\n", PQgetvalue(res, i, 2));
         enqueue_push_on(th, PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
@@ -309,10 +306,8 @@ int admin_sync_routes(void)
 
     if (!pg)
         return 1;
-    res = PQexec(pg, "SELECT name FROM nodes ORDER BY name");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("cannot read the nodes: %s", PQresultErrorMessage(res));
-        PQclear(res);
+    if (!(res = db_run(pg, "cannot read the nodes", "SELECT name FROM nodes ORDER BY name", 0,
+                       NULL))) {
         PQfinish(pg);
         return 1;
     }
@@ -354,15 +349,13 @@ int admin_sync_routes(void)
             rc = 1;
             goto out;
         }
-        ins = PQexecParams(pg,
+        ins = db_run(pg, "cannot queue a routes_sync job",
                            "WITH j AS (INSERT INTO jobs (id, kind, node) VALUES ($1, $3, $2))"
                            " INSERT INTO audit_log (actor, action, target_type, target_id,"
                            " outcome, details) VALUES ('berth-api --sync-routes', 'routes.sync',"
                            " 'node', $2, 'ok', jsonb_build_object('job', $1::text))",
-                           3, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
-            log_error("cannot queue the job for node %s: %s", node, PQresultErrorMessage(ins));
-            PQclear(ins);
+                           3, p);
+        if (!ins) {
             rc = 1;
             goto out;
         }

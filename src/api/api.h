@@ -101,8 +101,9 @@ void proxy_auth_forget(void);    /* drop the cached proxy decisions (any change)
 void metrics_get(struct req *r); /* GET /metrics, loopback scrapers (nginx allows 127.0.0.1) */
 /* Count one response for /metrics (server.c, after every request). */
 void metrics_observe(int status, long duration_ms);
-/* Accounts (accounts.c, users.c, tokens.c, audit.c, stats.c). */
+/* Accounts (session.c, users.c, tokens.c, ssh_keys.c, auditlog.c, stats.c). */
 void accounts_login(struct req *r);
+void accounts_password(struct req *r); /* a user changes their own password */
 void accounts_logout(struct req *r);
 void accounts_me(struct req *r);
 void users_list(struct req *r);
@@ -119,7 +120,8 @@ void stats_nodes(struct req *r);
 void ssh_keys_list(struct req *r);
 void ssh_keys_create(struct req *r);
 void ssh_keys_delete(struct req *r);
-/* Lifecycle (templates.c, instances.c, volumes.c, jobs.c). */
+/* Lifecycle (templates.c, instances.c, instance_create.c, instance_rpc.c, volumes.c,
+ * jobs.c). */
 void templates_list(struct req *r);
 void templates_get(struct req *r);
 void templates_create(struct req *r);

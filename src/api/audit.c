@@ -72,6 +72,15 @@ int audit_ok(struct req *r, json_t *details)
     return audit_row(r, "ok", details);
 }
 
+bool audit_commit(struct req *r, json_t *details)
+{
+    if (audit_ok(r, details) < 0) {
+        req_unavailable(r, "the change could not be stored");
+        return false;
+    }
+    return req_commit(r);
+}
+
 const char *audit_outcome(int status, const char *code, const char *field)
 {
     if (status >= 500)

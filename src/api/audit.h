@@ -39,6 +39,9 @@ int audit_row(struct req *r, const char *outcome, json_t *details)
     __attribute__((warn_unused_result));
 /* audit_row(r, "ok", details). */
 int audit_ok(struct req *r, json_t *details) __attribute__((warn_unused_result));
+/* The end of an accepted change: its "ok" row (details stolen), then COMMIT.
+ * false after rolling back and answering 503. */
+bool audit_commit(struct req *r, json_t *details) __attribute__((warn_unused_result));
 
 /*
  * Refuse r: roll back its open transaction, write the audit row of the

@@ -74,8 +74,6 @@ int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
     __attribute__((warn_unused_result));
 const char *auth_role_name(enum role role);
 
-/* POST /api/v1/auth/password (accounts.c): a user changes their own password. */
-void accounts_password(struct req *r);
 bool auth_role_parse(const char *s, enum role *out);
 
 #endif

@@ -67,6 +67,18 @@ bool db_exec(PGconn *pg, const char *sql)
     return ok;
 }
 
+PGresult *db_run(PGconn *pg, const char *what, const char *sql, int n, const char *const *p)
+{
+    PGresult *res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    log_warn("%s: %s", what, PQresultErrorMessage(res));
+    PQclear(res);
+    return NULL;
+}
+
 const char *db_sqlstate(const PGresult *res)
 {
     const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -166,4 +178,14 @@ bool req_commit(struct req *r)
     }
     PQclear(res);
     return ok;
+}
+
+void http_send_items(struct req *r, PGresult *res)
+{
+    json_t *items = json_array();
+
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(items, db_json_col(res, i, 0));
+    PQclear(res);
+    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }

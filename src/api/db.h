@@ -32,12 +32,20 @@ void db_close(struct api_thread *th);
 /* Run a statement without parameters (BEGIN, COMMIT, ROLLBACK): true when it
  * succeeded, else logged. */
 bool db_exec(PGconn *pg, const char *sql);
+/* Run sql with n text parameters on pg, outside any request (the
+ * administrative commands, lookups that answer for themselves): the result
+ * when it succeeded, else NULL after logging `what` and the error. */
+PGresult *db_run(PGconn *pg, const char *what, const char *sql, int n, const char *const *p);
 /* The SQLSTATE of a failed result ("" when none). */
 const char *db_sqlstate(const PGresult *res);
 /* A json column as a new jansson value (NULL on SQL NULL or bad JSON). */
 json_t *db_json_col(PGresult *res, int row, int col);
 /* A text column as a JSON string, or null for SQL NULL. New reference. */
 json_t *db_str_or_null(PGresult *res, int row, int col);
+
+/* Answer r 200 with a one-page list: {"items": [the json column 0 of every
+ * row of res], "next_cursor": null}. res is consumed. */
+void http_send_items(struct req *r, PGresult *res);
 
 /* The connection of r's thread, or NULL after answering 503 itself. */
 PGconn *req_db(struct req *r);

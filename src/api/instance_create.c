@@ -372,13 +372,9 @@ static bool queue_create(struct create *c)
     if (!enqueue_job(c->r, &c->job) || !lc_event(c->r, c->iid, "queued", "create queued"))
         return false;
     audit_target(c->r, c->iid);
-    if (audit_ok(c->r, json_pack("{s:s, s:s, s:s}", "name", c->name, "template",
+    return audit_commit(c->r, json_pack("{s:s, s:s, s:s}", "name", c->name, "template",
                                  json_string_value(json_object_get(c->tmpl, "name")), "job",
-                                 c->job.id)) < 0) {
-        req_unavailable(c->r, "the instance could not be stored");
-        return false;
-    }
-    return req_commit(c->r);
+                                 c->job.id));
 }
 
 void instances_create(struct req *r)

@@ -110,6 +110,16 @@ static void rpc_error(struct req *r, json_t *err)
         http_send_error(r, 503, "unavailable", NULL, "%s", msg ? msg : "Docker is unavailable");
 }
 
+/* Answer r with the worker's answer ans (consumed): its value, or its error. */
+static void rpc_answer(struct req *r, json_t *ans)
+{
+    if (json_object_get(ans, "ok"))
+        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
+    else
+        rpc_error(r, json_object_get(ans, "error"));
+    json_decref(ans);
+}
+
 /* Authorise act on instance id; fills node. false after answering (a
  * refusal audited when r has an audit context). */
 static bool rpc_target(struct req *r, enum authz_action act, char node[64])
@@ -293,11 +303,7 @@ void instances_logs(struct req *r)
                                    "tail", (json_int_t)n),
                          15)))
         return;
-    if (json_object_get(ans, "ok"))
-        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
-    else
-        rpc_error(r, json_object_get(ans, "error"));
-    json_decref(ans);
+    rpc_answer(r, ans);
 }
 
 void instances_stats(struct req *r)
@@ -312,11 +318,7 @@ void instances_stats(struct req *r)
     if (!(ans = rpc_call(r, node,
                          json_pack("{s:s, s:s}", "kind", "stats", "instance_id", r->params[0]), 15)))
         return;
-    if (json_object_get(ans, "ok"))
-        http_send_json(r, 200, json_incref(json_object_get(ans, "ok")));
-    else
-        rpc_error(r, json_object_get(ans, "error"));
-    json_decref(ans);
+    rpc_answer(r, ans);
 }
 
 struct exec_arg {

@@ -214,21 +214,31 @@ void instances_list(struct req *r)
     PQclear(res);
 }
 
-void instances_get(struct req *r)
+/* The actor of r may read instance id (another user's answers as missing):
+ * r's connection, or NULL after answering. */
+static PGconn *readable(struct req *r, const char *id)
 {
     char owner[37], status[16];
     PGconn *pg;
-    json_t *inst;
     int found;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
-        return;
-    if ((found = lc_instance_owner(r, r->params[0], false, owner, status, NULL)) < 0)
-        return;
+    if (auth_require(r) < 0 || !(pg = req_db(r)) ||
+        (found = lc_instance_owner(r, id, false, owner, status, NULL)) < 0)
+        return NULL;
     if (!found || !authz_instance(&r->actor, ACT_READ, owner)) {
         http_send_error(r, 404, "not_found", NULL, "no such instance");
-        return;
+        return NULL;
     }
+    return pg;
+}
+
+void instances_get(struct req *r)
+{
+    PGconn *pg;
+    json_t *inst;
+
+    if (!(pg = readable(r, r->params[0])))
+        return;
     if (!(inst = lc_instance_get(pg, r->params[0]))) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return;
@@ -238,31 +248,18 @@ void instances_get(struct req *r)
 
 void instances_events(struct req *r)
 {
-    char owner[37], status[16];
     const char *p[1] = {r->params[0]};
     PGresult *res;
-    json_t *items;
-    int found;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!readable(r, r->params[0]))
         return;
-    if ((found = lc_instance_owner(r, r->params[0], false, owner, status, NULL)) < 0)
-        return;
-    if (!found || !authz_instance(&r->actor, ACT_READ, owner)) {
-        http_send_error(r, 404, "not_found", NULL, "no such instance");
-        return;
-    }
     if (!(res = req_q(r,
                       "SELECT json_build_object('at', " SQL_TS("at") ", 'kind', kind, 'message',"
                       " message)::text FROM (SELECT * FROM instance_events WHERE instance_id = $1"
                       " ORDER BY id DESC LIMIT 500) e ORDER BY id",
                       1, p)))
         return;
-    items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, db_json_col(res, i, 0));
-    PQclear(res);
-    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+    http_send_items(r, res);
 }
 
 /* ---- start / stop / restart / delete ---- */
@@ -363,12 +360,7 @@ static void action(struct req *r, enum job_kind kind)
     snprintf(evmsg, sizeof(evmsg), "%s queued", verb);
     if (!enqueue_job(r, &job) || !lc_event(r, id, "queued", evmsg))
         return;
-    if (audit_ok(r, json_pack("{s:s, s:b}", "job", job.id, "delete_volumes", delete_volumes)) <
-        0) {
-        req_unavailable(r, "the job could not be queued");
-        return;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, json_pack("{s:s, s:b}", "job", job.id, "delete_volumes", delete_volumes)))
         return;
     enqueue_push(r, node, job.id); /* the node that runs the instance */
     resp = json_pack("{s:o, s:o}", "instance", lc_instance_get(pg, id), "job",

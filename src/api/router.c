@@ -26,7 +26,7 @@ static const struct route routes[] = {
     {"GET", "/_berth/to-workspace", workspace_redirect},
     {"GET", "/api/v1/auth/workspace", workspace_login},
     {"GET", "/metrics", metrics_get},
-    /* accounts (accounts.c, users.c, tokens.c, audit.c, stats.c) */
+    /* accounts (session.c, users.c, tokens.c, ssh_keys.c, auditlog.c, stats.c) */
     {"POST", "/api/v1/auth/login", accounts_login},
     {"POST", "/api/v1/auth/logout", accounts_logout},
     {"GET", "/api/v1/auth/me", accounts_me},
@@ -45,7 +45,8 @@ static const struct route routes[] = {
     {"GET", "/api/v1/ssh-keys", ssh_keys_list},
     {"POST", "/api/v1/ssh-keys", ssh_keys_create},
     {"DELETE", "/api/v1/ssh-keys/{id}", ssh_keys_delete},
-    /* lifecycle (templates.c, instances.c, volumes.c, jobs.c) */
+    /* lifecycle (templates.c, instances.c, instance_create.c, instance_rpc.c, volumes.c,
+     * jobs.c) */
     {"GET", "/api/v1/templates", templates_list},
     {"POST", "/api/v1/templates", templates_create},
     {"GET", "/api/v1/templates/{id}", templates_get},

@@ -508,11 +508,7 @@ void accounts_password(struct req *r)
     res = NULL;
     d = json_pack("{s:s, s:b, s:I, s:I}", "password", "changed", "revoke_tokens", revoke,
                   "tokens_revoked", (json_int_t)ntok, "sessions_ended", (json_int_t)nses);
-    if (audit_ok(r, d) < 0) {
-        req_unavailable(r, "the change could not be stored");
-        goto out;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, d))
         goto out;
     http_send_json(r, 200,
                    json_pack("{s:I, s:I}", "tokens_revoked", (json_int_t)ntok, "sessions_ended",
@@ -543,11 +539,7 @@ void accounts_logout(struct req *r)
     if (!req_begin(r) || !(res = req_q(r, "DELETE FROM sessions WHERE token_hash = $1", 1, p)))
         return;
     PQclear(res);
-    if (audit_ok(r, NULL) < 0) {
-        req_unavailable(r, "the session could not be ended");
-        return;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, NULL))
         return;
     session_cookie(hdr, sizeof(hdr), r, "", 0);
     http_send_empty(r, 204, hdr);

@@ -319,11 +319,7 @@ void ssh_keys_create(struct req *r)
     }
     if (!queue_sync(r, r->actor.user_id, &ks))
         goto out;
-    if (audit_ok(r, json_pack("{s:s, s:s}", "type", type, "fingerprint", fp)) < 0) {
-        req_unavailable(r, "the key could not be stored");
-        goto out;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, json_pack("{s:s, s:s}", "type", type, "fingerprint", fp)))
         goto out;
     push_sync(r, &ks);
     http_send_json(r, 201, key_json(res, 0));
@@ -349,11 +345,7 @@ void ssh_keys_delete(struct req *r)
     PQclear(res);
     if (!queue_sync(r, owner, &ks))
         return;
-    if (audit_ok(r, NULL) < 0) {
-        req_unavailable(r, "the key could not be removed");
-        return;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, NULL))
         return;
     push_sync(r, &ks);
     http_send_empty(r, 204, NULL);

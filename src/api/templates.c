@@ -98,7 +98,6 @@ static void tparams_free(struct tparams *tp)
 void templates_list(struct req *r)
 {
     PGresult *res;
-    json_t *items;
 
     if (auth_require(r) < 0 || !req_db(r))
         return;
@@ -109,11 +108,7 @@ void templates_list(struct req *r)
     if (!(res = req_q(r, "SELECT " TEMPLATE_JSON "::text FROM templates t ORDER BY t.name LIMIT 500",
                       0, NULL)))
         return;
-    items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, db_json_col(res, i, 0));
-    PQclear(res);
-    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+    http_send_items(r, res);
 }
 
 void templates_get(struct req *r)
@@ -169,17 +164,14 @@ static void store(struct req *r, json_t *t, const char *id, bool create)
         return;
     }
     PQclear(res);
-    if (audit_ok(r, json_pack("{s:s, s:s}", "name", json_string_value(json_object_get(t, "name")),
-                              "image", json_string_value(json_object_get(t, "image")))) < 0) {
-        req_unavailable(r, "the template could not be stored");
-        return;
-    }
     if (!(res = load(r, id, false)))
         return;
-    if (PQntuples(res) == 1 && req_commit(r))
-        http_send_json(r, create ? 201 : 200, db_json_col(res, 0, 0));
-    else if (PQntuples(res) != 1)
+    if (PQntuples(res) != 1)
         req_unavailable(r, "the template could not be stored");
+    else if (audit_commit(r, json_pack("{s:s, s:s}", "name",
+                                       json_string_value(json_object_get(t, "name")), "image",
+                                       json_string_value(json_object_get(t, "image")))))
+        http_send_json(r, create ? 201 : 200, db_json_col(res, 0, 0));
     PQclear(res);
 }
 
@@ -305,10 +297,6 @@ void templates_delete(struct req *r)
     if (!(res = req_q(r, "DELETE FROM templates WHERE id = $1", 1, p)))
         return;
     PQclear(res);
-    if (audit_ok(r, NULL) < 0) {
-        req_unavailable(r, "the template could not be deleted");
-        return;
-    }
-    if (req_commit(r))
+    if (audit_commit(r, NULL))
         http_send_empty(r, 204, NULL);
 }

@@ -139,12 +139,8 @@ void tokens_create(struct req *r)
                       TOKEN_COLS,
                       5, p)))
         goto out;
-    if (audit_ok(r, json_pack("{s:s, s:s?}", "name", name, "expires_in_days",
-                              days[0] ? days : NULL)) < 0) {
-        req_unavailable(r, "the token could not be stored");
-        goto out;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, json_pack("{s:s, s:s?}", "name", name, "expires_in_days",
+                              days[0] ? days : NULL)))
         goto out;
     t = token_json(res, 0);
     json_object_set_new(t, "token", json_string(token));
@@ -170,10 +166,6 @@ void tokens_delete(struct req *r)
         !(res = req_q(r, "DELETE FROM api_tokens WHERE id = $1", 1, p)))
         return;
     PQclear(res);
-    if (audit_ok(r, NULL) < 0) {
-        req_unavailable(r, "the token could not be revoked");
-        return;
-    }
-    if (req_commit(r))
+    if (audit_commit(r, NULL))
         http_send_empty(r, 204, NULL);
 }

@@ -57,6 +57,24 @@ static bool require_admin(struct req *r)
     return false;
 }
 
+/* The start of an admin's change of user id: authenticated, audited as
+ * action on the user, by an admin, of a well-formed id. false after
+ * answering. */
+static bool user_change(struct req *r, const char *action, const char *id)
+{
+    if (auth_require(r) < 0 || !req_db(r))
+        return false;
+    audit_begin(r, action, "user", NULL);
+    if (!require_admin(r))
+        return false;
+    if (!valid_uuid(id)) {
+        refuse(r, 404, "not_found", NULL, "no such user");
+        return false;
+    }
+    audit_target(r, id);
+    return true;
+}
+
 /* Run a statement of r's transaction whose result is not needed; false after
  * answering 503. */
 static bool exec_p(struct req *r, const char *sql, const char *id)
@@ -163,12 +181,7 @@ void users_create(struct req *r)
         refuse(r, 409, "conflict", "username", "a user named '%s' already exists", username);
         goto out;
     }
-    if (audit_ok(r, json_pack("{s:s, s:s}", "username", username, "role", auth_role_name(role))) <
-        0) {
-        req_unavailable(r, "the user could not be stored");
-        goto out;
-    }
-    if (req_commit(r))
+    if (audit_commit(r, json_pack("{s:s, s:s}", "username", username, "role", auth_role_name(role))))
         http_send_json(r, 201, acct_user_json(res, 0, 0));
 out:
     explicit_bzero(hash, sizeof(hash));
@@ -276,16 +289,8 @@ void users_patch(struct req *r)
     bool has_role = false, has_disabled = false, disabled = false, revoke = false;
     int was_admin, none;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!user_change(r, "user.update", id))
         return;
-    audit_begin(r, "user.update", "user", NULL);
-    if (!require_admin(r))
-        return;
-    if (!valid_uuid(id)) {
-        refuse(r, 404, "not_found", NULL, "no such user");
-        return;
-    }
-    audit_target(r, id);
     if (!(body = req_body(r, allowed)))
         return;
     if ((v = json_object_get(body, "password")) && !check_password(r, v))
@@ -366,11 +371,7 @@ void users_patch(struct req *r)
         else
             json_object_set(d, key, v);
     }
-    if (audit_ok(r, d) < 0) {
-        req_unavailable(r, "the change could not be stored");
-        goto out;
-    }
-    if (req_commit(r))
+    if (audit_commit(r, d))
         http_send_json(r, 200, acct_user_json(res, 0, 0));
 out:
     explicit_bzero(hash, sizeof(hash));
@@ -387,16 +388,8 @@ void users_delete(struct req *r)
     PGresult *res = NULL;
     int is_admin, none;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!user_change(r, "user.delete", id))
         return;
-    audit_begin(r, "user.delete", "user", NULL);
-    if (!require_admin(r))
-        return;
-    if (!valid_uuid(id)) {
-        refuse(r, 404, "not_found", NULL, "no such user");
-        return;
-    }
-    audit_target(r, id);
     if (req_query(r, "delete_volumes", buf, sizeof(buf))) {
         if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0) {
             refuse(r, 400, "invalid_field", "delete_volumes",
@@ -430,11 +423,6 @@ void users_delete(struct req *r)
         !exec_p(r, "DELETE FROM sessions WHERE user_id = $1", id) ||
         !exec_p(r, "DELETE FROM api_tokens WHERE user_id = $1", id) || !enqueue_job(r, &job))
         return;
-    if (audit_ok(r, json_pack("{s:s, s:b}", "job", job.id, "delete_volumes", delete_volumes)) <
-        0) {
-        req_unavailable(r, "the deletion could not be queued");
-        return;
-    }
     {
         const char *p[1] = {job.id};
         if (!(res = req_q(r,
@@ -443,7 +431,8 @@ void users_delete(struct req *r)
                           1, p)))
             return;
     }
-    if (!req_commit(r)) {
+    if (!audit_commit(r, json_pack("{s:s, s:b}", "job", job.id, "delete_volumes",
+                                   delete_volumes))) {
         PQclear(res);
         return;
     }

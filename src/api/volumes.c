@@ -3,7 +3,7 @@
  *   GET    /api/v1/volumes        own (admin: ?all=true)
  *   DELETE /api/v1/volumes/{id}   owner, admin -> 202 job; 409 while attached
  *
- * Volume rows are made with their instance (instances.c) and kept when it is
+ * Volume rows are made with their instance (instance_create.c) and kept when it is
  * deleted unless asked otherwise; the Docker volume `berth-<id>` is removed by
  * the worker's volume_delete job, which then stamps deleted_at.
  */
@@ -100,11 +100,7 @@ void volumes_delete(struct req *r)
     job.user_id = owner;
     if (!enqueue_job(r, &job))
         return;
-    if (audit_ok(r, json_pack("{s:s}", "job", job.id)) < 0) {
-        req_unavailable(r, "the deletion could not be queued");
-        return;
-    }
-    if (!req_commit(r))
+    if (!audit_commit(r, json_pack("{s:s}", "job", job.id)))
         return;
     enqueue_push(r, node, job.id);
     if (!(ans = lc_job_get(pg, job.id))) {

@@ -63,7 +63,7 @@ int wsp_auth_token(PGconn *pg, const char *token, const char *instance_id, struc
     snprintf(idle, sizeof(idle), "%ld", api_cfg.session_idle_s);
     /* The UI session it came from must still be live; using the workspace
      * keeps that session from going idle (at most one write a minute). */
-    res = PQexecParams(pg,
+    res = db_run(pg, "workspace session lookup",
                        "WITH w AS (SELECT w.session_hash, u.id, u.username, u.role"
                        " FROM workspace_sessions w JOIN sessions s ON s.token_hash = w.session_hash"
                        " JOIN users u ON u.id = w.user_id"
@@ -73,11 +73,9 @@ int wsp_auth_token(PGconn *pg, const char *token, const char *instance_id, struc
                        " WHERE token_hash = (SELECT session_hash FROM w) AND last_seen_at <"
                        " now() - interval '60 seconds')"
                        " SELECT id, username, role FROM w",
-                       3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+                       3, p);
+    if (!res)
         return -1;
-    }
     if (PQntuples(res) == 1) {
         a->authenticated = true;
         util_strlcpy(a->user_id, PQgetvalue(res, 0, 0), sizeof(a->user_id));
@@ -98,14 +96,11 @@ int wsp_instance_names(PGconn *pg, const char *id, char user[33], char inst[33],
     int found = 0;
     if (!valid_uuid(id))
         return 0;
-    res = PQexecParams(pg,
+    if (!(res = db_run(pg, "instance lookup",
                        "SELECT u.username, i.name, i.user_id FROM instances i JOIN users u ON"
                        " u.id = i.user_id WHERE i.id = $1 AND i.status <> 'deleted'",
-                       1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+                       1, p)))
         return -1;
-    }
     if (PQntuples(res) == 1) {
         util_strlcpy(user, PQgetvalue(res, 0, 0), 33);
         util_strlcpy(inst, PQgetvalue(res, 0, 1), 33);
@@ -137,13 +132,11 @@ void workspace_login(struct req *r)
     char id[40], path[PATH_MAX_LEN + 1], user[33], inst[33], owner[37], hash[65], cookie[129];
     char code[65], code_hash[65], origin[400], url[PATH_MAX_LEN * 3 + 600], base[80];
     struct actor a;
-    PGconn *pg = db_conn(r->th);
+    PGconn *pg = req_db(r);
     int found;
 
-    if (!pg) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!pg)
         return;
-    }
     if (!req_query(r, "instance", id, sizeof(id)) || !valid_uuid(id)) {
         http_send_error(r, 400, "invalid_field", "instance", "instance must be an instance id");
         return;
@@ -203,18 +196,15 @@ void workspace_login(struct req *r)
     util_sha256_hex(code, strlen(code), code_hash);
     {
         const char *p[5] = {code_hash, hash, r->actor.user_id, id, path};
-        PGresult *res = PQexecParams(
-            pg,
+        PGresult *res = req_q(
+            r,
             "WITH gc AS (DELETE FROM workspace_codes WHERE expires_at < now() - interval '1 hour')"
             " INSERT INTO workspace_codes (code_hash, session_hash, user_id, instance_id, path,"
             " expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '" CODE_TTL_S " seconds')",
-            5, NULL, p, NULL, NULL, 0);
-        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-        PQclear(res);
-        if (!ok) {
-            http_send_error(r, 503, "unavailable", NULL, "the sign-in code could not be stored");
+            5, p);
+        if (!res)
             return;
-        }
+        PQclear(res);
     }
     explicit_bzero(cookie, sizeof(cookie));
     snprintf(url, sizeof(url), "%s/_berth/session?code=%s", origin, code);
@@ -228,14 +218,11 @@ void workspace_session(struct req *r)
     char code[80], code_hash[65], token[65], thash[65], origin[400];
     char path[PATH_MAX_LEN + 1], user[33], inst[33], iid[37], uid[37], shash[65];
     char hdr[PATH_MAX_LEN + 600];
-    PGconn *pg = db_conn(r->th);
     PGresult *res;
     bool fresh;
 
-    if (!pg) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (!req_db(r))
         return;
-    }
     if (!req_query(r, "code", code, sizeof(code)) || strlen(code) != 64) {
         http_send_error(r, 400, "bad_request", NULL, "this sign-in link is not valid");
         return;
@@ -245,18 +232,15 @@ void workspace_session(struct req *r)
     {
         const char *p[1] = {code_hash};
         /* single use: the row goes whether or not it is still fresh */
-        res = PQexecParams(pg,
-                           "WITH c AS (DELETE FROM workspace_codes WHERE code_hash = $1 RETURNING"
-                           " session_hash, user_id, instance_id, path, expires_at > now() AS fresh)"
-                           " SELECT c.session_hash, c.user_id, c.instance_id, c.path, c.fresh,"
-                           " u.username, i.name FROM c JOIN instances i ON i.id = c.instance_id"
-                           " JOIN users u ON u.id = i.user_id WHERE i.status <> 'deleted'",
-                           1, NULL, p, NULL, NULL, 0);
-    }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
-        return;
+        if (!(res = req_q(r,
+                          "WITH c AS (DELETE FROM workspace_codes WHERE code_hash = $1 RETURNING"
+                          " session_hash, user_id, instance_id, path, expires_at > now() AS"
+                          " fresh) SELECT c.session_hash, c.user_id, c.instance_id, c.path,"
+                          " c.fresh, u.username, i.name FROM c JOIN instances i ON i.id ="
+                          " c.instance_id JOIN users u ON u.id = i.user_id WHERE i.status <>"
+                          " 'deleted'",
+                          1, p)))
+            return;
     }
     if (PQntuples(res) != 1) {
         PQclear(res);
@@ -293,16 +277,12 @@ void workspace_session(struct req *r)
     util_sha256_hex(token, strlen(token), thash);
     {
         const char *p[4] = {thash, shash, uid, iid};
-        res = PQexecParams(pg,
-                           "INSERT INTO workspace_sessions (token_hash, session_hash, user_id,"
-                           " instance_id) SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM"
-                           " sessions WHERE token_hash = $2 AND expires_at > now())",
-                           4, NULL, p, NULL, NULL, 0);
-    }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        PQclear(res);
-        http_send_error(r, 503, "unavailable", NULL, "the workspace session could not be stored");
-        return;
+        if (!(res = req_q(r,
+                          "INSERT INTO workspace_sessions (token_hash, session_hash, user_id,"
+                          " instance_id) SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM"
+                          " sessions WHERE token_hash = $2 AND expires_at > now())",
+                          4, p)))
+            return;
     }
     if (strcmp(PQcmdTuples(res), "1") != 0) {
         PQclear(res);
