@@ -415,3 +415,13 @@ enum docker_disk docker_disk_limits(const char *info, size_t len, char *desc, si
     json_decref(v);
     return d;
 }
+
+bool docker_storage_opt_refused(int status, const char *body, size_t len)
+{
+    char msg[600];
+    if (status < 400)
+        return false;
+    worker_docker_message(body, len, msg, sizeof(msg));
+    return strcasestr(msg, "storage-opt") || strcasestr(msg, "storage opt") ||
+           strcasestr(msg, "storageopt");
+}

@@ -7,6 +7,7 @@
 #define BERTH_WORKER_DOCKER_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Engine API version berth speaks; Debian 12's dockerd 20.10 serves 1.41. */
@@ -94,6 +95,11 @@ void worker_docker_message(const char *body, size_t len, char *out, size_t outle
  */
 enum docker_disk { DOCKER_DISK_UNKNOWN, DOCKER_DISK_NO, DOCKER_DISK_MAYBE, DOCKER_DISK_YES };
 enum docker_disk docker_disk_limits(const char *info, size_t len, char *desc, size_t desclen);
+
+/* True when a create's answer is Docker refusing HostConfig.StorageOpt
+ * (dockerd 20.10 on overlay2 without xfs pquota: 500 "--storage-opt is
+ * supported only for overlay over xfs with 'pquota' mount option"). */
+bool docker_storage_opt_refused(int status, const char *body, size_t len);
 
 /* Requests in flight. */
 int docker_inflight(const struct docker *d);

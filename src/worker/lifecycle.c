@@ -387,12 +387,10 @@ static bool disk_unsupported(struct job *j)
 static bool disk_refused(struct job *j, int status, const char *body, size_t len)
 {
     char msg[600], why[900];
-    if (status < 400 || json_integer_value(json_object_get(j->spec, "disk_mb")) <= 0)
+    if (json_integer_value(json_object_get(j->spec, "disk_mb")) <= 0 ||
+        !docker_storage_opt_refused(status, body, len))
         return false;
     worker_docker_message(body, len, msg, sizeof(msg));
-    if (!strcasestr(msg, "storage-opt") && !strcasestr(msg, "storage opt") &&
-        !strcasestr(msg, "storageopt") && !strcasestr(msg, "quota"))
-        return false;
     snprintf(why, sizeof(why),
              "the template's disk_mb (%lld) cannot be enforced on node %s: Docker refused the size"
              " limit: %s",

@@ -105,5 +105,15 @@ int main(void)
                   "/info %s: disk limits %d (%s)", infos[i].info, (int)d, desc);
         }
     }
+    {
+        static const char refusal[] =
+            "{\"message\":\"--storage-opt is supported only for overlay over xfs with 'pquota' mount option\"}";
+        static const char other[] = "{\"message\":\"No such image: berth-demo/none:1\"}";
+        CHECK(docker_storage_opt_refused(500, refusal, strlen(refusal)),
+              "Docker's refusal of StorageOpt (overlay2 without xfs pquota) is recognised");
+        CHECK(!docker_storage_opt_refused(404, other, strlen(other)) &&
+                  !docker_storage_opt_refused(201, refusal, strlen(refusal)),
+              "... and told from other failures and from success");
+    }
     return CHECK_DONE();
 }
