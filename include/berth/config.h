@@ -53,6 +53,8 @@ struct berth_config {
     long job_timeout_s;
     long reconcile_s;
     long orphan_grace_s;
+    char container_log_max_size[16]; /* json-file max-size: "10m" */
+    long container_log_max_files;    /* json-file max-file */
     /* berthctl */
     char url[CONF_STR_MAX];
 };

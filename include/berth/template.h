@@ -19,6 +19,21 @@
 #define TMPL_MAX_OPEN_PATH 512 /* open_path, bytes */
 #define TMPL_MAX_DESCRIPTION 1000
 #define TMPL_MAX_IMAGE 255
+#define TMPL_MAX_DISK_MB 1048576 /* disk_mb: 1 TiB */
+
+/*
+ * Linux capabilities a template may add back (every container drops all of
+ * them first): the ones a root process in an ordinary image uses -- file
+ * ownership and modes, switching users (sshd, su), chroot (sshd's privilege
+ * separation), signals to its own processes, ports below 1024, audit records
+ * of logins. Nothing here reaches past the container's own files and
+ * processes; SYS_ADMIN, NET_ADMIN, NET_RAW, MKNOD, SYS_PTRACE, SYS_MODULE and
+ * the rest are refused. Names as Docker takes them, without "CAP_".
+ */
+#define TMPL_CAPABILITIES                                                                          \
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE",  \
+        "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP"
+#define TMPL_MAX_CAPS 11
 
 /*
  * Check a complete template object (every field of API.md but id/created_at,
@@ -34,6 +49,9 @@ bool tmpl_image_ok(const char *s);
 
 /* An absolute container path without "..", "//" or control characters. */
 bool tmpl_mount_path_ok(const char *s);
+
+/* A capability of the allow-list above (exact, upper case, no "CAP_"). */
+bool tmpl_capability_ok(const char *s);
 
 /* An environment variable name: [A-Za-z_][A-Za-z0-9_]{0,127}. */
 bool tmpl_env_name_ok(const char *s);

@@ -19,9 +19,11 @@
 #include "berth/keys.h"
 #include "berth/log.h"
 #include "berth/protocol.h"
+#include "berth/template.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "enqueue.h"
+#include "instances.h"
 #include "password.h"
 
 static PGconn *connect_or_say(void)
@@ -152,12 +154,9 @@ out:
     return rc;
 }
 
-/* Compact JSON text of an object member, "{}" when absent. Caller frees. */
-static char *dump_object(const json_t *v)
-{
-    return v ? json_dumps(v, JSON_COMPACT) : strdup("{}");
-}
-
+/* Each entry is checked by the API's own rules (tmpl_validate: defaults,
+ * capabilities from the allow-list, every field) and written as POST
+ * /api/v1/templates writes it; a name already present is left as it is. */
 int admin_seed_templates(const char *file)
 {
     json_error_t jerr;
@@ -178,69 +177,39 @@ int admin_seed_templates(const char *file)
     }
     json_array_foreach(arr, i, t)
     {
-        char id[37], *ports = NULL, *vols = NULL, *env = NULL, *cmd = NULL;
-        char http_port[16] = "", ssh_port[16] = "", cpus[32], mem[32], pids[32];
-        const char *name = json_string_value(json_object_get(t, "name"));
-        const char *image = json_string_value(json_object_get(t, "image"));
-        const char *p[15];
+        char id[37], msg[300];
+        const char *field = NULL;
+        json_t *c = json_deep_copy(t);
         PGresult *res;
 
-        if (!valid_name(name) || !image || util_uuid(id) < 0) {
-            log_error("%s: template %zu needs a valid name and an image", file, i);
+        if (c) {
+            json_object_del(c, "id");
+            json_object_del(c, "created_at");
+            json_object_del(c, "updated_at");
+        }
+        if (!c || tmpl_validate(c, &field, msg, sizeof(msg)) < 0) {
+            log_error("%s: template %zu (%s): %s: %s", file, i,
+                      json_string_value(json_object_get(t, "name")) ?: "no name",
+                      field ? field : "template", c ? msg : "out of memory");
+            json_decref(c);
             rc = 2;
             continue;
         }
-        if (json_is_integer(json_object_get(t, "http_port")))
-            snprintf(http_port, sizeof(http_port), "%lld",
-                     json_integer_value(json_object_get(t, "http_port")));
-        if (json_is_integer(json_object_get(t, "ssh_port")))
-            snprintf(ssh_port, sizeof(ssh_port), "%lld",
-                     json_integer_value(json_object_get(t, "ssh_port")));
-        snprintf(cpus, sizeof(cpus), "%g",
-                 json_is_number(json_object_get(t, "cpus")) ? json_number_value(json_object_get(t, "cpus")) : 1.0);
-        snprintf(mem, sizeof(mem), "%lld",
-                 json_is_integer(json_object_get(t, "memory_mb")) ? json_integer_value(json_object_get(t, "memory_mb")) : 256);
-        snprintf(pids, sizeof(pids), "%lld",
-                 json_is_integer(json_object_get(t, "pids_limit")) ? json_integer_value(json_object_get(t, "pids_limit")) : 256);
-        ports = dump_object(json_object_get(t, "ports"));
-        vols = dump_object(json_object_get(t, "volumes"));
-        env = dump_object(json_object_get(t, "env"));
-        if (json_is_array(json_object_get(t, "command")))
-            cmd = json_dumps(json_object_get(t, "command"), JSON_COMPACT);
-        p[0] = id;
-        p[1] = name;
-        p[2] = json_string_value(json_object_get(t, "description"));
-        p[3] = image;
-        p[4] = http_port[0] ? http_port : NULL;
-        p[5] = json_string_value(json_object_get(t, "proxy_mode"));
-        p[6] = ports;
-        p[7] = ssh_port[0] ? ssh_port : NULL;
-        p[8] = vols;
-        p[9] = env;
-        p[10] = cmd;
-        p[11] = cpus;
-        p[12] = mem;
-        p[13] = pids;
-        p[14] = json_string_value(json_object_get(t, "restart_policy"));
-        res = PQexecParams(
-            pg,
-            "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
-            " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy)"
-            " VALUES ($1, $2, coalesce($3, ''), $4, $5, coalesce($6, 'strip'), $7, $8, $9, $10,"
-            " $11, $12, $13, $14, coalesce($15, 'unless-stopped'))"
-            " ON CONFLICT (name) DO NOTHING",
-            15, NULL, p, NULL, NULL, 0);
+        if (util_uuid(id) < 0 || !(res = lc_template_write(pg, c, id, LC_TEMPLATE_SEED))) {
+            log_error("%s: template %zu: out of memory", file, i);
+            json_decref(c);
+            rc = 1;
+            continue;
+        }
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            log_error("template %s: %s", name, PQresultErrorMessage(res));
+            log_error("template %s: %s", json_string_value(json_object_get(c, "name")),
+                      PQresultErrorMessage(res));
             rc = 1;
         } else if (strcmp(PQcmdTuples(res), "0") != 0) {
             added++;
         }
         PQclear(res);
-        free(ports);
-        free(vols);
-        free(env);
-        free(cmd);
+        json_decref(c);
     }
     if (rc == 0)
         log_info("templates seeded: %d added", added);

@@ -41,7 +41,8 @@
     " 'berth-' || v.id) ORDER BY v.name) FROM volumes v WHERE v.instance_id = i.id AND"           \
     " v.deleted_at IS NULL), '[]'::json), 'error', i.error, 'cpus', i.cpus, 'memory_mb',"         \
     " i.memory_mb, 'http_port', i.spec->'http_port', 'ssh_port', i.spec->'ssh_port',"             \
-    " 'open_path', i.spec->'open_path',"                                                           \
+    " 'open_path', i.spec->'open_path', 'capabilities', coalesce(i.spec->'capabilities',"         \
+    " '[]'::jsonb), 'disk_mb', coalesce(i.spec->'disk_mb', '0'::jsonb),"                           \
     " 'created_at', " SQL_TS("i.created_at") ", 'started_at', " SQL_TS("i.started_at")            \
     ", 'stopped_at', " SQL_TS("i.stopped_at") ", 'last_active_at', " SQL_TS("i.last_active_at")   \
     ")::text"

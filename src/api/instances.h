@@ -22,6 +22,7 @@
     " 'ssh_port', t.ssh_port, 'volumes', t.volumes, 'env', t.env, 'command', t.command,"          \
     " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
     " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'open_path', t.open_path,"           \
+    " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb,"                                        \
     " 'created_at', " SQL_TS("t.created_at")                                                      \
     ", 'updated_at', " SQL_TS("t.updated_at") ")"
 
@@ -31,6 +32,14 @@
     " j.volume_id, 'status', j.status, 'attempts', j.attempts, 'error', j.error, 'created_at', "   \
     SQL_TS("j.created_at") ", 'started_at', " SQL_TS("j.started_at") ", 'finished_at', "           \
     SQL_TS("j.finished_at") ")"
+
+/* Write a template tmpl_validate() accepted, under id: a new row, an update
+ * of row id, or a seed (a new row unless one has its name: ON CONFLICT DO
+ * NOTHING). PostgreSQL's answer (the caller clears it), NULL when out of
+ * memory. */
+enum lc_template_write { LC_TEMPLATE_CREATE, LC_TEMPLATE_UPDATE, LC_TEMPLATE_SEED };
+PGresult *lc_template_write(PGconn *pg, const json_t *t, const char *id,
+                            enum lc_template_write how);
 
 /* The instance object for instance id (any status), or NULL. New reference. */
 json_t *lc_instance_get(PGconn *pg, const char *id);

@@ -38,21 +38,22 @@ static PGresult *load(struct req *r, const char *key, bool lock)
 
 /* SQL parameter texts of a validated template. */
 struct tparams {
-    char *ports, *vols, *env, *cmd;
-    char http[16], ssh[16], cpus[32], mem[24], pids[24], idle[24];
-    const char *p[17];
+    char *ports, *vols, *env, *cmd, *caps;
+    char http[16], ssh[16], cpus[32], mem[24], pids[24], idle[24], disk[24];
+    const char *p[19];
 };
 
-static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
+static int tparams_fill(struct tparams *tp, const json_t *t, const char *id)
 {
     json_t *v;
     memset(tp, 0, sizeof(*tp));
     tp->ports = json_dumps(json_object_get(t, "ports"), JSON_COMPACT);
     tp->vols = json_dumps(json_object_get(t, "volumes"), JSON_COMPACT);
     tp->env = json_dumps(json_object_get(t, "env"), JSON_COMPACT);
+    tp->caps = json_dumps(json_object_get(t, "capabilities"), JSON_COMPACT);
     v = json_object_get(t, "command");
     tp->cmd = json_is_array(v) ? json_dumps(v, JSON_COMPACT) : NULL;
-    if (!tp->ports || !tp->vols || !tp->env || (json_is_array(v) && !tp->cmd))
+    if (!tp->ports || !tp->vols || !tp->env || !tp->caps || (json_is_array(v) && !tp->cmd))
         return -1;
     if (json_is_integer(json_object_get(t, "http_port")))
         snprintf(tp->http, sizeof(tp->http), "%lld",
@@ -67,6 +68,8 @@ static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
              (long long)json_integer_value(json_object_get(t, "pids_limit")));
     snprintf(tp->idle, sizeof(tp->idle), "%lld",
              (long long)json_integer_value(json_object_get(t, "idle_timeout_s")));
+    snprintf(tp->disk, sizeof(tp->disk), "%lld",
+             (long long)json_integer_value(json_object_get(t, "disk_mb")));
     tp->p[0] = id;
     tp->p[1] = json_string_value(json_object_get(t, "name"));
     tp->p[2] = json_string_value(json_object_get(t, "description"));
@@ -84,6 +87,8 @@ static int tparams_fill(struct tparams *tp, json_t *t, const char *id)
     tp->p[14] = json_string_value(json_object_get(t, "restart_policy"));
     tp->p[15] = tp->idle;
     tp->p[16] = json_string_value(json_object_get(t, "open_path")); /* NULL: none */
+    tp->p[17] = tp->caps;
+    tp->p[18] = tp->disk;
     return 0;
 }
 
@@ -93,6 +98,44 @@ static void tparams_free(struct tparams *tp)
     free(tp->vols);
     free(tp->env);
     free(tp->cmd);
+    free(tp->caps);
+}
+
+/* capabilities arrive as a JSON array: a text[] in their order */
+#define CAPS_PARAM                                                                                 \
+    "ARRAY(SELECT c FROM jsonb_array_elements_text($18::jsonb) WITH ORDINALITY AS x(c, n)"        \
+    " ORDER BY n)"
+#define INSERT_SQL                                                                                 \
+    "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"          \
+    " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"               \
+    " idle_timeout_s, open_path, capabilities, disk_mb) VALUES ($1, $2, $3, $4, $5, $6,"           \
+    " $7::jsonb, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17, " CAPS_PARAM \
+    ", $19)"
+
+PGresult *lc_template_write(PGconn *pg, const json_t *t, const char *id,
+                            enum lc_template_write how)
+{
+    struct tparams tp;
+    PGresult *res;
+    const char *sql =
+        how == LC_TEMPLATE_CREATE ? INSERT_SQL
+        : how == LC_TEMPLATE_SEED ? INSERT_SQL " ON CONFLICT (name) DO NOTHING"
+                                  : "UPDATE templates SET name = $2, description = $3, image = $4,"
+                                    " http_port = $5, proxy_mode = $6, ports = $7::jsonb,"
+                                    " ssh_port = $8, volumes = $9::jsonb, env = $10::jsonb,"
+                                    " command = $11::jsonb, cpus = $12, memory_mb = $13,"
+                                    " pids_limit = $14, restart_policy = $15,"
+                                    " idle_timeout_s = $16, open_path = $17,"
+                                    " capabilities = " CAPS_PARAM ", disk_mb = $19,"
+                                    " updated_at = now() WHERE id = $1";
+
+    if (tparams_fill(&tp, t, id) < 0) {
+        tparams_free(&tp);
+        return NULL;
+    }
+    res = PQexecParams(pg, sql, 19, NULL, tp.p, NULL, NULL, 0);
+    tparams_free(&tp);
+    return res;
 }
 
 void templates_list(struct req *r)
@@ -134,33 +177,25 @@ void templates_get(struct req *r)
  * has opened the transaction. */
 static void store(struct req *r, json_t *t, const char *id, bool create)
 {
-    struct tparams tp;
     PGresult *res;
     bool dup;
 
-    if (tparams_fill(&tp, t, id) < 0) {
-        tparams_free(&tp);
+    res = lc_template_write(r->th->pg, t, id, create ? LC_TEMPLATE_CREATE : LC_TEMPLATE_UPDATE);
+    if (!res) {
         req_rollback(r);
         http_send_error(r, 500, "internal", NULL, "out of memory");
         return;
     }
-    res = req_q_unique(
-        r, &dup,
-        create ? "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"
-                 " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"
-                 " idle_timeout_s, open_path) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8,"
-                 " $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17)"
-               : "UPDATE templates SET name = $2, description = $3, image = $4, http_port = $5,"
-                 " proxy_mode = $6, ports = $7::jsonb, ssh_port = $8, volumes = $9::jsonb,"
-                 " env = $10::jsonb, command = $11::jsonb, cpus = $12, memory_mb = $13,"
-                 " pids_limit = $14, restart_policy = $15, idle_timeout_s = $16,"
-                 " open_path = $17, updated_at = now() WHERE id = $1",
-        17, tp.p);
-    tparams_free(&tp);
-    if (!res) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        dup = strcmp(db_sqlstate(res), "23505") == 0;
+        if (!dup)
+            log_warn("template store failed: %s", PQresultErrorMessage(res));
+        PQclear(res);
         if (dup)
             refuse(r, 409, "conflict", "name", "a template named '%s' exists already",
                    json_string_value(json_object_get(t, "name")));
+        else
+            req_unavailable(r, "the template could not be stored");
         return;
     }
     PQclear(res);

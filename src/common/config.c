@@ -17,7 +17,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 
-enum config_type { T_STR, T_INT, T_ENUM, T_LEVEL, T_RANGE, T_NAME, T_ADDRS };
+enum config_type { T_STR, T_INT, T_ENUM, T_LEVEL, T_RANGE, T_NAME, T_ADDRS, T_SIZE };
 
 struct config_key {
     const char *name;
@@ -106,6 +106,11 @@ static const struct config_key keys[] = {
      "seconds between reconcile passes"},
     {"orphan_grace_s", T_INT, W, "60", OFF(orphan_grace_s), 0, 0, 86400, NULL, true,
      "seconds a labelled container with no instance row is left alone before reconcile removes it"},
+    {"container_log_max_size", T_SIZE, W, "10m", OFF(container_log_max_size),
+     SZ(container_log_max_size), 0, 0, NULL, true,
+     "size at which a container's log file is rotated: a number and k, m or g (100k-10g)"},
+    {"container_log_max_files", T_INT, W, "3", OFF(container_log_max_files), 0, 1, 100, NULL, true,
+     "log files kept per container, the current one included"},
     {"url", T_STR, C, "http://127.0.0.1:8080", OFF(url), SZ(url), 0, 0, NULL, false,
      "base URL of berth for berthctl"},
 };
@@ -154,6 +159,33 @@ static int set_value(struct berth_config *cfg, const struct config_key *k, const
         }
         util_strlcpy(base + k->off, v, k->size);
         return 0;
+    }
+    case T_SIZE: {
+        /* Docker's json-file max-size, in the one spelling berth writes:
+         * digits and a lower-case unit; bounded so that a typo can neither
+         * rotate every line nor fill the disk */
+        long num;
+        char digits[16], unit;
+        size_t len = strlen(v);
+        double bytes;
+        if (len < 2 || len > 8 || !strchr("kmg", v[len - 1]))
+            goto bad_size;
+        unit = v[len - 1];
+        memcpy(digits, v, len - 1);
+        digits[len - 1] = '\0';
+        if (digits[0] == '0' || !util_parse_long(digits, 1, 9999999, &num))
+            goto bad_size;
+        bytes = (double)num * (unit == 'k' ? 1e3 : unit == 'm' ? 1e6 : 1e9);
+        if (bytes < 100e3 || bytes > 10e9)
+            goto bad_size;
+        util_strlcpy(base + k->off, v, k->size);
+        return 0;
+    bad_size:
+        snprintf(err, errlen,
+                 "%s: %s = '%s' is not valid: expected a size such as 10m: digits and k, m or g, "
+                 "from 100k to 10g",
+                 origin, k->name, v);
+        return -1;
     }
     case T_NAME:
         if (!valid_name(v)) {
@@ -334,7 +366,8 @@ int config_load(struct berth_config *cfg, enum config_user who, bool reload, cha
     if (load_all(fresh, who, err, errlen) == 0) {
         for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
             const struct config_key *k = &keys[i];
-            size_t sz = k->type == T_STR || k->type == T_NAME || k->type == T_ADDRS
+            size_t sz = k->type == T_STR || k->type == T_NAME || k->type == T_ADDRS ||
+                                k->type == T_SIZE
                             ? k->size
                         : k->type == T_RANGE                  ? 2 * sizeof(long)
                         : k->type == T_INT                    ? sizeof(long)
@@ -360,6 +393,7 @@ void config_dump(const struct berth_config *cfg, enum config_user who)
         case T_STR:
         case T_NAME:
         case T_ADDRS:
+        case T_SIZE:
             printf("%-20s = %s", k->name, base + k->off);
             break;
         case T_INT:

@@ -181,6 +181,28 @@ bool tmpl_mount_path_ok(const char *s)
     return true;
 }
 
+static const char *const capabilities[] = {TMPL_CAPABILITIES, NULL};
+
+bool tmpl_capability_ok(const char *s)
+{
+    if (!s)
+        return false;
+    for (size_t i = 0; capabilities[i]; i++)
+        if (strcmp(s, capabilities[i]) == 0)
+            return true;
+    return false;
+}
+
+/* "CHOWN, DAC_OVERRIDE, ..." for the sentence of a refusal (into the
+ * caller's buffer: berth-api validates on many threads). */
+static const char *capability_list(char *list, size_t n)
+{
+    list[0] = '\0';
+    for (size_t i = 0; capabilities[i]; i++)
+        snprintf(list + strlen(list), n - strlen(list), "%s%s", i ? ", " : "", capabilities[i]);
+    return list;
+}
+
 bool tmpl_env_name_ok(const char *s)
 {
     size_t n;
@@ -227,7 +249,7 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     static const char *const known[] = {
         "id", "name", "description", "image", "http_port", "proxy_mode", "ports", "ssh_port",
         "volumes", "env", "command", "cpus", "memory_mb", "pids_limit", "restart_policy",
-        "idle_timeout_s", "open_path", "created_at", "updated_at", NULL};
+        "idle_timeout_s", "open_path", "capabilities", "disk_mb", "created_at", "updated_at", NULL};
     const char *key;
     json_t *v, *x;
     size_t i;
@@ -256,7 +278,9 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         set_default(t, "pids_limit", json_integer(512)) < 0 ||
         set_default(t, "restart_policy", json_string("unless-stopped")) < 0 ||
         set_default(t, "idle_timeout_s", json_integer(0)) < 0 ||
-        set_default(t, "open_path", json_null()) < 0)
+        set_default(t, "open_path", json_null()) < 0 ||
+        set_default(t, "capabilities", json_array()) < 0 ||
+        set_default(t, "disk_mb", json_integer(0)) < 0)
         FAIL("template", "out of memory");
 
     v = json_object_get(t, "name");
@@ -353,6 +377,29 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         FAIL("open_path", "open_path must be null or 1-512 characters of a URL path and query "
                           "relative to the workspace (no leading '/', no '..', no '//', no spaces "
                           "or quotes), placeholders {user} {instance} {base_path} {base_path_rel}");
+    v = json_object_get(t, "capabilities");
+    if (!json_is_array(v) || json_array_size(v) > TMPL_MAX_CAPS)
+        FAIL("capabilities", "capabilities must be an array of at most %d capability names",
+             TMPL_MAX_CAPS);
+    json_array_foreach(v, i, x)
+    {
+        const char *c = json_string_value(x);
+        char list[256];
+        if (!c)
+            FAIL("capabilities", "capabilities must be an array of capability names (strings)");
+        if (!tmpl_capability_ok(c))
+            FAIL("capabilities",
+                 "capability '%.40s' may not be added: a template may add only %s (upper "
+                 "case, without CAP_)",
+                 c, capability_list(list, sizeof(list)));
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_array_get(v, k)), c) == 0)
+                FAIL("capabilities", "capability %s is named twice", c);
+    }
+    v = json_object_get(t, "disk_mb");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > TMPL_MAX_DISK_MB)
+        FAIL("disk_mb", "disk_mb must be an integer from 0 (no limit) to %d", TMPL_MAX_DISK_MB);
     return 0;
 }
 

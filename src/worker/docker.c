@@ -381,3 +381,47 @@ void worker_docker_message(const char *body, size_t len, char *out, size_t outle
         if (*p == '\n' || *p == '\r')
             *p = ' ';
 }
+
+enum docker_disk docker_disk_limits(const char *info, size_t len, char *desc, size_t desclen)
+{
+    json_t *v = json_loadb(info, len, 0, NULL), *st;
+    const char *driver = json_string_value(json_object_get(v, "Driver")), *fs = NULL;
+    enum docker_disk d = DOCKER_DISK_UNKNOWN;
+    size_t i;
+
+    if (desclen)
+        desc[0] = '\0';
+    if (!driver || !driver[0]) {
+        json_decref(v);
+        return DOCKER_DISK_UNKNOWN;
+    }
+    json_array_foreach(json_object_get(v, "DriverStatus"), i, st)
+    {
+        const char *k = json_string_value(json_array_get(st, 0));
+        if (k && strcmp(k, "Backing Filesystem") == 0)
+            fs = json_string_value(json_array_get(st, 1));
+    }
+    if (fs && fs[0])
+        snprintf(desc, desclen, "%.40s on %.40s", driver, fs);
+    else
+        snprintf(desc, desclen, "%.40s", driver);
+    if (strcmp(driver, "btrfs") == 0 || strcmp(driver, "zfs") == 0 ||
+        strcmp(driver, "devicemapper") == 0)
+        d = DOCKER_DISK_YES;
+    else if (strcmp(driver, "overlay2") == 0 && fs && strcmp(fs, "xfs") == 0)
+        d = DOCKER_DISK_MAYBE;
+    else
+        d = DOCKER_DISK_NO;
+    json_decref(v);
+    return d;
+}
+
+bool docker_storage_opt_refused(int status, const char *body, size_t len)
+{
+    char msg[600];
+    if (status < 400)
+        return false;
+    worker_docker_message(body, len, msg, sizeof(msg));
+    return strcasestr(msg, "storage-opt") || strcasestr(msg, "storage opt") ||
+           strcasestr(msg, "storageopt");
+}

@@ -7,6 +7,7 @@
 #define BERTH_WORKER_DOCKER_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Engine API version berth speaks; Debian 12's dockerd 20.10 serves 1.41. */
@@ -81,6 +82,24 @@ int docker_cluster_filter(char *path, size_t size, const char *prefix, const cha
 /* Docker's error message from a response body ({"message": ...}, else its
  * first 200 bytes) into out, on one line. */
 void worker_docker_message(const char *body, size_t len, char *out, size_t outlen);
+
+/*
+ * Whether this Docker can bound a container's writable layer
+ * (HostConfig.StorageOpt size), from its GET /info answer: Driver and the
+ * "Backing Filesystem" of DriverStatus. DOCKER_DISK_YES for btrfs, zfs and
+ * devicemapper; DOCKER_DISK_MAYBE for overlay2 on xfs (it also needs the
+ * pquota mount option, which /info does not show: Docker says at create);
+ * DOCKER_DISK_NO for the rest (overlay2 on ext4, vfs, fuse-overlayfs...).
+ * desc gets "overlay2 on extfs" (or the driver alone). DOCKER_DISK_UNKNOWN
+ * when the body is not an /info answer.
+ */
+enum docker_disk { DOCKER_DISK_UNKNOWN, DOCKER_DISK_NO, DOCKER_DISK_MAYBE, DOCKER_DISK_YES };
+enum docker_disk docker_disk_limits(const char *info, size_t len, char *desc, size_t desclen);
+
+/* True when a create's answer is Docker refusing HostConfig.StorageOpt
+ * (dockerd 20.10 on overlay2 without xfs pquota: 500 "--storage-opt is
+ * supported only for overlay over xfs with 'pquota' mount option"). */
+bool docker_storage_opt_refused(int status, const char *body, size_t len);
 
 /* Requests in flight. */
 int docker_inflight(const struct docker *d);

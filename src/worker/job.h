@@ -172,6 +172,14 @@ void lifecycle_run(struct job *j);
 /* The create path from the network's subnet on (usernet.c calls it once
  * the user's network is known or made). */
 void lifecycle_prepare(struct job *j);
+/* The least-privilege part of a container's HostConfig, from the frozen spec
+ * and the settings: every capability dropped, the template's own (each of
+ * the allow-list, else -1) added back; docker-init as PID 1; a private
+ * cgroup namespace; json-file logs rotated at container_log_max_size,
+ * container_log_max_files kept; StorageOpt size from disk_mb > 0. Set into
+ * hc in place. 0 / -1. */
+int lifecycle_harden(json_t *hc, const json_t *spec, const struct berth_config *cfg)
+    __attribute__((warn_unused_result));
 
 /* ---- usernet.c ---- */
 

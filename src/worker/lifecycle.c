@@ -33,6 +33,7 @@ static void c_begin(struct job *j);
 static void c_image(struct job *j);
 static void c_alloc(struct job *j);
 static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg);
+static bool disk_refused(struct job *j, int status, const char *body, size_t len);
 
 /* The instance's HTTP route, when it has an HTTP port and its address is
  * known: nginx proxies to <address on the user network>:<http_port>. Put when
@@ -241,7 +242,52 @@ static void on_created(int status, const char *body, size_t len, const char *err
             return;
         }
     }
+    if (disk_refused(j, status, body, len))
+        return;
     docker_failed(j, "creating the container failed", status, body, len, err);
+}
+
+int lifecycle_harden(json_t *hc, const json_t *spec, const struct berth_config *cfg)
+{
+    json_t *add = json_array(), *v;
+    size_t i;
+    long long disk = json_integer_value(json_object_get(spec, "disk_mb"));
+    int rc = 0;
+
+    if (!add)
+        return -1;
+    /* the frozen spec is checked again: only the allow-list reaches Docker
+     * (a spec from before capabilities existed has none: it gets none) */
+    json_array_foreach(json_object_get(spec, "capabilities"), i, v)
+    {
+        if (!tmpl_capability_ok(json_string_value(v))) {
+            json_decref(add);
+            return -1;
+        }
+        json_array_append(add, v);
+    }
+    rc |= json_object_set_new(hc, "CapDrop", json_pack("[s]", "ALL"));
+    rc |= json_object_set_new(hc, "CapAdd", add);
+    /* docker-init as PID 1: it forwards signals and reaps, so a command
+     * that never set a SIGTERM handler (a shell, sleep) still stops at
+     * once instead of after the stop timeout */
+    rc |= json_object_set_new(hc, "Init", json_true());
+    /* the container sees its own cgroup as the root, not the host's tree */
+    rc |= json_object_set_new(hc, "CgroupnsMode", json_string("private"));
+    {
+        char files[16];
+        snprintf(files, sizeof(files), "%ld", cfg->container_log_max_files);
+        rc |= json_object_set_new(hc, "LogConfig",
+                                  json_pack("{s:s, s:{s:s, s:s}}", "Type", "json-file", "Config",
+                                            "max-size", cfg->container_log_max_size, "max-file",
+                                            files));
+    }
+    if (disk > 0) {
+        char size[32];
+        snprintf(size, sizeof(size), "%lldM", disk);
+        rc |= json_object_set_new(hc, "StorageOpt", json_pack("{s:s}", "size", size));
+    }
+    return rc ? -1 : 0;
 }
 
 static json_t *container_body(struct job *j)
@@ -301,6 +347,10 @@ static json_t *container_body(struct job *j)
                    "RestartPolicy", "Name", policy, "MaximumRetryCount",
                    strcmp(policy, "on-failure") == 0 ? 5 : 0, "SecurityOpt", "no-new-privileges",
                    "PortBindings", bindings, "Mounts", mounts, "NetworkMode", j->net);
+    if (hc && lifecycle_harden(hc, spec, cfg) < 0) {
+        json_decref(hc);
+        hc = NULL; /* json_pack below fails on it: no body */
+    }
     body = json_pack("{s:s, s:o, s:o, s:o, s:o, s:s}", "Image",
                      json_string_value(json_object_get(spec, "image")) ?: "", "Env", env, "Labels",
                      labels, "ExposedPorts", exposed, "HostConfig", hc, "Hostname", j->name);
@@ -315,10 +365,48 @@ static json_t *container_body(struct job *j)
     return body;
 }
 
+/* disk_mb on a node whose storage cannot bound it: said at once, for good
+ * (no retry helps), instead of a container without the limit. */
+static bool disk_unsupported(struct job *j)
+{
+    long long disk = json_integer_value(json_object_get(j->spec, "disk_mb"));
+    char why[700];
+    if (disk <= 0 || j->rn->w->disk_limits != DOCKER_DISK_NO)
+        return false;
+    snprintf(why, sizeof(why),
+             "the template's disk_mb (%lld) cannot be enforced on node %s: Docker's storage is %s,"
+             " which has no per-container size limit (it needs overlay2 on xfs mounted with"
+             " pquota, btrfs, zfs or devicemapper); set disk_mb to 0 or move Docker's data",
+             disk, j->rn->w->cfg->node, j->rn->w->storage[0] ? j->rn->w->storage : "unknown");
+    job_fail(j, why, false);
+    return true;
+}
+
+/* Docker refusing StorageOpt (overlay2 on xfs without pquota, or a driver
+ * the worker had not learned yet). */
+static bool disk_refused(struct job *j, int status, const char *body, size_t len)
+{
+    char msg[600], why[900];
+    if (json_integer_value(json_object_get(j->spec, "disk_mb")) <= 0 ||
+        !docker_storage_opt_refused(status, body, len))
+        return false;
+    worker_docker_message(body, len, msg, sizeof(msg));
+    snprintf(why, sizeof(why),
+             "the template's disk_mb (%lld) cannot be enforced on node %s: Docker refused the size"
+             " limit: %s",
+             (long long)json_integer_value(json_object_get(j->spec, "disk_mb")),
+             j->rn->w->cfg->node, msg);
+    job_fail(j, why, false);
+    return true;
+}
+
 static void c_create(struct job *j)
 {
     char path[160];
-    json_t *body = container_body(j);
+    json_t *body;
+    if (disk_unsupported(j))
+        return;
+    body = container_body(j);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {

@@ -60,11 +60,39 @@ static void heartbeat_publish(void)
     json_decref(hb);
 }
 
+/* Docker's storage, for templates with disk_mb (lifecycle.c): learned when
+ * Docker answers, so a create never waits for it; until then a create with
+ * disk_mb passes the limit on and Docker's own answer decides. */
+static void on_info(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    char desc[sizeof(W.storage)];
+    enum docker_disk d;
+    if (status != 200) {
+        log_warn("Docker's /info did not answer (%s): disk_mb limits are left to Docker's answer "
+                 "at create",
+                 err ? err : "an HTTP error");
+        return;
+    }
+    d = docker_disk_limits(body, len, desc, sizeof(desc));
+    if (d != (enum docker_disk)W.disk_limits || strcmp(desc, W.storage) != 0)
+        log_info("Docker's storage: %s (%s)", desc[0] ? desc : "unknown",
+                 d == DOCKER_DISK_YES     ? "templates' disk_mb is enforced"
+                 : d == DOCKER_DISK_MAYBE ? "disk_mb needs xfs mounted with pquota"
+                 : d == DOCKER_DISK_NO    ? "no per-container disk limit: instances of templates "
+                                            "with disk_mb fail to create"
+                                          : "not known");
+    W.disk_limits = (int)d;
+    snprintf(W.storage, sizeof(W.storage), "%s", desc);
+}
+
 static void on_ping(int status, const char *body, size_t len, const char *err, void *arg)
 {
     if (status == 200) {
-        if (strcmp(docker_state, "ok") != 0)
+        if (strcmp(docker_state, "ok") != 0) {
             log_info("Docker answers at %s", cfg.docker_socket);
+            if (docker_request(docker, "GET", "/info", NULL, 10000, on_info, NULL) < 0)
+                log_warn("cannot ask Docker for /info");
+        }
         snprintf(docker_state, sizeof(docker_state), "ok");
     } else {
         char now[512];

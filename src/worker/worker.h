@@ -31,6 +31,11 @@ struct worker {
     struct routes *routes; /* may be NULL (no box_dir) */
     struct runner *runner;
     struct events *events;
+    /* What Docker's storage can do for a template's disk_mb (GET /info
+     * when Docker first answers, and whenever it answers again): an enum
+     * docker_disk, and its driver and backing filesystem in words. */
+    int disk_limits;
+    char storage[96];
 };
 
 /* Max jobs running at once; the pop waits while this many are in flight. */

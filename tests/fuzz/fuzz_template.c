@@ -1,6 +1,7 @@
 /* Fuzz the template rules: any JSON body through tmpl_validate(); whatever it
  * accepts must hold the invariants the worker relies on (image reference,
- * ports in range, absolute mount paths, env names), and expanding the
+ * ports in range, absolute mount paths, env names, capabilities of the
+ * allow-list, disk_mb in range), and expanding the
  * placeholders of an accepted template must not fail for legal names. */
 #include <jansson.h>
 #include <stdint.h>
@@ -50,6 +51,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_foreach(json_object_get(t, "env"), key, v)
         {
             if (!tmpl_env_name_ok(key))
+                abort();
+        }
+        /* what reaches Docker's CapAdd: names of the allow-list only */
+        {
+            size_t i;
+            json_array_foreach(json_object_get(t, "capabilities"), i, v)
+            {
+                if (!tmpl_capability_ok(json_string_value(v)))
+                    abort();
+            }
+            if (json_array_size(json_object_get(t, "capabilities")) > TMPL_MAX_CAPS ||
+                json_integer_value(json_object_get(t, "disk_mb")) < 0 ||
+                json_integer_value(json_object_get(t, "disk_mb")) > TMPL_MAX_DISK_MB)
                 abort();
         }
         if (tmpl_expand_all(t, "abcdefghijklmnopqrstuvwxyz012345", "abcdefghijklmnopqrstuvwxyz012345",

@@ -75,7 +75,12 @@ dev DELETE "/api/v1/instances/$RO?delete_volumes=true"
 
 # ---- a real login through sshd ----
 if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TMP/images.log" 2>&1; then
-    admin POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"berth-demo/ssh:1\",\"ssh_port\":22,\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128}"
+    # every capability is dropped unless the template adds it back: sshd
+    # switches users (SETUID, SETGID), chroots its unprivileged child
+    # (SYS_CHROOT) and signals it (KILL); a terminal login chowns its pty
+    # (CHOWN) and writes an audit record (AUDIT_WRITE)
+    admin POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"berth-demo/ssh:1\",\"ssh_port\":22,\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128,\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\",\"SYS_CHROOT\",\"KILL\",\"AUDIT_WRITE\"]}"
+    expect_eq "an sshd template naming the capabilities sshd needs is created" 201 "$STATUS"
     create "{\"template\":\"$P-ssh\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
     SSHI=$IID
     reach "an instance of the sshd image runs" "$SSHI" running 120 -b "$DEV_JAR"
@@ -91,6 +96,12 @@ if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TM
     logs_in() { [[ $(login "$1") == in-* ]]; }
     check "ssh with the owner's key logs in on the published port" wait_for 30 logs_in "$TMP/key3"
     check "... with each of their keys" logs_in "$TMP/key1"
+    tty_login() {
+        ssh -tt -i "$TMP/key3" -p "$PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
+            -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR \
+            "root@$HOST" 'tty' </dev/null 2>&1 | tr -d '\r' | grep -q '^/dev/pts/'
+    }
+    check "an interactive login gets a terminal (its pty chowned, its audit record written)" tty_login
     not_k2() { ! logs_in "$TMP/key2"; }
     check "a key the owner does not have is refused" not_k2
     dev GET /api/v1/ssh-keys

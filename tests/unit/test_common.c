@@ -128,6 +128,37 @@ static void test_config(void)
               config_load(&c, CONF_API, true, err, sizeof(err)) == 0 &&
               c.log_level == LOG_DEBUG && c.api_threads == 3,
           "config: reload changes reloadable keys only");
+    CHECK(write_conf("\n") == 0 && config_load(&c, CONF_WORKER, false, err, sizeof(err)) == 0 &&
+              strcmp(c.container_log_max_size, "10m") == 0 && c.container_log_max_files == 3,
+          "config: container logs rotate at 10m, 3 files kept, by default");
+    {
+        static const struct case_ok sizes[] = {
+            {"10m", true}, {"100k", true}, {"1g", true},   {"10g", true},  {"250m", true},
+            {"99k", false}, {"11g", false}, {"10", false}, {"10M", false}, {"m", false},
+            {"010m", false}, {"-1m", false}, {"1.5m", false}, {"10mb", false}, {"", false},
+        };
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            char text[64];
+            int rc;
+            snprintf(text, sizeof(text), "container_log_max_size = %s\n", sizes[i].in);
+            rc = write_conf(text) == 0 ? config_load(&c, CONF_WORKER, false, err, sizeof(err)) : -2;
+            CHECK(sizes[i].ok ? rc == 0 && strcmp(c.container_log_max_size, sizes[i].in) == 0
+                              : rc == -1 && strstr(err, "container_log_max_size") &&
+                                    strstr(err, "100k to 10g"),
+                  "config: container_log_max_size '%s' is %s", sizes[i].in,
+                  sizes[i].ok ? "accepted" : "refused, naming the key and the accepted sizes");
+        }
+    }
+    CHECK(write_conf("container_log_max_files = 0\n") == 0 &&
+              config_load(&c, CONF_WORKER, false, err, sizeof(err)) < 0 &&
+              strstr(err, "container_log_max_files") && strstr(err, "1 to 100"),
+          "config: container_log_max_files is 1-100");
+    CHECK(write_conf("container_log_max_size = 20m\ncontainer_log_max_files = 2\n") == 0 &&
+              config_load(&c, CONF_WORKER, false, err, sizeof(err)) == 0 &&
+              write_conf("container_log_max_size = 50m\ncontainer_log_max_files = 7\n") == 0 &&
+              config_load(&c, CONF_WORKER, true, err, sizeof(err)) == 0 &&
+              strcmp(c.container_log_max_size, "50m") == 0 && c.container_log_max_files == 7,
+          "config: both log keys are reloaded on SIGHUP");
     setenv("BERTH_CONFIG", "/nonexistent/berth.conf", 1);
     CHECK(config_load(&c, CONF_API, false, err, sizeof(err)) < 0 && strstr(err, "cannot read"),
           "config: a missing BERTH_CONFIG file is an error");

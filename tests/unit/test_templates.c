@@ -89,8 +89,11 @@ int main(void)
                   json_integer_value(json_object_get(t, "memory_mb")) == 1024 &&
                   json_number_value(json_object_get(t, "cpus")) == 1.0 &&
                   strcmp(json_string_value(json_object_get(t, "restart_policy")), "unless-stopped") == 0 &&
-                  json_is_object(json_object_get(t, "volumes")),
-              "absent fields get the documented defaults");
+                  json_is_object(json_object_get(t, "volumes")) &&
+                  json_is_array(json_object_get(t, "capabilities")) &&
+                  json_array_size(json_object_get(t, "capabilities")) == 0 &&
+                  json_integer_value(json_object_get(t, "disk_mb")) == 0,
+              "absent fields get the documented defaults (no capabilities, disk_mb 0)");
         json_decref(t);
     }
     {
@@ -123,6 +126,21 @@ int main(void)
             {"{\"name\":\"web\",\"image\":\"busybox\",\"restart_policy\":\"always\"}", "restart_policy"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"idle_timeout_s\":-1}", "idle_timeout_s"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"privileged\":true}", "template"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"SYS_ADMIN\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"CHOWN\",\"NET_ADMIN\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"NET_RAW\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"MKNOD\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"SYS_PTRACE\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"ALL\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"CAP_CHOWN\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"chown\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"KILL\",\"KILL\"]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[1]}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":\"CHOWN\"}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":null}", "capabilities"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":-1}", "disk_mb"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":1048577}", "disk_mb"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":\"100\"}", "disk_mb"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
             CHECK(validate(bad[i].body, &field) == -1 && field && strcmp(field, bad[i].field) == 0,
@@ -132,9 +150,44 @@ int main(void)
                    "\"ports\":{\"api\":9000},\"volumes\":{\"work\":\"/home/jovyan/work\"},"
                    "\"env\":{\"BASE\":\"{base_path}\"},\"command\":[\"start.sh\",\"--base={base_path}\"],"
                    "\"cpus\":0.5,\"memory_mb\":512,\"pids_limit\":100,\"restart_policy\":\"on-failure\","
-                   "\"idle_timeout_s\":3600,\"proxy_mode\":\"keep\"}",
+                   "\"idle_timeout_s\":3600,\"proxy_mode\":\"keep\",\"open_path\":\"lab\","
+                   "\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\"],\"disk_mb\":2048}",
                    &field) == 0,
           "a template using every field is valid");
+    {
+        static const struct case_ok caps[] = {
+            {"CHOWN", true},      {"DAC_OVERRIDE", true}, {"FOWNER", true},
+            {"FSETID", true},     {"SETUID", true},       {"SETGID", true},
+            {"KILL", true},       {"NET_BIND_SERVICE", true}, {"SYS_CHROOT", true},
+            {"AUDIT_WRITE", true}, {"SETPCAP", true},     {"SYS_ADMIN", false},
+            {"NET_ADMIN", false}, {"NET_RAW", false},     {"MKNOD", false},
+            {"SYS_PTRACE", false}, {"SYS_MODULE", false}, {"SYS_RAWIO", false},
+            {"SYS_TIME", false},  {"DAC_READ_SEARCH", false}, {"BPF", false},
+            {"ALL", false},       {"CAP_CHOWN", false},   {"chown", false},
+            {"CHOWN ", false},    {"", false},
+        };
+        for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+            CHECK(tmpl_capability_ok(caps[i].in) == caps[i].ok, "capability '%s' is %s", caps[i].in,
+                  caps[i].ok ? "on the allow-list" : "refused");
+        CHECK(!tmpl_capability_ok(NULL), "capability NULL is refused");
+    }
+    {
+        char msg[300];
+        json_t *t = json_loads("{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":"
+                               "[\"CHOWN\",\"SYS_ADMIN\"]}",
+                               0, NULL);
+        CHECK(tmpl_validate(t, &field, msg, sizeof(msg)) == -1 && strcmp(field, "capabilities") == 0 &&
+                  strstr(msg, "'SYS_ADMIN'") && strstr(msg, "NET_BIND_SERVICE") &&
+                  strstr(msg, "SETPCAP"),
+              "a refused capability is named, with the allow-list, in the sentence: %s", msg);
+        json_decref(t);
+        t = json_loads("{\"name\":\"web\",\"image\":\"busybox\",\"capabilities\":[\"CHOWN\","
+                       "\"DAC_OVERRIDE\",\"FOWNER\",\"FSETID\",\"SETUID\",\"SETGID\",\"KILL\","
+                       "\"NET_BIND_SERVICE\",\"SYS_CHROOT\",\"AUDIT_WRITE\",\"SETPCAP\"]}",
+                       0, NULL);
+        CHECK(tmpl_validate(t, &field, msg, sizeof(msg)) == 0, "the whole allow-list at once is valid");
+        json_decref(t);
+    }
 
     CHECK(tmpl_expand("{user}-{instance}@{base_path}", "alice", "nb", "/container/alice/nb/", out,
                       sizeof(out)) == 0 &&
