@@ -38,6 +38,18 @@ enum job_step {
                             a not_before, PostgreSQL away or its queue full) */
     STEP_NET_WAIT,       /* another job of the user has the network in hand: look again */
     STEP_ROUTES_SETTLED, /* routes_sync: done once nginx has the result */
+    STEP_OUTCOME,        /* write the job's outcome again: PostgreSQL did not take it */
+};
+
+/* A job's outcome, kept until PostgreSQL has it (job_done, job_fail for
+ * good): the work is done in Docker, so a write that meets an outage is
+ * written again, never forgotten with the job's row left `running`. */
+struct job_outcome {
+    bool set;       /* decided: only its write is left */
+    bool failed;    /* failed for good (why), else done */
+    char status[16]; /* done: the instance's new status ("": unchanged) */
+    char *ev_kind, *ev_msg, *why; /* owned; NULL: none */
+    int writes;      /* tries so far */
 };
 
 struct job {
@@ -76,6 +88,7 @@ struct job {
     bool guessed;   /* an address drawn before the network's subnet was known */
     char alloc_cidr[48], alloc_gw[48]; /* the subnet being drawn from */
     bool recreated; /* the container was removed this attempt to be made again */
+    struct job_outcome outcome;
     int64_t t0;
 };
 

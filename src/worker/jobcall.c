@@ -58,9 +58,10 @@ void q(struct job *j, const char *sql, int n, const char *const *p, pg_cb cb)
             j->inflight--;
             free(c);
         }
-        /* queue full: hold the job and start it over from its row later */
+        /* queue full: hold the job and start it over from its row later --
+         * or, when only its outcome is left to write, write that again */
         log_warn("job %s: PostgreSQL queue full; trying again in 2 s", j->id);
-        job_hold(j, 2.0, STEP_LOAD);
+        job_hold(j, 2.0, j->outcome.set ? STEP_OUTCOME : STEP_LOAD);
     }
 }
 

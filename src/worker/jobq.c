@@ -47,6 +47,7 @@
 
 static void pop_next(struct runner *rn);
 static void job_step_load(struct job *j);
+static void write_outcome(struct job *j);
 
 /* ---- holding, releasing and freeing a job ---- */
 
@@ -109,6 +110,9 @@ static void on_job_timer(struct ev_loop *loop, ev_timer *w, int revents)
     case STEP_ROUTES_SETTLED:
         on_routes_settled(j);
         return;
+    case STEP_OUTCOME:
+        write_outcome(j);
+        return;
     case STEP_LOAD:
         break;
     }
@@ -146,6 +150,9 @@ static void job_free(struct runner *rn, struct job *j)
 {
     ev_timer_stop(rn->w->loop, &j->timer);
     ev_timer_stop(rn->w->loop, &j->deadline);
+    free(j->outcome.ev_kind);
+    free(j->outcome.ev_msg);
+    free(j->outcome.why);
     json_decref(j->spec);
     json_decref(j->ports);
     json_decref(j->vols);
@@ -182,34 +189,77 @@ static void on_reap(struct ev_loop *loop, ev_check *w, int revents)
 
 /* ---- outcomes ---- */
 
-static void on_done_written(PGresult *res, const char *err, void *arg)
+/* The outcome was not written (PostgreSQL away, its queue full): the job is
+ * held and writes it again -- 1 s, 2 s ... at most 30 s apart -- until
+ * PostgreSQL takes it. Its instance stays claimed meanwhile, so no other job
+ * of it runs on a row that does not say what happened. */
+static void on_outcome_written(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err)
-        log_warn("job %s: outcome not written: %s", j->id, err);
-    job_finish(j);
+    if (!err) {
+        job_finish(j);
+        return;
+    }
+    j->outcome.writes++;
+    if (j->outcome.writes == 1 || j->outcome.writes % 10 == 0)
+        log_warn("job %s: outcome not written (try %d): %s -- writing it again", j->id,
+                 j->outcome.writes, err);
+    job_hold(j, job_backoff_s(j->outcome.writes), STEP_OUTCOME);
+}
+
+static void write_outcome(struct job *j)
+{
+    struct job_outcome *o = &j->outcome;
+    const char *iid = j->instance_id[0] ? j->instance_id : NULL;
+    char guard[STATUS_SET_MAX];
+
+    if (o->failed) {
+        const char *p[4] = {j->id, o->why, iid, status_guard(ST_ERROR, BY_JOB, guard)};
+        q(j,
+          "WITH jf AS (UPDATE jobs SET status = 'failed', error = $2, finished_at = now()"
+          " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
+          " SELECT $3, 'failed', $2 WHERE $3::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM"
+          " instances WHERE id = $3))"
+          " UPDATE instances SET status = 'error', error = $2 WHERE id = $3 AND"
+          " status = ANY($4::text[])",
+          4, p, on_outcome_written);
+    } else {
+        enum inst_status to = ST_COUNT;
+        const char *st = o->status[0] ? o->status : NULL;
+        const char *p[6] = {j->id, iid, st, o->ev_kind, o->ev_msg, NULL};
+        if (st && !status_parse(st, &to))
+            log_error("job %s: '%s' is no instance status; the instance keeps its own", j->id,
+                      st);
+        p[5] = status_guard(to, BY_JOB, guard);
+        q(j,
+          "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now()"
+          " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
+          " SELECT $2, $4, $5 WHERE $2::uuid IS NOT NULL AND $4::text IS NOT NULL AND EXISTS"
+          " (SELECT 1 FROM instances WHERE id = $2))"
+          " UPDATE instances SET status = $3, error = NULL,"
+          " started_at = CASE WHEN $3 = 'running' THEN now() ELSE started_at END,"
+          " stopped_at = CASE WHEN $3 = 'stopped' THEN now() ELSE stopped_at END"
+          " WHERE id = $2 AND $3::text IS NOT NULL AND status = ANY($6::text[])",
+          6, p, on_outcome_written);
+    }
+}
+
+/* Keep a copy of s in *dst (NULL stays NULL). */
+static void keep(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = s ? strdup(s) : NULL;
 }
 
 void job_done(struct job *j, const char *status, const char *ev_kind, const char *ev_msg)
 {
-    char from[STATUS_SET_MAX];
-    enum inst_status to = ST_COUNT;
-    const char *p[6] = {j->id, j->instance_id[0] ? j->instance_id : NULL, status, ev_kind, ev_msg,
-                        NULL};
-    if (status && !status_parse(status, &to))
-        log_error("job %s: '%s' is no instance status; the instance keeps its own", j->id, status);
-    p[5] = status_guard(to, BY_JOB, from);
     ev_timer_stop(j->rn->w->loop, &j->deadline);
-    q(j,
-      "WITH jd AS (UPDATE jobs SET status = 'done', error = NULL, finished_at = now()"
-      " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
-      " SELECT $2, $4, $5 WHERE $2::uuid IS NOT NULL AND $4::text IS NOT NULL AND EXISTS"
-      " (SELECT 1 FROM instances WHERE id = $2))"
-      " UPDATE instances SET status = $3, error = NULL,"
-      " started_at = CASE WHEN $3 = 'running' THEN now() ELSE started_at END,"
-      " stopped_at = CASE WHEN $3 = 'stopped' THEN now() ELSE stopped_at END"
-      " WHERE id = $2 AND $3::text IS NOT NULL AND status = ANY($6::text[])",
-      6, p, on_done_written);
+    j->outcome.set = true;
+    j->outcome.failed = false;
+    util_strlcpy(j->outcome.status, status ? status : "", sizeof(j->outcome.status));
+    keep(&j->outcome.ev_kind, ev_kind);
+    keep(&j->outcome.ev_msg, ev_msg);
+    write_outcome(j);
 }
 
 bool job_retry_after(int attempts, int max_attempts, bool retryable, double *delay)
@@ -218,14 +268,6 @@ bool job_retry_after(int attempts, int max_attempts, bool retryable, double *del
         return false;
     *delay = job_backoff_s(attempts);
     return true;
-}
-
-static void on_fail_written(PGresult *res, const char *err, void *arg)
-{
-    struct job *j = arg;
-    if (err)
-        log_warn("job %s: failure not written: %s", j->id, err);
-    job_finish(j);
 }
 
 static void on_retry_written(PGresult *res, const char *err, void *arg)
@@ -279,19 +321,10 @@ void job_fail(struct job *j, const char *why, bool retryable)
         if (docker_request(w->docker, "DELETE", path, NULL, 30000, on_cleanup_done, NULL) < 0)
             log_warn("cannot remove half-created container %s", j->cname);
     }
-    {
-        char from[STATUS_SET_MAX];
-        const char *p[4] = {j->id, why, j->instance_id[0] ? j->instance_id : NULL,
-                            status_guard(ST_ERROR, BY_JOB, from)};
-        q(j,
-          "WITH jf AS (UPDATE jobs SET status = 'failed', error = $2, finished_at = now()"
-          " WHERE id = $1), ie AS (INSERT INTO instance_events (instance_id, kind, message)"
-          " SELECT $3, 'failed', $2 WHERE $3::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM"
-          " instances WHERE id = $3))"
-          " UPDATE instances SET status = 'error', error = $2 WHERE id = $3 AND"
-          " status = ANY($4::text[])",
-          4, p, on_fail_written);
-    }
+    j->outcome.set = true;
+    j->outcome.failed = true;
+    keep(&j->outcome.why, why);
+    write_outcome(j);
 }
 
 /* job_timeout_s without an answer to any call of the attempt: it is lost
