@@ -1,4 +1,4 @@
-/* Unit tests of src/api/auth.c and the account helpers: the authorisation
+/* Unit tests of src/api/auth.c, authz.c, quota.c, audit.c and the account helpers: the authorisation
  * table (every predicate × role × own/other × action), the Origin rule
  * (public_url), trusted_proxies parsing, client address and scheme, the
  * login throttle arithmetic,
