@@ -43,10 +43,8 @@ static void on_user_left(PGresult *res, const char *err, void *arg)
 static void on_deleted_written(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "the deletion could not be recorded", true);
+    if (!job_pg_ok(j, err, "the deletion could not be recorded"))
         return;
-    }
     if (j->rn->w->routes)
         routes_remove(j->rn->w->routes, j->instance_id);
     /* the user's network goes with their last instance on this node */
@@ -139,10 +137,8 @@ void deletes_instance(struct job *j)
 static void on_vol_row(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "the volume deletion could not be recorded", true);
+    if (!job_pg_ok(j, err, "the volume deletion could not be recorded"))
         return;
-    }
     job_finish(j);
 }
 
@@ -169,10 +165,8 @@ static void on_vol_deleted(int status, const char *body, size_t len, const char 
 static void on_user_gone(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "the user could not be removed", true);
+    if (!job_pg_ok(j, err, "the user could not be removed"))
         return;
-    }
     /* The user's network normally goes with their last instance; a burst of
      * deletes can leave it (Docker still releasing an endpoint when the last
      * delete asked). The user is gone now: so is it. */
@@ -188,10 +182,8 @@ static void on_user_pending(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
     const char *p[2] = {j->user_id, j->id};
-    if (err) {
-        job_fail(j, "the user's instances could not be listed", true);
+    if (!job_pg_ok(j, err, "the user's instances could not be listed"))
         return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         char key[256];
         if (job_queue_key(PQgetvalue(res, i, 1), key, sizeof(key)) < 0 ||
@@ -208,10 +200,8 @@ static void u_check(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
     const char *p[2] = {j->user_id, j->id};
-    if (err) {
-        job_fail(j, "the user's instances could not be listed", true);
+    if (!job_pg_ok(j, err, "the user's instances could not be listed"))
         return;
-    }
     if (strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0) {
         /* queue deletes for live instances without one (protocol.h's enqueue
          * contract: rows here, pushes after, reconcile for a lost push) */

@@ -159,6 +159,10 @@ void docker_failed(struct job *j, const char *what, int status, const char *body
  * or, permanent or out of attempts, the job failed and its instance in
  * `error` with why. */
 void job_fail(struct job *j, const char *why, bool retryable);
+/* The answer of a statement of j: true when it succeeded (err NULL); else
+ * the attempt fails, retryable, with `what` (PostgreSQL away, a statement
+ * refused) and false. */
+bool job_pg_ok(struct job *j, const char *err, const char *what);
 /* Success: job done, and the instance's status (NULL: unchanged) and an
  * event (ev_kind NULL: none) in the same statement; then job_finish. */
 void job_done(struct job *j, const char *status, const char *ev_kind, const char *ev_msg);

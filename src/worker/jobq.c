@@ -262,6 +262,14 @@ void job_done(struct job *j, const char *status, const char *ev_kind, const char
     write_outcome(j);
 }
 
+bool job_pg_ok(struct job *j, const char *err, const char *what)
+{
+    if (!err)
+        return true;
+    job_fail(j, what, true);
+    return false;
+}
+
 bool job_retry_after(int attempts, int max_attempts, bool retryable, double *delay)
 {
     if (!retryable || attempts >= max_attempts)
@@ -421,10 +429,8 @@ static bool vols_valid(const json_t *vols)
 static void on_instance_loaded(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "the instance could not be read", true);
+    if (!job_pg_ok(j, err, "the instance could not be read"))
         return;
-    }
     if (PQntuples(res) != 1) {
         job_done(j, NULL, NULL, NULL); /* the instance row is gone: nothing to do */
         return;
@@ -463,10 +469,8 @@ static void on_claimed(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
     struct call *c;
-    if (err) {
-        job_fail(j, "the job could not be claimed", true);
+    if (!job_pg_ok(j, err, "the job could not be claimed"))
         return;
-    }
     if (PQntuples(res) != 1) {
         job_finish(j); /* finished by someone else meanwhile */
         return;

@@ -79,10 +79,8 @@ static bool port_taken(const char *body, size_t len)
 static void on_ports_redrawn(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "new host ports could not be reserved", true);
+    if (!job_pg_ok(j, err, "new host ports could not be reserved"))
         return;
-    }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         job_fail(j, "no free host port is left in the port range", false);
         return;
@@ -536,14 +534,11 @@ static void c_image(struct job *j)
     dcall(j, "GET", path, NULL, 30000, on_image);
 }
 
-
 static void on_creating_marked(PGresult *res, const char *err, void *arg)
 {
     struct job *j = arg;
-    if (err) {
-        job_fail(j, "the instance status could not be written", true);
+    if (!job_pg_ok(j, err, "the instance status could not be written"))
         return;
-    }
     lifecycle_prepare(j);
 }
 
