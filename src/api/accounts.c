@@ -143,3 +143,12 @@ bool acct_token_name_ok(const char *s, size_t n)
             return false;
     return true;
 }
+
+const char *acct_name(struct req *r, json_t *body)
+{
+    json_t *v = json_object_get(body, "name");
+    if (json_is_string(v) && acct_token_name_ok(json_string_value(v), json_string_length(v)))
+        return json_string_value(v);
+    refuse(r, 400, "invalid_field", "name", "name must be 1 to 64 characters of text");
+    return NULL;
+}

@@ -58,6 +58,9 @@ const char *acct_check_password(json_t *v);
 
 /* An API token name: 1 to 64 characters of UTF-8 text without control characters. */
 bool acct_token_name_ok(const char *s, size_t n);
+/* The body's "name" of a token or key (acct_token_name_ok), or NULL after
+ * refusing it (400, audited in r's context). Borrowed from body. */
+const char *acct_name(struct req *r, json_t *body);
 
 /*
  * Parse an OpenSSH one-line public key (text, len bytes; ssh_keys.c): type,

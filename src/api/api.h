@@ -89,6 +89,13 @@ void http_send_raw(struct req *r, int status, const char *content_type, const ch
 redisContext *rq_conn(struct api_thread *th);
 void rq_close(struct api_thread *th);
 
+/* The start of a state-changing request: its actor authenticated
+ * (auth_require), its connection (req_db), and the request audited as action
+ * on target_type/target_id (audit_begin). The connection, or NULL after
+ * answering. */
+PGconn *req_change(struct req *r, const char *action, const char *target_type,
+                   const char *target_id);
+
 /* Router: dispatch r to its handler, or answer 404/405. */
 void router_dispatch(struct req *r);
 /* Print "METHOD PATTERN" per route (berth-api --routes). */

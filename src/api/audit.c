@@ -53,6 +53,17 @@ void audit_target(struct req *r, const char *target_id)
     util_strlcpy(r->audit.target_id, target_id ? target_id : "", sizeof(r->audit.target_id));
 }
 
+PGconn *req_change(struct req *r, const char *action, const char *target_type,
+                   const char *target_id)
+{
+    PGconn *pg;
+
+    if (auth_require(r) < 0 || !(pg = req_db(r)))
+        return NULL;
+    audit_begin(r, action, target_type, target_id);
+    return pg;
+}
+
 int audit_row(struct req *r, const char *outcome, json_t *details)
 {
     PGconn *pg = r->th->pg;

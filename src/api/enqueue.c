@@ -11,6 +11,14 @@
 #include "berth/protocol.h"
 #include "enqueue.h"
 
+bool enqueue_init(struct req *r, struct job_spec *spec, enum job_kind kind, const char *node)
+{
+    if (job_spec_init(spec, kind, node) == 0)
+        return true;
+    req_unavailable(r, "no random bytes for a job id");
+    return false;
+}
+
 bool enqueue_job(struct req *r, const struct job_spec *spec)
 {
     const char *p[JOB_INSERT_NPARAMS];

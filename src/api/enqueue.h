@@ -11,6 +11,11 @@
 #include "api.h"
 #include "berth/protocol.h"
 
+/* A fresh job of kind for node into spec (job_spec_init: a new id, ids and
+ * arguments cleared). false after answering 503 (no randomness; r's
+ * transaction rolled back). */
+bool enqueue_init(struct req *r, struct job_spec *spec, enum job_kind kind, const char *node)
+    __attribute__((warn_unused_result));
 /* The jobs row of spec (status queued) in r's open transaction
  * (JOB_INSERT_SQL). false after answering 503 (req_q). */
 bool enqueue_job(struct req *r, const struct job_spec *spec) __attribute__((warn_unused_result));

@@ -383,17 +383,18 @@ void instances_create(struct req *r)
     PGconn *pg;
     json_t *resp;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_change(r, "instance.create", "instance", NULL)))
         return;
-    audit_begin(r, "instance.create", "instance", NULL);
     if (!authz_instance(&r->actor, ACT_CREATE, r->actor.user_id)) {
         refuse(r, 403, "forbidden", NULL, "your role may not create instances");
         return;
     }
-    if (util_uuid(c.iid) < 0 || job_spec_init(&c.job, JOB_CREATE, api_cfg.node) < 0) {
+    if (util_uuid(c.iid) < 0) {
         http_send_error(r, 500, "internal", NULL, "no random bytes for an id");
         return;
     }
+    if (!enqueue_init(r, &c.job, JOB_CREATE, api_cfg.node))
+        return;
     c.job.instance_id = c.iid;
     c.job.user_id = r->actor.user_id;
     if (check_body(&c) && req_begin(r) && load_template(&c) && check_quota(&c) &&

@@ -375,9 +375,8 @@ void instances_exec(struct req *r)
     size_t i;
     struct exec_arg *ea;
     struct longcall *lc;
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "instance.exec", "instance", valid_uuid(r->params[0]) ? r->params[0] : NULL))
         return;
-    audit_begin(r, "instance.exec", "instance", valid_uuid(r->params[0]) ? r->params[0] : NULL);
     if (!rpc_target(r, ACT_OPERATE, node) || !(body = req_body(r, allowed)))
         return;
     cmd = json_object_get(body, "command");

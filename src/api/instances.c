@@ -299,10 +299,8 @@ static void action(struct req *r, enum job_kind kind)
     int found;
 
     snprintf(action_name, sizeof(action_name), "instance.%s", verb);
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_change(r, action_name, "instance", valid_uuid(id) ? id : NULL)))
         return;
-    /* action_name lives on this stack frame, as long as the request */
-    audit_begin(r, action_name, "instance", valid_uuid(id) ? id : NULL);
     if (del && req_query(r, "delete_volumes", dv, sizeof(dv))) {
         if (strcmp(dv, "true") == 0 || strcmp(dv, "1") == 0)
             delete_volumes = true;
@@ -351,10 +349,8 @@ static void action(struct req *r, enum job_kind kind)
                verb);
         return;
     }
-    if (job_spec_init(&job, kind, node) < 0) {
-        req_unavailable(r, "out of randomness");
+    if (!enqueue_init(r, &job, kind, node))
         return;
-    }
     job.instance_id = id;
     job.user_id = owner;
     job.args.delete_volumes = delete_volumes;

@@ -414,9 +414,8 @@ void accounts_password(struct req *r)
     long wait = 0, ntok = 0, nses = 0;
     int thr;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_change(r, "auth.password", "user", r->actor.user_id)))
         return;
-    audit_begin(r, "auth.password", "user", r->actor.user_id);
     if (!(body = req_body(r, allowed)))
         goto out;
     cur = json_object_get(body, "current_password");
@@ -526,9 +525,8 @@ void accounts_logout(struct req *r)
     const char *p[1] = {hash};
     PGresult *res;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "auth.logout", "user", r->actor.user_id))
         return;
-    audit_begin(r, "auth.logout", "user", r->actor.user_id);
     if (!r->actor.via_cookie || !auth_cookie_value(r, "berth_session", cookie, sizeof(cookie))) {
         refuse(r, 400, "bad_request", NULL,
                "logout ends a cookie session; revoke an API token with DELETE "

@@ -220,11 +220,8 @@ static bool queue_sync(struct req *r, const char *user_id, struct key_sync *ks)
     for (int i = 0; ok && i < PQntuples(res); i++) {
         struct job_spec *job = &ks->job[ks->n];
         util_strlcpy(ks->node[ks->n], PQgetvalue(res, i, 0), sizeof(ks->node[0]));
-        if (job_spec_init(job, JOB_SSH_KEYS, ks->node[ks->n]) < 0) {
-            req_unavailable(r, "out of randomness");
-            ok = false;
+        if (!(ok = enqueue_init(r, job, JOB_SSH_KEYS, ks->node[ks->n])))
             break;
-        }
         job->user_id = user_id;
         ok = enqueue_job(r, job);
         ks->n++;
@@ -271,20 +268,16 @@ void ssh_keys_create(struct req *r)
     json_t *body = NULL, *v;
     PGresult *res = NULL;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "ssh_key.create", "ssh_key", NULL))
         return;
-    audit_begin(r, "ssh_key.create", "ssh_key", NULL);
     if (!authz_ssh_key(&r->actor, ACT_CREATE, r->actor.user_id)) {
         refuse(r, 403, "forbidden", NULL, "viewers may not add SSH keys");
         return;
     }
     if (!(body = req_body(r, allowed)))
         return;
-    v = json_object_get(body, "name");
-    if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
-        refuse(r, 400, "invalid_field", "name", "name must be 1 to 64 characters of text");
+    if (!acct_name(r, body))
         goto out;
-    }
     v = json_object_get(body, "public_key");
     if (!json_is_string(v)) {
         refuse(r, 400, "invalid_field", "public_key", "public_key must be a string");
@@ -335,9 +328,8 @@ void ssh_keys_delete(struct req *r)
     struct key_sync ks;
     PGresult *res;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "ssh_key.delete", "ssh_key", NULL))
         return;
-    audit_begin(r, "ssh_key.delete", "ssh_key", NULL);
     if (acct_lock_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
                         authz_ssh_key, "key", owner) < 0 ||
         !(res = req_q(r, "DELETE FROM ssh_keys WHERE id = $1", 1, p)))

@@ -216,9 +216,8 @@ void templates_create(struct req *r)
     const char *field = NULL;
     json_t *body;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "template.create", "template", NULL))
         return;
-    audit_begin(r, "template.create", "template", NULL);
     if (!authz_template(&r->actor, ACT_CREATE)) {
         refuse(r, 403, "forbidden", NULL, "only admins may create templates");
         return;
@@ -247,9 +246,8 @@ void templates_patch(struct req *r)
     PGresult *res;
     json_t *body, *cur = NULL, *v;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "template.update", "template", NULL))
         return;
-    audit_begin(r, "template.update", "template", NULL);
     if (!authz_template(&r->actor, ACT_UPDATE)) {
         refuse(r, 403, "forbidden", NULL, "only admins may change templates");
         return;
@@ -298,9 +296,8 @@ void templates_delete(struct req *r)
     PGresult *res;
     long live;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "template.delete", "template", NULL))
         return;
-    audit_begin(r, "template.delete", "template", NULL);
     if (!authz_template(&r->actor, ACT_DELETE)) {
         refuse(r, 403, "forbidden", NULL, "only admins may delete templates");
         return;

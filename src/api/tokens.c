@@ -18,7 +18,6 @@
 #include "berth/validate.h"
 
 #define TOKEN_PREFIX   "berth_"
-#define TOKEN_NAME_MAX 64
 #define TOKEN_DAYS_MAX 3650
 #define TOKENS_MAX     100
 
@@ -78,22 +77,16 @@ void tokens_create(struct req *r)
     json_t *body = NULL, *v, *t;
     PGresult *res = NULL;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "token.create", "token", NULL))
         return;
-    audit_begin(r, "token.create", "token", NULL);
     if (!authz_token(&r->actor, ACT_CREATE, r->actor.user_id)) {
         refuse(r, 403, "forbidden", NULL, "you may not create API tokens");
         return;
     }
     if (!(body = req_body(r, allowed)))
         return;
-    v = json_object_get(body, "name");
-    if (!json_is_string(v) || !acct_token_name_ok(json_string_value(v), json_string_length(v))) {
-        refuse(r, 400, "invalid_field", "name", "name must be 1 to %d characters of text",
-               TOKEN_NAME_MAX);
+    if (!(name = acct_name(r, body)))
         goto out;
-    }
-    name = json_string_value(v);
     if ((v = json_object_get(body, "expires_in_days")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > TOKEN_DAYS_MAX) {
@@ -158,9 +151,8 @@ void tokens_delete(struct req *r)
     PGresult *res;
     char owner[37] = "";
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "token.delete", "token", NULL))
         return;
-    audit_begin(r, "token.delete", "token", NULL);
     if (acct_lock_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
                         authz_token, "token", owner) < 0 ||
         !(res = req_q(r, "DELETE FROM api_tokens WHERE id = $1", 1, p)))

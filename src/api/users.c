@@ -62,9 +62,8 @@ static bool require_admin(struct req *r)
  * answering. */
 static bool user_change(struct req *r, const char *action, const char *id)
 {
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, action, "user", NULL))
         return false;
-    audit_begin(r, action, "user", NULL);
     if (!require_admin(r))
         return false;
     if (!valid_uuid(id)) {
@@ -134,9 +133,8 @@ void users_create(struct req *r)
     PGresult *res = NULL;
     enum role role;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_change(r, "user.create", "user", NULL))
         return;
-    audit_begin(r, "user.create", "user", NULL);
     if (!require_admin(r) || !(body = req_body(r, allowed)))
         return;
     v = json_object_get(body, "username");
@@ -402,10 +400,8 @@ void users_delete(struct req *r)
         refuse(r, 409, "conflict", NULL, "you cannot delete yourself");
         return;
     }
-    if (job_spec_init(&job, JOB_USER_DELETE, api_cfg.node) < 0) {
-        http_send_error(r, 500, "internal", NULL, "no random bytes for a job id");
+    if (!enqueue_init(r, &job, JOB_USER_DELETE, api_cfg.node))
         return;
-    }
     job.user_id = id;
     job.args.delete_volumes = delete_volumes;
     if ((is_admin = lock_target_and_admins(r, id)) < 0)

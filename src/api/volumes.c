@@ -61,9 +61,8 @@ void volumes_delete(struct req *r)
     PGresult *res;
     json_t *ans;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_change(r, "volume.delete", "volume", valid_uuid(id) ? id : NULL)))
         return;
-    audit_begin(r, "volume.delete", "volume", valid_uuid(id) ? id : NULL);
     if (!valid_uuid(id)) {
         http_send_error(r, 404, "not_found", NULL, "no such volume");
         return;
@@ -92,10 +91,8 @@ void volumes_delete(struct req *r)
                "the volume is attached to an instance: delete the instance first");
         return;
     }
-    if (job_spec_init(&job, JOB_VOLUME_DELETE, node) < 0) {
-        req_unavailable(r, "out of randomness");
+    if (!enqueue_init(r, &job, JOB_VOLUME_DELETE, node))
         return;
-    }
     job.volume_id = id;
     job.user_id = owner;
     if (!enqueue_job(r, &job))
