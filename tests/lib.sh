@@ -162,6 +162,15 @@ wait_for() {
 
 # create JSON [curl args...]: POST /api/v1/instances with JSON, authenticated
 # by the curl args; sets STATUS, BODY, IID and JID (empty when refused).
+# reload api|worker: SIGHUP the daemon and wait (10 s) until its log says it
+# read its settings again; 1 when it did not.
+reload() {
+    local log=$BERTH_VAR/log/$1.log n
+    n=$(grep -c 'settings reloaded' "$log")
+    kill -HUP "$(svc_pid "$1")"
+    wait_for 10 more_reloads "$log" "$n"
+}
+more_reloads() { [[ $(grep -c 'settings reloaded' "$1") -gt $2 ]]; }
 create() {
     local j=$1; shift
     http POST /api/v1/instances "$j" "$@"

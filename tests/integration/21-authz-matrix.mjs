@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { done, notOk, ok } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const ROOT = process.env.ROOT;
@@ -25,10 +26,7 @@ const BUILD = process.env.BERTH_BUILD || `${ROOT}/build`;
 const ALLOW = 'allow';
 const PROXY_OK = 'proxy-ok'; // through the auth check: the app's answer or 502/504 while it starts
 const P = 'm' + randomBytes(3).toString('hex');
-let failures = 0;
-const ok = (m) => console.log(`ok - ${m}`);
 class Skip extends Error {}
-const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
 
 // nginx closes idle keep-alive connections when it reloads (instances come and
 // go during this test); a request sent on one as it closes never reached
@@ -339,4 +337,4 @@ for (const route of routes) {
 
 ok(`authorisation matrix: ${cells} cells over ${routes.length} routes`);
 console.error(`  matrix: ${cells} cells, ${routes.length} routes, ${table.length} rows`);
-process.exit(failures ? 1 : 0);
+done();

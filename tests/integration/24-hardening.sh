@@ -14,16 +14,7 @@ need jq
 scratch h
 CONF_BAK=$TMP/berth.conf.orig
 cp "$BERTH_CONFIG" "$CONF_BAK"
-reload_api() {
-    local n; n=$(grep -c "settings reloaded" "$BERTH_VAR/log/api.log")
-    kill -HUP "$(svc_pid api)"
-    for _ in $(seq 50); do
-        [[ $(grep -c "settings reloaded" "$BERTH_VAR/log/api.log") -gt $n ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-cleanup() { cp "$CONF_BAK" "$BERTH_CONFIG"; reload_api; rm -rf "$TMP"; }
+cleanup() { cp "$CONF_BAK" "$BERTH_CONFIG"; reload api; rm -rf "$TMP"; }
 trap cleanup EXIT
 MAXF=$(awk -F' *= *' '$1 == "login_max_failures" {print $2}' "$BERTH_CONFIG" | grep . || echo 5)
 LOCK=$(awk -F' *= *' '$1 == "login_lockout_s" {print $2}' "$BERTH_CONFIG" | grep . || echo 300)
@@ -87,7 +78,7 @@ login admin "$BERTH_ADMIN_PASSWORD" -H 'X-Forwarded-Proto: https'
 check "X-Forwarded-Proto from an untrusted client does not make the cookie Secure" \
     bash -c "grep -i '^Set-Cookie: berth_session=' '$TMP/h' | grep -vqi Secure"
 printf 'trusted_proxies = 127.0.0.3, ::1/128\n' >> "$BERTH_CONFIG"
-check "berth-api reloads trusted_proxies on SIGHUP" reload_api
+check "berth-api reloads trusted_proxies on SIGHUP" reload api
 login admin "$BERTH_ADMIN_PASSWORD" --interface 127.0.0.3 -H 'X-Forwarded-Proto: https'
 check "X-Forwarded-Proto from a trusted proxy makes the cookie Secure" \
     grep -qi '^Set-Cookie: berth_session=.*; Secure' "$TMP/h"
@@ -106,7 +97,7 @@ printf 'trusted_proxies = 10.0.0.0/33\n' >> "$BERTH_CONFIG"
 kill -HUP "$(svc_pid api)"; sleep 0.5
 check "a bad trusted_proxies is refused on reload, naming the key" \
     bash -c "tail -5 '$BERTH_VAR/log/api.log' | grep -q 'trusted_proxies'"
-cp "$CONF_BAK" "$BERTH_CONFIG"; reload_api
+cp "$CONF_BAK" "$BERTH_CONFIG"; reload api
 
 # --- Origin and JSON-only login
 http POST /api/v1/auth/login "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\"}" \

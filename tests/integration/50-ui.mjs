@@ -2,27 +2,12 @@
 // log in, see health, launch nothing yet but list templates, create and revoke
 // an API token, admin pages, log out; a wrong password shows the API's
 // sentence; the login page honours only /container/ return addresses.
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, done, launchChromium, notOk, ok, skipWithoutChromium } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const PW = process.env.BERTH_ADMIN_PASSWORD;
-let failures = 0;
-const ok = (m) => console.log(`ok - ${m}`);
-const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
-const check = async (what, fn) => {
-  try { (await fn()) ? ok(what) : notOk(what); } catch (e) { notOk(what, String(e).split('\n')[0]); }
-};
-
-if (!existsSync('/usr/bin/chromium')) {
-  ok('browser tests # SKIP /usr/bin/chromium not installed');
-  process.exit(0);
-}
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-gpu', '--no-first-run'],
-});
+skipWithoutChromium('browser tests');
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const errors = [];
@@ -122,4 +107,4 @@ try {
 } finally {
   await browser.close();
 }
-process.exit(failures ? 1 : 0);
+done();

@@ -8,24 +8,12 @@
 // wider than its path; a WebSocket into the workspace from another origin is
 // refused while the workspace's own opens; the login page follows none of
 // the return-address tricks.
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const PW = process.env.BERTH_ADMIN_PASSWORD;
 const PORT = new globalThis.URL(URL).port;
-let failures = 0;
-const ok = (m) => console.log(`ok - ${m}`);
-const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
-const check = async (what, fn) => {
-  try { (await fn()) ? ok(what) : notOk(what); } catch (e) { notOk(what, String(e).split('\n')[0]); }
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-if (!existsSync('/usr/bin/chromium')) {
-  ok('browser isolation tests # SKIP /usr/bin/chromium not installed');
-  process.exit(0);
-}
+skipWithoutChromium('browser isolation tests');
 
 // ---- set-up through the API (UI origin, plain fetch) ----
 async function login(username, password) {
@@ -75,11 +63,7 @@ if (ex.status !== 200 || ex.body.exit_code !== 0) notOk('the hostile page\'s scr
 const AO = `http://${A}.localhost:${PORT}`;
 const BO = `http://${B}.localhost:${PORT}`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-gpu', '--no-first-run'],
-});
+const browser = await launchChromium();
 try {
   const ctx = await browser.newContext();
   const ui = await ctx.newPage();
@@ -214,4 +198,4 @@ try {
 } finally {
   await browser.close();
 }
-process.exit(failures ? 1 : 0);
+done();

@@ -13,15 +13,9 @@ scratch jt 2
 LOCK_PID=""
 CONF_BAK=$TMP/berth.conf.orig
 cp "$BERTH_CONFIG" "$CONF_BAK"
-reload_worker() {
-    local n; n=$(grep -c 'settings reloaded' "$WORKER_LOG")
-    kill -HUP "$(svc_pid worker)"
-    wait_for 10 test_more_reloads "$n"
-}
-test_more_reloads() { [[ $(grep -c 'settings reloaded' "$WORKER_LOG") -gt $1 ]]; }
 cleanup() {
     [[ -n $LOCK_PID ]] && kill "$LOCK_PID" 2>/dev/null
-    cp "$CONF_BAK" "$BERTH_CONFIG"; reload_worker
+    cp "$CONF_BAK" "$BERTH_CONFIG"; reload worker
     [[ -n ${DEV_ID:-} ]] && delete_instances_of "$DEV_ID" 30 -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"
     admin DELETE "/api/v1/templates/$P-t" >/dev/null 2>&1
     rm -rf "$TMP"
@@ -40,7 +34,7 @@ expect_eq "an instance is created" 202 "$STATUS"
 reach "it runs" "$IID" running 60 "${D[@]}"
 
 printf 'job_timeout_s = 5\n' >> "$BERTH_CONFIG"
-check "the worker reloads job_timeout_s = 5 on SIGHUP" reload_worker
+check "the worker reloads job_timeout_s = 5 on SIGHUP" reload worker
 
 lost=$(grep -c 'job_timeout_s' "$WORKER_LOG")
 t0=$(date +%s%N)
@@ -66,7 +60,7 @@ check "the worker let go of the job" wait_for 10 finished
 sleep 6 # the given-up attempt's answer (Docker's 10 s) is in by now
 expect_eq "... once" 1 "$(grep -c "job $JOB .*finished" "$WORKER_LOG")"
 cp "$CONF_BAK" "$BERTH_CONFIG"
-check "job_timeout_s back to its default" reload_worker
+check "job_timeout_s back to its default" reload worker
 http POST "/api/v1/instances/$IID/start" "" "${D[@]}"
 expect_eq "the next job of the instance is accepted" 202 "$STATUS"
 reach "and runs as usual" "$IID" running 60 "${D[@]}"

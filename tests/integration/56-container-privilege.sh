@@ -21,15 +21,9 @@ scratch cp 2
 CONF_BAK=$TMP/berth.conf.orig
 cp "$BERTH_CONFIG" "$CONF_BAK"
 BYHAND=berth-test-$P-noinit
-reload_worker() {
-    local n; n=$(grep -c 'settings reloaded' "$WORKER_LOG")
-    kill -HUP "$(svc_pid worker)"
-    wait_for 10 more_reloads "$n"
-}
-more_reloads() { [[ $(grep -c 'settings reloaded' "$WORKER_LOG") -gt $1 ]]; }
 cleanup() {
     docker rm -f "$BYHAND" >/dev/null 2>&1
-    if ! cmp -s "$CONF_BAK" "$BERTH_CONFIG"; then cp "$CONF_BAK" "$BERTH_CONFIG"; reload_worker; fi
+    if ! cmp -s "$CONF_BAK" "$BERTH_CONFIG"; then cp "$CONF_BAK" "$BERTH_CONFIG"; reload worker; fi
     [[ -n ${DEV_ID:-} ]] && delete_instances_of "$DEV_ID" 60 -b "$TMP/dev.jar" -H "X-CSRF-Token: $DCSRF"
     psql_q "DELETE FROM templates WHERE name = '$P-sql'" >/dev/null 2>&1
     for t in caps none disk; do admin DELETE "/api/v1/templates/$P-$t" >/dev/null 2>&1; done
@@ -141,7 +135,7 @@ docker rm -f "$BYHAND" >/dev/null 2>&1
 
 # ---- no capabilities at all; log rotation from the reloaded settings
 printf 'container_log_max_size = 100k\ncontainer_log_max_files = 2\n' >> "$BERTH_CONFIG"
-check "the worker reloads container_log_max_size = 100k, container_log_max_files = 2 on SIGHUP" reload_worker
+check "the worker reloads container_log_max_size = 100k, container_log_max_files = 2 on SIGHUP" reload worker
 LINE=$(printf 'x%.0s' $(seq 200))
 admin POST /api/v1/templates "{\"name\":\"$P-none\",\"image\":\"berth-demo/web:1\",\"command\":[\"sh\",\"-c\",\"i=0; while [ \$i -lt 4000 ]; do echo \$i $LINE; i=\$((i+1)); done; echo logged-all; while :; do sleep 1; done\"],\"memory_mb\":32,\"pids_limit\":64}"
 expect_eq "a template without capabilities is created" "201 []" "$STATUS $(jq -c .capabilities <<<"$BODY")"
@@ -166,7 +160,7 @@ else
     fail "the log was rotated: 2 files kept of at most ~100k" "$(ls -l "$LOGPATH"* 2>&1)"
 fi
 cp "$CONF_BAK" "$BERTH_CONFIG"
-check "the log settings back to their defaults" reload_worker
+check "the log settings back to their defaults" reload worker
 dev DELETE "/api/v1/instances/$NI?delete_volumes=true"
 
 # ---- disk_mb: what this machine's storage allows

@@ -1,0 +1,37 @@
+// The shared part of the JavaScript integration tests: TAP lines as
+// tests/run.sh counts them, and Debian's chromium through playwright-core
+// with the flags these machines need.
+import { existsSync } from 'node:fs';
+
+let failed = 0;
+export const ok = (m) => console.log(`ok - ${m}`);
+export const notOk = (m, d) => {
+  failed++;
+  console.log(`not ok - ${m}`);
+  if (d) console.error('  ' + d);
+};
+// check WHAT FN: ok when FN resolves truthy; its exception's first line otherwise.
+export const check = async (what, fn) => {
+  try { (await fn()) ? ok(what) : notOk(what); } catch (e) { notOk(what, String(e).split('\n')[0]); }
+};
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// The exit status of the test: 1 when any check failed.
+export const done = () => process.exit(failed ? 1 : 0);
+
+// A skipped test (exit 0) on a machine without chromium.
+export function skipWithoutChromium(what) {
+  if (!existsSync('/usr/bin/chromium')) {
+    ok(`${what} # SKIP /usr/bin/chromium not installed`);
+    process.exit(0);
+  }
+}
+
+// Debian's chromium with the flags these machines need.
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-gpu', '--no-first-run'],
+  });
+}
