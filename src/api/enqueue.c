@@ -55,11 +55,19 @@ static bool push_once(struct api_thread *th, const char *key, const char *job_id
     return ok;
 }
 
+bool enqueue_lpush(struct api_thread *th, const char *key, const char *value, const char **why)
+{
+    /* Retry only a connection that predates this push: it may have gone
+     * stale across a Redis restart. A fresh connection that failed would
+     * only fail again, and each try can cost the request its timeouts. */
+    bool had = th->redis && !th->redis->err;
+    return push_once(th, key, value, why) || (had && push_once(th, key, value, why));
+}
+
 bool enqueue_push_on(struct api_thread *th, const char *node, const char *job_id)
 {
     char key[128];
     const char *why = "";
-    bool had;
 
     if (!job_id[0])
         return true;
@@ -67,11 +75,7 @@ bool enqueue_push_on(struct api_thread *th, const char *node, const char *job_id
         log_warn("job %s not pushed: node name too long", job_id);
         return false;
     }
-    /* Retry only a connection that predates this push: it may have gone
-     * stale across a Redis restart. A fresh connection that failed would
-     * only fail again, and each try can cost the request its timeouts. */
-    had = th->redis && !th->redis->err;
-    if (push_once(th, key, job_id, &why) || (had && push_once(th, key, job_id, &why)))
+    if (enqueue_lpush(th, key, job_id, &why))
         return true;
     log_warn("job %s not pushed to %s: %s (the worker's reconcile will find it)", job_id, key,
              why);

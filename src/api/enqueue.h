@@ -29,6 +29,11 @@ bool enqueue_job(struct req *r, const struct job_spec *spec) __attribute__((warn
  * An empty job_id pushes nothing (true).
  */
 bool enqueue_push(struct req *r, const char *node, const char *job_id);
+/* LPUSH value onto key on th's connection, retried once on a fresh one when
+ * that connection predates the call (it may have gone stale across a Redis
+ * restart). false with a few words in *why. For every push of berth-api:
+ * jobs (above) and RPC requests (instance_rpc.c). */
+bool enqueue_lpush(struct api_thread *th, const char *key, const char *value, const char **why);
 /* The same on a thread's connection, for the administrative commands that
  * run outside a request (admin.c). */
 bool enqueue_push_on(struct api_thread *th, const char *node, const char *job_id);

@@ -20,6 +20,7 @@
 #include "berth/template.h"
 #include "berth/util.h"
 #include "berth/validate.h"
+#include "enqueue.h"
 #include "instances.h"
 #include "longcall.h"
 
@@ -33,6 +34,7 @@ static json_t *rpc_call(struct req *r, const char *node, json_t *req, int wait_s
 {
     unsigned char rnd[16];
     char id[33], key[96], *text = NULL;
+    const char *why = "";
     redisContext *rc;
     redisReply *rep = NULL;
     json_t *ans = NULL;
@@ -44,15 +46,9 @@ static json_t *rpc_call(struct req *r, const char *node, json_t *req, int wait_s
     json_object_set_new(req, "id", json_string(id));
     json_object_set_new(req, "deadline_ms", json_integer((json_int_t)time(NULL) * 1000 + wait_s * 1000L));
     text = json_dumps(req, JSON_COMPACT);
-    if (!text || !(rc = rq_conn(r->th)))
+    snprintf(key, sizeof(key), KEY_RPC_FMT, node);
+    if (!text || !enqueue_lpush(r->th, key, text, &why) || !(rc = r->th->redis))
         goto unavailable;
-    rep = redisCommand(rc, "LPUSH " KEY_RPC_FMT " %s", node, text);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        if (!rep)
-            rq_close(r->th);
-        goto unavailable;
-    }
-    freeReplyObject(rep);
     snprintf(key, sizeof(key), KEY_RPC_REPLY_FMT, id);
     redisSetTimeout(rc, tv);
     /* in 1 s slices, so that a stopping berth-api ends the wait (longcall.h) */

@@ -53,6 +53,26 @@ fi
 check "the instance stops" wait_status "$ID" stopped 30 -b "$DEV_JAR"
 check "the API did not give up on that push" bash -c "! grep -q 'job $JID not pushed' '$BERTH_VAR/log/api.log'"
 
+# --- 1b: the calls the worker answers over Redis (exec, logs, stats) after a
+# restart: every thread's connection is stale, each call's push is retried on
+# a fresh one. Ten execs and ten stats: more than the exec pool's and the
+# request threads' connections, so every one of them is met stale once.
+dev POST "/api/v1/instances/$ID/start"
+check "the instance runs again for the calls" wait_status "$ID" running 30 -b "$DEV_JAR"
+# drive every connection once, so that each holds one when Redis goes
+for _ in $(seq 10); do dev GET "/api/v1/instances/$ID/stats"; dev POST "/api/v1/instances/$ID/exec" '{"command":["true"]}'; done
+redis_down && redis_up
+bad=()
+for i in $(seq 10); do
+    dev POST "/api/v1/instances/$ID/exec" "{\"command\":[\"echo\",\"call-$i\"]}"
+    [[ $STATUS == 200 && $(jq -r .output <<<"$BODY") == "call-$i"* ]] || bad+=("exec $i: $STATUS $(jq -c . <<<"$BODY" 2>/dev/null | head -c 160)")
+    dev GET "/api/v1/instances/$ID/stats"
+    [[ $STATUS == 200 ]] || bad+=("stats $i: $STATUS $(jq -c . <<<"$BODY" 2>/dev/null | head -c 160)")
+done
+expect_eq "after a Redis restart, 10 execs and 10 stats in a row all answer, none 503 (the stale connection's push is retried)" "" "${bad[*]}"
+dev POST "/api/v1/instances/$ID/stop"
+check "the instance stops for the next part" wait_status "$ID" stopped 30 -b "$DEV_JAR"
+
 # --- 2: Redis away while the request is made: 202, run when Redis returns
 redis_down
 dev POST "/api/v1/instances/$ID/start"
@@ -67,7 +87,7 @@ else
     fail "... and the worker takes it within 5 s of Redis being back" "job $JID: $(psql_q "SELECT status FROM jobs WHERE id = '$JID'")" "$(tail -5 "$WORKER_LOG")"
 fi
 check "the instance runs again" wait_status "$ID" running 30 -b "$DEV_JAR"
-n=$(psql_q "SELECT count(*) FROM jobs WHERE instance_id = '$ID' AND kind = 'start'")
+n=$(psql_q "SELECT count(*) FROM jobs WHERE instance_id = '$ID' AND kind = 'start' AND created_at >= (SELECT created_at FROM jobs WHERE id = '$JID')")
 expect_eq "one start job, run once (a duplicate push is dropped)" 1 "$n"
 check "health is back" wait_health 200 50
 
