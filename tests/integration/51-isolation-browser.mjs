@@ -82,7 +82,12 @@ try {
   await ui.fill('#login-form [name=password]', `pw-${A}-1`);
   await ui.click('#login-form button');
   await check('... and after logging in lands on the workspace page it asked for', async () => {
-    await ui.waitForURL(`${AO}/container/${A}/site/cgi-bin/env?from=link`, { timeout: 15000 });
+    try {
+      await ui.waitForURL(`${AO}/container/${A}/site/cgi-bin/env?from=link`, { timeout: 15000 });
+    } catch (e) { // say where the browser is and what the page says, to tell why
+      const flashText = await ui.locator('#flash').textContent().catch(() => '');
+      throw new Error(`still at ${ui.url()} (flash: ${flashText || 'none'}): ${String(e).split('\n')[0]}`);
+    }
     return /BERTH_USER=/.test(await ui.textContent('body')) && (await ui.textContent('body')).includes(`BERTH_USER=${A}\n`);
   });
   const cookies = await ctx.cookies();
@@ -94,7 +99,7 @@ try {
     const s = cookies.filter((c) => c.name === 'berth_session');
     return s.length === 1 && s[0].domain === '127.0.0.1';
   });
-  const sessionBefore = cookies.find((c) => c.name === 'berth_session').value;
+  const sessionBefore = cookies.find((c) => c.name === 'berth_session')?.value;
 
   // Now a page of the workspace acts.
   const ws = ui; // on A's workspace origin
