@@ -18,6 +18,11 @@
  *
  * Scripts use Authorization: Bearer on either origin. In `same` mode the UI
  * session itself reaches the workspaces and none of this is used.
+ *
+ * Also here: berth's "not running" page (workspace_unavailable), what an
+ * instance's location answers its owner when the container does not: it
+ * reads the instance's status and sends the owner to the UI origin to start
+ * it -- the workspace origin acts on nothing.
  */
 #include <jansson.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
- * workspace (api) — the workspace origin's sign-in and the lookups the proxy
- * check shares with it (src/api/workspace.c). Request threads only; every
+ * workspace (api) — the workspace origin's sign-in, its "not running" page,
+ * and the lookups the proxy check shares with them (src/api/workspace.c). Request threads only; every
  * function uses the calling thread's connection and allocates nothing it
  * returns.
  */
