@@ -124,9 +124,20 @@ function leaveStart() {
   history.replaceState(null, '', '/');
 }
 
+// Back to the address the owner came from (&path=), when it is a canonical
+// address of this very instance's workspace; else the workspace's start.
+function startReturn(inst) {
+  const open = inst.urls?.open;
+  const path = new URLSearchParams(location.search).get('path');
+  if (!open || !path || !inst.urls.http || !path.startsWith(inst.urls.http)) return open;
+  const p = path.split(/[?#]/)[0];
+  if (/[\\\s\x00-\x1f]|%2e|%2f|%5c|%25|\/\/|(^|\/)\.{1,2}(\/|$)/i.test(p)) return open;
+  return new URL(open).origin + path;
+}
+
 async function offerStart(id) {
   const inst = await api('GET', `/api/v1/instances/${id}`);
-  const open = inst.urls?.open;
+  const open = startReturn(inst);
   $('#start-text').textContent = inst.status === 'running'
     ? `${inst.name} is running already.`
     : `Start ${inst.name} (${inst.status}${inst.error ? `: ${inst.error}` : ''}) and go back to it?`;

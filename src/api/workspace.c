@@ -443,7 +443,7 @@ void workspace_unavailable(struct req *r)
     const char *accept = req_param(r, "HTTP_ACCEPT");
     bool html = accept && strcasestr(accept, "text/html");
     char status[24] = "", err[1024], user[33] = "", inst[33] = "", owner[37];
-    char esc_err[sizeof(err) * 6], sentence[256], page[16384];
+    char esc_err[sizeof(err) * 6], sentence[256], page[32768];
     PGconn *pg = iid && valid_uuid(iid) ? db_conn(r->th) : NULL;
     int found = -1, n;
 
@@ -479,12 +479,20 @@ void workspace_unavailable(struct req *r)
     html_escape(err, esc_err, sizeof(esc_err));
     {
         bool can_start = found == 1 && (strcmp(status, "stopped") == 0 || strcmp(status, "error") == 0);
-        char start[512] = "";
+        const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
+        char start[PATH_MAX_LEN * 3 + 700] = "", back[PATH_MAX_LEN * 3 + 16] = "";
+        /* where the UI sends the owner back: this address when it is a
+         * canonical one of this instance (the UI checks it again) */
+        if (raw && strlen(raw) <= PATH_MAX_LEN && ws_path_canonical(raw, user, inst) &&
+            util_url_encode(raw, back + 10, sizeof(back) - 10) == 0)
+            memcpy(back, "&amp;path=", 10);
+        else
+            back[0] = '\0';
         if (can_start)
             snprintf(start, sizeof(start),
-                     "  <p id=\"berth-start\"><a class=\"button\" href=\"%s/?start=%s\">Start "
+                     "  <p id=\"berth-start\"><a class=\"button\" href=\"%s/?start=%s%s\">Start "
                      "it</a></p>\n",
-                     api_cfg.public_url, iid);
+                     api_cfg.public_url, iid, back);
         /* every value below is validated (names, status, the configured
          * URL) or escaped (the error sentence) */
         n = snprintf(page, sizeof(page),

@@ -143,17 +143,25 @@ try {
       (await page.textContent('#start-text')).includes('site') && st === 'stopped';
   });
   await page.click('#start-confirm');
-  await check('after the click the browser lands back on the running workspace', async () => {
-    await page.waitForURL((u) => u.origin === AO, { timeout: 60000 });
+  await check('after the click the browser lands back on the running workspace, at the address it was at', async () => {
+    await page.waitForURL(ENV, { timeout: 60000 });
     for (let k = 0; k < 120; k++) {
       const body = await page.textContent('body').catch(() => '');
-      if (body.includes(`BERTH_USER=${A}`)) break;
-      if (!page.url().startsWith(AO)) break;
+      if (body.includes(`BERTH_USER=${A}`)) return page.url() === ENV;
       await sleep(500);
     }
-    // urls.open is the workspace's start; go to the env page to see the app
-    if (!(await page.textContent('body')).includes('BERTH_USER=')) await page.goto(ENV);
-    return (await page.textContent('body')).includes(`BERTH_USER=${A}`);
+    return false;
+  });
+  await check('a Start link whose return address is another instance\'s goes back to this one\'s start instead', async () => {
+    const p = await ctx.newPage();
+    const other = `/container/${A}-x/site/`;
+    await p.goto(`${URL}/?start=${site.id}&path=${encodeURIComponent(other)}`);
+    await p.waitForSelector('#start-view:not([hidden])', { timeout: 10000 });
+    await p.click('#start-confirm'); // running already: "Open it"
+    await p.waitForURL((u) => u.origin === AO, { timeout: 30000 });
+    const url = p.url();
+    await p.close();
+    return url.startsWith(site.urls.open);
   });
   await check('... and the instance is running', async () => (await call(sa, 'GET', `/api/v1/instances/${site.id}`)).body.status === 'running');
 

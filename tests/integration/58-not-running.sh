@@ -74,7 +74,7 @@ check "... an HTML page" grep -q '^content-type: text/html' <<<"$HDRS"
 check "... saying the workspace is not running and naming its real status, stopped" \
     bash -c 'grep -q "This workspace is not running" <<<"$1" && grep -q "id=\"berth-status\">stopped<" <<<"$1"' _ "$BODY"
 check "... with a Start link to the UI origin, naming this instance" \
-    grep -qF "href=\"$BERTH_URL/?start=$AID\"" <<<"$BODY"
+    grep -qF "href=\"$BERTH_URL/?start=$AID&amp;path=%2Fcontainer%2F$A%2Fsite%2F\"" <<<"$BODY"
 check "... and no form, and no script but berth's own file (a strict CSP)" \
     bash -c 'grep -q "^content-security-policy: default-src .none.; script-src .self." <<<"$1" && ! grep -qi "<form" <<<"$2" && [[ $(grep -o "<script[^>]*>" <<<"$2") == "<script src=\"/_berth/unavailable.js\">" ]]' _ "$HDRS" "$BODY"
 check "... and nothing of another instance (B's id is not in it)" bash -c '! grep -qF "$1" <<<"$2"' _ "$BID" "$BODY"
@@ -85,6 +85,11 @@ expect_eq "the page's script is served on the workspace origin" "200 yes" \
 # ---- a deeper path, HEAD, a POST: the same page, never the bare 502
 get -H 'Accept: text/html' -H "Cookie: $ACOOK" "$AO${APATH}cgi-bin/env?x=1"
 expect_eq "a deeper path of the stopped workspace: 503 too" 503 "$STATUS"
+check "... its Start link brings the owner back to that very address" \
+    grep -qF "?start=$AID&amp;path=%2Fcontainer%2F$A%2Fsite%2Fcgi-bin%2Fenv%3Fx%3D1\"" <<<"$BODY"
+get -H 'Accept: text/html' -H "Cookie: $ACOOK" --path-as-is "$AO${APATH}a/../b"
+check "... but not to an address with dot segments (the link has no path then)" \
+    bash -c '[[ $1 == 503 ]] && grep -qF "?start=$2\"" <<<"$3"' _ "$STATUS" "$AID" "$BODY"
 get -I -H 'Accept: text/html' -H "Cookie: $ACOOK" "$AO$APATH"
 expect_eq "HEAD: 503 with Retry-After" "503 yes" "$STATUS $(grep -q '^retry-after:' <<<"$HDRS" && echo yes || echo no)"
 
