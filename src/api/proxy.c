@@ -17,7 +17,20 @@
  *                     method from a foreign Origin), "elsewhere" (the right
  *                     instance on the wrong host: a redirect to its own),
  *                     "unavailable" (the database is down: nginx answers 503)
+ *                     "status" (a probe, below: nginx answers 200 with
+ *                     X-Berth-Status)
  *   X-Berth-Location  where "elsewhere" and a browser's 401 are sent
+ *   X-Berth-Instance  on 204: the instance allowed, which berth's "not
+ *                     running" page (workspace.c) names when the container
+ *                     does not answer -- the location's own, from the snippet
+ *   X-Berth-Status    a probe's answer: {"status": S, "error"?: E}
+ *
+ * A status probe is a GET or HEAD of the workspace with X-Berth-Probe:
+ * status (what berth's "not running" page polls): the same checks as any
+ * request decide it, then, instead of going upstream, the owner is told the
+ * status of this location's instance and its error sentence -- nothing of
+ * any other instance, and it changes nothing. The workspace origin has no
+ * way to act on the API; starting is a navigation to the UI origin.
  *
  * Credentials: Authorization: Bearer on any origin; on a workspace origin the
  * berth_ws cookies (workspace.c; every copy is tried, so a cookie planted by
@@ -37,10 +50,12 @@
  * CACHE_TTL_MS. Only decisions from the database are cached; 401 and 503 are
  * not. The path, host and Origin checks run on every request, cached or not.
  */
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -58,6 +73,8 @@
 #define MAX_WS_COOKIES 4 /* berth_ws copies tried per request */
 #define COOKIE_MAX 8192   /* the Cookie header passed on; a longer one goes as none */
 #define LOCATION_MAX 4600 /* a sign-in or redirect address */
+#define STATUS_ERROR_MAX 600 /* of an instance's error sentence, in a probe's answer */
+#define STATUS_JSON_MAX 4000 /* a probe's answer (the sentence escaped: 6 bytes a byte at most) */
 
 struct decision {
     uint64_t gen;
@@ -208,19 +225,69 @@ static int authenticate(PGconn *pg, const struct cred *c, const char *iid, struc
 }
 
 /* The answer to nginx: status, the Cookie header for the container, and
- * the verdict and address nginx acts on. */
-static void answer(struct req *r, int status, const char *cookie, const char *verdict,
-                   const char *location)
+ * the verdict and address nginx acts on; extra: more header lines. */
+static void answer_with(struct req *r, int status, const char *cookie, const char *verdict,
+                        const char *location, const char *extra)
 {
-    char hdr[COOKIE_MAX + LOCATION_MAX + 200];
-    snprintf(hdr, sizeof(hdr), "X-Berth-Cookie: %s\r\n%s%s%s%s%s%s", cookie,
+    char hdr[COOKIE_MAX + LOCATION_MAX + STATUS_JSON_MAX + 300];
+    snprintf(hdr, sizeof(hdr), "X-Berth-Cookie: %s\r\n%s%s%s%s%s%s%s", cookie,
              verdict ? "X-Berth-Verdict: " : "", verdict ? verdict : "", verdict ? "\r\n" : "",
              location ? "X-Berth-Location: " : "", location ? location : "",
-             location ? "\r\n" : "");
+             location ? "\r\n" : "", extra ? extra : "");
     if (status == 204)
         http_send_empty(r, 204, hdr);
     else
         http_send_raw(r, status, "application/json", hdr, "{}", 2);
+}
+
+static void answer(struct req *r, int status, const char *cookie, const char *verdict,
+                   const char *location)
+{
+    answer_with(r, status, cookie, verdict, location, NULL);
+}
+
+/* A status probe (X-Berth-Probe: status on a GET or HEAD): the owner asks
+ * how this location's instance is doing, and nothing goes upstream. */
+static bool is_probe(const struct req *r)
+{
+    const char *probe = req_param(r, "HTTP_X_BERTH_PROBE");
+    const char *method = req_param(r, "BERTH_ORIGINAL_METHOD");
+    return probe && strcasecmp(probe, "status") == 0 && method &&
+           (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+}
+
+/* The probe's answer: {status, error?} of this instance and nothing else, in
+ * X-Berth-Status, under the verdict "status" (nginx answers 200 with it). */
+static void answer_probe(struct req *r, const char *iid, const char *cookie)
+{
+    char status[24], err[STATUS_ERROR_MAX + 1], hdr[STATUS_JSON_MAX + 40];
+    PGconn *pg = db_conn(r->th);
+    int found = pg ? wsp_instance_status(pg, iid, status, err, sizeof(err)) : -1;
+    json_t *o;
+    char *text;
+
+    if (found < 0) {
+        answer(r, 403, cookie, "unavailable", NULL);
+        return;
+    }
+    if (found == 0) { /* deleted meanwhile */
+        answer(r, 403, cookie, NULL, NULL);
+        return;
+    }
+    o = json_pack("{ss}", "status", status);
+    if (o && err[0])
+        json_object_set_new(o, "error", json_string(err));
+    /* ASCII only, no control characters: the JSON is a header's value */
+    text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(o);
+    if (!text || strlen(text) > STATUS_JSON_MAX) {
+        free(text);
+        answer(r, 403, cookie, "unavailable", NULL);
+        return;
+    }
+    snprintf(hdr, sizeof(hdr), "X-Berth-Status: %s\r\n", text);
+    free(text);
+    answer_with(r, 403, cookie, "status", NULL, hdr);
 }
 
 /* The checks of every allowed request: the raw prefix is the location's,
@@ -259,8 +326,14 @@ static void allow(struct req *r, const char *iid, const char *user, const char *
         answer(r, 403, cookie, "origin", NULL);
         return;
     }
+    if (is_probe(r)) {
+        answer_probe(r, iid, cookie); /* not activity: the page polling is no user */
+        return;
+    }
     record_activity(r, iid);
-    answer(r, 204, cookie, NULL, NULL);
+    /* the instance allowed, for berth's "not running" page (error_page) */
+    snprintf(url, sizeof(url), "X-Berth-Instance: %s\r\n", iid);
+    answer_with(r, 204, cookie, NULL, NULL, url);
 }
 
 void proxy_auth(struct req *r)

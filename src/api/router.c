@@ -24,6 +24,8 @@ static const struct route routes[] = {
     /* the workspace origin's sign-in (workspace.c) */
     {"GET", "/_berth/session", workspace_session},
     {"GET", "/_berth/to-workspace", workspace_redirect},
+    /* internal: only nginx's error_page of an instance location reaches this */
+    {"GET", "/_berth/unavailable", workspace_unavailable},
     {"GET", "/api/v1/auth/workspace", workspace_login},
     {"GET", "/metrics", metrics_get},
     /* accounts (session.c, users.c, tokens.c, ssh_keys.c, auditlog.c, stats.c) */

@@ -18,7 +18,13 @@
  *
  * Scripts use Authorization: Bearer on either origin. In `same` mode the UI
  * session itself reaches the workspaces and none of this is used.
+ *
+ * Also here: berth's "not running" page (workspace_unavailable), what an
+ * instance's location answers its owner when the container does not: it
+ * reads the instance's status and sends the owner to the UI origin to start
+ * it -- the workspace origin acts on nothing.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,4 +339,187 @@ void workspace_redirect(struct req *r)
     return;
 bad:
     http_send_error(r, 404, "not_found", NULL, "not a workspace address");
+}
+
+int wsp_instance_status(PGconn *pg, const char *id, char status[24], char *err, size_t errsize)
+{
+    const char *p[1] = {id};
+    PGresult *res;
+    int found = 0;
+
+    status[0] = '\0';
+    if (errsize)
+        err[0] = '\0';
+    if (!valid_uuid(id))
+        return 0;
+    if (!(res = db_run(pg, "instance status lookup",
+                       "SELECT status, coalesce(error, '') FROM instances WHERE id = $1 AND"
+                       " status <> 'deleted'",
+                       1, p)))
+        return -1;
+    if (PQntuples(res) == 1) {
+        const char *e = PQgetvalue(res, 0, 1);
+        size_t n = strlen(e);
+        util_strlcpy(status, PQgetvalue(res, 0, 0), 24);
+        if (errsize) {
+            if (n >= errsize) { /* cut, but never inside a UTF-8 sequence */
+                n = errsize - 1;
+                while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
+                    n--;
+            }
+            memcpy(err, e, n);
+            err[n] = '\0';
+        }
+        found = 1;
+    }
+    PQclear(res);
+    return found;
+}
+
+/* s with &, <, >, " and ' as HTML entities into out (cut to fit). */
+static void html_escape(const char *s, char *out, size_t size)
+{
+    size_t o = 0;
+    for (; *s; s++) {
+        const char *rep = NULL;
+        char one[2] = {*s, '\0'};
+        switch (*s) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        default: rep = one;
+        }
+        size_t n = strlen(rep);
+        if (o + n >= size)
+            break;
+        memcpy(out + o, rep, n);
+        o += n;
+    }
+    out[o] = '\0';
+}
+
+/* What a status means to the owner waiting for the workspace. */
+static const char *status_sentence(const char *status)
+{
+    static const struct {
+        const char *status, *sentence;
+    } table[] = {
+        {"stopped", "it is stopped: start it, and this page goes on to it by itself"},
+        {"pending", "it is being created: this page goes on to it once it answers"},
+        {"creating", "it is being created: this page goes on to it once it answers"},
+        {"restarting", "it is restarting: this page goes on to it once it answers"},
+        {"running", "it is starting up: its application does not answer yet"},
+        {"stopping", "it is stopping"},
+        {"deleting", "it is being deleted"},
+        {"error", "it failed: start it again once the cause is fixed"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(table); i++)
+        if (strcmp(table[i].status, status) == 0)
+            return table[i].sentence;
+    return "it does not answer";
+}
+
+#define PAGE_HEADERS                                                                               \
+    "Retry-After: 5\r\n"                                                                           \
+    "X-Berth-Page: unavailable\r\n"                                                                \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
+    "Referrer-Policy: no-referrer\r\n"
+
+/* GET /_berth/unavailable: nginx's error_page when an instance's container
+ * does not answer (502, 504), reached only from the instance's location
+ * after the proxy check allowed the request -- so only for the owner -- with
+ * the allowed instance in BERTH_INSTANCE (a FastCGI parameter of nginx's,
+ * which no client can set). 503 with Retry-After, never a bare 502: an HTML
+ * page naming the instance's real status for a browser, the API's error
+ * shape for anything else. The page polls the workspace with a status probe
+ * (proxy.c) and reloads when the status changes or the workspace answers;
+ * its Start link goes to the UI origin, where the owner confirms (nothing
+ * on this origin can start anything). */
+void workspace_unavailable(struct req *r)
+{
+    const char *iid = req_param(r, "BERTH_INSTANCE");
+    const char *accept = req_param(r, "HTTP_ACCEPT");
+    bool html = accept && strcasestr(accept, "text/html");
+    char status[24] = "", err[1024], user[33] = "", inst[33] = "", owner[37];
+    char esc_err[sizeof(err) * 6], sentence[256], page[32768];
+    PGconn *pg = iid && valid_uuid(iid) ? db_conn(r->th) : NULL;
+    int found = -1, n;
+
+    if (pg && (found = wsp_instance_names(pg, iid, user, inst, owner)) == 1)
+        found = wsp_instance_status(pg, iid, status, err, sizeof(err));
+    if (found == 1) {
+        snprintf(sentence, sizeof(sentence), "this instance is %s: %s", status,
+                 status_sentence(status));
+    } else {
+        err[0] = '\0';
+        util_strlcpy(status, "unknown", sizeof(status));
+        util_strlcpy(sentence,
+                     found == 0 ? "this instance does not answer"
+                                : "this instance does not answer, and berth cannot tell its "
+                                  "status right now: try again in a moment",
+                     sizeof(sentence));
+    }
+    if (!html) {
+        char msg[sizeof(sentence) + sizeof(err) + 4], *text;
+        json_t *o;
+        snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err);
+        o = json_pack("{s{ssss}}", "error", "code", "unavailable", "message", msg);
+        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!text) {
+            http_send_error(r, 503, "unavailable", NULL, "%s", sentence);
+            return;
+        }
+        http_send_raw(r, 503, "application/json", PAGE_HEADERS, text, strlen(text));
+        free(text);
+        return;
+    }
+    html_escape(err, esc_err, sizeof(esc_err));
+    {
+        bool can_start = found == 1 && (strcmp(status, "stopped") == 0 || strcmp(status, "error") == 0);
+        const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
+        char start[PATH_MAX_LEN * 3 + 700] = "", back[PATH_MAX_LEN * 3 + 16] = "";
+        /* where the UI sends the owner back: this address when it is a
+         * canonical one of this instance (the UI checks it again) */
+        if (raw && strlen(raw) <= PATH_MAX_LEN && ws_path_canonical(raw, user, inst) &&
+            util_url_encode(raw, back + 10, sizeof(back) - 10) == 0)
+            memcpy(back, "&amp;path=", 10);
+        else
+            back[0] = '\0';
+        if (can_start)
+            snprintf(start, sizeof(start),
+                     "  <p id=\"berth-start\"><a class=\"button\" href=\"%s/?start=%s%s\">Start "
+                     "it</a></p>\n",
+                     api_cfg.public_url, iid, back);
+        /* every value below is validated (names, status, the configured
+         * URL) or escaped (the error sentence) */
+        n = snprintf(page, sizeof(page),
+                     "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                     "<title>%s is %s — berth</title>\n"
+                     "<link rel=\"stylesheet\" href=\"/_berth/style.css\">\n</head>\n<body>\n"
+                     "<header><h1>berth</h1></header>\n"
+                     "<main id=\"berth-unavailable\" data-status=\"%s\">\n"
+                     "  <h2>This workspace is not running</h2>\n"
+                     "  <p><code>%s/%s</code> is <strong id=\"berth-status\">%s</strong>: %s.</p>\n"
+                     "%s%s%s%s"
+                     "  <p class=\"muted\">This page reloads by itself when the status changes "
+                     "and once the workspace answers.</p>\n"
+                     "  <p><a href=\"%s/\">Go to your instances</a></p>\n"
+                     "</main>\n<script src=\"/_berth/unavailable.js\"></script>\n</body>\n</html>\n",
+                     found == 1 ? inst : "This workspace", status, status, user, inst, status,
+                     status_sentence(status), esc_err[0] ? "  <p id=\"berth-error\">" : "",
+                     esc_err, esc_err[0] ? "</p>\n" : "", start, api_cfg.public_url);
+    }
+    if (n < 0 || (size_t)n >= sizeof(page)) {
+        http_send_error(r, 503, "unavailable", NULL, "%s", sentence);
+        return;
+    }
+    http_send_raw(r, 503, "text/html; charset=utf-8",
+                  PAGE_HEADERS "Content-Security-Policy: default-src 'none'; script-src 'self';"
+                               " style-src 'self'; connect-src 'self'; base-uri 'none';"
+                               " form-action 'none'; frame-ancestors 'self'\r\n",
+                  page, (size_t)n);
 }

@@ -1,6 +1,6 @@
 /*
- * workspace (api) — the workspace origin's sign-in and the lookups the proxy
- * check shares with it (src/api/workspace.c). Request threads only; every
+ * workspace (api) — the workspace origin's sign-in, its "not running" page,
+ * and the lookups the proxy check shares with them (src/api/workspace.c). Request threads only; every
  * function uses the calling thread's connection and allocates nothing it
  * returns.
  */
@@ -31,9 +31,16 @@ int wsp_auth_token(PGconn *pg, const char *token, const char *instance_id, struc
 int wsp_instance_names(PGconn *pg, const char *id, char user[33], char inst[33], char owner[37])
     __attribute__((warn_unused_result));
 
+/* The status of a live instance and its error sentence (empty when none;
+ * cut to errsize - 1 bytes on a UTF-8 boundary); 1 / 0 (no such instance,
+ * or deleted) / -1 (database). status has room for 24 bytes. */
+int wsp_instance_status(PGconn *pg, const char *id, char status[24], char *err, size_t errsize)
+    __attribute__((warn_unused_result));
+
 /* Handlers (router.c). */
 void workspace_login(struct req *r);    /* GET /api/v1/auth/workspace */
 void workspace_session(struct req *r);  /* GET /_berth/session (workspace host) */
 void workspace_redirect(struct req *r); /* GET /_berth/to-workspace (UI origin) */
+void workspace_unavailable(struct req *r); /* GET /_berth/unavailable (nginx's error_page) */
 
 #endif

@@ -115,7 +115,7 @@ int snippet_render(const struct snippet_in *in, char *out, size_t outlen, char *
                            "    auth_request /_berth/auth/%s;\n"
                            "    error_page 401 = @berth_login;\n"
                            "    error_page 403 = @berth_forbidden;\n"
-                           "    error_page 502 504 @berth_unavailable;\n"
+                           "    error_page 502 504 = @berth_unavailable;\n"
                            "    proxy_pass http://%s%s;\n"
                            "    client_max_body_size 0;\n"
                            "}\n",

@@ -15,7 +15,7 @@
 
 static const char *const allowed[] = {
     "auth_request /_berth/auth/", "error_page 401 = @berth_login;",
-    "error_page 403 = @berth_forbidden;", "error_page 502 504 @berth_unavailable;",
+    "error_page 403 = @berth_forbidden;", "error_page 502 504 = @berth_unavailable;",
     "proxy_pass http://", "client_max_body_size 0;",
 };
 

@@ -242,6 +242,8 @@ const table = [
   { route: 'GET /_berth/auth/{id}', kind: 'instance', expect: O(404, null, 404, 404, 404, null, 404), nginx: true },
   { route: 'GET /_berth/session', expect: C(404, 404, 404, 404), nginx: true },
   { route: 'GET /_berth/to-workspace', expect: C(404, 404, 404, 404), nginx: true },
+  // berth's "not running" page: only an instance location's error_page reaches it.
+  { route: 'GET /_berth/unavailable', expect: C(404, 404, 404, 404), nginx: true },
   // The workspace sign-in (302s for browsers): without an instance id, 400 for everyone.
   { route: 'GET /api/v1/auth/workspace', expect: C(400, 400, 400, 400) },
   // Prometheus scrape: open to a scraper on this host (nginx allows 127.0.0.1 only).

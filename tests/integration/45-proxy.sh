@@ -287,8 +287,8 @@ done
 before=$(reloads)
 curl -s -o /dev/null -b "berth_session=$DCOOK" -H "X-CSRF-Token: $DCSRF" -X POST "$BERTH_URL/api/v1/instances/$id/stop"
 reach "the instance stops" "$id" stopped 120 -b "berth_session=$DCOOK"
-page=$(curl -s --max-time 30 -w '\n%{http_code}' -b "$DJAR" "$DO$BASE")
-expect_eq "a stopped instance answers 502 with berth's page" "502 yes" \
+page=$(curl -s --max-time 30 -H "Accept: text/html" -w '\n%{http_code}' -b "$DJAR" "$DO$BASE")
+expect_eq "a stopped instance answers 503 with berth's page" "503 yes" \
     "$(tail -1 <<<"$page") $(grep -q 'This workspace is not running' <<<"$page" && echo yes || echo no)"
 sleep 1
 expect_eq "stopping needed no nginx reload" "$before" "$(reloads)"

@@ -84,6 +84,9 @@ static void test_render(void)
           "strip mode proxies to the instance's upstream group with a URI part");
     CHECK(strstr(out, "auth_request /_berth/auth/0f8fad5b-d9cb-469f-a165-70867728950e;"),
           "every request is authorised by auth_request, naming this location's instance");
+    CHECK(strstr(out, "    error_page 502 504 = @berth_unavailable;\n"),
+          "a container that does not answer gets berth's page with that page's status (503, "
+          "\"=\"), not a 502");
     CHECK(!strstr(out, "proxy_set_header"),
           "no per-location headers (shared at server level: no header table per instance)");
     CHECK(strstr(out, "# berth instance 0f8fad5b") && strstr(out, "user alice, instance vscode, template code-server"),
