@@ -8,7 +8,9 @@
 // wider than its path; a WebSocket into the workspace from another origin is
 // refused while the workspace's own opens; the login page follows none of
 // the return-address tricks.
-import { check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep } from '../lib/tap.mjs';
+import {
+  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep,
+} from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const PW = process.env.BERTH_ADMIN_PASSWORD;
@@ -16,22 +18,8 @@ const PORT = new globalThis.URL(URL).port;
 skipWithoutChromium('browser isolation tests');
 
 // ---- set-up through the API (UI origin, plain fetch) ----
-async function login(username, password) {
-  const r = await fetch(`${URL}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }),
-  });
-  const cookie = (r.headers.get('set-cookie') || '').split(';')[0];
-  return { cookie, csrf: (await r.json()).csrf_token };
-}
-async function call(s, method, path, body) {
-  const r = await fetch(URL + path, {
-    method,
-    headers: { Cookie: s.cookie, 'X-CSRF-Token': s.csrf, 'Content-Type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
-}
+const login = apiLogin;
+const call = apiCall;
 const P = 'ib' + Math.random().toString(36).slice(2, 6);
 const A = `${P}-a`, B = `${P}-b`;
 const admin = await login('admin', PW);

@@ -6,41 +6,17 @@
 // also goes on by itself when the instance is started elsewhere. Hostile code
 // on the workspace origin cannot start anything: its POSTs to the API are
 // refused and the instance stays stopped.
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import {
+  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep,
+} from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const PW = process.env.BERTH_ADMIN_PASSWORD;
 const PORT = new globalThis.URL(URL).port;
-let failures = 0;
-const ok = (m) => console.log(`ok - ${m}`);
-const notOk = (m, d) => { failures++; console.log(`not ok - ${m}`); if (d) console.error('  ' + d); };
-const check = async (what, fn) => {
-  try { (await fn()) ? ok(what) : notOk(what); } catch (e) { notOk(what, String(e).split('\n')[0]); }
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+skipWithoutChromium('not-running page browser tests');
 
-if (!existsSync('/usr/bin/chromium')) {
-  ok('not-running page browser tests # SKIP /usr/bin/chromium not installed');
-  process.exit(0);
-}
-
-async function login(username, password) {
-  const r = await fetch(`${URL}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }),
-  });
-  const cookie = (r.headers.get('set-cookie') || '').split(';')[0];
-  return { cookie, csrf: (await r.json()).csrf_token };
-}
-async function call(s, method, path, body) {
-  const r = await fetch(URL + path, {
-    method,
-    headers: { Cookie: s.cookie, 'X-CSRF-Token': s.csrf, 'Content-Type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
-}
+const login = apiLogin;
+const call = apiCall;
 async function waitStatus(s, id, want, tries = 480) {
   let st;
   for (let k = 0; k < tries; k++) {
@@ -66,11 +42,7 @@ await check('the instance is stopped', async () => (await waitStatus(sa, site.id
 const AO = `http://${A}.localhost:${PORT}`;
 const ENV = `${site.urls.open}cgi-bin/env`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-gpu', '--no-first-run'],
-});
+const browser = await launchChromium();
 try {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
@@ -184,4 +156,4 @@ try {
   await browser.close();
   await call(sa, 'DELETE', `/api/v1/instances/${site.id}?delete_volumes=true`);
 }
-process.exit(failures ? 1 : 0);
+done();

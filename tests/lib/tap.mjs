@@ -1,6 +1,7 @@
 // The shared part of the JavaScript integration tests: TAP lines as
-// tests/run.sh counts them, and Debian's chromium through playwright-core
-// with the flags these machines need.
+// tests/run.sh counts them, a signed-in API session over plain fetch, and
+// Debian's chromium through playwright-core with the flags these machines
+// need.
 import { existsSync } from 'node:fs';
 
 let failed = 0;
@@ -34,4 +35,24 @@ export async function launchChromium() {
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-gpu', '--no-first-run'],
   });
+}
+
+// A session of user on the test stack's UI origin (BERTH_URL): its cookie and
+// CSRF token, for apiCall.
+export async function apiLogin(username, password) {
+  const r = await fetch(`${process.env.BERTH_URL}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }),
+  });
+  const cookie = (r.headers.get('set-cookie') || '').split(';')[0];
+  return { cookie, csrf: (await r.json()).csrf_token };
+}
+// One API request of session s: {status, body} (body parsed when it is JSON).
+export async function apiCall(s, method, path, body) {
+  const r = await fetch(process.env.BERTH_URL + path, {
+    method,
+    headers: { Cookie: s.cookie, 'X-CSRF-Token': s.csrf, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
 }
