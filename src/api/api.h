@@ -59,7 +59,10 @@ struct req {
 /* Request header or FastCGI param by CGI name ("HTTP_COOKIE"), or NULL. */
 const char *req_param(const struct req *r, const char *name);
 
-/* Query parameter `name`, URL-decoded into buf; false if absent or too long. */
+/* Query parameter `name`, URL-decoded into buf; false if absent. A value that
+ * does not fit buf or holds a NUL reads as the one character REQ_QUERY_BAD,
+ * which no field's check accepts: it is refused, never taken for absent. */
+#define REQ_QUERY_BAD '\x01'
 bool req_query(const struct req *r, const char *name, char *buf, size_t size);
 
 /* Reads the body (up to body_limit). 0 ok; -1 after sending 413/400 itself. */
@@ -78,6 +81,9 @@ bool req_limit(struct req *r, long def, long max, long *limit);
 
 /* Responses. Each sends exactly once; later calls are ignored (and logged). */
 void http_send_json(struct req *r, int status, json_t *body); /* steals body */
+/* The same with extra header lines ("Name: value\r\n"...; NULL: none). Every
+ * JSON answer goes out through these two (numbers with 15 digits). */
+void http_send_json_with(struct req *r, int status, const char *extra_headers, json_t *body);
 void http_send_error(struct req *r, int status, const char *code, const char *field,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void http_send_empty(struct req *r, int status, const char *extra_headers);

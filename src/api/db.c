@@ -189,3 +189,16 @@ void http_send_items(struct req *r, PGresult *res)
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }
+
+void http_send_page(struct req *r, PGresult *res, long limit, int cursor_col)
+{
+    json_t *items = json_array(), *next = json_null();
+    int n = PQntuples(res);
+
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, db_json_col(res, i, 0));
+    if (n > limit && limit > 0)
+        next = json_string(PQgetvalue(res, (int)limit - 1, cursor_col));
+    PQclear(res);
+    http_send_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}

@@ -47,6 +47,12 @@ json_t *db_str_or_null(PGresult *res, int row, int col);
  * row of res], "next_cursor": null}. res is consumed. */
 void http_send_items(struct req *r, PGresult *res);
 
+/* Answer r 200 with a page of a list whose query asked for limit + 1 rows:
+ * the json column 0 of the first limit rows, and next_cursor the column
+ * cursor_col of the last of them when there were more (else null). res is
+ * consumed. */
+void http_send_page(struct req *r, PGresult *res, long limit, int cursor_col);
+
 /* The connection of r's thread, or NULL after answering 503 itself. */
 PGconn *req_db(struct req *r);
 /*

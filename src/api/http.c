@@ -69,8 +69,15 @@ bool req_query(const struct req *r, const char *name, char *buf, size_t size)
                     c = (char)(hexval(v[1]) * 16 + hexval(v[2]));
                     v += 2;
                 }
-                if (c == '\0' || o + 1 >= size)
-                    return false;
+                if (c == '\0' || o + 1 >= size) {
+                    /* too long, or a NUL: a value no field accepts, so the
+                     * caller refuses it instead of taking it for absent */
+                    if (size < 2)
+                        return false;
+                    buf[0] = REQ_QUERY_BAD;
+                    buf[1] = '\0';
+                    return true;
+                }
                 buf[o++] = c;
                 v++;
             }
@@ -163,19 +170,24 @@ void http_send_raw(struct req *r, int status, const char *content_type, const ch
         FCGX_PutStr(body, (int)len, r->fcgi->out);
 }
 
-void http_send_json(struct req *r, int status, json_t *body)
+void http_send_json_with(struct req *r, int status, const char *extra_headers, json_t *body)
 {
     /* 15 significant digits: a numeric(8,2) like 0.6 goes out as 0.6, not as
      * the nearest double's 0.59999999999999998 (jansson's default 17) */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(body);
     if (!text) {
         http_send_raw(r, 500, "application/json", NULL,
                       "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 55);
         return;
     }
-    http_send_raw(r, status, "application/json", NULL, text, strlen(text));
+    http_send_raw(r, status, "application/json", extra_headers, text, strlen(text));
     free(text);
+}
+
+void http_send_json(struct req *r, int status, json_t *body)
+{
+    http_send_json_with(r, status, NULL, body);
 }
 
 void http_send_empty(struct req *r, int status, const char *extra_headers)

@@ -373,14 +373,8 @@ void accounts_login(struct req *r)
     {
         json_t *ans =
             json_pack("{s:o, s:s}", "user", acct_user_json(res, 0, 0), "csrf_token", csrf);
-        char *text = json_dumps(ans, JSON_COMPACT);
-        json_decref(ans);
         session_cookie(hdr, sizeof(hdr), r, token, api_cfg.session_max_s);
-        if (text)
-            http_send_raw(r, 200, "application/json", hdr, text, strlen(text));
-        else
-            http_send_error(r, 500, "internal", NULL, "out of memory");
-        free(text);
+        http_send_json_with(r, 200, hdr, ans);
     }
 out:
     r->ip = remote_ip;

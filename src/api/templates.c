@@ -138,20 +138,34 @@ PGresult *lc_template_write(PGconn *pg, const json_t *t, const char *id,
     return res;
 }
 
+/* Paged by name: ?limit= (default 50, at most 500), ?cursor= the last name of
+ * the page before. */
 void templates_list(struct req *r)
 {
+    char cursor[40] = "", lim[24];
+    const char *p[2];
     PGresult *res;
+    long limit;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (auth_require(r) < 0 || !req_db(r) || !req_limit(r, 50, 500, &limit))
         return;
     if (!authz_template(&r->actor, ACT_READ)) {
         http_send_error(r, 403, "forbidden", NULL, "you may not list templates");
         return;
     }
-    if (!(res = req_q(r, "SELECT " TEMPLATE_JSON "::text FROM templates t ORDER BY t.name LIMIT 500",
-                      0, NULL)))
+    if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_name(cursor)) {
+        http_send_error(r, 400, "invalid_field", "cursor", "cursor is not one this API gave out");
         return;
-    http_send_items(r, res);
+    }
+    snprintf(lim, sizeof(lim), "%ld", limit + 1);
+    p[0] = cursor[0] ? cursor : NULL;
+    p[1] = lim;
+    if (!(res = req_q(r,
+                      "SELECT " TEMPLATE_JSON "::text, t.name FROM templates t WHERE $1::text IS"
+                      " NULL OR t.name > $1 ORDER BY t.name LIMIT $2::int",
+                      2, p)))
+        return;
+    http_send_page(r, res, limit, 1);
 }
 
 void templates_get(struct req *r)

@@ -21,34 +21,36 @@
     " 'berth-' || v.id, 'instance_id', v.instance_id, 'template', v.template_name, 'node',"       \
     " v.node, 'created_at', " SQL_TS("v.created_at") ", 'size_bytes', NULL)::text"
 
+/* Paged by creation: ?limit=, ?cursor= the last id of the page before. The
+ * query itself keeps to the volumes the actor may read. */
 void volumes_list(struct req *r)
 {
-    char all[8] = "", lim[8];
-    const char *p[2];
+    char all[8] = "", lim[24], cursor[40] = "";
+    const char *p[3];
     long limit;
     PGresult *res;
-    json_t *items;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (auth_require(r) < 0 || !req_db(r) || !req_limit(r, 50, 500, &limit))
         return;
-    if (!req_limit(r, 50, 500, &limit))
+    if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_uuid(cursor)) {
+        http_send_error(r, 400, "invalid_field", "cursor", "cursor is not one this API gave out");
         return;
+    }
     req_query(r, "all", all, sizeof(all));
-    p[0] = authz_admin(&r->actor) && strcmp(all, "true") == 0 ? NULL : r->actor.user_id;
-    snprintf(lim, sizeof(lim), "%ld", limit);
-    p[1] = lim;
+    p[0] = authz_volume(&r->actor, ACT_READ, NULL) && strcmp(all, "true") == 0
+               ? NULL
+               : r->actor.user_id;
+    p[1] = cursor[0] ? cursor : NULL;
+    snprintf(lim, sizeof(lim), "%ld", limit + 1);
+    p[2] = lim;
     if (!(res = req_q(r,
-                      "SELECT " VOLUME_JSON ", v.user_id FROM volumes v WHERE v.deleted_at IS NULL"
-                      " AND ($1::uuid IS NULL OR v.user_id = $1) ORDER BY v.created_at, v.id"
-                      " LIMIT $2::int",
-                      2, p)))
+                      "SELECT " VOLUME_JSON ", v.id FROM volumes v WHERE v.deleted_at IS NULL"
+                      " AND ($1::uuid IS NULL OR v.user_id = $1) AND ($2::uuid IS NULL OR"
+                      " (v.created_at, v.id) > (SELECT created_at, id FROM volumes WHERE id ="
+                      " $2::uuid)) ORDER BY v.created_at, v.id LIMIT $3::int",
+                      3, p)))
         return;
-    items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        if (authz_volume(&r->actor, ACT_READ, PQgetvalue(res, i, 1)))
-            json_array_append_new(items, db_json_col(res, i, 0));
-    PQclear(res);
-    http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+    http_send_page(r, res, limit, 1);
 }
 
 void volumes_delete(struct req *r)

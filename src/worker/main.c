@@ -43,6 +43,15 @@ static bool started;
 static int exit_code;
 static char docker_state[512] = "starting";
 
+static void on_node_seen(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_debug("nodes.last_seen_at not written: %s", err);
+}
+
+/* The heartbeat: in Redis (TTL heartbeat_ttl_s: health and --sync-routes
+ * read it), and the node's last_seen_at in PostgreSQL (GET /api/v1/nodes),
+ * skipped while PostgreSQL is away rather than queued. */
 static void heartbeat_publish(void)
 {
     char key[128], at[32];
@@ -56,6 +65,12 @@ static void heartbeat_publish(void)
     text = hb ? json_dumps(hb, JSON_COMPACT) : NULL;
     if (text && !redisq_set_ex(rq, key, text, cfg.heartbeat_ttl_s))
         log_debug("heartbeat not published: Redis not connected");
+    if (pg_connected(W.pg)) {
+        const char *p[1] = {cfg.node};
+        if (pg_query(W.pg, "UPDATE nodes SET last_seen_at = now(), status = 'up' WHERE name = $1",
+                     1, p, on_node_seen, NULL) < 0)
+            log_debug("nodes.last_seen_at not queued");
+    }
     free(text);
     json_decref(hb);
 }

@@ -114,7 +114,7 @@ const uniq = () => `${P}-r${++seq}`;
 let templateName = null;
 async function template() {
   if (!templateName) {
-    const r = await call('GET', '/api/v1/templates', { token: actors.admin.token });
+    const r = await call('GET', '/api/v1/templates?limit=500', { token: actors.admin.token });
     templateName = r.json?.items?.find((t) => t.name === 'web')?.name || r.json?.items?.[0]?.name;
   }
   return templateName;

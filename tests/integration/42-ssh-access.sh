@@ -117,7 +117,7 @@ fi
 dev DELETE "/api/v1/instances/$BOX?delete_volumes=true"
 wait_status "$BOX" 'deleted|gone' 60 -b "$DEV_JAR" 2>/dev/null
 admin DELETE "/api/v1/users/$USER_ID"
-admin GET /api/v1/templates
+admin GET '/api/v1/templates?limit=500'
 for t in box ssh; do
     tid=$(jq -r --arg n "$P-$t" '.items[] | select(.name == $n) | .id' <<<"$BODY")
     [[ -n $tid ]] && admin DELETE "/api/v1/templates/$tid"

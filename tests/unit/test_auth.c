@@ -388,8 +388,27 @@ static void test_audit_outcome(void)
           "audit: 5xx is an error, 429 throttled");
 }
 
+/* Query parameters: decoded; absent is absent; a value that does not fit, or
+ * holds a NUL, is a value no field accepts (never taken for absent). */
+static void test_query(void)
+{
+    struct req r = {.query = "cursor=ab%2Dc&limit=5&x=%00y&long=abcdefghij&flag"};
+    char b[8];
+    CHECK(req_query(&r, "cursor", b, sizeof(b)) && strcmp(b, "ab-c") == 0,
+          "query: a value is URL-decoded");
+    CHECK(!req_query(&r, "nope", b, sizeof(b)), "query: an absent name is absent");
+    CHECK(req_query(&r, "long", b, sizeof(b)) && b[0] == REQ_QUERY_BAD && b[1] == '\0',
+          "query: a value longer than its buffer reads as the refused marker, not as absent");
+    CHECK(req_query(&r, "x", b, sizeof(b)) && b[0] == REQ_QUERY_BAD,
+          "query: a NUL in a value reads as the refused marker");
+    CHECK(req_query(&r, "flag", b, sizeof(b)) && b[0] == '\0', "query: a bare name is empty");
+    CHECK(req_query(&r, "limit", b, sizeof(b)) && strcmp(b, "5") == 0,
+          "query: names are matched whole (limit, not lim)");
+}
+
 int main(void)
 {
+    test_query();
     test_quota();
     test_audit_outcome();
     test_instances();
