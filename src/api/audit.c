@@ -114,17 +114,13 @@ const char *audit_outcome(int status, const char *code, const char *field)
     }
 }
 
-static void refuse_v(struct req *r, const char *outcome, int status, const char *code,
-                     const char *field, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
-
-static void refuse_v(struct req *r, const char *outcome, int status, const char *code,
-                     const char *field, const char *fmt, va_list ap)
+/* The one refusal: roll back, audit with outcome (when r has a context),
+ * answer the error with msg. */
+static void refuse_as(struct req *r, const char *outcome, int status, const char *code,
+                      const char *field, const char *msg)
 {
-    char msg[512];
     json_t *d;
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
     req_rollback(r); /* the refused change goes; its refusal is a row of its own */
     if (r->audit.action && r->th->pg && PQstatus(r->th->pg) == CONNECTION_OK) {
         d = json_pack("{s:s, s:s}", "code", code, "message", msg);
@@ -140,26 +136,19 @@ static void refuse_v(struct req *r, const char *outcome, int status, const char 
 
 void refuse(struct req *r, int status, const char *code, const char *field, const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
-    refuse_v(r, audit_outcome(status, code, field), status, code, field, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-}
-
-static void refuse_hidden_f(struct req *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void refuse_hidden_f(struct req *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    refuse_v(r, "denied", 404, "not_found", NULL, fmt, ap);
-    va_end(ap);
+    refuse_as(r, audit_outcome(status, code, field), status, code, field, msg);
 }
 
 void refuse_hidden(struct req *r, const char *what)
 {
-    refuse_hidden_f(r, "no such %s", what);
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "no such %s", what);
+    refuse_as(r, "denied", 404, "not_found", NULL, msg);
 }

@@ -198,16 +198,17 @@ void http_send_empty(struct req *r, int status, const char *extra_headers)
                  status_text(status), r->id, extra_headers ? extra_headers : "");
 }
 
-void http_send_error(struct req *r, int status, const char *code, const char *field,
-                     const char *fmt, ...)
+static void send_error_v(struct req *r, int status, const char *extra_headers,
+                         const char *code, const char *field, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+static void send_error_v(struct req *r, int status, const char *extra_headers,
+                         const char *code, const char *field, const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
     json_t *err;
 
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     err = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (!err) /* the message quoted input that is not UTF-8 */
         err = json_pack("{s:s, s:s}", "code", code, "message", "the request is not valid");
@@ -215,7 +216,27 @@ void http_send_error(struct req *r, int status, const char *code, const char *fi
         json_object_set_new(err, "field", json_string(field));
     if (status >= 500)
         log_warn("%d %s: %s", status, code, msg);
-    http_send_json(r, status, json_pack("{s:o}", "error", err));
+    http_send_json_with(r, status, extra_headers, json_pack("{s:o}", "error", err));
+}
+
+void http_send_error(struct req *r, int status, const char *code, const char *field,
+                     const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    send_error_v(r, status, NULL, code, field, fmt, ap);
+    va_end(ap);
+}
+
+void http_send_error_with(struct req *r, int status, const char *extra_headers, const char *code,
+                          const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    send_error_v(r, status, extra_headers, code, NULL, fmt, ap);
+    va_end(ap);
 }
 
 const char *req_unknown_field(json_t *obj, const char *const allowed[])

@@ -112,23 +112,12 @@ static void send_rate_limited(struct req *r, const char *fmt, ...)
 static void send_rate_limited(struct req *r, const char *fmt, ...)
 {
     char msg[256];
-    json_t *body;
-    char *text;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    body = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message", msg);
-    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text) {
-        http_send_error(r, 429, "rate_limited", NULL, "%s", msg);
-        return;
-    }
-    http_send_raw(r, 429, "application/json", "Retry-After: 5\r\n", text,
-                  strlen(text));
-    free(text);
+    http_send_error_with(r, 429, "Retry-After: 5\r\n", "rate_limited", "%s", msg);
 }
 
 /* Finish the job's request and free everything the job holds. */

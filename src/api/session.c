@@ -165,10 +165,9 @@ static int throttled(PGconn *pg, const char *pkey, const char *ikey, long *wait)
 static void send_throttled(struct req *r, long wait)
 {
     char retry[64];
-    static const char msg[] = "{\"error\":{\"code\":\"rate_limited\",\"message\":"
-                              "\"too many failed logins: try again later (see Retry-After)\"}}";
     snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", wait > 0 ? wait : 1);
-    http_send_raw(r, 429, "application/json", retry, msg, sizeof(msg) - 1);
+    http_send_error_with(r, 429, retry, "rate_limited",
+                         "too many failed logins: try again later (see Retry-After)");
 }
 
 /* Count a failed password of (addr, username) on both keys, inside the caller's

@@ -462,18 +462,8 @@ void workspace_unavailable(struct req *r)
                      sizeof(sentence));
     }
     if (!html) {
-        char msg[sizeof(sentence) + sizeof(err) + 4], *text;
-        json_t *o;
-        snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err);
-        o = json_pack("{s{ssss}}", "error", "code", "unavailable", "message", msg);
-        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (!text) {
-            http_send_error(r, 503, "unavailable", NULL, "%s", sentence);
-            return;
-        }
-        http_send_raw(r, 503, "application/json", PAGE_HEADERS, text, strlen(text));
-        free(text);
+        http_send_error_with(r, 503, PAGE_HEADERS, "unavailable", "%s%s%s", sentence,
+                             err[0] ? ": " : "", err);
         return;
     }
     html_escape(err, esc_err, sizeof(esc_err));
