@@ -182,7 +182,7 @@ void audit_list(struct req *r)
     }
     if (req_query(r, "target", target, sizeof(target))) {
         const char *colon = strchr(target, ':');
-        if (!*target || !valid_utf8(target, strlen(target))) {
+        if (!*target || *target == REQ_QUERY_BAD || !valid_utf8(target, strlen(target))) {
             http_send_error(r, 400, "invalid_field", "target", "target is not valid");
             return;
         }

@@ -95,8 +95,9 @@ void users_list(struct req *r)
 
     if (auth_require(r) < 0 || !req_db(r) || !require_admin(r) || !req_limit(r, 50, 500, &limit))
         return;
-    if (req_query(r, "q", q, sizeof(q)) && !valid_utf8(q, strlen(q))) {
-        http_send_error(r, 400, "invalid_field", "q", "q must be UTF-8 text");
+    if (req_query(r, "q", q, sizeof(q)) && (*q == REQ_QUERY_BAD || !valid_utf8(q, strlen(q)))) {
+        http_send_error(r, 400, "invalid_field", "q", "q must be UTF-8 text of at most %zu bytes",
+                        sizeof(q) - 1);
         return;
     }
     if (req_query(r, "cursor", cursor, sizeof(cursor)) && !valid_name(cursor)) {
