@@ -98,6 +98,19 @@ get -H "Cookie: $ACOOK" "$AO$APATH"
 expect_eq "a client without Accept: text/html gets 503 and the API's error shape" "503 unavailable" \
     "$STATUS $(jq -r .error.code <<<"$BODY" 2>/dev/null)"
 check "... with Retry-After, as JSON" bash -c 'grep -q "^retry-after: [0-9]" <<<"$1" && grep -q "^content-type: application/json" <<<"$1"' _ "$HDRS"
+
+# ---- an error text is data, never markup: what the worker writes there may
+# quote Docker or the container; planted here in the forms an attacker tries
+for evil in '<script>alert(1)</script>' '"><img src=x onerror=alert(1)>' "'><svg onload=alert(1)>" '</p><a href="javascript:alert(1)">x</a>'; do
+    psql_q "UPDATE instances SET error = \$\$$evil\$\$ WHERE id = '$AID'" >/dev/null
+    get -H 'Accept: text/html' -H "Cookie: $ACOOK" "$AO$APATH"
+    check "an error text ($evil) is shown escaped on the page, not as markup" \
+        bash -c '[[ $1 == 503 ]] && grep -q "id=\"berth-error\">[^<]*&lt;" <<<"$2" && ! grep -qF "$3" <<<"$2"' _ "$STATUS" "$BODY" "$evil"
+    get -H "Cookie: $ACOOK" "$AO$APATH"
+    check "... and carried intact inside the JSON message" \
+        bash -c '[[ $(jq -r .error.message <<<"$1") == *"$2" ]]' _ "$BODY" "$evil"
+done
+psql_q "UPDATE instances SET error = NULL WHERE id = '$AID'" >/dev/null
 check "... its message naming the status" jq -e '.error.message | test("stopped")' <<<"$BODY"
 get -H 'Accept: application/json' -H "Authorization: Bearer $(new_token nr -b "$AJAR" -H "X-CSRF-Token: $DCSRF")" "$AO$APATH"
 expect_eq "... the same for a script with the owner's API token" "503 unavailable" \

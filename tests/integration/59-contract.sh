@@ -56,9 +56,12 @@ check "the first page holds 2 volumes and a cursor" jq -e '(.items | length) == 
 first=$(jq -r '[.items[].id] | join(" ")' <<<"$BODY")
 dev GET "/api/v1/volumes?limit=2&cursor=$(jq -r .next_cursor <<<"$BODY")"
 check "the second holds the third and no cursor" jq -e '(.items | length) == 1 and .next_cursor == null' <<<"$BODY"
-check "... a volume not on the first page" bash -c "! grep -q '$(jq -r '.items[0].id' <<<"$BODY")' <<<'$first'"
-dev GET "/api/v1/volumes?cursor=not-a-uuid"
-expect_eq "a volume cursor that is no id is a 400 naming cursor" "400 cursor" "$STATUS $(err_field)"
+third=$(jq -r '.items[0].id' <<<"$BODY")
+expect_eq "... a volume not on the first page" 0 "$(grep -c -- "$third" <<<"$first")"
+for bad in not-a-uuid "%27%20OR%201=1--" "00000000-0000-0000-0000-00000000000%00" "$(printf 'f%.0s' {1..80})"; do
+    dev GET "/api/v1/volumes?cursor=$bad"
+    expect_eq "a volume cursor that is no id ($bad) is a 400 naming cursor" "400 cursor" "$STATUS $(err_field)"
+done
 dev GET "/api/v1/volumes?all=true&limit=500"
 expect_eq "a developer's ?all=true still lists their own only" 3 "$(jq '.items | length' <<<"$BODY")"
 
@@ -68,7 +71,23 @@ check "a quota of 0.6 CPUs goes out as 0.6" grep -q '"cpus":0.6[,}]' <<<"$BODY"
 http POST /api/v1/auth/login "{\"username\":\"$P-u\",\"password\":\"pw-$P-u\"}"
 expect_eq "the user logs in again" 200 "$STATUS"
 check "... and the login's answer says 0.6 too" grep -q '"cpus":0.6[,}]' <<<"$BODY"
-check "no answer here carried a binary float's tail" bash -c "! grep -q '9999999\|0000001' <<<'$BODY'"
+expect_eq "no answer here carried a binary float's tail" 0 "$(grep -c '9999999\|0000001' <<<"$BODY")"
+
+# ---- a query value too long for its field, or holding a NUL, is refused,
+# never read as absent (which would widen a filter to everything) ----
+long=$(printf 'x%.0s' {1..200})
+admin GET "/api/v1/users?q=$long"
+expect_eq "a user search longer than its field is a 400 naming q" "400 q" "$STATUS $(err_field)"
+admin GET "/api/v1/users?q=ab%00cd"
+expect_eq "a user search holding a NUL is a 400 naming q" "400 q" "$STATUS $(err_field)"
+admin GET "/api/v1/audit?target=$long"
+expect_eq "an audit target longer than its field is a 400 naming target" "400 target" "$STATUS $(err_field)"
+admin GET "/api/v1/audit?user=%00admin"
+expect_eq "an audit user holding a NUL is a 400 naming user" "400 user" "$STATUS $(err_field)"
+admin GET "/api/v1/instances?all=true&status=$long"
+expect_eq "an instance status filter longer than its field is a 400 naming status" "400 status" "$STATUS $(err_field)"
+admin GET "/api/v1/instances?limit=$long"
+expect_eq "a limit longer than its field is a 400 naming limit" "400 limit" "$STATUS $(err_field)"
 
 # ---- a node's last_seen_at follows the heartbeat ----
 NODE=$(sed -n 's/^node *= *//p' "$BERTH_CONFIG" | tail -1)
