@@ -44,6 +44,14 @@
 int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     __attribute__((warn_unused_result));
 
+/* The fields of a template object that berth writes, not its author: id,
+ * created_at, updated_at and image_build (the state of the stack's own build
+ * of the image, API.md "Templates"). */
+bool tmpl_readonly_field(const char *key);
+/* Drop those fields from t in place: what is left is the author's template
+ * (to validate, store or freeze into an instance's spec). */
+void tmpl_strip_readonly(json_t *t);
+
 /* A Docker image reference: [host[:port]/]path[:tag][@sha256:<64 hex>]. */
 bool tmpl_image_ok(const char *s);
 

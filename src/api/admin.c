@@ -6,6 +6,8 @@
  *   berth-api --seed-templates FILE            add templates from a JSON array if absent
  *   berth-api --sync-routes                    every node's worker rewrites its nginx
  *                                              routes from the database, and says so
+ *   berth-api --image-build STATE IMAGE [MSG]  record the stack's build of an image
+ *                                              (scripts/image-builds.sh)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -182,11 +184,8 @@ int admin_seed_templates(const char *file)
         json_t *c = json_deep_copy(t);
         PGresult *res;
 
-        if (c) {
-            json_object_del(c, "id");
-            json_object_del(c, "created_at");
-            json_object_del(c, "updated_at");
-        }
+        if (c)
+            tmpl_strip_readonly(c);
         if (!c || tmpl_validate(c, &field, msg, sizeof(msg)) < 0) {
             log_error("%s: template %zu (%s): %s: %s", file, i,
                       json_string_value(json_object_get(t, "name")) ?: "no name",
@@ -378,6 +377,64 @@ out:
     free(ids);
     free(over);
     rq_close(&th);
+    PQclear(res);
+    PQfinish(pg);
+    return rc;
+}
+
+int admin_image_build(const char *state, const char *image, const char *message)
+{
+    static const char *const states[] = {"queued", "building", "ready", "failed", NULL};
+    char msg[501];
+    const char *p[3];
+    PGconn *pg;
+    PGresult *res;
+    bool known = false;
+    size_t n;
+    int rc = 0;
+
+    for (size_t i = 0; states[i]; i++)
+        known = known || strcmp(state, states[i]) == 0;
+    if (!known) {
+        log_error("--image-build: state '%s' is not queued, building, ready or failed", state);
+        return 2;
+    }
+    if (!tmpl_image_ok(image)) {
+        log_error("--image-build: '%s' is not a Docker image reference", image);
+        return 2;
+    }
+    /* A build's output line: cut to the column's 500 bytes on a character
+     * boundary, control characters (a progress bar's \r) as spaces. */
+    n = util_strlcpy(msg, message ? message : "", sizeof(msg));
+    if (n >= sizeof(msg))
+        n = sizeof(msg) - 1;
+    while (n > 0 && !valid_utf8(msg, n))
+        n--;
+    msg[n] = '\0';
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    if (!(pg = connect_or_say()))
+        return 1;
+    p[0] = image;
+    p[1] = state;
+    p[2] = msg;
+    /* started_at is the start of this build: set when it goes building from
+     * any other state, kept while it stays building. */
+    res = PQexecParams(pg,
+                       "INSERT INTO image_builds AS b (image, state, message, started_at,"
+                       " finished_at) VALUES ($1, $2, $3, CASE WHEN $2 = 'building' THEN now() END,"
+                       " CASE WHEN $2 IN ('ready', 'failed') THEN now() END)"
+                       " ON CONFLICT (image) DO UPDATE SET state = $2, message = $3,"
+                       " started_at = CASE WHEN $2 = 'queued' THEN NULL WHEN $2 = 'building' AND"
+                       " b.state <> 'building' THEN now() ELSE b.started_at END,"
+                       " finished_at = CASE WHEN $2 IN ('ready', 'failed') THEN now() END,"
+                       " updated_at = now()",
+                       3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("image build of %s not recorded: %s", image, PQresultErrorMessage(res));
+        rc = 1;
+    }
     PQclear(res);
     PQfinish(pg);
     return rc;

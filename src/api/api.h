@@ -164,5 +164,9 @@ int admin_create_user(const char *name, const char *role);
 int admin_bootstrap(const char *password_file);
 int admin_seed_templates(const char *file);
 int admin_sync_routes(void);
+/* Record the stack's build of image: state queued|building|ready|failed and
+ * its latest output line (message, may be NULL). 0; 1 when PostgreSQL
+ * refused; 2 for a bad state or image reference. */
+int admin_image_build(const char *state, const char *image, const char *message);
 
 #endif

@@ -193,10 +193,8 @@ static bool freeze_spec(struct create *c)
     }
     json_object_set_new(spec, "user", json_string(user));
     json_object_set_new(spec, "instance", json_string(c->name));
-    json_object_del(spec, "id");
+    tmpl_strip_readonly(spec);
     json_object_del(spec, "name");
-    json_object_del(spec, "created_at");
-    json_object_del(spec, "updated_at");
     c->spec = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
     if (!c->spec)

@@ -15,14 +15,18 @@
 #include "accounts.h"
 #include "api.h"
 
-/* The API's template object of row alias t, as one json column. */
+/* The API's template object of row alias t, as one json column; image_build
+ * is the stack's own build of its image (migration 012), null when none. */
 #define TEMPLATE_JSON                                                                              \
     "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'image',"        \
     " t.image, 'http_port', t.http_port, 'proxy_mode', t.proxy_mode, 'ports', t.ports,"           \
     " 'ssh_port', t.ssh_port, 'volumes', t.volumes, 'env', t.env, 'command', t.command,"          \
     " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
     " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'open_path', t.open_path,"           \
-    " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb,"                                        \
+    " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb, 'image_build', (SELECT"               \
+    " json_build_object('state', b.state, 'message', b.message, 'started_at', "                   \
+    SQL_TS("b.started_at") ", 'finished_at', " SQL_TS("b.finished_at") ", 'updated_at', "          \
+    SQL_TS("b.updated_at") ") FROM image_builds b WHERE b.image = t.image),"                        \
     " 'created_at', " SQL_TS("t.created_at")                                                      \
     ", 'updated_at', " SQL_TS("t.updated_at") ")"
 

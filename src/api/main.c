@@ -37,6 +37,9 @@ static void usage(FILE *f)
                "       berth-api --check               check settings, PostgreSQL and Redis\n"
                "       berth-api --sync-routes         have every node's worker rewrite its nginx\n"
                "                                       routes from the database (after a restore)\n"
+               "       berth-api --image-build STATE IMAGE [MESSAGE]  record the stack's own\n"
+               "                                       build of IMAGE (queued, building, ready,\n"
+               "                                       failed; scripts/image-builds.sh)\n"
                "       berth-api --routes | --help-config\n");
 }
 
@@ -114,7 +117,7 @@ static int serve(void)
 int main(int argc, char **argv)
 {
     enum { OPT_MIGRATE = 256, OPT_CREATE, OPT_ROLE, OPT_BOOT, OPT_SEED, OPT_CHECK, OPT_ROUTES,
-           OPT_HELPCONF, OPT_SYNC };
+           OPT_HELPCONF, OPT_SYNC, OPT_IMAGE };
     static const struct option opts[] = {
         {"migrate", required_argument, NULL, OPT_MIGRATE},
         {"create-user", required_argument, NULL, OPT_CREATE},
@@ -123,12 +126,14 @@ int main(int argc, char **argv)
         {"seed-templates", required_argument, NULL, OPT_SEED},
         {"check", no_argument, NULL, OPT_CHECK},
         {"sync-routes", no_argument, NULL, OPT_SYNC},
+        {"image-build", required_argument, NULL, OPT_IMAGE},
         {"routes", no_argument, NULL, OPT_ROUTES},
         {"help-config", no_argument, NULL, OPT_HELPCONF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *migrate = NULL, *create = NULL, *role = NULL, *boot = NULL, *seed = NULL;
+    const char *migrate = NULL, *create = NULL, *role = NULL, *boot = NULL, *seed = NULL,
+               *image_state = NULL;
     bool check = false, routes = false, helpconf = false, sync = false;
     char err[1024];
     int c;
@@ -142,13 +147,16 @@ int main(int argc, char **argv)
         case OPT_SEED: seed = optarg; break;
         case OPT_CHECK: check = true; break;
         case OPT_SYNC: sync = true; break;
+        case OPT_IMAGE: image_state = optarg; break;
         case OPT_ROUTES: routes = true; break;
         case OPT_HELPCONF: helpconf = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || (create && !role) || (role && !create)) {
+    /* --image-build takes the image and an optional message after it */
+    if ((image_state ? argc - optind < 1 || argc - optind > 2 : optind != argc) ||
+        (create && !role) || (role && !create)) {
         usage(stderr);
         return 2;
     }
@@ -178,5 +186,7 @@ int main(int argc, char **argv)
         return check_services() == 0 ? 0 : 1;
     if (sync)
         return admin_sync_routes();
+    if (image_state)
+        return admin_image_build(image_state, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     return serve();
 }

@@ -238,9 +238,7 @@ void templates_create(struct req *r)
     }
     if (!(body = req_json(r)))
         return;
-    json_object_del(body, "id");
-    json_object_del(body, "created_at");
-    json_object_del(body, "updated_at");
+    tmpl_strip_readonly(body);
     if (tmpl_validate(body, &field, msg, sizeof(msg)) < 0) {
         refuse(r, 400, "invalid_field", field, "%s", msg);
     } else if (util_uuid(id) < 0) {
@@ -270,8 +268,7 @@ void templates_patch(struct req *r)
         return;
     json_object_foreach(body, key, v)
     {
-        if (strcmp(key, "id") == 0 || strcmp(key, "created_at") == 0 ||
-            strcmp(key, "updated_at") == 0) {
+        if (tmpl_readonly_field(key)) {
             refuse(r, 400, "invalid_field", key, "%s cannot be changed", key);
             json_decref(body);
             return;
@@ -291,9 +288,7 @@ void templates_patch(struct req *r)
     util_strlcpy(id, PQgetvalue(res, 0, 1), sizeof(id));
     PQclear(res);
     audit_target(r, id);
-    json_object_del(cur, "id");
-    json_object_del(cur, "created_at");
-    json_object_del(cur, "updated_at");
+    tmpl_strip_readonly(cur);
     json_object_update(cur, body);
     json_decref(body);
     if (tmpl_validate(cur, &field, msg, sizeof(msg)) < 0)

@@ -244,6 +244,23 @@ static int set_default(json_t *t, const char *key, json_t *def)
     return 0;
 }
 
+static const char *const readonly_fields[] = {"id", "created_at", "updated_at", "image_build",
+                                              NULL};
+
+bool tmpl_readonly_field(const char *key)
+{
+    for (size_t i = 0; readonly_fields[i]; i++)
+        if (strcmp(key, readonly_fields[i]) == 0)
+            return true;
+    return false;
+}
+
+void tmpl_strip_readonly(json_t *t)
+{
+    for (size_t i = 0; readonly_fields[i]; i++)
+        json_object_del(t, readonly_fields[i]);
+}
+
 int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
 {
     static const char *const known[] = {

@@ -9,6 +9,7 @@
  *                job goes through q/dcall/dstream, which drop the answers of
  *                an attempt given up on
  *   lifecycle.c  create, start, stop, restart of an instance's container
+ *   image.c      a create's missing image: built here (wait), or pulled
  *   usernet.c    per-user networks: lookup and creation (one job of a user
  *                at a time), the subnets in use on this dockerd, removal
  *   deletes.c    delete (container, volumes, the network with the last
@@ -37,6 +38,7 @@ enum job_step {
     STEP_LOAD,           /* start over from the job's row (after a retry's backoff,
                             a not_before, PostgreSQL away or its queue full) */
     STEP_NET_WAIT,       /* another job of the user has the network in hand: look again */
+    STEP_IMAGE_WAIT,     /* the stack is still building the image: look again */
     STEP_ROUTES_SETTLED, /* routes_sync: done once nginx has the result */
     STEP_OUTCOME,        /* write the job's outcome again: PostgreSQL did not take it */
 };
@@ -75,6 +77,7 @@ struct job {
     char cname[64], net[160], cid[80];
     size_t vol_i;
     char pull_error[512];
+    char build_msg[200]; /* the image build's message last told as an event */
     int redraws;   /* host ports drawn again this attempt (taken outside berth) */
     int net_try;   /* subnets of network_pool tried for the user's network */
     int net_looks; /* lookups of the user's network this attempt */
@@ -189,6 +192,15 @@ void lifecycle_run(struct job *j);
 /* The create path from the network's subnet on (usernet.c calls it once
  * the user's network is known or made). */
 void lifecycle_prepare(struct job *j);
+/* The image is in Docker now: create the container. */
+void lifecycle_image_ready(struct job *j);
+
+/* ---- image.c ---- */
+
+/* Create answered 404 and the network is there: make sure of the image
+ * (present, built here, pulled), then lifecycle_image_ready, or fail the
+ * attempt. Also the next step of a job held for STEP_IMAGE_WAIT. */
+void image_ensure(struct job *j);
 /* The least-privilege part of a container's HostConfig, from the frozen spec
  * and the settings: every capability dropped, the template's own (each of
  * the allow-list, else -1) added back; docker-init as PID 1; a private

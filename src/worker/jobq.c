@@ -107,6 +107,10 @@ static void on_job_timer(struct ev_loop *loop, ev_timer *w, int revents)
         j->step = STEP_LOAD;
         usernet_wait_over(j);
         return;
+    case STEP_IMAGE_WAIT:
+        j->step = STEP_LOAD;
+        image_ensure(j);
+        return;
     case STEP_ROUTES_SETTLED:
         on_routes_settled(j);
         return;

@@ -30,7 +30,6 @@
 
 static void c_create(struct job *j);
 static void c_begin(struct job *j);
-static void c_image(struct job *j);
 static void c_alloc(struct job *j);
 static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg);
 static bool disk_refused(struct job *j, int status, const char *body, size_t len);
@@ -236,7 +235,7 @@ static void on_created(int status, const char *body, size_t len, const char *err
     if (status == 404) {
         /* the fast path tries create first; only a miss costs the lookup */
         if (!j->image_ready) {
-            c_image(j);
+            image_ensure(j);
             return;
         }
     }
@@ -398,6 +397,12 @@ static bool disk_refused(struct job *j, int status, const char *body, size_t len
     return true;
 }
 
+void lifecycle_image_ready(struct job *j)
+{
+    j->image_ready = true;
+    c_create(j);
+}
+
 static void c_create(struct job *j)
 {
     char path[160];
@@ -463,75 +468,6 @@ static void on_inspected(int status, const char *body, size_t len, const char *e
         return;
     }
     docker_failed(j, "inspecting the container failed", status, body, len, err);
-}
-
-static void on_pull_line(const char *line, size_t len, void *arg)
-{
-    struct job *j = arg;
-    json_t *v = json_loadb(line, len, 0, NULL);
-    const char *e = json_string_value(json_object_get(v, "error"));
-    if (!e) /* an error answer (404 and the like) is {"message": ...} */
-        e = json_string_value(json_object_get(v, "message"));
-    const char *st = json_string_value(json_object_get(v, "status"));
-    if (e)
-        snprintf(j->pull_error, sizeof(j->pull_error), "%s", e);
-    else if (st && !json_object_get(v, "id")) /* overall lines, not per-layer progress */
-        event(j, "pulling", st);
-    json_decref(v);
-}
-
-static void on_pulled(int status, const char *body, size_t len, const char *err, void *arg)
-{
-    struct job *j = arg;
-    char why[900];
-    if (status == 200 && !j->pull_error[0]) {
-        event(j, "pulled", json_string_value(json_object_get(j->spec, "image")));
-        j->image_ready = true;
-        c_create(j);
-        return;
-    }
-    if (status == 0) {
-        docker_failed(j, "pulling the image failed", status, body, len, err);
-        return;
-    }
-    if (!j->pull_error[0])
-        worker_docker_message(body, len, j->pull_error, sizeof(j->pull_error));
-    snprintf(why, sizeof(why), "image %s could not be pulled: %s",
-             json_string_value(json_object_get(j->spec, "image")), j->pull_error);
-    job_fail(j, why, false);
-}
-
-static void on_image(int status, const char *body, size_t len, const char *err, void *arg)
-{
-    struct job *j = arg;
-    const char *image = json_string_value(json_object_get(j->spec, "image"));
-    if (status == 200) {
-        /* present after all: create's 404 was about something else */
-        j->image_ready = true;
-        c_create(j);
-        return;
-    }
-    if (status == 404) {
-        char path[400];
-        event(j, "pulling", image);
-        j->pull_error[0] = '\0';
-        snprintf(path, sizeof(path), "/images/create?fromImage=%s", image);
-        dstream(j, "POST", path, 600000, on_pull_line, on_pulled);
-        return;
-    }
-    docker_failed(j, "looking up the image failed", status, body, len, err);
-}
-
-static void c_image(struct job *j)
-{
-    char path[400];
-    const char *image = json_string_value(json_object_get(j->spec, "image"));
-    if (!tmpl_image_ok(image)) {
-        job_fail(j, "the instance's image reference is not valid", false);
-        return;
-    }
-    snprintf(path, sizeof(path), "/images/%s/json", image);
-    dcall(j, "GET", path, NULL, 30000, on_image);
 }
 
 static void on_creating_marked(PGresult *res, const char *err, void *arg)
