@@ -8,11 +8,12 @@ set -euo pipefail
 BUILD_PKGS="gcc make pkg-config libfcgi-dev libev-dev libcurl4-openssl-dev libjansson-dev
   libpq-dev libhiredis-dev libcrypt-dev libssl-dev"
 # Run: the services of the local stack and the tools it uses.
+# debootstrap: the seeded workspaces' images (scripts/image-builds.sh).
 RUN_PKGS="postgresql redis-server nginx-light docker.io busybox-static curl ca-certificates
-  iproute2 procps"
+  iproute2 procps debootstrap"
 # Test: fuzzing (clang + libFuzzer), deployment checks, browser tests, load tools.
 TEST_PKGS="clang libclang-rt-14-dev systemd docker-compose jq chromium nodejs npm wrk
-  openssh-client debootstrap python3"
+  openssh-client python3"
 
 want="$BUILD_PKGS $RUN_PKGS"
 if [[ "${1:-}" == "--test" ]]; then

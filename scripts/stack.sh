@@ -11,8 +11,10 @@
 # Settings (environment): BERTH_VAR, BERTH_HTTP_PORT (8080), BERTH_PG_PORT
 # (55432: names PostgreSQL's socket; nothing listens on TCP but nginx on
 # BERTH_HTTP_PORT), BERTH_CLUSTER (berth: label value on Docker
-# objects; give a second stack on the same Docker its own), BERTH_IMAGES (web),
-# BERTH_LOG_LEVEL (info), BERTH_API_THREADS (8).
+# objects; give a second stack on the same Docker its own), BERTH_IMAGES (web:
+# built before berth starts), BERTH_BACKGROUND_IMAGES (jupyter desktop ssh:
+# built after it is up, by scripts/image-builds.sh, progress on the
+# templates; "" for none), BERTH_LOG_LEVEL (info), BERTH_API_THREADS (8).
 # Two stacks with different BERTH_VAR and HTTP ports run side by side.
 set -euo pipefail
 
@@ -274,6 +276,20 @@ build_images() {
         || die "seeding templates failed: see $LOG/api.log"
 }
 
+# The seeded workspaces' images (minutes on a first run, cached after) are
+# built after the stack is up: berth serves at once, the templates show each
+# build's progress, and a launch waits for its image.
+start_image_builds() {
+    local names=${BERTH_BACKGROUND_IMAGES-jupyter desktop ssh}
+    [[ -n $names ]] || return 0
+    alive images && return
+    # shellcheck disable=SC2086 # a list of names
+    DOCKER_HOST="unix://$DOCKER_SOCK" BERTH_BUILD=$BUILD BERTH_IMAGE_LOGS=$LOG/images \
+        launch images "$ROOT/scripts/image-builds.sh" $names
+    say "building workspace images in the background ($names): progress on the templates,"
+    say "  and in $LOG/images.log"
+}
+
 start_api() {
     alive api && return
     launch api "${SVC[@]}" "$BUILD/berth-api"
@@ -314,6 +330,7 @@ do_start() {
     start_api
     start_worker
     bootstrap_admin
+    start_image_builds
     if ! wait_for 20 health health_ok; then
         curl -s "http://127.0.0.1:$HTTP_PORT/api/v1/health" >&2 || true; echo >&2
         die "berth did not become healthy: see $LOG/"
@@ -339,6 +356,7 @@ stop_pid() { # stop_pid NAME SECONDS
 }
 
 do_stop() {
+    stop_pid images 15
     stop_pid worker 5
     stop_pid api 5
     stop_pid nginx 10
@@ -352,8 +370,11 @@ do_stop() {
 
 do_status() {
     local rc=0 s
-    for s in postgres redis dockerd nginx api worker; do
-        if [[ $s == postgres ]]; then
+    for s in postgres redis dockerd nginx api worker images; do
+        if [[ $s == images ]]; then
+            if alive images; then printf '%-9s building (pid %s; %s)\n' "$s" "$(pid_of images)" "$LOG/images.log"
+            else printf '%-9s not building\n' "$s"; fi
+        elif [[ $s == postgres ]]; then
             if as_svc "$PG_BIN/pg_ctl" -D "$VAR/pg/data" status >/dev/null 2>&1; then
                 printf '%-9s running\n' "$s"; else printf '%-9s stopped\n' "$s"; rc=3; fi
         elif [[ $s == dockerd ]] && ! [[ -f $(pidfile dockerd) ]]; then

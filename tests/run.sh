@@ -108,6 +108,9 @@ export BERTH_BUILD=$ROOT/$ASAN_BUILD
 export BERTH_URL=http://127.0.0.1:$BERTH_HTTP_PORT
 export BERTH_CONFIG=$BERTH_VAR/berth.conf
 export DOCKER_HOST=unix:///var/run/docker.sock
+# The heavy workspace images are built by the tests that use them, not behind
+# every test's back (62-image-builds runs the background builder itself).
+export BERTH_BACKGROUND_IMAGES=
 # Daemons: report memory errors; leak checking at exit is left to the unit tests
 # (daemons exit with live thread-local connections by design).
 # The reports' directory is everyone's: the stack's log directory is root's,
