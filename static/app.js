@@ -105,7 +105,10 @@ async function showApp(me) {
   await Promise.all([loadTemplates(), loadInstances(), loadTokens(),
     me.user.role === 'admin' ? loadAdmin() : null].map((p) => p?.catch((e) => flash(e.message))));
   clearInterval(state.timer);
-  state.timer = setInterval(() => loadInstances().catch(() => {}), 3000);
+  state.timer = setInterval(() => {
+    loadInstances().catch(() => {});
+    if (state.imagesBuilding) loadTemplates().catch(() => {});
+  }, 3000);
   const id = startId();
   if (id) await offerStart(id).catch((e) => { flash(e.message); leaveStart(); });
 }
@@ -171,15 +174,34 @@ async function offerStart(id) {
   go.focus();
 }
 
+// The stack's own build of a template's image (image_build), in words; ''
+// when there is none or it is done.
+function buildNote(b) {
+  if (!b || b.state === 'ready') return '';
+  if (b.state === 'failed') return ` [image failed to build: ${b.message}]`;
+  return ` [image ${b.state === 'queued' ? 'queued to be built' : 'being built'}${b.message ? `: ${b.message.slice(0, 60)}` : ''}]`;
+}
+
 async function loadTemplates() {
   const list = await api('GET', '/api/v1/templates?limit=500');
   const sel = $('#launch-form [name=template]');
+  const chosen = sel.value;
+  state.imagesBuilding = list.items.some((t) => t.image_build && ['queued', 'building'].includes(t.image_build.state));
   sel.replaceChildren(...list.items.map((t) => {
     const o = document.createElement('option');
     o.value = t.id;
-    o.textContent = t.description ? `${t.name} — ${t.description.slice(0, 60)}` : t.name;
+    o.textContent = (t.description ? `${t.name} — ${t.description.slice(0, 60)}` : t.name) + buildNote(t.image_build);
     return o;
   }));
+  if (chosen) sel.value = chosen;
+}
+
+// What a launch under way is doing (its latest event: waiting for the
+// image's build, pulling ...), shown beside its status.
+async function progressOf(inst, st) {
+  const ev = await api('GET', `/api/v1/instances/${inst.id}/events`);
+  const last = (ev.items ?? ev).at(-1);
+  if (last) st.textContent = `${inst.status}: ${last.message}`;
 }
 
 async function act(inst, what) {
@@ -212,6 +234,7 @@ async function loadInstances() {
     const st = cell(tr, inst.status);
     st.className = `status ${inst.status}`;
     if (inst.error) st.title = inst.error;
+    if (inst.status === 'pending' || inst.status === 'creating') progressOf(inst, st).catch(() => {});
     const open = cell(tr, '');
     if (inst.urls?.open && inst.status === 'running') {
       const a = document.createElement('a');

@@ -26,7 +26,7 @@ dev_login "$P-dev" "$TMP/dev.jar"
 
 cleanup() {
     [[ -n ${BPID:-} ]] && kill -TERM "$BPID" 2>/dev/null
-    delete_instances_of "'$DEV_ID'" 60 -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
+    delete_instances_of "$DEV_ID" 60 -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
     for t in slow broken stuck mute; do admin DELETE "/api/v1/templates/$P-$t"; done
     docker image ls -q "$REPO/*" | sort -u | xargs -r docker image rm -f >/dev/null 2>&1
     psql_q "DELETE FROM image_builds WHERE image LIKE '$REPO/%'" >/dev/null
@@ -67,7 +67,7 @@ build_state() { # template → "state|message" of its image_build
     jq -r '(.image_build.state // "none") + "|" + (.image_build.message // "")' <<<"$BODY"
 }
 state_is() { [[ $(build_state "$1") =~ ^$2 ]]; }
-events_of() { dev GET "/api/v1/instances/$1/events"; jq -r '.[] | .kind + ": " + .message' <<<"$BODY"; }
+events_of() { dev GET "/api/v1/instances/$1/events"; jq -r '(.items // .)[] | .kind + ": " + .message' <<<"$BODY"; }
 has_event() { events_of "$1" | grep -qE "$2"; }
 
 # --- slow: queued, building with its line, a launch waiting, then ready -------
