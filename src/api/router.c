@@ -26,6 +26,8 @@ static const struct route routes[] = {
     {"GET", "/_berth/to-workspace", workspace_redirect},
     /* internal: only nginx's error_page of an instance location reaches this */
     {"GET", "/_berth/unavailable", workspace_unavailable},
+    /* internal: nginx's page for a browser refused on a workspace origin */
+    {"GET", "/_berth/refused", workspace_refused},
     {"GET", "/api/v1/auth/workspace", workspace_login},
     {"GET", "/metrics", metrics_get},
     /* accounts (session.c, users.c, tokens.c, ssh_keys.c, auditlog.c, stats.c) */

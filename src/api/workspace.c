@@ -117,6 +117,8 @@ int wsp_instance_names(PGconn *pg, const char *id, char user[33], char inst[33],
     return found;
 }
 
+static void send_refusal(struct req *r, int status, const char *css);
+
 static void send_redirect(struct req *r, const char *location, const char *extra)
 {
     size_t n = strlen(location) + (extra ? strlen(extra) : 0) + 128;
@@ -153,7 +155,7 @@ void workspace_login(struct req *r)
         return;
     }
     if (found == 0) {
-        http_send_error(r, 404, "not_found", NULL, "no such instance");
+        send_refusal(r, 404, "/style.css");
         return;
     }
     /* where to go: the path asked for when it is a canonical address of this
@@ -188,7 +190,7 @@ void workspace_login(struct req *r)
     }
     r->actor = a;
     if (!authz_instance(&r->actor, ACT_PROXY, owner)) {
-        http_send_error(r, 403, "forbidden", NULL, "this instance is not yours");
+        send_refusal(r, 403, "/style.css");
         return;
     }
     if (ws_same_origin(api_cfg.workspace_host)) {
@@ -421,11 +423,88 @@ static const char *status_sentence(const char *status)
     return "it does not answer";
 }
 
+/* A browser's request (a navigation asks for text/html): it gets berth's
+ * page, other clients the API's error shape. */
+static bool wants_html(struct req *r)
+{
+    const char *accept = req_param(r, "HTTP_ACCEPT");
+    return accept && strcasestr(accept, "text/html");
+}
+
 #define PAGE_HEADERS                                                                               \
-    "Retry-After: 5\r\n"                                                                           \
-    "X-Berth-Page: unavailable\r\n"                                                                \
     "X-Content-Type-Options: nosniff\r\n"                                                          \
-    "Referrer-Policy: no-referrer\r\n"
+    "Referrer-Policy: no-referrer\r\n"                                                             \
+    "Cache-Control: no-store\r\n"
+
+/* Send one of berth's own pages: the shell (head, berth's header, the
+ * stylesheet at css) around main, which is markup whose every value is
+ * validated or escaped; with script, /_berth/unavailable.js runs in it (the
+ * CSP lets it reach this origin only). kind names the page in X-Berth-Page,
+ * which nginx hides from containers' answers. extra: more header lines. */
+static void send_page(struct req *r, int status, const char *kind, const char *extra,
+                      const char *title, const char *css, const char *main_html, bool script)
+{
+    char page[40000], headers[512];
+    int n = snprintf(page, sizeof(page),
+                     "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                     "<title>%s — berth</title>\n"
+                     "<link rel=\"stylesheet\" href=\"%s\">\n</head>\n<body>\n"
+                     "<header><h1>berth</h1></header>\n%s%s</body>\n</html>\n",
+                     title, css, main_html,
+                     script ? "<script src=\"/_berth/unavailable.js\"></script>\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(page)) {
+        http_send_error(r, status, "internal", NULL, "%s", title);
+        return;
+    }
+    snprintf(headers, sizeof(headers),
+             "%sX-Berth-Page: %s\r\n" PAGE_HEADERS
+             "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self';"
+             " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'\r\n",
+             extra ? extra : "", kind);
+    http_send_raw(r, status, "text/html; charset=utf-8", headers, page, (size_t)n);
+}
+
+/* A refusal a browser may meet on its way to a workspace: no such instance
+ * (404) or not the caller's (403). A browser gets berth's page saying so,
+ * with the way back to the UI; other clients the API's error. css: the
+ * stylesheet's address on the origin answering. */
+static void send_refusal(struct req *r, int status, const char *css)
+{
+    bool forbidden = status == 403;
+    const char *what = forbidden ? "this instance is not yours" : "no such instance";
+    char main_html[2048];
+
+    if (!wants_html(r)) {
+        http_send_error(r, status, forbidden ? "forbidden" : "not_found", NULL, "%s", what);
+        return;
+    }
+    snprintf(main_html, sizeof(main_html),
+             "<main id=\"berth-refused\" data-reason=\"%s\">\n"
+             "  <h2>%s</h2>\n  <p>%s</p>\n"
+             "  <p><a href=\"%s/\">Go to your instances</a></p>\n</main>\n",
+             forbidden ? "forbidden" : "not_found",
+             forbidden ? "This workspace is not yours" : "No workspace here",
+             forbidden ? "It belongs to another berth user: only a workspace's owner gets in "
+                         "(admins too are kept out). If it is yours, sign in to berth as its "
+                         "owner and open it from your instances."
+                       : "No instance has this address: it may have been deleted or renamed, "
+                         "or the address is mistyped.",
+             api_cfg.public_url);
+    send_page(r, status, "refused", NULL, forbidden ? "Not your workspace" : "No such workspace",
+              css, main_html, false);
+}
+
+/* GET /_berth/refused: nginx's answer to a browser on a workspace origin
+ * whose request the proxy check refused (BERTH_REFUSAL "forbidden": another
+ * user's workspace) or whose address no instance holds (anything else), in
+ * place of the JSON other clients get. BERTH_REFUSAL is a FastCGI parameter
+ * of nginx's, which no client can set; reached directly, it is the 404. */
+void workspace_refused(struct req *r)
+{
+    const char *why = req_param(r, "BERTH_REFUSAL");
+    send_refusal(r, why && strcmp(why, "forbidden") == 0 ? 403 : 404, "/_berth/style.css");
+}
 
 /* GET /_berth/unavailable: nginx's error_page when an instance's container
  * does not answer (502, 504), reached only from the instance's location
@@ -440,10 +519,8 @@ static const char *status_sentence(const char *status)
 void workspace_unavailable(struct req *r)
 {
     const char *iid = req_param(r, "BERTH_INSTANCE");
-    const char *accept = req_param(r, "HTTP_ACCEPT");
-    bool html = accept && strcasestr(accept, "text/html");
     char status[24] = "", err[1024], user[33] = "", inst[33] = "", owner[37];
-    char esc_err[sizeof(err) * 6], sentence[256], page[32768];
+    char esc_err[sizeof(err) * 6], sentence[256], title[128], main_html[16384];
     PGconn *pg = iid && valid_uuid(iid) ? db_conn(r->th) : NULL;
     int found = -1, n;
 
@@ -461,9 +538,9 @@ void workspace_unavailable(struct req *r)
                                   "status right now: try again in a moment",
                      sizeof(sentence));
     }
-    if (!html) {
-        http_send_error_with(r, 503, PAGE_HEADERS, "unavailable", "%s%s%s", sentence,
-                             err[0] ? ": " : "", err);
+    if (!wants_html(r)) {
+        http_send_error_with(r, 503, "Retry-After: 5\r\nX-Berth-Page: unavailable\r\n" PAGE_HEADERS,
+                             "unavailable", "%s%s%s", sentence, err[0] ? ": " : "", err);
         return;
     }
     html_escape(err, esc_err, sizeof(esc_err));
@@ -485,12 +562,8 @@ void workspace_unavailable(struct req *r)
                      api_cfg.public_url, iid, back);
         /* every value below is validated (names, status, the configured
          * URL) or escaped (the error sentence) */
-        n = snprintf(page, sizeof(page),
-                     "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                     "<title>%s is %s — berth</title>\n"
-                     "<link rel=\"stylesheet\" href=\"/_berth/style.css\">\n</head>\n<body>\n"
-                     "<header><h1>berth</h1></header>\n"
+        snprintf(title, sizeof(title), "%s is %s", found == 1 ? inst : "This workspace", status);
+        n = snprintf(main_html, sizeof(main_html),
                      "<main id=\"berth-unavailable\" data-status=\"%s\">\n"
                      "  <h2>This workspace is not running</h2>\n"
                      "  <p><code>%s/%s</code> is <strong id=\"berth-status\">%s</strong>: %s.</p>\n"
@@ -498,18 +571,15 @@ void workspace_unavailable(struct req *r)
                      "  <p class=\"muted\">This page reloads by itself when the status changes "
                      "and once the workspace answers.</p>\n"
                      "  <p><a href=\"%s/\">Go to your instances</a></p>\n"
-                     "</main>\n<script src=\"/_berth/unavailable.js\"></script>\n</body>\n</html>\n",
-                     found == 1 ? inst : "This workspace", status, status, user, inst, status,
-                     status_sentence(status), esc_err[0] ? "  <p id=\"berth-error\">" : "",
-                     esc_err, esc_err[0] ? "</p>\n" : "", start, api_cfg.public_url);
+                     "</main>\n",
+                     status, user, inst, status, status_sentence(status),
+                     esc_err[0] ? "  <p id=\"berth-error\">" : "", esc_err,
+                     esc_err[0] ? "</p>\n" : "", start, api_cfg.public_url);
     }
-    if (n < 0 || (size_t)n >= sizeof(page)) {
+    if (n < 0 || (size_t)n >= sizeof(main_html)) {
         http_send_error(r, 503, "unavailable", NULL, "%s", sentence);
         return;
     }
-    http_send_raw(r, 503, "text/html; charset=utf-8",
-                  PAGE_HEADERS "Content-Security-Policy: default-src 'none'; script-src 'self';"
-                               " style-src 'self'; connect-src 'self'; base-uri 'none';"
-                               " form-action 'none'; frame-ancestors 'self'\r\n",
-                  page, (size_t)n);
+    send_page(r, 503, "unavailable", "Retry-After: 5\r\n", title, "/_berth/style.css", main_html,
+              true);
 }

@@ -42,5 +42,6 @@ void workspace_login(struct req *r);    /* GET /api/v1/auth/workspace */
 void workspace_session(struct req *r);  /* GET /_berth/session (workspace host) */
 void workspace_redirect(struct req *r); /* GET /_berth/to-workspace (UI origin) */
 void workspace_unavailable(struct req *r); /* GET /_berth/unavailable (nginx's error_page) */
+void workspace_refused(struct req *r);     /* GET /_berth/refused (nginx, for a browser) */
 
 #endif
