@@ -104,6 +104,10 @@ void rq_close(struct api_thread *th);
  * answering. */
 PGconn *req_change(struct req *r, const char *action, const char *target_type,
                    const char *target_id);
+/* The start of an admin-only read: its actor authenticated, its connection,
+ * and anyone but an admin refused with 403 "only an admin may <what>". The
+ * connection, or NULL after answering. */
+PGconn *req_admin(struct req *r, const char *what);
 
 /* Router: dispatch r to its handler, or answer 404/405. */
 void router_dispatch(struct req *r);

@@ -136,12 +136,8 @@ void audit_list(struct req *r)
     bool prefix = false;
     int n;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_admin(r, "read the audit log")))
         return;
-    if (!authz_admin(&r->actor)) {
-        http_send_error(r, 403, "forbidden", NULL, "only an admin may read the audit log");
-        return;
-    }
     accept = req_param(r, "HTTP_ACCEPT");
     if (req_query(r, "format", format, sizeof(format))) {
         if (strcmp(format, "csv") == 0)
