@@ -67,6 +67,26 @@ size_t acct_utf8_chars(const char *s, size_t n)
     return c;
 }
 
+/* A whole-number quota field (path: "quota.<key>") of 0 to max: absent, or
+ * set (*has, its text in out); -1 naming it in *field and msg when it is not
+ * one. */
+static int quota_whole(json_t *q, const char *path, long max, bool *has, char *out, size_t outlen,
+                       const char **field, char *msg, size_t msglen)
+{
+    json_t *v = json_object_get(q, path + strlen("quota."));
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+        *field = path;
+        snprintf(msg, msglen, "%s must be a whole number from 0 to %ld", path, max);
+        return -1;
+    }
+    *has = true;
+    snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+    return 0;
+}
+
 int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *msg, size_t msglen)
 {
     static const char *const allowed[] = {"instances", "cpus", "memory_mb", NULL};
@@ -83,17 +103,9 @@ int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *
         snprintf(msg, msglen, "unknown quota field '%.60s'", bad);
         return -1;
     }
-    if ((v = json_object_get(q, "instances"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_INSTANCES) {
-            *field = "quota.instances";
-            snprintf(msg, msglen, "quota.instances must be a whole number from 0 to %d",
-                     QUOTA_MAX_INSTANCES);
-            return -1;
-        }
-        out->has_instances = true;
-        snprintf(out->instances, sizeof(out->instances), "%lld", (long long)json_integer_value(v));
-    }
+    if (quota_whole(q, "quota.instances", QUOTA_MAX_INSTANCES, &out->has_instances, out->instances,
+                    sizeof(out->instances), field, msg, msglen) < 0)
+        return -1;
     if ((v = json_object_get(q, "cpus"))) {
         if (!json_is_number(v) || !(json_number_value(v) >= 0) ||
             json_number_value(v) > QUOTA_MAX_CPUS) {
@@ -104,17 +116,9 @@ int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *
         out->has_cpus = true;
         snprintf(out->cpus, sizeof(out->cpus), "%.2f", json_number_value(v));
     }
-    if ((v = json_object_get(q, "memory_mb"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_MEMORY_MB) {
-            *field = "quota.memory_mb";
-            snprintf(msg, msglen, "quota.memory_mb must be a whole number from 0 to %ld",
-                     QUOTA_MAX_MEMORY_MB);
-            return -1;
-        }
-        out->has_memory = true;
-        snprintf(out->memory_mb, sizeof(out->memory_mb), "%lld", (long long)json_integer_value(v));
-    }
+    if (quota_whole(q, "quota.memory_mb", QUOTA_MAX_MEMORY_MB, &out->has_memory, out->memory_mb,
+                    sizeof(out->memory_mb), field, msg, msglen) < 0)
+        return -1;
     return 0;
 }
 
