@@ -9,7 +9,8 @@
 // refused while the workspace's own opens; the login page follows none of
 // the return-address tricks.
 import {
-  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, waitStatus, workspaceOrigin,
+  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, submitLogin, waitStatus,
+  watchedPage, workspaceOrigin,
 } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
@@ -42,10 +43,7 @@ const BO = workspaceOrigin(B);
 
 const browser = await launchChromium();
 try {
-  const ctx = await browser.newContext();
-  const ui = await ctx.newPage();
-  const errors = [];
-  ui.on('pageerror', (e) => errors.push(String(e)));
+  const { ctx, page: ui, errors } = await watchedPage(browser);
 
   // A signed-out browser opens the workspace: it signs in on the UI origin
   // and comes back to where it was going.
@@ -55,9 +53,7 @@ try {
     await ui.waitForSelector('#login-form', { state: 'visible' });
     return new globalThis.URL(ui.url()).origin === new globalThis.URL(URL).origin;
   });
-  await ui.fill('#login-form [name=username]', A);
-  await ui.fill('#login-form [name=password]', `pw-${A}-1`);
-  await ui.click('#login-form button');
+  await submitLogin(ui, A, `pw-${A}-1`);
   await check('... and after logging in lands on the workspace page it asked for', async () => {
     try {
       await ui.waitForURL(`${AO}/container/${A}/site/cgi-bin/env?from=link`, { timeout: 15000 });

@@ -7,7 +7,8 @@
 // on the workspace origin cannot start anything: its POSTs to the API are
 // refused and the instance stays stopped.
 import {
-  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, waitStatus, workspaceOrigin,
+  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, submitLogin, waitStatus,
+  watchedPage, workspaceOrigin,
 } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
@@ -28,10 +29,7 @@ const ENV = `${site.urls.open}cgi-bin/env`;
 
 const browser = await launchChromium();
 try {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { ctx, page, errors } = await watchedPage(browser);
   // The page shows A's running workspace (its env CGI) within a minute, at ENV.
   const showsWorkspace = async () => {
     for (let k = 0; k < 120; k++) {
@@ -48,9 +46,7 @@ try {
   // then back -- to berth's page, since the instance is stopped.
   await page.goto(ENV);
   await page.waitForSelector('#login-form', { state: 'visible' });
-  await page.fill('#login-form [name=username]', A);
-  await page.fill('#login-form [name=password]', `pw-${A}-1`);
-  await page.click('#login-form button');
+  await submitLogin(page, A, `pw-${A}-1`);
   await check('the owner lands on berth\'s page on the workspace origin, naming the status "stopped"', async () => {
     await page.waitForURL(ENV, { timeout: 15000 });
     await page.waitForSelector('#berth-unavailable', { timeout: 10000 });

@@ -82,3 +82,17 @@ export async function waitStatus(s, id, want, tries = 480) {
 }
 // The workspace origin of user on the test stack ({user}.localhost, the UI's port).
 export const workspaceOrigin = (user) => `http://${user}.localhost:${new URL(process.env.BERTH_URL).port}`;
+// A page of browser in a context of its own, and the script errors it raises.
+export async function watchedPage(browser) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { ctx, page, errors };
+}
+// Submit the login form on page (the UI's, shown) as username with password.
+export async function submitLogin(page, username, password) {
+  await page.fill('#login-form [name=username]', username);
+  await page.fill('#login-form [name=password]', password);
+  await page.click('#login-form button');
+}
