@@ -96,6 +96,17 @@ static void test_origins(void)
           "Origin: only the workspace's own scheme, host and port");
 }
 
+/* Each case of a check of a URI for alice's instance web: fn(in) is ok;
+ * reported as "<what> '<in>' <yes or no>". */
+static void check_alice_web(bool (*fn)(const char *, const char *, const char *),
+                            const struct case_ok *cases, size_t n, const char *what,
+                            const char *yes, const char *no)
+{
+    for (size_t i = 0; i < n; i++)
+        CHECK(fn(cases[i].in, "alice", "web") == cases[i].ok, "%s '%s' %s", what, cases[i].in,
+              cases[i].ok ? yes : no);
+}
+
 static void test_raw_prefix(void)
 {
     static const struct case_ok cases[] = {
@@ -119,9 +130,8 @@ static void test_raw_prefix(void)
         {"/container/alice\\web/", false},
         {"", false},
     };
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_raw_prefix_ok(cases[i].in, "alice", "web") == cases[i].ok,
-              "raw prefix of alice/web: '%s' %s", cases[i].in, cases[i].ok ? "passes" : "refused");
+    check_alice_web(ws_raw_prefix_ok, cases, ARRAY_LEN(cases), "raw prefix of alice/web:",
+                    "passes", "refused");
     CHECK(!ws_raw_prefix_ok(NULL, "alice", "web"), "raw prefix: no URI is refused");
 }
 
@@ -173,9 +183,8 @@ static void test_canonical(void)
         {"/container/bob/web/", false},
         {"http://evil/container/alice/web/", false},
     };
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_path_canonical(cases[i].in, "alice", "web") == cases[i].ok,
-              "return address '%s' is %s", cases[i].in, cases[i].ok ? "followed" : "refused");
+    check_alice_web(ws_path_canonical, cases, ARRAY_LEN(cases), "return address", "is followed",
+                    "is refused");
 }
 
 int main(void)
