@@ -32,14 +32,19 @@ static json_t *token_json(PGresult *res, int i)
                      db_str_or_null(res, i, 4));
 }
 
+/* A page item of tokens_list: the token, when the actor (arg's) may read it. */
+static json_t *readable_token(PGresult *res, int row, void *arg)
+{
+    struct req *r = arg;
+    return authz_token(&r->actor, ACT_READ, r->actor.user_id) ? token_json(res, row) : NULL;
+}
+
 void tokens_list(struct req *r)
 {
     char cursor[64] = "", slimit[24];
     const char *p[3];
     PGresult *res;
-    json_t *items;
     long limit;
-    int n;
 
     if (auth_require(r) < 0 || !req_db(r) || !req_limit(r, 50, 500, &limit))
         return;
@@ -57,16 +62,7 @@ void tokens_list(struct req *r)
                       " WHERE id = $2::uuid)) ORDER BY created_at, id LIMIT $3::int",
                       3, p)))
         return;
-    n = PQntuples(res);
-    items = json_array();
-    for (int i = 0; i < n && i < limit; i++)
-        if (authz_token(&r->actor, ACT_READ, r->actor.user_id))
-            json_array_append_new(items, token_json(res, i));
-    http_send_json(
-        r, 200,
-        json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                  n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0)) : json_null()));
-    PQclear(res);
+    http_send_page_of(r, res, limit, 0, readable_token, r);
 }
 
 void tokens_create(struct req *r)
