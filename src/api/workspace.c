@@ -472,8 +472,9 @@ void workspace_unavailable(struct req *r)
                      sizeof(sentence));
     }
     if (!html) {
-        http_send_error_with(r, 503, PAGE_HEADERS, "unavailable", "%s%s%s", sentence,
-                             err[0] ? ": " : "", err);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err);
+        http_send_error_with(r, 503, PAGE_HEADERS, "unavailable", msg);
         return;
     }
     html_escape(err, esc_err, sizeof(esc_err));
