@@ -270,15 +270,12 @@ void audit_list(struct req *r)
     snprintf(hdr, sizeof(hdr),
              "Content-Disposition: attachment; filename=\"berth-audit.%s\"\r\n"
              "X-Next-Cursor: %s\r\n",
-             fmt == FMT_CSV ? "csv" : "jsonl",
-             n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
+             fmt == FMT_CSV ? "csv" : "jsonl", n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
     if (b.failed)
-        http_send_error(r, 500, "internal", NULL,
-                        "the export is too large: use a smaller limit");
+        http_send_error(r, 500, "internal", NULL, "the export is too large: use a smaller limit");
     else
-        http_send_raw(r, 200,
-                      fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson", hdr,
-                      b.data ? b.data : "", b.len);
+        http_send_raw(r, 200, fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
+                      hdr, b.data ? b.data : "", b.len);
     free(b.data);
     PQclear(res);
 }

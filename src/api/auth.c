@@ -274,8 +274,8 @@ static void fill_actor(struct actor *a, PGresult *res, int col_id)
  * credential's hash. -1 the query failed, 0 no such live credential, or 1
  * with a filled, column 0 copied into col0 (when not NULL) and, when stale,
  * touch run with that $1. */
-static int credential_row(PGconn *pg, const char *sql, int n, const char *const *p,
-                          struct actor *a, char *col0, size_t col0size, const char *touch)
+static int credential_row(PGconn *pg, const char *sql, int n, const char *const *p, struct actor *a,
+                          char *col0, size_t col0size, const char *touch)
 {
     PGresult *res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
     bool stale;

@@ -130,8 +130,7 @@ int main(int argc, char **argv)
     upstream_port = port + 1;
     if (fixture_write_conf(dir, 2, port, upstream_port) < 0)
         return 1;
-    fixture_config(&cfg, dir,
-                   getenv("ROUTE_KEEPALIVE") ? atol(getenv("ROUTE_KEEPALIVE")) : 8);
+    fixture_config(&cfg, dir, getenv("ROUTE_KEEPALIVE") ? atol(getenv("ROUTE_KEEPALIVE")) : 8);
     /* berth signals the master; the baseline runs the plain command */
     util_strlcpy(plain_reload, cfg.nginx_reload, sizeof(plain_reload));
     snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload), "signal:%s/nginx.pid", dir);

@@ -74,8 +74,7 @@ static void test_refusals(void)
     CHECK(render(&in) < 0, "renderer refuses a 10 KiB name");
     in = good();
     in.instance_id = "../../etc/passwd";
-    CHECK(render(&in) < 0 && strstr(err, "UUID"),
-          "renderer refuses a non-UUID id, naming it");
+    CHECK(render(&in) < 0 && strstr(err, "UUID"), "renderer refuses a non-UUID id, naming it");
     in = good();
     in.upstream_port = 0;
     CHECK(render(&in) < 0, "renderer refuses port 0");
@@ -83,8 +82,7 @@ static void test_refusals(void)
     CHECK(render(&in) < 0, "renderer refuses port 65536");
     in = good();
     in.upstream_host = "localhost";
-    CHECK(render(&in) < 0,
-          "renderer refuses a host name (IP literals only)");
+    CHECK(render(&in) < 0, "renderer refuses a host name (IP literals only)");
 }
 
 static void test_render(void)
@@ -122,8 +120,7 @@ static void test_render(void)
     n = render(&in);
     CHECK(n > 0 && strstr(out, "proxy_pass http://127.0.0.1:49731/;"),
           "keepalive 0: the location proxies to the address itself");
-    CHECK(render_upstream(&in) < 0,
-          "... and there is no upstream group to render");
+    CHECK(render_upstream(&in) < 0, "... and there is no upstream group to render");
     in.upstream_host = "::1";
     n = render(&in);
     CHECK(n > 0 && strstr(out, "proxy_pass http://[::1]:49731/;"), "... bracketed for IPv6");
