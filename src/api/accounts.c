@@ -156,3 +156,24 @@ const char *acct_name(struct req *r, json_t *body)
     refuse(r, 400, "invalid_field", "name", "name must be 1 to 64 characters of text");
     return NULL;
 }
+
+json_t *acct_create_named(struct req *r, const char *action, const char *target_type,
+                          bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                          const char *denied, const char *const fields[], const char **name)
+{
+    json_t *body;
+
+    if (!req_change(r, action, target_type, NULL))
+        return NULL;
+    if (!allowed(&r->actor, ACT_CREATE, r->actor.user_id)) {
+        refuse(r, 403, "forbidden", NULL, "%s", denied);
+        return NULL;
+    }
+    if (!(body = req_body(r, fields)))
+        return NULL;
+    if (!(*name = acct_name(r, body))) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}

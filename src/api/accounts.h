@@ -61,6 +61,14 @@ bool acct_token_name_ok(const char *s, size_t n);
 /* The body's "name" of a token or key (acct_token_name_ok), or NULL after
  * refusing it (400, audited in r's context). Borrowed from body. */
 const char *acct_name(struct req *r, json_t *body);
+/* The start of a user's creation of a token or key of their own: audited as
+ * action on target_type (req_change), allowed(actor, ACT_CREATE, their id)
+ * or refused 403 with denied, a body of only the fields listed (req_body) and
+ * its name valid (acct_name, into *name, borrowed from the body). The body,
+ * the caller's to release, or NULL after answering. */
+json_t *acct_create_named(struct req *r, const char *action, const char *target_type,
+                          bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                          const char *denied, const char *const fields[], const char **name);
 
 /*
  * Parse an OpenSSH one-line public key (text, len bytes; ssh_keys.c): type,

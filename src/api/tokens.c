@@ -73,16 +73,9 @@ void tokens_create(struct req *r)
     json_t *body = NULL, *v, *t;
     PGresult *res = NULL;
 
-    if (!req_change(r, "token.create", "token", NULL))
+    if (!(body = acct_create_named(r, "token.create", "token", authz_token,
+                                   "you may not create API tokens", allowed, &name)))
         return;
-    if (!authz_token(&r->actor, ACT_CREATE, r->actor.user_id)) {
-        refuse(r, 403, "forbidden", NULL, "you may not create API tokens");
-        return;
-    }
-    if (!(body = req_body(r, allowed)))
-        return;
-    if (!(name = acct_name(r, body)))
-        goto out;
     if ((v = json_object_get(body, "expires_in_days")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > TOKEN_DAYS_MAX) {
