@@ -29,9 +29,9 @@ json_t *acct_user_json(PGresult *res, int row, int c)
         db_str_or_null(res, row, c + 6), "disabled", PQgetvalue(res, row, c + 7)[0] == 't');
 }
 
-int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
-                    bool (*allowed)(const struct actor *, enum authz_action, const char *),
-                    const char *what, char owner[37])
+int acct_delete_owned(struct req *r, const char *lock_sql, const char *delete_sql, const char *id,
+                      bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                      const char *what, char owner[37])
 {
     const char *p[1] = {id};
     PGresult *res;
@@ -42,7 +42,7 @@ int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
         return -1;
     }
     audit_target(r, id);
-    if (!req_begin(r) || !(res = req_q(r, table_sql, 1, p)))
+    if (!req_begin(r) || !(res = req_q(r, lock_sql, 1, p)))
         return -1;
     if (PQntuples(res) == 1)
         util_strlcpy(owner, PQgetvalue(res, 0, 0), 37);
@@ -55,6 +55,9 @@ int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
         refuse_hidden(r, what);
         return -1;
     }
+    if (!(res = req_q(r, delete_sql, 1, p)))
+        return -1;
+    PQclear(res);
     return 0;
 }
 

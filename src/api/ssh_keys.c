@@ -316,18 +316,15 @@ out:
 
 void ssh_keys_delete(struct req *r)
 {
-    const char *id = r->params[0], *p[1] = {id};
+    const char *id = r->params[0];
     char owner[37] = "";
     struct key_sync ks;
-    PGresult *res;
 
     if (!req_change(r, "ssh_key.delete", "ssh_key", NULL))
         return;
-    if (acct_lock_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
-                        authz_ssh_key, "key", owner) < 0 ||
-        !(res = req_q(r, "DELETE FROM ssh_keys WHERE id = $1", 1, p)))
+    if (acct_delete_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE",
+                          "DELETE FROM ssh_keys WHERE id = $1", id, authz_ssh_key, "key", owner) < 0)
         return;
-    PQclear(res);
     if (!queue_sync(r, owner, &ks))
         return;
     if (!audit_commit(r, NULL))

@@ -136,17 +136,15 @@ out:
 
 void tokens_delete(struct req *r)
 {
-    const char *id = r->params[0], *p[1] = {id};
-    PGresult *res;
+    const char *id = r->params[0];
     char owner[37] = "";
 
     if (!req_change(r, "token.delete", "token", NULL))
         return;
-    if (acct_lock_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
-                        authz_token, "token", owner) < 0 ||
-        !(res = req_q(r, "DELETE FROM api_tokens WHERE id = $1", 1, p)))
+    if (acct_delete_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE",
+                          "DELETE FROM api_tokens WHERE id = $1", id, authz_token, "token",
+                          owner) < 0)
         return;
-    PQclear(res);
     if (audit_commit(r, NULL))
         http_send_empty(r, 204, NULL);
 }
