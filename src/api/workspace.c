@@ -472,8 +472,9 @@ void workspace_unavailable(struct req *r)
                      sizeof(sentence));
     }
     if (!html) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err);
+        char msg[512]; /* cut where http_send_error cuts every message */
+        if (snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err) < 0)
+            msg[0] = '\0';
         http_send_error_with(r, 503, PAGE_HEADERS, "unavailable", msg);
         return;
     }
