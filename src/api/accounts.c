@@ -29,9 +29,9 @@ json_t *acct_user_json(PGresult *res, int row, int c)
         db_str_or_null(res, row, c + 6), "disabled", PQgetvalue(res, row, c + 7)[0] == 't');
 }
 
-int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
-                    bool (*allowed)(const struct actor *, enum authz_action, const char *),
-                    const char *what, char owner[37])
+int acct_delete_owned(struct req *r, const char *lock_sql, const char *delete_sql, const char *id,
+                      bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                      const char *what, char owner[37])
 {
     const char *p[1] = {id};
     PGresult *res;
@@ -42,7 +42,7 @@ int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
         return -1;
     }
     audit_target(r, id);
-    if (!req_begin(r) || !(res = req_q(r, table_sql, 1, p)))
+    if (!req_begin(r) || !(res = req_q(r, lock_sql, 1, p)))
         return -1;
     if (PQntuples(res) == 1)
         util_strlcpy(owner, PQgetvalue(res, 0, 0), 37);
@@ -55,6 +55,9 @@ int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
         refuse_hidden(r, what);
         return -1;
     }
+    if (!(res = req_q(r, delete_sql, 1, p)))
+        return -1;
+    PQclear(res);
     return 0;
 }
 
@@ -65,6 +68,26 @@ size_t acct_utf8_chars(const char *s, size_t n)
         if (((unsigned char)s[i] & 0xC0) != 0x80)
             c++;
     return c;
+}
+
+/* A whole-number quota field (path: "quota.<key>") of 0 to max: absent, or
+ * set (*has, its text in out); -1 naming it in *field and msg when it is not
+ * one. */
+static int quota_whole(json_t *q, const char *path, long max, bool *has, char *out, size_t outlen,
+                       const char **field, char *msg, size_t msglen)
+{
+    json_t *v = json_object_get(q, path + strlen("quota."));
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+        *field = path;
+        snprintf(msg, msglen, "%s must be a whole number from 0 to %ld", path, max);
+        return -1;
+    }
+    *has = true;
+    snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+    return 0;
 }
 
 int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *msg, size_t msglen)
@@ -83,17 +106,9 @@ int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *
         snprintf(msg, msglen, "unknown quota field '%.60s'", bad);
         return -1;
     }
-    if ((v = json_object_get(q, "instances"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_INSTANCES) {
-            *field = "quota.instances";
-            snprintf(msg, msglen, "quota.instances must be a whole number from 0 to %d",
-                     QUOTA_MAX_INSTANCES);
-            return -1;
-        }
-        out->has_instances = true;
-        snprintf(out->instances, sizeof(out->instances), "%lld", (long long)json_integer_value(v));
-    }
+    if (quota_whole(q, "quota.instances", QUOTA_MAX_INSTANCES, &out->has_instances, out->instances,
+                    sizeof(out->instances), field, msg, msglen) < 0)
+        return -1;
     if ((v = json_object_get(q, "cpus"))) {
         if (!json_is_number(v) || !(json_number_value(v) >= 0) ||
             json_number_value(v) > QUOTA_MAX_CPUS) {
@@ -104,17 +119,9 @@ int acct_parse_quota(json_t *q, struct quota_in *out, const char **field, char *
         out->has_cpus = true;
         snprintf(out->cpus, sizeof(out->cpus), "%.2f", json_number_value(v));
     }
-    if ((v = json_object_get(q, "memory_mb"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > QUOTA_MAX_MEMORY_MB) {
-            *field = "quota.memory_mb";
-            snprintf(msg, msglen, "quota.memory_mb must be a whole number from 0 to %ld",
-                     QUOTA_MAX_MEMORY_MB);
-            return -1;
-        }
-        out->has_memory = true;
-        snprintf(out->memory_mb, sizeof(out->memory_mb), "%lld", (long long)json_integer_value(v));
-    }
+    if (quota_whole(q, "quota.memory_mb", QUOTA_MAX_MEMORY_MB, &out->has_memory, out->memory_mb,
+                    sizeof(out->memory_mb), field, msg, msglen) < 0)
+        return -1;
     return 0;
 }
 
@@ -151,4 +158,25 @@ const char *acct_name(struct req *r, json_t *body)
         return json_string_value(v);
     refuse(r, 400, "invalid_field", "name", "name must be 1 to 64 characters of text");
     return NULL;
+}
+
+json_t *acct_create_named(struct req *r, const char *action, const char *target_type,
+                          bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                          const char *denied, const char *const fields[], const char **name)
+{
+    json_t *body;
+
+    if (!req_change(r, action, target_type, NULL))
+        return NULL;
+    if (!allowed(&r->actor, ACT_CREATE, r->actor.user_id)) {
+        refuse(r, 403, "forbidden", NULL, "%s", denied);
+        return NULL;
+    }
+    if (!(body = req_body(r, fields)))
+        return NULL;
+    if (!(*name = acct_name(r, body))) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
 }

@@ -22,18 +22,18 @@
 json_t *acct_user_json(PGresult *res, int row, int col);
 
 /*
- * The start of deleting a row someone owns (a token, an SSH key) in r's audit
- * context: begins a transaction, locks the row that table_sql ("SELECT
- * user_id FROM T WHERE id = $1 FOR UPDATE") finds for id, and copies its
- * owner's id into owner. 0: the actor may delete it (allowed(actor,
- * ACT_DELETE, owner)) and the transaction is open. -1: answered and the
- * transaction closed -- 404 "no such <what>" for an id that is malformed,
- * missing or not the actor's (refuse_hidden: ids are never confirmed), 503
- * when the database fails.
+ * The deletion of a row someone owns (a token, an SSH key) in r's audit
+ * context: begins a transaction, locks the row that lock_sql ("SELECT
+ * user_id FROM T WHERE id = $1 FOR UPDATE") finds for id, copies its owner's
+ * id into owner and, when the actor may delete it (allowed(actor,
+ * ACT_DELETE, owner)), runs delete_sql ($1: id). 0: deleted, the
+ * transaction still open. -1: answered and the transaction closed -- 404 "no
+ * such <what>" for an id that is malformed, missing or not the actor's
+ * (refuse_hidden: ids are never confirmed), 503 when the database fails.
  */
-int acct_lock_owned(struct req *r, const char *table_sql, const char *id,
-                    bool (*allowed)(const struct actor *, enum authz_action, const char *),
-                    const char *what, char owner[37]);
+int acct_delete_owned(struct req *r, const char *lock_sql, const char *delete_sql, const char *id,
+                      bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                      const char *what, char owner[37]);
 
 /* Number of UTF-8 characters in s (which jansson has already checked is UTF-8). */
 size_t acct_utf8_chars(const char *s, size_t n);
@@ -61,6 +61,14 @@ bool acct_token_name_ok(const char *s, size_t n);
 /* The body's "name" of a token or key (acct_token_name_ok), or NULL after
  * refusing it (400, audited in r's context). Borrowed from body. */
 const char *acct_name(struct req *r, json_t *body);
+/* The start of a user's creation of a token or key of their own: audited as
+ * action on target_type (req_change), allowed(actor, ACT_CREATE, their id)
+ * or refused 403 with denied, a body of only the fields listed (req_body) and
+ * its name valid (acct_name, into *name, borrowed from the body). The body,
+ * the caller's to release, or NULL after answering. */
+json_t *acct_create_named(struct req *r, const char *action, const char *target_type,
+                          bool (*allowed)(const struct actor *, enum authz_action, const char *),
+                          const char *denied, const char *const fields[], const char **name);
 
 /*
  * Parse an OpenSSH one-line public key (text, len bytes; ssh_keys.c): type,

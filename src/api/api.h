@@ -86,9 +86,10 @@ void http_send_json(struct req *r, int status, json_t *body); /* steals body */
 void http_send_json_with(struct req *r, int status, const char *extra_headers, json_t *body);
 void http_send_error(struct req *r, int status, const char *code, const char *field,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* http_send_error (no field) with extra header lines ("Retry-After: 5\r\n"). */
+/* http_send_error (no field) of a message already written, with extra header
+ * lines ("Retry-After: 5\r\n"); msg is sent as it is (the caller cuts it). */
 void http_send_error_with(struct req *r, int status, const char *extra_headers, const char *code,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                          const char *msg);
 void http_send_empty(struct req *r, int status, const char *extra_headers);
 void http_send_raw(struct req *r, int status, const char *content_type, const char *extra_headers,
                    const char *body, size_t len);
@@ -104,6 +105,10 @@ void rq_close(struct api_thread *th);
  * answering. */
 PGconn *req_change(struct req *r, const char *action, const char *target_type,
                    const char *target_id);
+/* The start of an admin-only read: its actor authenticated, its connection,
+ * and anyone but an admin refused with 403 "only an admin may <what>". The
+ * connection, or NULL after answering. */
+PGconn *req_admin(struct req *r, const char *what);
 
 /* Router: dispatch r to its handler, or answer 404/405. */
 void router_dispatch(struct req *r);

@@ -64,6 +64,19 @@ PGconn *req_change(struct req *r, const char *action, const char *target_type,
     return pg;
 }
 
+PGconn *req_admin(struct req *r, const char *what)
+{
+    PGconn *pg;
+
+    if (auth_require(r) < 0 || !(pg = req_db(r)))
+        return NULL;
+    if (!authz_admin(&r->actor)) {
+        http_send_error(r, 403, "forbidden", NULL, "only an admin may %s", what);
+        return NULL;
+    }
+    return pg;
+}
+
 int audit_row(struct req *r, const char *outcome, json_t *details)
 {
     PGconn *pg = r->th->pg;

@@ -91,7 +91,7 @@ bool audit_csv_field(char *out, size_t size, const char *s)
     return ok;
 }
 
-static json_t *row_json(PGresult *res, int i)
+static json_t *row_json(PGresult *res, int i, void *arg)
 {
     json_t *details = json_loads(PQgetvalue(res, i, 8), 0, NULL);
     return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:s, s:o, s:o}", "id",
@@ -136,12 +136,8 @@ void audit_list(struct req *r)
     bool prefix = false;
     int n;
 
-    if (auth_require(r) < 0 || !(pg = req_db(r)))
+    if (!(pg = req_admin(r, "read the audit log")))
         return;
-    if (!authz_admin(&r->actor)) {
-        http_send_error(r, 403, "forbidden", NULL, "only an admin may read the audit log");
-        return;
-    }
     accept = req_param(r, "HTTP_ACCEPT");
     if (req_query(r, "format", format, sizeof(format))) {
         if (strcmp(format, "csv") == 0)
@@ -244,51 +240,42 @@ void audit_list(struct req *r)
                                  " ORDER BY id DESC LIMIT $10::int",
                       10, p)))
         return;
-    n = PQntuples(res);
     if (fmt == FMT_JSON) {
-        json_t *items = json_array();
-        for (int i = 0; i < n && i < limit; i++)
-            json_array_append_new(items, row_json(res, i));
-        http_send_json(
-            r, 200,
-            json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                      n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0)) : json_null()));
-    } else {
-        struct obuf b = {0};
-        char hdr[256];
+        http_send_page_of(r, res, limit, 0, row_json, NULL);
+        return;
+    }
+    n = PQntuples(res);
+    struct obuf b = {0};
+    char hdr[256];
+    if (fmt == FMT_CSV) {
+        static const char head[] =
+            "id,at,actor,action,target_type,target_id,outcome,ip,details\r\n";
+        ob_put(&b, head, sizeof(head) - 1);
+    }
+    for (int i = 0; i < n && i < limit; i++) {
         if (fmt == FMT_CSV) {
-            static const char head[] =
-                "id,at,actor,action,target_type,target_id,outcome,ip,details\r\n";
-            ob_put(&b, head, sizeof(head) - 1);
-        }
-        for (int i = 0; i < n && i < limit; i++) {
-            if (fmt == FMT_CSV) {
-                for (int c = 0; c < 9; c++)
-                    csv_field(&b, PQgetvalue(res, i, c), c == 8);
-            } else {
-                json_t *row = row_json(res, i);
-                char *line = json_dumps(row, JSON_COMPACT);
-                json_decref(row);
-                if (line) {
-                    ob_put(&b, line, strlen(line));
-                    ob_put(&b, "\n", 1);
-                    free(line);
-                }
+            for (int c = 0; c < 9; c++)
+                csv_field(&b, PQgetvalue(res, i, c), c == 8);
+        } else {
+            json_t *row = row_json(res, i, NULL);
+            char *line = json_dumps(row, JSON_COMPACT);
+            json_decref(row);
+            if (line) {
+                ob_put(&b, line, strlen(line));
+                ob_put(&b, "\n", 1);
+                free(line);
             }
         }
-        snprintf(hdr, sizeof(hdr),
-                 "Content-Disposition: attachment; filename=\"berth-audit.%s\"\r\n"
-                 "X-Next-Cursor: %s\r\n",
-                 fmt == FMT_CSV ? "csv" : "jsonl",
-                 n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
-        if (b.failed)
-            http_send_error(r, 500, "internal", NULL,
-                            "the export is too large: use a smaller limit");
-        else
-            http_send_raw(r, 200,
-                          fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson", hdr,
-                          b.data ? b.data : "", b.len);
-        free(b.data);
     }
+    snprintf(hdr, sizeof(hdr),
+             "Content-Disposition: attachment; filename=\"berth-audit.%s\"\r\n"
+             "X-Next-Cursor: %s\r\n",
+             fmt == FMT_CSV ? "csv" : "jsonl", n > limit ? PQgetvalue(res, (int)limit - 1, 0) : "");
+    if (b.failed)
+        http_send_error(r, 500, "internal", NULL, "the export is too large: use a smaller limit");
+    else
+        http_send_raw(r, 200, fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
+                      hdr, b.data ? b.data : "", b.len);
+    free(b.data);
     PQclear(res);
 }

@@ -269,11 +269,17 @@ static void fill_actor(struct actor *a, PGresult *res, int col_id)
         a->role = ROLE_VIEWER;
 }
 
-/* The one row of a credential lookup: -1 the query failed, 0 no such live
- * credential (res cleared either way), or 1 with a filled from columns 1-3
- * (user id, name, role) and res left for the caller. */
-static int actor_row(PGresult *res, struct actor *a)
+/* A credential lookup: sql's one row is the credential's own column, the
+ * user's id, name and role, and whether its last use is stale; $1 is the
+ * credential's hash. -1 the query failed, 0 no such live credential, or 1
+ * with a filled, column 0 copied into col0 (when not NULL) and, when stale,
+ * touch run with that $1. */
+static int credential_row(PGconn *pg, const char *sql, int n, const char *const *p, struct actor *a,
+                          char *col0, size_t col0size, const char *touch)
 {
+    PGresult *res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
+    bool stale;
+
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return -1;
@@ -283,6 +289,12 @@ static int actor_row(PGresult *res, struct actor *a)
         return 0;
     }
     fill_actor(a, res, 1);
+    if (col0)
+        util_strlcpy(col0, PQgetvalue(res, 0, 0), col0size);
+    stale = PQgetvalue(res, 0, 4)[0] == 't';
+    PQclear(res);
+    if (stale)
+        PQclear(PQexecParams(pg, touch, 1, NULL, p, NULL, NULL, 0));
     return 1;
 }
 
@@ -290,16 +302,12 @@ int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
 {
     char hash[65];
     const char *p[1] = {hash};
-    PGresult *res;
-    bool touch;
-    char tid[37];
-    int found;
 
     memset(a, 0, sizeof(*a));
     if (!*token || strlen(token) > 256)
         return 0;
     util_sha256_hex(token, strlen(token), hash);
-    res = PQexecParams(
+    return credential_row(
         pg,
         "SELECT t.id, u.id, u.username, u.role,"
         " (t.last_used_at IS NULL OR t.last_used_at < now() - interval '" TOUCH_INTERVAL_S
@@ -307,43 +315,37 @@ int auth_bearer_lookup(PGconn *pg, const char *token, struct actor *a)
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())"
         " AND NOT u.disabled",
-        1, NULL, p, NULL, NULL, 0);
-    if ((found = actor_row(res, a)) <= 0)
-        return found;
-    touch = PQgetvalue(res, 0, 4)[0] == 't';
-    util_strlcpy(tid, PQgetvalue(res, 0, 0), sizeof(tid));
-    PQclear(res);
-    a->via_cookie = false;
-    if (touch) {
-        const char *q[1] = {tid};
-        PQclear(PQexecParams(pg, "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1,
-                             NULL, q, NULL, NULL, 0));
-    }
-    return 1;
+        1, p, a, NULL, 0, "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1");
 }
 
-static int auth_bearer(struct req *r, PGconn *pg, const char *token)
+/* A credential lookup's outcome (found: 1, 0 or -1) for auth_require: 0 when
+ * found, else -1 after answering -- 401 (why for the audit row, msg for the
+ * client) when there is no such live credential, 503 when the database
+ * failed. */
+static int lookup_outcome(struct req *r, PGconn *pg, int found, const char *why, const char *msg)
 {
-    int found;
-    if (!*token || strlen(token) > 256)
-        return auth_refuse(r, pg, 401, "bad token", "the API token is not valid");
-    found = auth_bearer_lookup(pg, token, &r->actor);
     if (found < 0) {
         http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
         return -1;
     }
     if (found == 0)
-        return auth_refuse(r, pg, 401, "unknown, expired or revoked token",
-                      "the API token is not valid (unknown, expired or revoked)");
+        return auth_refuse(r, pg, 401, why, msg);
     return 0;
+}
+
+static int auth_bearer(struct req *r, PGconn *pg, const char *token)
+{
+    if (!*token || strlen(token) > 256)
+        return auth_refuse(r, pg, 401, "bad token", "the API token is not valid");
+    return lookup_outcome(r, pg, auth_bearer_lookup(pg, token, &r->actor),
+                          "unknown, expired or revoked token",
+                          "the API token is not valid (unknown, expired or revoked)");
 }
 
 int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char hash[65])
 {
     char idle[32];
     const char *p[2] = {hash, idle};
-    PGresult *res;
-    bool touch;
     int found;
 
     memset(a, 0, sizeof(*a));
@@ -351,41 +353,30 @@ int auth_session_lookup(PGconn *pg, const char *cookie, struct actor *a, char ha
         return 0;
     util_sha256_hex(cookie, strlen(cookie), hash);
     snprintf(idle, sizeof(idle), "%ld", api_cfg.session_idle_s);
-    res = PQexecParams(pg,
-                       "SELECT s.csrf_token, u.id, u.username, u.role,"
-                       " s.last_seen_at < now() - interval '" TOUCH_INTERVAL_S " seconds'"
-                       " FROM sessions s JOIN users u ON u.id = s.user_id"
-                       " WHERE s.token_hash = $1 AND s.expires_at > now()"
-                       " AND s.last_seen_at > now() - make_interval(secs => $2::int)"
-                       " AND NOT u.disabled",
-                       2, NULL, p, NULL, NULL, 0);
-    if ((found = actor_row(res, a)) <= 0)
-        return found;
-    a->via_cookie = true;
-    util_strlcpy(a->csrf, PQgetvalue(res, 0, 0), sizeof(a->csrf));
-    touch = PQgetvalue(res, 0, 4)[0] == 't';
-    PQclear(res);
-    if (touch)
-        PQclear(PQexecParams(pg, "UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1",
-                             1, NULL, p, NULL, NULL, 0));
-    return 1;
+    found = credential_row(pg,
+                           "SELECT s.csrf_token, u.id, u.username, u.role,"
+                           " s.last_seen_at < now() - interval '" TOUCH_INTERVAL_S " seconds'"
+                           " FROM sessions s JOIN users u ON u.id = s.user_id"
+                           " WHERE s.token_hash = $1 AND s.expires_at > now()"
+                           " AND s.last_seen_at > now() - make_interval(secs => $2::int)"
+                           " AND NOT u.disabled",
+                           2, p, a, a->csrf, sizeof(a->csrf),
+                           "UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1");
+    if (found > 0)
+        a->via_cookie = true;
+    return found;
 }
 
 static int auth_cookie(struct req *r, PGconn *pg, const char *cookie)
 {
     char hash[65];
-    int found;
 
     if (!is_hex64(cookie))
         return auth_refuse(r, pg, 401, "bad session cookie", "the session is not valid: log in again");
-    found = auth_session_lookup(pg, cookie, &r->actor, hash);
-    if (found < 0) {
-        http_send_error(r, 503, "unavailable", NULL, "the database is unavailable");
+    if (lookup_outcome(r, pg, auth_session_lookup(pg, cookie, &r->actor, hash),
+                       "unknown or expired session",
+                       "the session has expired or ended: log in again") < 0)
         return -1;
-    }
-    if (found == 0)
-        return auth_refuse(r, pg, 401, "unknown or expired session",
-                      "the session has expired or ended: log in again");
     if (auth_method_unsafe(r->method)) {
         const char *h = req_param(r, "HTTP_X_CSRF_TOKEN");
         if (!h || !*h)

@@ -190,15 +190,27 @@ void http_send_items(struct req *r, PGresult *res)
     http_send_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }
 
-void http_send_page(struct req *r, PGresult *res, long limit, int cursor_col)
+void http_send_page_of(struct req *r, PGresult *res, long limit, int cursor_col, page_item_fn item,
+                       void *arg)
 {
-    json_t *items = json_array(), *next = json_null();
+    json_t *items = json_array(), *next = json_null(), *it;
     int n = PQntuples(res);
 
     for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(items, db_json_col(res, i, 0));
+        if ((it = item(res, i, arg)))
+            json_array_append_new(items, it);
     if (n > limit && limit > 0)
         next = json_string(PQgetvalue(res, (int)limit - 1, cursor_col));
     PQclear(res);
     http_send_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+static json_t *json_col0(PGresult *res, int row, void *arg)
+{
+    return db_json_col(res, row, 0);
+}
+
+void http_send_page(struct req *r, PGresult *res, long limit, int cursor_col)
+{
+    http_send_page_of(r, res, limit, cursor_col, json_col0, NULL);
 }

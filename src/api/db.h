@@ -52,6 +52,11 @@ void http_send_items(struct req *r, PGresult *res);
  * cursor_col of the last of them when there were more (else null). res is
  * consumed. */
 void http_send_page(struct req *r, PGresult *res, long limit, int cursor_col);
+/* The same with each item made by item(res, row, arg) instead of column 0; an
+ * item NULL leaves its row out (the cursor still follows the rows). */
+typedef json_t *(*page_item_fn)(PGresult *res, int row, void *arg);
+void http_send_page_of(struct req *r, PGresult *res, long limit, int cursor_col, page_item_fn item,
+                       void *arg);
 
 /* The connection of r's thread, or NULL after answering 503 itself. */
 PGconn *req_db(struct req *r);

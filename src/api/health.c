@@ -15,22 +15,19 @@
 
 static const char *check_postgres(struct api_thread *th, char *why, size_t n)
 {
-    PGconn *pg = db_conn(th);
-    PGresult *res;
-    if (!pg) {
-        snprintf(why, n, "PostgreSQL is unreachable");
-        return why;
-    }
-    res = PQexec(pg, "SELECT 1");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQstatus(pg) == CONNECTION_BAD) {
-        /* The connection predates a PostgreSQL restart: one fresh try. */
+    PGconn *pg;
+    PGresult *res = NULL;
+
+    /* A connection that predates a PostgreSQL restart gets one fresh try. */
+    for (int tries = 0; tries < 2; tries++) {
         PQclear(res);
-        pg = db_conn(th);
-        if (!pg) {
+        if (!(pg = db_conn(th))) {
             snprintf(why, n, "PostgreSQL is unreachable");
             return why;
         }
         res = PQexec(pg, "SELECT 1");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK || PQstatus(pg) != CONNECTION_BAD)
+            break;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(why, n, "PostgreSQL query failed: %s", PQerrorMessage(pg));
@@ -43,22 +40,18 @@ static const char *check_postgres(struct api_thread *th, char *why, size_t n)
 
 static const char *check_redis(struct api_thread *th, char *why, size_t n)
 {
-    redisContext *c = rq_conn(th);
-    redisReply *rep;
-    if (!c) {
-        snprintf(why, n, "Redis is unreachable");
-        return why;
-    }
-    rep = redisCommand(c, "PING");
-    if (!rep) {
-        /* This thread's connection may predate a Redis restart: one fresh try. */
-        rq_close(th);
-        c = rq_conn(th);
-        rep = c ? redisCommand(c, "PING") : NULL;
-        if (!c) {
+    redisContext *c;
+    redisReply *rep = NULL;
+
+    /* This thread's connection may predate a Redis restart: one fresh try. */
+    for (int tries = 0; tries < 2 && !rep; tries++) {
+        if (tries)
+            rq_close(th);
+        if (!(c = rq_conn(th))) {
             snprintf(why, n, "Redis is unreachable");
             return why;
         }
+        rep = redisCommand(c, "PING");
     }
     if (!rep || rep->type != REDIS_REPLY_STATUS) {
         snprintf(why, n, "Redis PING failed: %s", rep ? "unexpected reply" : c->errstr);

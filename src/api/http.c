@@ -198,18 +198,12 @@ void http_send_empty(struct req *r, int status, const char *extra_headers)
                  status_text(status), r->id, extra_headers ? extra_headers : "");
 }
 
-static void send_error_v(struct req *r, int status, const char *extra_headers,
-                         const char *code, const char *field, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
-
-static void send_error_v(struct req *r, int status, const char *extra_headers,
-                         const char *code, const char *field, const char *fmt, va_list ap)
+/* The error shape {"error": {code, message[, field]}} with status. */
+static void send_error(struct req *r, int status, const char *extra_headers, const char *code,
+                       const char *field, const char *msg)
 {
-    char msg[512];
-    json_t *err;
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    err = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (!err) /* the message quoted input that is not UTF-8 */
         err = json_pack("{s:s, s:s}", "code", code, "message", "the request is not valid");
     if (field)
@@ -222,21 +216,19 @@ static void send_error_v(struct req *r, int status, const char *extra_headers,
 void http_send_error(struct req *r, int status, const char *code, const char *field,
                      const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
-    send_error_v(r, status, NULL, code, field, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    send_error(r, status, NULL, code, field, msg);
 }
 
 void http_send_error_with(struct req *r, int status, const char *extra_headers, const char *code,
-                          const char *fmt, ...)
+                          const char *msg)
 {
-    va_list ap;
-
-    va_start(ap, fmt);
-    send_error_v(r, status, extra_headers, code, NULL, fmt, ap);
-    va_end(ap);
+    send_error(r, status, extra_headers, code, NULL, msg);
 }
 
 const char *req_unknown_field(json_t *obj, const char *const allowed[])

@@ -117,7 +117,7 @@ static void send_rate_limited(struct req *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    http_send_error_with(r, 429, "Retry-After: 5\r\n", "rate_limited", "%s", msg);
+    http_send_error_with(r, 429, "Retry-After: 5\r\n", "rate_limited", msg);
 }
 
 /* Finish the job's request and free everything the job holds. */

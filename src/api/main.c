@@ -19,6 +19,7 @@
 
 #include "api.h"
 #include "berth/log.h"
+#include "berth/pgconn.h"
 #include "berth/workspace.h"
 #include "berth/redis_url.h"
 #include "server.h"
@@ -55,14 +56,8 @@ static int check_services(void)
                   api_cfg.redis_url);
         return -1;
     }
-    pg = PQconnectdb(api_cfg.pg_dsn);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        log_error("cannot connect to PostgreSQL with pg_dsn = '%s': %s"
-                  " -- is PostgreSQL running, and is pg_dsn right?",
-                  api_cfg.pg_dsn, PQerrorMessage(pg));
-        PQfinish(pg);
+    if (!(pg = pgconn_startup(api_cfg.pg_dsn)))
         return -1;
-    }
     PQfinish(pg);
     rc = a.path[0] ? redisConnectUnixWithTimeout(a.path, tv)
                    : redisConnectWithTimeout(a.host, a.port, tv);

@@ -263,21 +263,14 @@ void ssh_keys_create(struct req *r)
 {
     static const char *const allowed[] = {"name", "public_key", NULL};
     char id[37], type[32], fp[64], norm[KEY_TEXT_MAX + 64], why[200];
-    const char *p[6];
+    const char *p[6], *name;
     struct key_sync ks;
     json_t *body = NULL, *v;
     PGresult *res = NULL;
 
-    if (!req_change(r, "ssh_key.create", "ssh_key", NULL))
+    if (!(body = acct_create_named(r, "ssh_key.create", "ssh_key", authz_ssh_key,
+                                   "viewers may not add SSH keys", allowed, &name)))
         return;
-    if (!authz_ssh_key(&r->actor, ACT_CREATE, r->actor.user_id)) {
-        refuse(r, 403, "forbidden", NULL, "viewers may not add SSH keys");
-        return;
-    }
-    if (!(body = req_body(r, allowed)))
-        return;
-    if (!acct_name(r, body))
-        goto out;
     v = json_object_get(body, "public_key");
     if (!json_is_string(v)) {
         refuse(r, 400, "invalid_field", "public_key", "public_key must be a string");
@@ -295,7 +288,7 @@ void ssh_keys_create(struct req *r)
     audit_target(r, id);
     p[0] = id;
     p[1] = r->actor.user_id;
-    p[2] = json_string_value(json_object_get(body, "name"));
+    p[2] = name;
     p[3] = type;
     p[4] = norm;
     p[5] = fp;
@@ -323,18 +316,15 @@ out:
 
 void ssh_keys_delete(struct req *r)
 {
-    const char *id = r->params[0], *p[1] = {id};
+    const char *id = r->params[0];
     char owner[37] = "";
     struct key_sync ks;
-    PGresult *res;
 
     if (!req_change(r, "ssh_key.delete", "ssh_key", NULL))
         return;
-    if (acct_lock_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE", id,
-                        authz_ssh_key, "key", owner) < 0 ||
-        !(res = req_q(r, "DELETE FROM ssh_keys WHERE id = $1", 1, p)))
+    if (acct_delete_owned(r, "SELECT user_id FROM ssh_keys WHERE id = $1 FOR UPDATE",
+                          "DELETE FROM ssh_keys WHERE id = $1", id, authz_ssh_key, "key", owner) < 0)
         return;
-    PQclear(res);
     if (!queue_sync(r, owner, &ks))
         return;
     if (!audit_commit(r, NULL))

@@ -28,12 +28,8 @@ void stats_admin(struct req *r)
                                            "stopping", "stopped",  "restarting",
                                            "deleting", "error",    NULL};
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_admin(r, "read the statistics"))
         return;
-    if (!authz_admin(&r->actor)) {
-        http_send_error(r, 403, "forbidden", NULL, "only an admin may read the statistics");
-        return;
-    }
     if (!(res = req_q(r,
                       "SELECT (SELECT count(*) FROM users),"
                       " (SELECT count(*) FROM templates), (SELECT count(*) FROM nodes),"
@@ -89,12 +85,8 @@ void stats_nodes(struct req *r)
     PGresult *res;
     json_t *items;
 
-    if (auth_require(r) < 0 || !req_db(r))
+    if (!req_admin(r, "list nodes"))
         return;
-    if (!authz_admin(&r->actor)) {
-        http_send_error(r, 403, "forbidden", NULL, "only an admin may list nodes");
-        return;
-    }
     if (!(res = req_q(r,
                       "SELECT n.name, n.docker_endpoint, n.status, (SELECT count(*) FROM"
                       " instances i WHERE i.node = n.name AND i.status <> 'deleted'), " SQL_TS(

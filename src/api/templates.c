@@ -224,18 +224,29 @@ static void store(struct req *r, json_t *t, const char *id, bool create)
     PQclear(res);
 }
 
+/* The start of a change of templates: authenticated and audited as action
+ * (req_change), by an actor authz_template lets act; false after refusing
+ * anyone else 403 "only admins may <verb> templates". */
+static bool template_change(struct req *r, const char *action, enum authz_action act,
+                            const char *verb)
+{
+    if (!req_change(r, action, "template", NULL))
+        return false;
+    if (!authz_template(&r->actor, act)) {
+        refuse(r, 403, "forbidden", NULL, "only admins may %s templates", verb);
+        return false;
+    }
+    return true;
+}
+
 void templates_create(struct req *r)
 {
     char id[37], msg[300];
     const char *field = NULL;
     json_t *body;
 
-    if (!req_change(r, "template.create", "template", NULL))
+    if (!template_change(r, "template.create", ACT_CREATE, "create"))
         return;
-    if (!authz_template(&r->actor, ACT_CREATE)) {
-        refuse(r, 403, "forbidden", NULL, "only admins may create templates");
-        return;
-    }
     if (!(body = req_json(r)))
         return;
     tmpl_strip_readonly(body);
@@ -258,12 +269,8 @@ void templates_patch(struct req *r)
     PGresult *res;
     json_t *body, *cur = NULL, *v;
 
-    if (!req_change(r, "template.update", "template", NULL))
+    if (!template_change(r, "template.update", ACT_UPDATE, "change"))
         return;
-    if (!authz_template(&r->actor, ACT_UPDATE)) {
-        refuse(r, 403, "forbidden", NULL, "only admins may change templates");
-        return;
-    }
     if (!(body = req_json(r)))
         return;
     json_object_foreach(body, key, v)
@@ -305,12 +312,8 @@ void templates_delete(struct req *r)
     PGresult *res;
     long live;
 
-    if (!req_change(r, "template.delete", "template", NULL))
+    if (!template_change(r, "template.delete", ACT_DELETE, "delete"))
         return;
-    if (!authz_template(&r->actor, ACT_DELETE)) {
-        refuse(r, 403, "forbidden", NULL, "only admins may delete templates");
-        return;
-    }
     if (!req_begin(r) || !(res = load(r, r->params[0], true)))
         return;
     if (PQntuples(res) != 1) {

@@ -32,14 +32,19 @@ static json_t *token_json(PGresult *res, int i)
                      db_str_or_null(res, i, 4));
 }
 
+/* A page item of tokens_list: the token, when the actor (arg's) may read it. */
+static json_t *readable_token(PGresult *res, int row, void *arg)
+{
+    struct req *r = arg;
+    return authz_token(&r->actor, ACT_READ, r->actor.user_id) ? token_json(res, row) : NULL;
+}
+
 void tokens_list(struct req *r)
 {
     char cursor[64] = "", slimit[24];
     const char *p[3];
     PGresult *res;
-    json_t *items;
     long limit;
-    int n;
 
     if (auth_require(r) < 0 || !req_db(r) || !req_limit(r, 50, 500, &limit))
         return;
@@ -57,16 +62,7 @@ void tokens_list(struct req *r)
                       " WHERE id = $2::uuid)) ORDER BY created_at, id LIMIT $3::int",
                       3, p)))
         return;
-    n = PQntuples(res);
-    items = json_array();
-    for (int i = 0; i < n && i < limit; i++)
-        if (authz_token(&r->actor, ACT_READ, r->actor.user_id))
-            json_array_append_new(items, token_json(res, i));
-    http_send_json(
-        r, 200,
-        json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                  n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 0)) : json_null()));
-    PQclear(res);
+    http_send_page_of(r, res, limit, 0, readable_token, r);
 }
 
 void tokens_create(struct req *r)
@@ -77,16 +73,9 @@ void tokens_create(struct req *r)
     json_t *body = NULL, *v, *t;
     PGresult *res = NULL;
 
-    if (!req_change(r, "token.create", "token", NULL))
+    if (!(body = acct_create_named(r, "token.create", "token", authz_token,
+                                   "you may not create API tokens", allowed, &name)))
         return;
-    if (!authz_token(&r->actor, ACT_CREATE, r->actor.user_id)) {
-        refuse(r, 403, "forbidden", NULL, "you may not create API tokens");
-        return;
-    }
-    if (!(body = req_body(r, allowed)))
-        return;
-    if (!(name = acct_name(r, body)))
-        goto out;
     if ((v = json_object_get(body, "expires_in_days")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > TOKEN_DAYS_MAX) {
@@ -147,17 +136,15 @@ out:
 
 void tokens_delete(struct req *r)
 {
-    const char *id = r->params[0], *p[1] = {id};
-    PGresult *res;
+    const char *id = r->params[0];
     char owner[37] = "";
 
     if (!req_change(r, "token.delete", "token", NULL))
         return;
-    if (acct_lock_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE", id,
-                        authz_token, "token", owner) < 0 ||
-        !(res = req_q(r, "DELETE FROM api_tokens WHERE id = $1", 1, p)))
+    if (acct_delete_owned(r, "SELECT user_id FROM api_tokens WHERE id = $1 FOR UPDATE",
+                          "DELETE FROM api_tokens WHERE id = $1", id, authz_token, "token",
+                          owner) < 0)
         return;
-    PQclear(res);
     if (audit_commit(r, NULL))
         http_send_empty(r, 204, NULL);
 }

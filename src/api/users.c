@@ -84,14 +84,17 @@ static bool exec_p(struct req *r, const char *sql, const char *id)
     return res != NULL;
 }
 
+static json_t *user_item(PGresult *res, int row, void *arg)
+{
+    return acct_user_json(res, row, 0);
+}
+
 void users_list(struct req *r)
 {
     char q[64] = "", cursor[64] = "", slimit[24];
     const char *p[3];
     PGresult *res;
     long limit;
-    json_t *items;
-    int n;
 
     if (auth_require(r) < 0 || !req_db(r) || !require_admin(r) || !req_limit(r, 50, 500, &limit))
         return;
@@ -113,15 +116,7 @@ void users_list(struct req *r)
                       " AND ($2 = '' OR u.username > $2) ORDER BY u.username LIMIT $3::int",
                       3, p)))
         return;
-    n = PQntuples(res);
-    items = json_array();
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(items, acct_user_json(res, i, 0));
-    http_send_json(
-        r, 200,
-        json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                  n > limit ? json_string(PQgetvalue(res, (int)limit - 1, 1)) : json_null()));
-    PQclear(res);
+    http_send_page_of(r, res, limit, 1, user_item, NULL);
 }
 
 void users_create(struct req *r)

@@ -94,27 +94,40 @@ int wsp_auth_token(PGconn *pg, const char *token, const char *instance_id, struc
     return found;
 }
 
+/* The one row sql ($1: the instance id; what names it in a log line) finds
+ * for a live instance: 1 with it in *res for the caller to read and clear, 0
+ * when there is none (or id is no UUID), -1 when the query failed. */
+static int instance_row(PGconn *pg, const char *what, const char *sql, const char *id,
+                        PGresult **res)
+{
+    const char *p[1] = {id};
+
+    if (!valid_uuid(id))
+        return 0;
+    if (!(*res = db_run(pg, what, sql, 1, p)))
+        return -1;
+    if (PQntuples(*res) != 1) {
+        PQclear(*res);
+        return 0;
+    }
+    return 1;
+}
+
 /* The (user name, instance name, owner id) of a live instance; 1 / 0 / -1. */
 int wsp_instance_names(PGconn *pg, const char *id, char user[33], char inst[33], char owner[37])
 {
-    const char *p[1] = {id};
     PGresult *res;
-    int found = 0;
-    if (!valid_uuid(id))
-        return 0;
-    if (!(res = db_run(pg, "instance lookup",
-                       "SELECT u.username, i.name, i.user_id FROM instances i JOIN users u ON"
-                       " u.id = i.user_id WHERE i.id = $1 AND i.status <> 'deleted'",
-                       1, p)))
-        return -1;
-    if (PQntuples(res) == 1) {
-        util_strlcpy(user, PQgetvalue(res, 0, 0), 33);
-        util_strlcpy(inst, PQgetvalue(res, 0, 1), 33);
-        util_strlcpy(owner, PQgetvalue(res, 0, 2), 37);
-        found = 1;
-    }
+    int found = instance_row(pg, "instance lookup",
+                             "SELECT u.username, i.name, i.user_id FROM instances i JOIN users u"
+                             " ON u.id = i.user_id WHERE i.id = $1 AND i.status <> 'deleted'",
+                             id, &res);
+    if (found <= 0)
+        return found;
+    util_strlcpy(user, PQgetvalue(res, 0, 0), 33);
+    util_strlcpy(inst, PQgetvalue(res, 0, 1), 33);
+    util_strlcpy(owner, PQgetvalue(res, 0, 2), 37);
     PQclear(res);
-    return found;
+    return 1;
 }
 
 static void send_refusal(struct req *r, int status, const char *css);
@@ -345,37 +358,34 @@ bad:
 
 int wsp_instance_status(PGconn *pg, const char *id, char status[24], char *err, size_t errsize)
 {
-    const char *p[1] = {id};
     PGresult *res;
-    int found = 0;
+    const char *e;
+    size_t n;
+    int found;
 
     status[0] = '\0';
     if (errsize)
         err[0] = '\0';
-    if (!valid_uuid(id))
-        return 0;
-    if (!(res = db_run(pg, "instance status lookup",
-                       "SELECT status, coalesce(error, '') FROM instances WHERE id = $1 AND"
-                       " status <> 'deleted'",
-                       1, p)))
-        return -1;
-    if (PQntuples(res) == 1) {
-        const char *e = PQgetvalue(res, 0, 1);
-        size_t n = strlen(e);
-        util_strlcpy(status, PQgetvalue(res, 0, 0), 24);
-        if (errsize) {
-            if (n >= errsize) { /* cut, but never inside a UTF-8 sequence */
-                n = errsize - 1;
-                while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
-                    n--;
-            }
-            memcpy(err, e, n);
-            err[n] = '\0';
+    found = instance_row(pg, "instance status lookup",
+                         "SELECT status, coalesce(error, '') FROM instances WHERE id = $1 AND"
+                         " status <> 'deleted'",
+                         id, &res);
+    if (found <= 0)
+        return found;
+    e = PQgetvalue(res, 0, 1);
+    n = strlen(e);
+    util_strlcpy(status, PQgetvalue(res, 0, 0), 24);
+    if (errsize) {
+        if (n >= errsize) { /* cut, but never inside a UTF-8 sequence */
+            n = errsize - 1;
+            while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
+                n--;
         }
-        found = 1;
+        memcpy(err, e, n);
+        err[n] = '\0';
     }
     PQclear(res);
-    return found;
+    return 1;
 }
 
 /* s with &, <, >, " and ' as HTML entities into out (cut to fit). */
@@ -539,8 +549,11 @@ void workspace_unavailable(struct req *r)
                      sizeof(sentence));
     }
     if (!wants_html(r)) {
+        char msg[512]; /* cut where http_send_error cuts every message */
+        if (snprintf(msg, sizeof(msg), "%s%s%s", sentence, err[0] ? ": " : "", err) < 0)
+            msg[0] = '\0';
         http_send_error_with(r, 503, "Retry-After: 5\r\nX-Berth-Page: unavailable\r\n" PAGE_HEADERS,
-                             "unavailable", "%s%s%s", sentence, err[0] ? ": " : "", err);
+                             "unavailable", msg);
         return;
     }
     html_escape(err, esc_err, sizeof(esc_err));

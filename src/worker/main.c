@@ -24,6 +24,7 @@
 #include "berth/config.h"
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/pgconn.h"
 #include "berth/util.h"
 #include "docker.h"
 #include "pg.h"
@@ -203,18 +204,13 @@ static void on_route_error(const char *instance_id, const char *message, void *a
 /* Before the loop runs: PostgreSQL must answer; register this node. */
 static int register_node(void)
 {
-    PGconn *pg = PQconnectdb(cfg.pg_dsn);
+    PGconn *pg = pgconn_startup(cfg.pg_dsn);
     PGresult *res;
     const char *p[2] = {cfg.node, cfg.docker_socket};
     int rc = 0;
 
-    if (PQstatus(pg) != CONNECTION_OK) {
-        log_error("cannot connect to PostgreSQL with pg_dsn = '%s': %s -- is PostgreSQL running, "
-                  "and is pg_dsn right?",
-                  cfg.pg_dsn, PQerrorMessage(pg));
-        PQfinish(pg);
+    if (!pg)
         return -1;
-    }
     res = PQexecParams(pg,
                        "INSERT INTO nodes (name, docker_endpoint, status, last_seen_at) "
                        "VALUES ($1, 'unix://' || $2, 'up', now()) ON CONFLICT (name) DO UPDATE "

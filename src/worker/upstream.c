@@ -17,8 +17,7 @@
 #include "berth/util.h"
 #include "worker.h"
 
-/* "a.b.c.d/len" -> network address (host order, host bits cleared) and len. */
-static int parse_cidr(const char *cidr, uint32_t *net, int *prefix)
+int upstream_parse_cidr(const char *cidr, uint32_t *net, int *prefix)
 {
     char base[INET_ADDRSTRLEN];
     const char *slash = cidr ? strchr(cidr, '/') : NULL;
@@ -50,7 +49,7 @@ int upstream_range(const char *cidr, const char *gateway, struct upstream_range 
     int prefix;
     uint64_t size;
     memset(r, 0, sizeof(*r));
-    if (parse_cidr(cidr, &net, &prefix) < 0 || prefix < UPSTREAM_MIN_PREFIX ||
+    if (upstream_parse_cidr(cidr, &net, &prefix) < 0 || prefix < UPSTREAM_MIN_PREFIX ||
         prefix > UPSTREAM_MAX_PREFIX)
         return -1;
     size = (uint64_t)1 << (32 - prefix);
@@ -103,7 +102,7 @@ bool upstream_overlaps(const char *a, const char *b)
 {
     uint32_t na, nb, mask;
     int pa, pb, p;
-    if (parse_cidr(a, &na, &pa) < 0 || parse_cidr(b, &nb, &pb) < 0)
+    if (upstream_parse_cidr(a, &na, &pa) < 0 || upstream_parse_cidr(b, &nb, &pb) < 0)
         return false; /* IPv6 or malformed: never an IPv4 pool's */
     p = pa < pb ? pa : pb;
     mask = p == 0 ? 0u : ~0u << (32 - p);

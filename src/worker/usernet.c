@@ -5,7 +5,6 @@
  * (other stacks' networks too), and removed with the user's last instance.
  * job.h has the map of the runner's modules.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,20 +69,11 @@ static void net_done(struct runner *rn, const char *name)
 /* network_pool: its network address (host order) and how many /24s it has. */
 static int pool_parse(const char *pool, uint32_t *ip, uint32_t *count)
 {
-    char base[32];
-    const char *slash = pool ? strchr(pool, '/') : NULL;
-    struct in_addr a;
-    long prefix;
+    int prefix;
 
-    if (!slash || (size_t)(slash - pool) >= sizeof(base) ||
-        !util_parse_long(slash + 1, 8, 24, &prefix))
-        return -1;
-    memcpy(base, pool, (size_t)(slash - pool));
-    base[slash - pool] = '\0';
-    if (inet_pton(AF_INET, base, &a) != 1)
+    if (upstream_parse_cidr(pool, ip, &prefix) < 0 || prefix < 8 || prefix > 24)
         return -1;
     *count = 1u << (24 - prefix);
-    *ip = ntohl(a.s_addr) & ~((1u << (32 - prefix)) - 1);
     return 0;
 }
 

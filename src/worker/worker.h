@@ -116,6 +116,10 @@ bool upstream_usable(const char *addr, const char *cidr, const char *gateway);
 /* The first IPv4 subnet (and its gateway, "" when Docker chose it) in a
  * network inspect answer's IPAM.Config. 0 / -1 when it has none. */
 int upstream_ipam_subnet(const json_t *network, char *cidr, size_t cidrlen, char *gw, size_t gwlen);
+/* "a.b.c.d/len" -> its network address (host order, host bits cleared) and
+ * len (0-32). 0, or -1 when cidr is NULL or not an IPv4 CIDR. */
+int upstream_parse_cidr(const char *cidr, uint32_t *net, int *prefix)
+    __attribute__((warn_unused_result));
 /* True when two IPv4 CIDRs share an address (false when either is not one). */
 bool upstream_overlaps(const char *a, const char *b);
 /* usernet.c: drop what the worker knows of a network's subnet (it was

@@ -130,20 +130,14 @@ int main(int argc, char **argv)
     upstream_port = port + 1;
     if (fixture_write_conf(dir, 2, port, upstream_port) < 0)
         return 1;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.route_keepalive = getenv("ROUTE_KEEPALIVE") ? atol(getenv("ROUTE_KEEPALIVE")) : 8;
-    util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
-    util_strlcpy(cfg.node, "local", sizeof(cfg.node));
-    snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
-             "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
+    fixture_config(&cfg, dir, getenv("ROUTE_KEEPALIVE") ? atol(getenv("ROUTE_KEEPALIVE")) : 8);
+    /* berth signals the master; the baseline runs the plain command */
+    util_strlcpy(plain_reload, cfg.nginx_reload, sizeof(plain_reload));
     snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload), "signal:%s/nginx.pid", dir);
-    snprintf(plain_reload, sizeof(plain_reload),
-             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s reload", dir, dir, dir);
     r = routes_new(loop, &cfg, NULL, NULL);
     if (routes_prepare(r, err, sizeof(err)) < 0)
         return 1;
-    snprintf(cmd, sizeof(cmd), "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf", dir, dir,
-             dir);
+    fixture_nginx(cmd, sizeof(cmd), dir, "");
     if (sh(cmd) != 0)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -218,10 +212,7 @@ int main(int argc, char **argv)
                base_ms > 0 ? berth_ms / base_ms : 0, (double)nginx_rss_kib() / 1024.0);
         fflush(stdout);
     }
-    snprintf(cmd, sizeof(cmd),
-             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.3; rm -rf %s",
-             dir, dir, dir, dir);
-    sh(cmd);
+    fixture_teardown(dir);
     routes_free(r);
     return 0;
 }

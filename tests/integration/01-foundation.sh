@@ -44,33 +44,49 @@ check "... with every instance state present, zeros included" grep -q '^berth_in
 check "log lines carry time, level and component" \
     grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info  api ' "$BERTH_VAR/log/api.log"
 
+# refused EXIT WHAT SAYS PATTERN VAR=VALUE... COMMAND...: COMMAND, with those
+# settings in its environment, exits EXIT (WHAT), its output matching PATTERN
+# (SAYS; not checked when PATTERN is empty).
+refused() {
+    local code=$1 what=$2 says=$3 pattern=$4 out rc
+    shift 4
+    out=$(env "$@" 2>&1); rc=$?
+    expect_eq "$what" "$code" "$rc"
+    [[ -z $pattern ]] || check "$says" grep -q "$pattern" <<<"$out"
+}
+
 # --- settings
-out=$(BERTH_API_THREADS=0 "$BUILD/berth-api" --check 2>&1); rc=$?
-expect_eq "a bad setting stops start-up (exit 2)" 2 "$rc"
-check "the refusal names the key and the accepted values" grep -q "api_threads = '0' is not valid: expected an integer from 1 to 256" <<<"$out"
-out=$(BERTH_WORKSPACE_HOST='{instance}-{user}.localhost' "$BUILD/berth-api" --check 2>&1); rc=$?
-expect_eq "a workspace_host two users could render alike stops start-up (exit 2)" 2 "$rc"
-check "... with a sentence naming the key and the rule" grep -q "workspace_host: each dot-separated label must be {user}, {instance} or" <<<"$out"
-out=$(BERTH_PUBLIC_URL='http://x.org/ui' "$BUILD/berth-api" --check 2>&1); rc=$?
-expect_eq "a public_url with a path stops start-up (exit 2)" 2 "$rc"
-out=$(BERTH_LOG_LEVEL=loud "$BUILD/berth-worker" 2>&1); rc=$?
-expect_eq "the worker refuses a bad log_level (exit 2)" "2" "$rc"
-check "the worker's refusal lists the levels" grep -q "expected one of debug, info, warn, error" <<<"$out"
+refused 2 "a bad setting stops start-up (exit 2)" \
+    "the refusal names the key and the accepted values" \
+    "api_threads = '0' is not valid: expected an integer from 1 to 256" \
+    BERTH_API_THREADS=0 "$BUILD/berth-api" --check
+refused 2 "a workspace_host two users could render alike stops start-up (exit 2)" \
+    "... with a sentence naming the key and the rule" \
+    "workspace_host: each dot-separated label must be {user}, {instance} or" \
+    BERTH_WORKSPACE_HOST='{instance}-{user}.localhost' "$BUILD/berth-api" --check
+refused 2 "a public_url with a path stops start-up (exit 2)" "" "" \
+    BERTH_PUBLIC_URL='http://x.org/ui' "$BUILD/berth-api" --check
+refused 2 "the worker refuses a bad log_level (exit 2)" \
+    "the worker's refusal lists the levels" "expected one of debug, info, warn, error" \
+    BERTH_LOG_LEVEL=loud "$BUILD/berth-worker"
 
 # --- missing services at start-up
-out=$(BERTH_PG_DSN="host=/nonexistent dbname=berth" "$BUILD/berth-api" --check 2>&1); rc=$?
-expect_eq "berth-api without PostgreSQL exits 1" 1 "$rc"
-check "... saying PostgreSQL is unreachable and what to check" grep -q "cannot connect to PostgreSQL.*is PostgreSQL running" <<<"$out"
-out=$(BERTH_REDIS_URL="unix:/nonexistent/redis.sock" "$BUILD/berth-api" --check 2>&1); rc=$?
-expect_eq "berth-api without Redis exits 1" 1 "$rc"
-check "... saying Redis is unreachable" grep -q "cannot connect to Redis.*is Redis running" <<<"$out"
-start=$(date +%s%N)
+refused 1 "berth-api without PostgreSQL exits 1" \
+    "... saying PostgreSQL is unreachable and what to check" \
+    "cannot connect to PostgreSQL.*is PostgreSQL running" \
+    BERTH_PG_DSN="host=/nonexistent dbname=berth" "$BUILD/berth-api" --check
+refused 1 "berth-api without Redis exits 1" \
+    "... saying Redis is unreachable" "cannot connect to Redis.*is Redis running" \
+    BERTH_REDIS_URL="unix:/nonexistent/redis.sock" "$BUILD/berth-api" --check
 tmpbox=$(mktemp -d)
-out=$(BERTH_BOX_DIR="$tmpbox" BERTH_NODE=nodocker BERTH_DOCKER_SOCKET=/nonexistent/docker.sock timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?
-expect_eq "berth-worker without Docker exits 1" 1 "$rc"
-check "... saying Docker is unreachable and what to check" grep -q "cannot reach Docker at docker_socket = '/nonexistent/docker.sock'.*is dockerd running" <<<"$out"
-out=$(BERTH_BOX_DIR="$tmpbox" BERTH_PG_DSN="host=/nonexistent dbname=berth" timeout 20 "$BUILD/berth-worker" 2>&1); rc=$?; rm -rf "$tmpbox"
-expect_eq "berth-worker without PostgreSQL exits 1" 1 "$rc"
+refused 1 "berth-worker without Docker exits 1" \
+    "... saying Docker is unreachable and what to check" \
+    "cannot reach Docker at docker_socket = '/nonexistent/docker.sock'.*is dockerd running" \
+    BERTH_BOX_DIR="$tmpbox" BERTH_NODE=nodocker BERTH_DOCKER_SOCKET=/nonexistent/docker.sock \
+    timeout 20 "$BUILD/berth-worker"
+refused 1 "berth-worker without PostgreSQL exits 1" "" "" \
+    BERTH_BOX_DIR="$tmpbox" BERTH_PG_DSN="host=/nonexistent dbname=berth" timeout 20 "$BUILD/berth-worker"
+rm -rf "$tmpbox"
 
 # --- migrations
 out=$("${SVC[@]}" "$BUILD/berth-api" --migrate "$ROOT/sql" 2>&1); rc=$?

@@ -2,16 +2,16 @@
 // log in, see health, launch nothing yet but list templates, create and revoke
 // an API token, admin pages, log out; a wrong password shows the API's
 // sentence; the login page honours only /container/ return addresses.
-import { check, done, launchChromium, notOk, ok, skipWithoutChromium } from '../lib/tap.mjs';
+import {
+  check, done, launchChromium, notOk, ok, skipWithoutChromium, submitLogin, watchedPage,
+} from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
 const PW = process.env.BERTH_ADMIN_PASSWORD;
 skipWithoutChromium('browser tests');
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { page, errors } = await watchedPage(browser);
 
   await page.goto(URL + '/');
   await check('an anonymous visitor gets the login form', async () =>
@@ -21,9 +21,7 @@ try {
     return (await page.textContent('#health')) === 'healthy';
   });
 
-  await page.fill('#login-form [name=username]', 'admin');
-  await page.fill('#login-form [name=password]', 'not-the-password');
-  await page.click('#login-form button');
+  await submitLogin(page, 'admin', 'not-the-password');
   await check('a wrong password shows the API\'s sentence, not whether the user exists', async () => {
     await page.waitForSelector('#flash:not([hidden])');
     const t = await page.textContent('#flash');
@@ -94,9 +92,7 @@ try {
 
   // Return addresses: only /container/ paths are followed after login.
   await page.goto(URL + '/?next=https://evil.example/');
-  await page.fill('#login-form [name=username]', uname);
-  await page.fill('#login-form [name=password]', 'ui-test-password');
-  await page.click('#login-form button');
+  await submitLogin(page, uname, 'ui-test-password');
   await check('a foreign return address is ignored after login', async () => {
     await page.waitForSelector('#app-view:not([hidden])');
     return new globalThis.URL(page.url()).origin === new globalThis.URL(URL).origin;

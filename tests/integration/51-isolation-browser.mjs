@@ -9,27 +9,22 @@
 // refused while the workspace's own opens; the login page follows none of
 // the return-address tricks.
 import {
-  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep,
+  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, submitLogin, waitStatus,
+  watchedPage, workspaceOrigin,
 } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
-const PW = process.env.BERTH_ADMIN_PASSWORD;
 const PORT = new globalThis.URL(URL).port;
-skipWithoutChromium('browser isolation tests');
 
 // ---- set-up through the API (UI origin, plain fetch) ----
-const login = apiLogin;
 const call = apiCall;
 const P = 'ib' + Math.random().toString(36).slice(2, 6);
 const A = `${P}-a`, B = `${P}-b`;
-const admin = await login('admin', PW);
-for (const u of [A, B]) await call(admin, 'POST', '/api/v1/users', { username: u, password: `pw-${u}-1`, role: 'developer' });
+const { admin, users: [sa, sb] } = await browserUsers('browser isolation tests', [A, B]);
 await call(admin, 'POST', '/api/v1/templates', {
   name: `${P}-echo`, image: 'berth-demo/web:1', command: ['/usr/local/bin/berth-echo'],
   http_port: 8080, proxy_mode: 'keep', cpus: 0.5, memory_mb: 64, pids_limit: 64,
 });
-const sa = await login(A, `pw-${A}-1`);
-const sb = await login(B, `pw-${B}-1`);
 const site = (await call(sa, 'POST', '/api/v1/instances', { template: 'web', name: 'site' })).body.instance;
 const echo = (await call(sa, 'POST', '/api/v1/instances', { template: `${P}-echo`, name: 'echo' })).body.instance;
 const bsite = (await call(sb, 'POST', '/api/v1/instances', { template: 'web', name: 'site' })).body.instance;
@@ -37,26 +32,18 @@ if (!site || !echo || !bsite) {
   notOk('users and instances for the browser test');
   process.exit(1);
 }
-for (const [s, i] of [[sa, site], [sa, echo], [sb, bsite]]) {
-  for (let k = 0; k < 240; k++) {
-    if ((await call(s, 'GET', `/api/v1/instances/${i.id}`)).body.status === 'running') break;
-    await sleep(250);
-  }
-}
+for (const [s, i] of [[sa, site], [sa, echo], [sb, bsite]]) await waitStatus(s, i.id, ['running'], 240);
 // Files the hostile page uses, served by A's own container: a CGI whose
 // answer sets berth_session for "/" and claims a service-worker scope of "/".
 const evil = String.raw`printf '#!/bin/sh\nprintf "Set-Cookie: berth_session=0000000000000000000000000000000000000000000000000000000000000000; Path=/\\r\\nService-Worker-Allowed: /\\r\\nContent-Type: text/javascript\\r\\n\\r\\nself.addEventListener(\\"fetch\\", () => {});\\n"\n' > /www/cgi-bin/evil && chmod 755 /www/cgi-bin/evil`;
 const ex = await call(sa, 'POST', `/api/v1/instances/${site.id}/exec`, { command: ['sh', '-c', evil] });
 if (ex.status !== 200 || ex.body.exit_code !== 0) notOk('the hostile page\'s script is put into A\'s container', JSON.stringify(ex.body));
-const AO = `http://${A}.localhost:${PORT}`;
-const BO = `http://${B}.localhost:${PORT}`;
+const AO = workspaceOrigin(A);
+const BO = workspaceOrigin(B);
 
 const browser = await launchChromium();
 try {
-  const ctx = await browser.newContext();
-  const ui = await ctx.newPage();
-  const errors = [];
-  ui.on('pageerror', (e) => errors.push(String(e)));
+  const { ctx, page: ui, errors } = await watchedPage(browser);
 
   // A signed-out browser opens the workspace: it signs in on the UI origin
   // and comes back to where it was going.
@@ -66,9 +53,7 @@ try {
     await ui.waitForSelector('#login-form', { state: 'visible' });
     return new globalThis.URL(ui.url()).origin === new globalThis.URL(URL).origin;
   });
-  await ui.fill('#login-form [name=username]', A);
-  await ui.fill('#login-form [name=password]', `pw-${A}-1`);
-  await ui.click('#login-form button');
+  await submitLogin(ui, A, `pw-${A}-1`);
   await check('... and after logging in lands on the workspace page it asked for', async () => {
     try {
       await ui.waitForURL(`${AO}/container/${A}/site/cgi-bin/env?from=link`, { timeout: 15000 });

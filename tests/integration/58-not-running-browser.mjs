@@ -7,30 +7,15 @@
 // on the workspace origin cannot start anything: its POSTs to the API are
 // refused and the instance stays stopped.
 import {
-  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep,
+  apiCall, browserUsers, check, done, launchChromium, notOk, sleep, submitLogin, waitStatus,
+  watchedPage, workspaceOrigin,
 } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
-const PW = process.env.BERTH_ADMIN_PASSWORD;
-const PORT = new globalThis.URL(URL).port;
-skipWithoutChromium('not-running page browser tests');
-
-const login = apiLogin;
 const call = apiCall;
-async function waitStatus(s, id, want, tries = 480) {
-  let st;
-  for (let k = 0; k < tries; k++) {
-    st = (await call(s, 'GET', `/api/v1/instances/${id}`)).body.status;
-    if (want.includes(st)) return st;
-    await sleep(250);
-  }
-  return st;
-}
 const P = 'nb' + Math.random().toString(36).slice(2, 6);
 const A = `${P}-a`;
-const admin = await login('admin', PW);
-await call(admin, 'POST', '/api/v1/users', { username: A, password: `pw-${A}-1`, role: 'developer' });
-const sa = await login(A, `pw-${A}-1`);
+const { users: [sa] } = await browserUsers('not-running page browser tests', [A]);
 const site = (await call(sa, 'POST', '/api/v1/instances', { template: 'web', name: 'site' })).body.instance;
 if (!site) {
   notOk('a user and an instance for the browser test');
@@ -39,15 +24,21 @@ if (!site) {
 await waitStatus(sa, site.id, ['running']);
 await call(sa, 'POST', `/api/v1/instances/${site.id}/stop`);
 await check('the instance is stopped', async () => (await waitStatus(sa, site.id, ['stopped'])) === 'stopped');
-const AO = `http://${A}.localhost:${PORT}`;
+const AO = workspaceOrigin(A);
 const ENV = `${site.urls.open}cgi-bin/env`;
 
 const browser = await launchChromium();
 try {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { ctx, page, errors } = await watchedPage(browser);
+  // The page shows A's running workspace (its env CGI) within a minute, at ENV.
+  const showsWorkspace = async () => {
+    for (let k = 0; k < 120; k++) {
+      const body = await page.textContent('body').catch(() => '');
+      if (body.includes(`BERTH_USER=${A}`)) return page.url() === ENV;
+      await sleep(500);
+    }
+    return false;
+  };
   const statuses = [];
   page.on('response', (r) => { if (r.url().startsWith(`${AO}/container/`) && r.request().isNavigationRequest()) statuses.push(r.status()); });
 
@@ -55,9 +46,7 @@ try {
   // then back -- to berth's page, since the instance is stopped.
   await page.goto(ENV);
   await page.waitForSelector('#login-form', { state: 'visible' });
-  await page.fill('#login-form [name=username]', A);
-  await page.fill('#login-form [name=password]', `pw-${A}-1`);
-  await page.click('#login-form button');
+  await submitLogin(page, A, `pw-${A}-1`);
   await check('the owner lands on berth\'s page on the workspace origin, naming the status "stopped"', async () => {
     await page.waitForURL(ENV, { timeout: 15000 });
     await page.waitForSelector('#berth-unavailable', { timeout: 10000 });
@@ -117,12 +106,7 @@ try {
   await page.click('#start-confirm');
   await check('after the click the browser lands back on the running workspace, at the address it was at', async () => {
     await page.waitForURL(ENV, { timeout: 60000 });
-    for (let k = 0; k < 120; k++) {
-      const body = await page.textContent('body').catch(() => '');
-      if (body.includes(`BERTH_USER=${A}`)) return page.url() === ENV;
-      await sleep(500);
-    }
-    return false;
+    return showsWorkspace();
   });
   await check('a Start link whose return address is another instance\'s goes back to this one\'s start instead', async () => {
     const p = await ctx.newPage();
@@ -143,14 +127,7 @@ try {
   await page.goto(ENV);
   await check('stopped again: the page is berth\'s', async () => (await page.textContent('#berth-status').catch(() => '')) === 'stopped');
   await call(sa, 'POST', `/api/v1/instances/${site.id}/start`);
-  await check('started through the API meanwhile: the open page reloads by itself into the workspace', async () => {
-    for (let k = 0; k < 120; k++) {
-      const body = await page.textContent('body').catch(() => '');
-      if (body.includes(`BERTH_USER=${A}`)) return page.url() === ENV;
-      await sleep(500);
-    }
-    return false;
-  });
+  await check('started through the API meanwhile: the open page reloads by itself into the workspace', showsWorkspace);
   await check('no script errors on berth\'s pages', async () => errors.length === 0 || (console.error(errors), false));
 } finally {
   await browser.close();

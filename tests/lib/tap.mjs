@@ -56,3 +56,43 @@ export async function apiCall(s, method, path, body) {
   const text = await r.text();
   try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
 }
+
+// The start of a browser test against real containers: skipped (exit 0)
+// without chromium; else each name becomes a developer (password
+// pw-NAME-1) through the admin's session and is signed in. The admin's
+// session and the users', in the order of names.
+export async function browserUsers(what, names) {
+  skipWithoutChromium(what);
+  const admin = await apiLogin('admin', process.env.BERTH_ADMIN_PASSWORD);
+  const users = [];
+  for (const u of names) await apiCall(admin, 'POST', '/api/v1/users', { username: u, password: `pw-${u}-1`, role: 'developer' });
+  for (const u of names) users.push(await apiLogin(u, `pw-${u}-1`));
+  return { admin, users };
+}
+// The status of instance id as session s reads it, every 250 ms until it is
+// one of want or tries reads are done; the last one read.
+export async function waitStatus(s, id, want, tries = 480) {
+  let st;
+  for (let k = 0; k < tries; k++) {
+    st = (await apiCall(s, 'GET', `/api/v1/instances/${id}`)).body.status;
+    if (want.includes(st)) return st;
+    await sleep(250);
+  }
+  return st;
+}
+// The workspace origin of user on the test stack ({user}.localhost, the UI's port).
+export const workspaceOrigin = (user) => `http://${user}.localhost:${new URL(process.env.BERTH_URL).port}`;
+// A page of browser in a context of its own, and the script errors it raises.
+export async function watchedPage(browser) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { ctx, page, errors };
+}
+// Submit the login form on page (the UI's, shown) as username with password.
+export async function submitLogin(page, username, password) {
+  await page.fill('#login-form [name=username]', username);
+  await page.fill('#login-form [name=password]', password);
+  await page.click('#login-form button');
+}

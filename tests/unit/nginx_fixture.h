@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "berth/config.h"
 #include "berth/fileio.h"
+#include "berth/util.h"
 
 /* Write dir/nginx.conf: `workers` workers, berth's server on `port`, an
  * upstream answering 200 on `upstream_port`. 0 / -1. */
@@ -64,6 +66,37 @@ static int fixture_sh(const char *cmd)
 {
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The fixture nginx's command line for dir, followed by args ("" starts it,
+ * " -s reload" reloads it). */
+static void fixture_nginx(char *out, size_t size, const char *dir, const char *args)
+{
+    snprintf(out, size, "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf%s", dir, dir, dir,
+             args);
+}
+
+/* A worker config whose routes module writes below dir and tests and reloads
+ * (by command) the fixture's nginx there: node "local", route_keepalive
+ * keepalive, everything else zero. */
+static void fixture_config(struct berth_config *cfg, const char *dir, long keepalive)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->route_keepalive = keepalive;
+    util_strlcpy(cfg->box_dir, dir, sizeof(cfg->box_dir));
+    util_strlcpy(cfg->node, "local", sizeof(cfg->node));
+    snprintf(cfg->nginx_test, sizeof(cfg->nginx_test),
+             "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
+    fixture_nginx(cfg->nginx_reload, sizeof(cfg->nginx_reload), dir, " -s reload");
+}
+
+/* Stop the fixture's nginx in dir and remove dir. */
+static void fixture_teardown(const char *dir)
+{
+    char stop[4200], cmd[8192];
+    fixture_nginx(stop, sizeof(stop), dir, " -s stop");
+    snprintf(cmd, sizeof(cmd), "%s; sleep 0.3; rm -rf %s", stop, dir);
+    fixture_sh(cmd);
 }
 
 #endif

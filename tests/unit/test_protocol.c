@@ -77,6 +77,64 @@ static void test_backoff(void)
           "backoff: a nonsense attempt count waits the shortest time");
 }
 
+/* status_may: from to to by who is ok -- the rows that matter to a user. */
+static const struct {
+    enum inst_status from, to;
+    enum status_actor who;
+    bool ok;
+} moves[] = {
+    /* a start of a stopped or failed instance; not of a running one */
+    {ST_STOPPED, ST_PENDING, BY_API, true},
+    {ST_ERROR, ST_PENDING, BY_API, true},
+    {ST_RUNNING, ST_PENDING, BY_API, false},
+    /* nobody brings a deleted instance back */
+    {ST_DELETED, ST_PENDING, BY_API, false},
+    {ST_DELETED, ST_RUNNING, BY_JOB, false},
+    {ST_DELETED, ST_RUNNING, BY_EVENT, false},
+    {ST_DELETED, ST_ERROR, BY_JOB, false},
+    {ST_DELETED, ST_DELETING, BY_API, false},
+    /* a deleting instance is not stopped, restarted, or revived by an event or
+     * by a start job that finishes after the delete was asked for */
+    {ST_DELETING, ST_STOPPING, BY_API, false},
+    {ST_DELETING, ST_RESTARTING, BY_API, false},
+    {ST_DELETING, ST_RUNNING, BY_EVENT, false},
+    {ST_DELETING, ST_RUNNING, BY_JOB, false},
+    {ST_DELETING, ST_STOPPED, BY_JOB, false},
+    /* the idle stop takes only running instances */
+    {ST_RUNNING, ST_STOPPING, BY_IDLE, true},
+    {ST_STOPPED, ST_STOPPING, BY_IDLE, false},
+    {ST_CREATING, ST_STOPPING, BY_IDLE, false},
+    /* a failed instance running again is running; a creating one waits for its job */
+    {ST_ERROR, ST_RUNNING, BY_EVENT, true},
+    {ST_ERROR, ST_RUNNING, BY_RECONCILE, true},
+    {ST_CREATING, ST_RUNNING, BY_EVENT, false},
+    /* only the delete job ends an instance */
+    {ST_RUNNING, ST_DELETED, BY_API, false},
+    {ST_RUNNING, ST_DELETED, BY_EVENT, false},
+    {ST_DELETING, ST_DELETED, BY_JOB, true},
+};
+
+/* status_on_request: kind asked of an instance in from leaves it in to. */
+static const struct {
+    enum job_kind kind;
+    enum inst_status from, to;
+} requests[] = {
+    /* a start moves a stopped or failed instance to pending and leaves the rest */
+    {JOB_START, ST_STOPPED, ST_PENDING},
+    {JOB_START, ST_ERROR, ST_PENDING},
+    {JOB_START, ST_RUNNING, ST_RUNNING},
+    {JOB_START, ST_STOPPING, ST_STOPPING},
+    /* a stop of anything not stopped is stopping; a stopped one stays */
+    {JOB_STOP, ST_RUNNING, ST_STOPPING},
+    {JOB_STOP, ST_CREATING, ST_STOPPING},
+    {JOB_STOP, ST_STOPPED, ST_STOPPED},
+    /* restart, delete; nothing brings back a deleted one; other kinds move nothing */
+    {JOB_RESTART, ST_STOPPED, ST_RESTARTING},
+    {JOB_DELETE, ST_ERROR, ST_DELETING},
+    {JOB_DELETE, ST_DELETED, ST_DELETED},
+    {JOB_SSH_KEYS, ST_RUNNING, ST_RUNNING},
+};
+
 static void test_statuses(void)
 {
     enum inst_status st;
@@ -89,51 +147,17 @@ static void test_statuses(void)
           "statuses: other spellings are no status");
 
     /* who may do what: the rows that matter to a user */
-    CHECK(status_may(ST_STOPPED, ST_PENDING, BY_API) && status_may(ST_ERROR, ST_PENDING, BY_API) &&
-              !status_may(ST_RUNNING, ST_PENDING, BY_API),
-          "transitions: a start of a stopped or failed instance; not of a running one");
-    CHECK(!status_may(ST_DELETED, ST_PENDING, BY_API) &&
-              !status_may(ST_DELETED, ST_RUNNING, BY_JOB) &&
-              !status_may(ST_DELETED, ST_RUNNING, BY_EVENT) &&
-              !status_may(ST_DELETED, ST_ERROR, BY_JOB) &&
-              !status_may(ST_DELETED, ST_DELETING, BY_API),
-          "transitions: nobody brings a deleted instance back");
-    CHECK(!status_may(ST_DELETING, ST_STOPPING, BY_API) &&
-              !status_may(ST_DELETING, ST_RESTARTING, BY_API) &&
-              !status_may(ST_DELETING, ST_RUNNING, BY_EVENT) &&
-              !status_may(ST_DELETING, ST_RUNNING, BY_JOB) &&
-              !status_may(ST_DELETING, ST_STOPPED, BY_JOB),
-          "transitions: a deleting instance is not stopped, restarted, or revived by an event "
-          "or by a start job that finishes after the delete was asked for");
-    CHECK(status_may(ST_RUNNING, ST_STOPPING, BY_IDLE) &&
-              !status_may(ST_STOPPED, ST_STOPPING, BY_IDLE) &&
-              !status_may(ST_CREATING, ST_STOPPING, BY_IDLE),
-          "transitions: the idle stop takes only running instances");
-    CHECK(status_may(ST_ERROR, ST_RUNNING, BY_EVENT) &&
-              status_may(ST_ERROR, ST_RUNNING, BY_RECONCILE) &&
-              !status_may(ST_CREATING, ST_RUNNING, BY_EVENT),
-          "transitions: a failed instance running again is running; a creating one waits for "
-          "its job");
-    CHECK(!status_may(ST_RUNNING, ST_DELETED, BY_API) &&
-              !status_may(ST_RUNNING, ST_DELETED, BY_EVENT) &&
-              status_may(ST_DELETING, ST_DELETED, BY_JOB),
-          "transitions: only the delete job ends an instance");
+    for (size_t i = 0; i < ARRAY_LEN(moves); i++)
+        CHECK(status_may(moves[i].from, moves[i].to, moves[i].who) == moves[i].ok,
+              "transitions: %s to %s by %s is %s", status_name(moves[i].from),
+              status_name(moves[i].to), status_actor_name(moves[i].who),
+              moves[i].ok ? "legal" : "not");
 
     /* what a user's request does to the status (the API's one writer of it) */
-    CHECK(status_on_request(JOB_START, ST_STOPPED) == ST_PENDING &&
-              status_on_request(JOB_START, ST_ERROR) == ST_PENDING &&
-              status_on_request(JOB_START, ST_RUNNING) == ST_RUNNING &&
-              status_on_request(JOB_START, ST_STOPPING) == ST_STOPPING,
-          "requests: a start moves a stopped or failed instance to pending and leaves the rest");
-    CHECK(status_on_request(JOB_STOP, ST_RUNNING) == ST_STOPPING &&
-              status_on_request(JOB_STOP, ST_CREATING) == ST_STOPPING &&
-              status_on_request(JOB_STOP, ST_STOPPED) == ST_STOPPED,
-          "requests: a stop of anything not stopped is stopping; a stopped one stays");
-    CHECK(status_on_request(JOB_RESTART, ST_STOPPED) == ST_RESTARTING &&
-              status_on_request(JOB_DELETE, ST_ERROR) == ST_DELETING &&
-              status_on_request(JOB_DELETE, ST_DELETED) == ST_DELETED &&
-              status_on_request(JOB_SSH_KEYS, ST_RUNNING) == ST_RUNNING,
-          "requests: restart, delete; nothing brings back a deleted one; other kinds move nothing");
+    for (size_t i = 0; i < ARRAY_LEN(requests); i++)
+        CHECK(status_on_request(requests[i].kind, requests[i].from) == requests[i].to,
+              "requests: %s asked of %s gives %s", job_kind_name(requests[i].kind),
+              status_name(requests[i].from), status_name(requests[i].to));
     {
         bool legal = true;
         const enum job_kind kinds[] = {JOB_START, JOB_STOP, JOB_RESTART, JOB_DELETE};

@@ -82,19 +82,11 @@ int main(void)
     upstream_port = port + 1;
     if (fixture_write_conf(dir, 1, port, upstream_port) < 0)
         return 1;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.route_keepalive = 8;
-    util_strlcpy(cfg.box_dir, dir, sizeof(cfg.box_dir));
-    util_strlcpy(cfg.node, "local", sizeof(cfg.node));
-    snprintf(cfg.nginx_test, sizeof(cfg.nginx_test),
-             "/usr/sbin/nginx -q -t -e %s/error.log -p %s -c %s/nginx.conf", dir, dir, dir);
     /* The first half reloads with a command, the second by signalling the master. */
-    snprintf(cfg.nginx_reload, sizeof(cfg.nginx_reload),
-             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s reload", dir, dir, dir);
+    fixture_config(&cfg, dir, 8);
     r = routes_new(loop, &cfg, on_error, NULL);
     CHECK(routes_prepare(r, err, sizeof(err)) == 0, "box-available/ and box-enabled/ are created");
-    snprintf(cmd, sizeof(cmd), "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf", dir, dir,
-             dir);
+    fixture_nginx(cmd, sizeof(cmd), dir, "");
     if (sh(cmd) != 0) {
         CHECK(0, "test nginx starts");
         return 1;
@@ -271,10 +263,7 @@ int main(void)
              " && test -L %s/box-enabled/%s.upstream", dup, dir, dup, dir, dup);
     CHECK(sh(cmd) == 0 && becomes("/container/u1/box800/", 200), "... linked, and serving");
 
-    snprintf(cmd, sizeof(cmd),
-             "/usr/sbin/nginx -e %s/error.log -p %s -c %s/nginx.conf -s stop; sleep 0.2; rm -rf %s",
-             dir, dir, dir, dir);
-    sh(cmd);
+    fixture_teardown(dir);
     routes_free(r);
     return CHECK_DONE();
 }

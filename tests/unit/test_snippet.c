@@ -26,30 +26,44 @@ static struct snippet_in good(void)
     return in;
 }
 
+/* The last rendering and the last refusal's sentence. */
+static char out[SNIPPET_MAX], err[256];
+
+/* in's location snippet into out (a refusal into err): snippet_render's answer. */
+static int render(const struct snippet_in *in)
+{
+    return snippet_render(in, out, sizeof(out), err, sizeof(err));
+}
+
+/* The same for in's upstream group. */
+static int render_upstream(const struct snippet_in *in)
+{
+    return snippet_render_upstream(in, out, sizeof(out), err, sizeof(err));
+}
+
 static void test_refusals(void)
 {
     static const char *const hostile[] = {
         "a;b", "a}b", "a{b", "a\nb", "a\rb", "a$b", "a\"b", "a'b", "a\\b", "..", "a b",
         "%00", "caf\xc3\xa9", "A", "",
     };
-    char out[SNIPPET_MAX], err[256];
     for (size_t i = 0; i < ARRAY_LEN(hostile); i++) {
         struct snippet_in in = good();
         in.user = hostile[i];
-        bool u = snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        bool u = render(&in) < 0;
         in = good();
         in.instance = hostile[i];
-        bool n = snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        bool n = render(&in) < 0;
         in = good();
         in.template_name = hostile[i];
-        bool t = snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        bool t = render(&in) < 0;
         in = good();
         in.upstream_host = hostile[i];
-        bool h = snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0;
-        bool hu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        bool h = render(&in) < 0;
+        bool hu = render_upstream(&in) < 0;
         in = good();
         in.user = hostile[i];
-        bool uu = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0;
+        bool uu = render_upstream(&in) < 0;
         CHECK(u && n && t && h && hu && uu, "renderer refuses hostile value #%zu in every field", i);
     }
     char big[10241];
@@ -57,27 +71,24 @@ static void test_refusals(void)
     big[sizeof(big) - 1] = '\0';
     struct snippet_in in = good();
     in.user = big;
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0, "renderer refuses a 10 KiB name");
+    CHECK(render(&in) < 0, "renderer refuses a 10 KiB name");
     in = good();
     in.instance_id = "../../etc/passwd";
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0 && strstr(err, "UUID"),
-          "renderer refuses a non-UUID id, naming it");
+    CHECK(render(&in) < 0 && strstr(err, "UUID"), "renderer refuses a non-UUID id, naming it");
     in = good();
     in.upstream_port = 0;
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0, "renderer refuses port 0");
+    CHECK(render(&in) < 0, "renderer refuses port 0");
     in.upstream_port = 65536;
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0, "renderer refuses port 65536");
+    CHECK(render(&in) < 0, "renderer refuses port 65536");
     in = good();
     in.upstream_host = "localhost";
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0,
-          "renderer refuses a host name (IP literals only)");
+    CHECK(render(&in) < 0, "renderer refuses a host name (IP literals only)");
 }
 
 static void test_render(void)
 {
-    char out[SNIPPET_MAX], err[256];
     struct snippet_in in = good();
-    int n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    int n = render(&in);
     CHECK(n > 0 && strstr(out, "location /container/alice/vscode/ {\n"),
           "renders one location at /container/<user>/<instance>/");
     CHECK(strstr(out, "proxy_pass http://berth-0f8fad5b-d9cb-469f-a165-70867728950e/;"),
@@ -92,31 +103,30 @@ static void test_render(void)
     CHECK(strstr(out, "# berth instance 0f8fad5b") && strstr(out, "user alice, instance vscode, template code-server"),
           "header comment names the instance, owner and template");
     in.keep_prefix = true;
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    n = render(&in);
     CHECK(n > 0 && strstr(out, "proxy_pass http://berth-0f8fad5b-d9cb-469f-a165-70867728950e;"),
           "keep mode passes the URI on");
-    n = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
+    n = render_upstream(&in);
     CHECK(n > 0 && strstr(out, "\nupstream berth-0f8fad5b-d9cb-469f-a165-70867728950e {\n"
                                "    server 127.0.0.1:49731;\n    keepalive 8;\n}\n"),
           "the upstream group names the instance's address and keeps idle connections");
     CHECK(strstr(out, "# berth instance 0f8fad5b") && strstr(out, "user alice, instance vscode"),
           "... under a header naming the instance and owner");
     in.upstream_host = "::1";
-    n = snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err));
+    n = render_upstream(&in);
     CHECK(n > 0 && strstr(out, "server [::1]:49731;"), "IPv6 upstreams are bracketed");
     in = good();
     in.keepalive = 0;
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    n = render(&in);
     CHECK(n > 0 && strstr(out, "proxy_pass http://127.0.0.1:49731/;"),
           "keepalive 0: the location proxies to the address itself");
-    CHECK(snippet_render_upstream(&in, out, sizeof(out), err, sizeof(err)) < 0,
-          "... and there is no upstream group to render");
+    CHECK(render_upstream(&in) < 0, "... and there is no upstream group to render");
     in.upstream_host = "::1";
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    n = render(&in);
     CHECK(n > 0 && strstr(out, "proxy_pass http://[::1]:49731/;"), "... bracketed for IPv6");
     in = good();
     in.keepalive = 1025;
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0 && strstr(err, "keepalive"),
+    CHECK(render(&in) < 0 && strstr(err, "keepalive"),
           "a keepalive above 1024 is refused, naming it");
 }
 
@@ -138,32 +148,32 @@ static int run(char *const argv[])
 
 static void test_node(void)
 {
-    char out[SNIPPET_MAX], err[256], node[64];
+    char node[64];
     struct snippet_in in = good();
     int n;
 
     in.node = "local";
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    n = render(&in);
     CHECK(n > 0 && strstr(out, "#   user alice, instance vscode, template code-server, node local\n"),
           "the header names the node");
     CHECK(n > 0 && snippet_node(out, (size_t)n, node, sizeof(node)) && strcmp(node, "local") == 0,
           "snippet_node reads the node back");
     in.node = NULL;
-    n = snippet_render(&in, out, sizeof(out), err, sizeof(err));
+    n = render(&in);
     CHECK(n > 0 && !snippet_node(out, (size_t)n, node, sizeof(node)),
           "a snippet without a node names none");
     CHECK(!snippet_node("# berth instance x\n#   user a, node b;c\n", 37, node, sizeof(node)),
           "a node that breaks the name rule is not read");
     CHECK(!snippet_node("location / {}\n", 14, node, sizeof(node)), "a file not berth's names no node");
     in.node = "a;b";
-    CHECK(snippet_render(&in, out, sizeof(out), err, sizeof(err)) < 0 && strstr(err, "node"),
+    CHECK(render(&in) < 0 && strstr(err, "node"),
           "renderer refuses a hostile node name, naming it");
 }
 
 static void test_nginx_loads(void)
 {
     char dir[] = "/tmp/berth-snippet.XXXXXX", conf[2048], snip[SNIPPET_MAX], up[SNIPPET_MAX];
-    char err[256], path[600];
+    char path[600];
     const char *nginx = access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : NULL;
     struct snippet_in in = good();
     int n, nu;

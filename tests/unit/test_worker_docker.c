@@ -140,6 +140,19 @@ static void run(struct ev_loop *loop, struct result *r)
         ev_run(loop, EVRUN_ONCE);
 }
 
+/* A GET of path on d (docker_request, or docker_stream when stream) run to its
+ * end into *r; what names the transfer in the check that it starts. */
+static void get(struct ev_loop *loop, struct docker *d, const char *path, long timeout_ms,
+                bool stream, struct result *r, const char *what)
+{
+    memset(r, 0, sizeof(*r));
+    asked = d;
+    CHECK((stream ? docker_stream(d, "GET", path, NULL, timeout_ms, on_line, on_done, r)
+                  : docker_request(d, "GET", path, NULL, timeout_ms, on_done, r)) == 0,
+          "%s starts", what);
+    run(loop, r);
+}
+
 int main(void)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -166,44 +179,31 @@ int main(void)
     d = docker_new(loop, sock_path);
     asked = d;
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_request(d, "GET", "/json", NULL, 5000, on_done, &r) == 0, "a request starts");
-    run(loop, &r);
+    get(loop, d, "/json", 5000, false, &r, "a request");
     CHECK(r.done && r.status == 200 && strcmp(r.body, "{\"a\": true}") == 0,
           "a whole response arrives with its status and body");
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_stream(d, "GET", "/stream", NULL, 5000, on_line, on_done, &r) == 0, "a stream starts");
-    run(loop, &r);
+    get(loop, d, "/stream", 5000, true, &r, "a stream");
     CHECK(r.nlines == 3 && strcmp(r.lines[0], "a") == 0 && strcmp(r.lines[1], "bbb") == 0 &&
               strcmp(r.lines[2], "ccc") == 0,
           "streamed lines are whole although chunks split them; empty lines are skipped");
     CHECK(r.done && r.status == 200 && strcmp(r.body, "tail") == 0,
           "the unterminated rest of a stream is handed to the done callback");
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_stream(d, "GET", "/longline", NULL, 5000, on_line, on_done, &r) == 0, "a long-line stream starts");
-    run(loop, &r);
+    get(loop, d, "/longline", 5000, true, &r, "a long-line stream");
     CHECK(r.done && r.status == 0 && strstr(r.err, "larger") && r.nlines == 0,
           "a streamed line over DOCKER_MAX_LINE ends the transfer with an error");
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_request(d, "GET", "/big", NULL, 20000, on_done, &r) == 0, "a big request starts");
-    asked = d;
-    run(loop, &r);
+    get(loop, d, "/big", 20000, false, &r, "a big request");
     CHECK(r.done && r.status == 0 && strstr(r.err, "larger") && r.fail == DOCKER_TOO_LARGE,
           "a body over DOCKER_MAX_BODY is an error (DOCKER_TOO_LARGE), not a bigger buffer");
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_request(d, "GET", "/hang", NULL, 300, on_done, &r) == 0, "a request that hangs starts");
-    run(loop, &r);
+    get(loop, d, "/hang", 300, false, &r, "a request that hangs");
     CHECK(r.done && r.status == 0 && r.fail == DOCKER_TIMED_OUT,
           "no answer within the timeout is DOCKER_TIMED_OUT, a code callers test (not the words)");
     CHECK(docker_failure(d) == DOCKER_OK, "outside a failed request's callback there is no failure");
 
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_request(d, "GET", "/missing", NULL, 5000, on_done, &r) == 0, "a 404 request starts");
-    run(loop, &r);
+    get(loop, d, "/missing", 5000, false, &r, "a 404 request");
     CHECK(r.done && r.status == 404 && strstr(r.body, "no such x") && r.fail == DOCKER_OK,
           "an error status comes with Docker's body (Docker answered: DOCKER_OK)");
     {
@@ -213,10 +213,7 @@ int main(void)
     }
 
     nobody = docker_new(loop, "/tmp/berth-test-docker.nobody.sock");
-    memset(&r, 0, sizeof(r));
-    CHECK(docker_request(nobody, "GET", "/_ping", NULL, 2000, on_done, &r) == 0, "a request to a dead socket starts");
-    asked = nobody;
-    run(loop, &r);
+    get(loop, nobody, "/_ping", 2000, false, &r, "a request to a dead socket");
     CHECK(r.done && r.status == 0 && strstr(r.err, "Docker unreachable") && r.fail == DOCKER_UNREACHABLE,
           "a socket nobody listens on is 'Docker unreachable' (DOCKER_UNREACHABLE), with the path");
     asked = d;

@@ -6,7 +6,35 @@
 #include <string.h>
 
 #include "../../src/worker/worker.h"
+#include "berth/util.h"
 #include "check.h"
+
+/* upstream_usable in 10.213.5.0/24 whose gateway is gw ("": Docker's default). */
+static const struct {
+    const char *addr, *gw;
+    bool ok;
+} in_24[] = {
+    /* the first and last host are usable */
+    {"10.213.5.2", "", true},
+    {"10.213.5.254", "10.213.5.1", true},
+    /* the network, the default gateway and the broadcast are not */
+    {"10.213.5.0", "", false},
+    {"10.213.5.1", "", false},
+    {"10.213.5.255", "", false},
+    /* a configured gateway is not usable (nor .1, ever) */
+    {"10.213.5.9", "10.213.5.9", false},
+    {"10.213.5.1", "10.213.5.9", false},
+    {"10.213.5.8", "10.213.5.9", true},
+    /* an address of another subnet (the network was made again) is not inside */
+    {"10.213.6.7", "", false},
+    {"10.213.4.7", "", false},
+    {"9.213.5.7", "", false},
+    /* empty, malformed or IPv6 addresses are not usable */
+    {"", "", false},
+    {NULL, "", false},
+    {"10.213.5.300", "", false},
+    {"fd00::5", "", false},
+};
 
 int main(void)
 {
@@ -34,26 +62,11 @@ int main(void)
               upstream_range("10.0.0.0/24x", NULL, &r) < 0,
           "no range for too small or too large prefixes, IPv6 or malformed subnets");
 
-    CHECK(upstream_usable("10.213.5.2", "10.213.5.0/24", "") &&
-              upstream_usable("10.213.5.254", "10.213.5.0/24", "10.213.5.1"),
-          "the first and last host are usable");
-    CHECK(!upstream_usable("10.213.5.0", "10.213.5.0/24", "") &&
-              !upstream_usable("10.213.5.1", "10.213.5.0/24", "") &&
-              !upstream_usable("10.213.5.255", "10.213.5.0/24", ""),
-          "the network, the default gateway and the broadcast are not");
-    CHECK(!upstream_usable("10.213.5.9", "10.213.5.0/24", "10.213.5.9") &&
-              !upstream_usable("10.213.5.1", "10.213.5.0/24", "10.213.5.9") &&
-              upstream_usable("10.213.5.8", "10.213.5.0/24", "10.213.5.9"),
-          "a configured gateway is not usable (nor .1, ever)");
-    CHECK(!upstream_usable("10.213.6.7", "10.213.5.0/24", "") &&
-              !upstream_usable("10.213.4.7", "10.213.5.0/24", "") &&
-              !upstream_usable("9.213.5.7", "10.213.5.0/24", ""),
-          "an address of another subnet (the network was made again) is not inside");
-    CHECK(!upstream_usable("", "10.213.5.0/24", "") && !upstream_usable(NULL, "10.213.5.0/24", "") &&
-              !upstream_usable("10.213.5.300", "10.213.5.0/24", "") &&
-              !upstream_usable("fd00::5", "10.213.5.0/24", "") &&
-              !upstream_usable("10.213.5.7", "nonsense", ""),
-          "empty, malformed or IPv6 addresses and bad subnets are not usable");
+    for (size_t i = 0; i < ARRAY_LEN(in_24); i++)
+        CHECK(upstream_usable(in_24[i].addr, "10.213.5.0/24", in_24[i].gw) == in_24[i].ok,
+              "10.213.5.0/24 (gateway '%s'): %s is %s", in_24[i].gw,
+              in_24[i].addr ? in_24[i].addr : "NULL", in_24[i].ok ? "usable" : "not usable");
+    CHECK(!upstream_usable("10.213.5.7", "nonsense", ""), "a bad subnet has no usable address");
     CHECK(!upstream_usable("172.20.16.2", "172.20.0.0/16", "") &&
               upstream_usable("172.20.16.1", "172.20.0.0/16", "") &&
               upstream_usable("172.20.15.255", "172.20.0.0/16", ""),

@@ -41,6 +41,17 @@ static void test_patterns(void)
           "public_url: a path, another scheme, no host or a space are refused");
 }
 
+/* Each case of a match against alice's workspace origin
+ * http://alice.localhost:8080: fn(origin, in) is ok; reported as
+ * "<what> '<in>' <matches or not>". */
+static void check_alice_origin(bool (*fn)(const char *, const char *), const struct case_ok *cases,
+                               size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        CHECK(fn("http://alice.localhost:8080", cases[i].in) == cases[i].ok, "%s '%s' %s", what,
+              cases[i].in ? cases[i].in : "NULL", cases[i].ok ? "matches" : "does not match");
+}
+
 static void test_origins(void)
 {
     char o[256];
@@ -72,28 +83,47 @@ static void test_origins(void)
               origins[i].what);
     }
 
-    CHECK(ws_host_matches("http://alice.localhost:8080", "alice.localhost:8080") &&
-              ws_host_matches("http://alice.localhost:8080", "ALICE.localhost:8080") &&
-              ws_host_matches("https://a.example.org", "a.example.org:443") &&
+    static const struct case_ok hosts[] = {
+        {"alice.localhost:8080", true},
+        {"ALICE.localhost:8080", true}, /* case does not matter */
+        {"bob.localhost:8080", false},
+        {"alice.localhost:8081", false},
+        {"alice.localhost", false},
+        {"alice.localhost.evil:8080", false},
+        {"xalice.localhost:8080", false},
+        {"", false},
+        {NULL, false},
+        {"alice.localhost:8080x", false},
+    };
+    static const struct case_ok origin_headers[] = {
+        {"http://alice.localhost:8080", true},
+        {"https://alice.localhost:8080", false},
+        {"http://bob.localhost:8080", false},
+        {"http://127.0.0.1:8080", false},
+        {"null", false},
+        {"http://alice.localhost:8080/", false},
+        {NULL, false},
+    };
+
+    check_alice_origin(
+        ws_host_matches, hosts, ARRAY_LEN(hosts),
+        "host of alice's workspace (any case; no other user, port, suffix or prefix):");
+    CHECK(ws_host_matches("https://a.example.org", "a.example.org:443") &&
               ws_host_matches("http://a.example.org", "a.example.org"),
-          "host: case and the default port do not matter");
-    CHECK(!ws_host_matches("http://alice.localhost:8080", "bob.localhost:8080") &&
-              !ws_host_matches("http://alice.localhost:8080", "alice.localhost:8081") &&
-              !ws_host_matches("http://alice.localhost:8080", "alice.localhost") &&
-              !ws_host_matches("http://alice.localhost:8080", "alice.localhost.evil:8080") &&
-              !ws_host_matches("http://alice.localhost:8080", "xalice.localhost:8080") &&
-              !ws_host_matches("http://alice.localhost:8080", "") &&
-              !ws_host_matches("http://alice.localhost:8080", NULL) &&
-              !ws_host_matches("http://alice.localhost:8080", "alice.localhost:8080x"),
-          "host: another user's, port, suffix, prefix or garbage do not match");
-    CHECK(ws_origin_matches("http://alice.localhost:8080", "http://alice.localhost:8080") &&
-              !ws_origin_matches("http://alice.localhost:8080", "https://alice.localhost:8080") &&
-              !ws_origin_matches("http://alice.localhost:8080", "http://bob.localhost:8080") &&
-              !ws_origin_matches("http://alice.localhost:8080", "http://127.0.0.1:8080") &&
-              !ws_origin_matches("http://alice.localhost:8080", "null") &&
-              !ws_origin_matches("http://alice.localhost:8080", "http://alice.localhost:8080/") &&
-              !ws_origin_matches("http://alice.localhost:8080", NULL),
-          "Origin: only the workspace's own scheme, host and port");
+          "host: the default port does not matter");
+    check_alice_origin(ws_origin_matches, origin_headers, ARRAY_LEN(origin_headers),
+                       "Origin of alice's workspace (its own scheme, host and port only):");
+}
+
+/* Each case of a check of a URI for alice's instance web: fn(in) is ok;
+ * reported as "<what> '<in>' <yes or no>". */
+static void check_alice_web(bool (*fn)(const char *, const char *, const char *),
+                            const struct case_ok *cases, size_t n, const char *what,
+                            const char *yes, const char *no)
+{
+    for (size_t i = 0; i < n; i++)
+        CHECK(fn(cases[i].in, "alice", "web") == cases[i].ok, "%s '%s' %s", what, cases[i].in,
+              cases[i].ok ? yes : no);
 }
 
 static void test_raw_prefix(void)
@@ -119,9 +149,8 @@ static void test_raw_prefix(void)
         {"/container/alice\\web/", false},
         {"", false},
     };
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_raw_prefix_ok(cases[i].in, "alice", "web") == cases[i].ok,
-              "raw prefix of alice/web: '%s' %s", cases[i].in, cases[i].ok ? "passes" : "refused");
+    check_alice_web(ws_raw_prefix_ok, cases, ARRAY_LEN(cases), "raw prefix of alice/web:", "passes",
+                    "refused");
     CHECK(!ws_raw_prefix_ok(NULL, "alice", "web"), "raw prefix: no URI is refused");
 }
 
@@ -173,9 +202,8 @@ static void test_canonical(void)
         {"/container/bob/web/", false},
         {"http://evil/container/alice/web/", false},
     };
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        CHECK(ws_path_canonical(cases[i].in, "alice", "web") == cases[i].ok,
-              "return address '%s' is %s", cases[i].in, cases[i].ok ? "followed" : "refused");
+    check_alice_web(ws_path_canonical, cases, ARRAY_LEN(cases), "return address", "is followed",
+                    "is refused");
 }
 
 int main(void)
