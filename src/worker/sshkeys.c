@@ -108,8 +108,10 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         const char *user = PQgetvalue(res, i, 2);
         if (!valid_uuid(iid))
             continue;
-        if (!tmpl_ssh_user_ok(user))
-            user = "root";
+        /* root as uid 0: Docker needs no passwd entry for a number, and an
+         * image without /etc/passwd took root's keys before ssh_user existed */
+        if (!tmpl_ssh_user_ok(user) || strcmp(user, "root") == 0)
+            user = "0";
         o = calloc(1, sizeof(*o));
         env = json_array();
         if (!o || !env) {
