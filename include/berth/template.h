@@ -37,6 +37,14 @@
 #define TMPL_MAX_CAPS 11
 
 /*
+ * no_new_privileges (default true): the container runs with Docker's
+ * no-new-privileges, so a setuid binary gains nothing. An admin sets it to
+ * false for an image whose non-root user is meant to become root inside the
+ * container with sudo (berth-demo/ssh); that root still has only the
+ * template's capabilities.
+ */
+
+/*
  * Check a complete template object (every field of API.md but id/created_at,
  * which are ignored) and fill in the defaults of absent optional fields, in
  * place. Unknown fields are refused. 0, or -1 with the faulty field name in

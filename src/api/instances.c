@@ -43,7 +43,8 @@
     " i.memory_mb, 'http_port', i.spec->'http_port', 'ssh_port', i.spec->'ssh_port',"             \
     " 'open_path', i.spec->'open_path', 'capabilities', coalesce(i.spec->'capabilities',"         \
     " '[]'::jsonb), 'disk_mb', coalesce(i.spec->'disk_mb', '0'::jsonb), 'ssh_user',"                \
-    " coalesce(i.spec->>'ssh_user', 'root'),"                                                      \
+    " coalesce(i.spec->>'ssh_user', 'root'), 'no_new_privileges',"                                \
+    " coalesce(i.spec->'no_new_privileges', 'true'::jsonb),"                                       \
     " 'created_at', " SQL_TS("i.created_at") ", 'started_at', " SQL_TS("i.started_at")            \
     ", 'stopped_at', " SQL_TS("i.stopped_at") ", 'last_active_at', " SQL_TS("i.last_active_at")   \
     ")::text"

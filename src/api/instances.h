@@ -23,6 +23,7 @@
     " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
     " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'open_path', t.open_path,"           \
     " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb, 'ssh_user', t.ssh_user,"                \
+    " 'no_new_privileges', t.no_new_privileges,"                                                  \
     " 'created_at', " SQL_TS("t.created_at")                                                      \
     ", 'updated_at', " SQL_TS("t.updated_at") ")"
 

@@ -249,8 +249,8 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     static const char *const known[] = {
         "id", "name", "description", "image", "http_port", "proxy_mode", "ports", "ssh_port",
         "volumes", "env", "command", "cpus", "memory_mb", "pids_limit", "restart_policy",
-        "idle_timeout_s", "open_path", "capabilities", "disk_mb", "ssh_user", "created_at",
-        "updated_at", NULL};
+        "idle_timeout_s", "open_path", "capabilities", "disk_mb", "ssh_user",
+        "no_new_privileges", "created_at", "updated_at", NULL};
     const char *key;
     json_t *v, *x;
     size_t i;
@@ -282,7 +282,8 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         set_default(t, "open_path", json_null()) < 0 ||
         set_default(t, "capabilities", json_array()) < 0 ||
         set_default(t, "disk_mb", json_integer(0)) < 0 ||
-        set_default(t, "ssh_user", json_string("root")) < 0)
+        set_default(t, "ssh_user", json_string("root")) < 0 ||
+        set_default(t, "no_new_privileges", json_true()) < 0)
         FAIL("template", "out of memory");
 
     v = json_object_get(t, "name");
@@ -407,6 +408,8 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         FAIL("ssh_user", "ssh_user must be a user name of 1-%d characters: letters, digits, '.', "
                          "'_' and '-', starting with a letter or '_'",
              TMPL_MAX_SSH_USER);
+    if (!json_is_boolean(json_object_get(t, "no_new_privileges")))
+        FAIL("no_new_privileges", "no_new_privileges must be true or false");
     return 0;
 }
 

@@ -93,8 +93,10 @@ int main(void)
                   json_is_array(json_object_get(t, "capabilities")) &&
                   json_array_size(json_object_get(t, "capabilities")) == 0 &&
                   json_integer_value(json_object_get(t, "disk_mb")) == 0 &&
-                  strcmp(json_string_value(json_object_get(t, "ssh_user")), "root") == 0,
-              "absent fields get the documented defaults (no capabilities, disk_mb 0, ssh_user root)");
+                  strcmp(json_string_value(json_object_get(t, "ssh_user")), "root") == 0 &&
+                  json_is_true(json_object_get(t, "no_new_privileges")),
+              "absent fields get the documented defaults (no capabilities, disk_mb 0, ssh_user root, "
+              "no_new_privileges)");
         json_decref(t);
     }
     {
@@ -146,6 +148,9 @@ int main(void)
             {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":null}", "ssh_user"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":1000}", "ssh_user"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":\"berth:root\"}", "ssh_user"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":null}", "no_new_privileges"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":0}", "no_new_privileges"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":\"false\"}", "no_new_privileges"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
             CHECK(validate(bad[i].body, &field) == -1 && field && strcmp(field, bad[i].field) == 0,
