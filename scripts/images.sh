@@ -3,21 +3,29 @@
 # against the engine named by $DOCKER_HOST. Nothing is ever pulled from a registry.
 #
 # Usage: scripts/images.sh [-f|--force] [NAME...]
-#   NAME      recipe to build: web, ssh (default: $BERTH_IMAGES, else "web")
+#   NAME      recipe to build: web, ssh, jupyter, desktop (default: $BERTH_IMAGES,
+#             else "web")
 #   --force   rebuild even when the image is up to date
 #
 # Every image is tagged berth-demo/<name>:1 and labelled berth.recipe=<sha256 of
 # its recipe directory plus the outside inputs: for web the busybox binary and
-# what berth-echo is compiled with (compiler, flags, static C library); for ssh
-# the imported root file system>. An image whose label matches is left alone,
-# so a run with nothing to do costs a few `docker image inspect` calls.
+# what berth-echo is compiled with (compiler, flags, static C library); for a
+# Debian recipe (one with a rootfs.conf: ssh, jupyter, desktop) the imported
+# root file system>. An image whose label matches is left alone, so a run with
+# nothing to do costs a few `docker image inspect` calls.
+# A Debian recipe's root file system is `debootstrap --variant=$VARIANT
+# --include=$INCLUDE $SUITE` (its rootfs.conf), which must pass `dpkg --audit`
+# with every named package installed; it is cached as the tarball
+# $BERTH_IMAGE_CACHE/debootstrap-<suite>-<name>-<hash of those parameters>.tar
+# and imported as berth-demo/<name>-rootfs:<suite>; the recipe's Dockerfile
+# builds on that with no network.
 # One line per image on stdout: "<tag>: up to date" or "<tag>: built (N s)".
 #
 # Environment:
 #   DOCKER_HOST            engine (default unix:///var/run/docker.sock)
 #   BERTH_IMAGES           images to build when no NAME is given (default "web")
-#   BERTH_IMAGE_CACHE      cache directory (default /var/cache/berth); holds the
-#                          debootstrap tarball debootstrap-<suite>-sshd.tar
+#   BERTH_IMAGE_CACHE      cache directory (default /var/cache/berth) of the
+#                          debootstrap tarballs
 #   BERTH_DEBIAN_MIRROR    Debian mirror for debootstrap (default: from apt sources)
 #   BERTH_BUSYBOX          static busybox binary (default: from busybox-static)
 #   CC                     C compiler for berth-echo (default gcc)
@@ -25,7 +33,8 @@
 #
 # Exit status: 0 all images ready; 1 a build failed; 2 usage error, unknown image
 # or missing prerequisite (busybox-static, a C compiler with a static libc,
-# debootstrap, root); 3 engine unreachable.
+# debootstrap, root); 3 engine unreachable. A debootstrap that leaves packages
+# unconfigured or missing is a failed build (1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -175,7 +184,11 @@ prepare_web() { # context
 	rm -rf "$1/cc.log" "$1/selftest.log" "$1/echo"
 }
 
-# --- ssh: Debian minbase + openssh-server, debootstrapped and cached --------------
+# --- Debian images: debootstrapped root file system, cached, then a Dockerfile ---
+# A recipe with a rootfs.conf (ssh, jupyter, desktop) is built in two steps:
+# debootstrap makes a root file system from the Debian mirror (cached as a
+# tarball and imported as berth-demo/<name>-rootfs:<suite>), then the recipe's
+# Dockerfile builds on it with no network (no RUN step downloads anything).
 
 conf_value() { # file key → value of KEY=value (no shell evaluation)
 	sed -n "s/^[[:space:]]*$2=//p" "$1" | tail -n1 | sed 's/^"\(.*\)"$/\1/'
@@ -232,9 +245,28 @@ debian_mirror() { # suite
 	die 2 "no Debian mirror for $1 in apt sources; set BERTH_DEBIAN_MIRROR"
 }
 
-# Makes sure $CACHE/debootstrap-$SUITE-sshd.tar exists for these parameters.
-ensure_rootfs_tar() { # suite variant include params tar
-	local suite=$1 variant=$2 include=$3 params=$4 tar=$5 mirror work started
+# debootstrap can exit 0 with packages unpacked but never configured (a
+# dependency it could not resolve, such as a virtual package, or a failing
+# postinst), and it never installs a virtual package's provider by itself.
+# So the new root file system must pass `dpkg --audit`, and every package
+# the recipe names must be installed.
+check_rootfs() { # name root include
+	local name=$1 root=$2 audit pkg st missing=
+	audit=$(chroot "$root" dpkg --audit 2>&1) || die 1 "$name: dpkg --audit failed in the new root file system: $audit"
+	if [ -n "$audit" ]; then
+		printf '%s\n' "$audit" | sed 's/^/  | /' >&2
+		die 1 "$name: debootstrap left packages not fully installed (dpkg --audit above); name the missing providers in INCLUDE"
+	fi
+	for pkg in ${3//,/ }; do
+		st=$(chroot "$root" dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) || st=
+		[ "$st" = "install ok installed" ] || missing+=" $pkg"
+	done
+	[ -z "$missing" ] || die 1 "$name: packages not installed by debootstrap:$missing"
+}
+
+# Makes sure $tar exists for these parameters (the tarball's name carries their hash).
+ensure_rootfs_tar() { # name suite variant include params tar
+	local name=$1 suite=$2 variant=$3 include=$4 params=$5 tar=$6 mirror work started old
 	if [ -s "$tar" ] && [ "$(cat "$tar.params" 2>/dev/null)" = "$params" ]; then
 		return
 	fi
@@ -244,27 +276,33 @@ ensure_rootfs_tar() { # suite variant include params tar
 	mkdir -p "$CACHE"
 	new_tmpdir "$CACHE"
 	work=$TMP
-	echo "berth-demo/ssh:$TAG_VERSION: debootstrap $suite from $mirror (minutes; cached in $tar)" >&3
+	echo "berth-demo/$name:$TAG_VERSION: debootstrap $suite from $mirror (minutes; cached in $tar)" >&3
 	started=$SECONDS
 	run_logged "$work/debootstrap.log" \
-		debootstrap --variant="$variant" --include="$include" "$suite" "$work/root" "$mirror" ||
+		debootstrap --variant="$variant" ${include:+--include="$include"} "$suite" "$work/root" "$mirror" ||
 		die 1 "debootstrap failed (log above)"
+	check_rootfs "$name" "$work/root" "$include"
 	# Nothing host- or build-specific in the image: no downloaded packages or
 	# lists, no host keys (each container makes its own), docker provides these.
 	rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"* \
-		"$work/root/etc/ssh/ssh_host_"* "$work/root/etc/resolv.conf" "$work/root/etc/hostname"
+		"$work/root/etc/ssh/ssh_host_"* "$work/root/etc/resolv.conf" "$work/root/etc/hostname" \
+		"$work/root/var/log/"*.log "$work/root/var/cache/debconf/"*-old
 	tar -C "$work/root" --numeric-owner -cf "$work/rootfs.tar" .
 	mv -f "$work/rootfs.tar" "$tar"
 	printf '%s\n' "$params" >"$tar.params"
-	echo "berth-demo/ssh:$TAG_VERSION: debootstrap done ($((SECONDS - started)) s, $(du -h "$tar" | cut -f1))" >&3
+	# Tarballs of this recipe's earlier parameters are of no more use.
+	for old in "$CACHE/debootstrap-$suite-$name-"*.tar; do
+		[ "$old" = "$tar" ] || [ ! -f "$old" ] || rm -f "$old" "$old.params"
+	done
+	echo "berth-demo/$name:$TAG_VERSION: debootstrap done ($((SECONDS - started)) s, $(du -h "$tar" | cut -f1))" >&3
 	remove_tree "$work"
 }
 
-SSH_BASE_TAG=
+BASE_TAG=
 
-# Makes sure the imported root file system image exists.
-ensure_ssh_base() {
-	local conf=$RECIPES/ssh/rootfs.conf suite variant include params hash tar log
+# Makes sure the recipe's imported root file system image exists; sets BASE_TAG.
+ensure_debian_base() { # name
+	local name=$1 conf=$RECIPES/$1/rootfs.conf suite variant include params hash tar
 	[ -f "$conf" ] || die 2 "missing $conf"
 	suite=$(conf_value "$conf" SUITE)
 	variant=$(conf_value "$conf" VARIANT)
@@ -272,38 +310,48 @@ ensure_ssh_base() {
 	[[ -n $suite && -n $variant ]] || die 2 "$conf: SUITE and VARIANT are required"
 	params="suite=$suite variant=$variant include=$include arch=$(dpkg --print-architecture 2>/dev/null || uname -m)"
 	hash=$(printf '%s\n' "$params" | sha256sum | cut -d' ' -f1)
-	SSH_BASE_TAG=berth-demo/ssh-rootfs:$suite
-	if [ "$FORCE" = 1 ] || [ "$(label_of "$SSH_BASE_TAG" berth.rootfs)" != "$hash" ]; then
-		tar=$CACHE/debootstrap-$suite-sshd.tar
-		ensure_rootfs_tar "$suite" "$variant" "$include" "$params" "$tar"
+	BASE_TAG=berth-demo/$name-rootfs:$suite
+	if [ "$FORCE" = 1 ] || [ "$(label_of "$BASE_TAG" berth.rootfs)" != "$hash" ]; then
+		tar=$CACHE/debootstrap-$suite-$name-${hash:0:12}.tar
+		ensure_rootfs_tar "$name" "$suite" "$variant" "$include" "$params" "$tar"
 		new_tmpdir
 		run_logged "$TMP/import.log" docker import \
 			--change "LABEL berth.rootfs=$hash" \
 			--change 'CMD ["/bin/bash"]' \
 			--message "debootstrap --variant=$variant --include=$include $suite" \
-			"$tar" "$SSH_BASE_TAG" || die 1 "docker import of $tar failed"
+			"$tar" "$BASE_TAG" || die 1 "docker import of $tar failed"
 	fi
 }
 
-inputs_ssh() {
+inputs_debian() { # name
 	local id
-	ensure_ssh_base
-	id=$(image_id "$SSH_BASE_TAG")
-	[ -n "$id" ] || die 1 "no $SSH_BASE_TAG after import"
+	ensure_debian_base "$1"
+	id=$(image_id "$BASE_TAG")
+	[ -n "$id" ] || die 1 "no $BASE_TAG after import"
 	INPUTS="base $id"
-	BUILD_ARGS=(--build-arg "BASE_IMAGE=$SSH_BASE_TAG")
+	BUILD_ARGS=(--build-arg "BASE_IMAGE=$BASE_TAG")
 }
 
-prepare_ssh() { :; }
+prepare_debian() { :; }
 
 # --- driver -----------------------------------------------------------------------
 
+# web has its own inputs and preparation; a recipe with a rootfs.conf is a Debian one.
+recipe_kind() { # name
+	if declare -F "inputs_$1" >/dev/null; then
+		echo "$1"
+	elif [ -f "$RECIPES/$1/rootfs.conf" ]; then
+		echo debian
+	fi
+}
+
 build_one() { # name
 	local name=$1 dir=$RECIPES/$1 tag="berth-demo/$1:$TAG_VERSION"
-	local hash old new ctx started
+	local hash old new ctx started kind
 	INPUTS=
 	BUILD_ARGS=()
-	"inputs_$name"
+	kind=$(recipe_kind "$name")
+	"inputs_$kind" "$name"
 	hash=$(recipe_hash "$dir" "$INPUTS")
 	if [ "$FORCE" = 0 ] && [ "$(label_of "$tag" berth.recipe)" = "$hash" ]; then
 		echo "$tag: up to date"
@@ -315,7 +363,7 @@ build_one() { # name
 	ctx=$TMP
 	mkdir "$ctx/context"
 	cp -a "$dir/." "$ctx/context/"
-	"prepare_$name" "$ctx/context"
+	"prepare_$kind" "$ctx/context"
 	run_logged "$ctx/build.log" docker build --rm --force-rm \
 		--label "berth.recipe=$hash" --label "berth.image=$name" \
 		"${BUILD_ARGS[@]+"${BUILD_ARGS[@]}"}" -t "$tag" "$ctx/context" ||
@@ -344,8 +392,8 @@ main() {
 	fi
 	for name in "${NAMES[@]}"; do
 		if [[ ! $name =~ ^[a-z0-9][a-z0-9_-]*$ ]] || [ ! -f "$RECIPES/$name/Dockerfile" ] ||
-			! declare -F "inputs_$name" >/dev/null; then
-			die 2 "unknown image '$name' (known: web ssh)"
+			[ -z "$(recipe_kind "$name")" ]; then
+			die 2 "unknown image '$name' (known: web ssh jupyter desktop)"
 		fi
 	done
 	command -v docker >/dev/null || die 2 "docker CLI not found (apt-get install docker.io)"

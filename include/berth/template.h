@@ -20,6 +20,7 @@
 #define TMPL_MAX_DESCRIPTION 1000
 #define TMPL_MAX_IMAGE 255
 #define TMPL_MAX_DISK_MB 1048576 /* disk_mb: 1 TiB */
+#define TMPL_MAX_SSH_USER 32 /* ssh_user, bytes */
 
 /*
  * Linux capabilities a template may add back (every container drops all of
@@ -34,6 +35,14 @@
     "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE",  \
         "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP"
 #define TMPL_MAX_CAPS 11
+
+/*
+ * no_new_privileges (default true): the container runs with Docker's
+ * no-new-privileges, so a setuid binary gains nothing. An admin sets it to
+ * false for an image whose non-root user is meant to become root inside the
+ * container with sudo (berth-demo/ssh); that root still has only the
+ * template's capabilities.
+ */
 
 /*
  * Check a complete template object (every field of API.md but id/created_at,
@@ -60,6 +69,11 @@ bool tmpl_mount_path_ok(const char *s);
 
 /* A capability of the allow-list above (exact, upper case, no "CAP_"). */
 bool tmpl_capability_ok(const char *s);
+
+/* ssh_user: a POSIX portable user name of 1-32 bytes, [A-Za-z_] then
+ * [A-Za-z0-9._-] -- so never "user:group", an '@' or anything a shell or an
+ * ssh command line would read differently. */
+bool tmpl_ssh_user_ok(const char *s);
 
 /* An environment variable name: [A-Za-z_][A-Za-z0-9_]{0,127}. */
 bool tmpl_env_name_ok(const char *s);

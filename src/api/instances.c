@@ -42,7 +42,9 @@
     " v.deleted_at IS NULL), '[]'::json), 'error', i.error, 'cpus', i.cpus, 'memory_mb',"         \
     " i.memory_mb, 'http_port', i.spec->'http_port', 'ssh_port', i.spec->'ssh_port',"             \
     " 'open_path', i.spec->'open_path', 'capabilities', coalesce(i.spec->'capabilities',"         \
-    " '[]'::jsonb), 'disk_mb', coalesce(i.spec->'disk_mb', '0'::jsonb),"                           \
+    " '[]'::jsonb), 'disk_mb', coalesce(i.spec->'disk_mb', '0'::jsonb), 'ssh_user',"                \
+    " coalesce(i.spec->>'ssh_user', 'root'), 'no_new_privileges',"                                \
+    " coalesce(i.spec->'no_new_privileges', 'true'::jsonb),"                                       \
     " 'created_at', " SQL_TS("i.created_at") ", 'started_at', " SQL_TS("i.started_at")            \
     ", 'stopped_at', " SQL_TS("i.stopped_at") ", 'last_active_at', " SQL_TS("i.last_active_at")   \
     ")::text"
@@ -74,15 +76,21 @@ void lc_instance_finish(json_t *inst)
     if (json_is_integer(json_object_get(inst, "ssh_port")) &&
         json_is_integer(json_object_get(ports, "ssh"))) {
         long port = (long)json_integer_value(json_object_get(ports, "ssh"));
-        snprintf(buf, sizeof(buf), "ssh -p %ld root@%s", port, api_cfg.public_host);
+        /* the spec's ssh_user (checked again: the command is shown to a user
+         * to paste into a shell); a spec from before it existed logs in as root */
+        const char *su = json_string_value(json_object_get(inst, "ssh_user"));
+        if (!tmpl_ssh_user_ok(su))
+            su = "root";
+        snprintf(buf, sizeof(buf), "ssh -p %ld %s@%s", port, su, api_cfg.public_host);
         json_object_set_new(inst, "ssh",
                             json_pack("{s:s, s:i, s:s, s:s}", "host", api_cfg.public_host, "port",
-                                      (int)port, "user", "root", "command", buf));
+                                      (int)port, "user", su, "command", buf));
     } else {
         json_object_set_new(inst, "ssh", json_null());
     }
     json_object_del(inst, "http_port");
     json_object_del(inst, "ssh_port");
+    json_object_del(inst, "ssh_user");
     json_object_del(inst, "open_path");
 }
 

@@ -23,7 +23,8 @@
     " 'ssh_port', t.ssh_port, 'volumes', t.volumes, 'env', t.env, 'command', t.command,"          \
     " 'cpus', t.cpus, 'memory_mb', t.memory_mb, 'pids_limit', t.pids_limit, 'restart_policy',"    \
     " t.restart_policy, 'idle_timeout_s', t.idle_timeout_s, 'open_path', t.open_path,"           \
-    " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb, 'image_build', (SELECT"               \
+    " 'capabilities', t.capabilities, 'disk_mb', t.disk_mb, 'ssh_user', t.ssh_user,"                \
+    " 'no_new_privileges', t.no_new_privileges, 'image_build', (SELECT"                            \
     " json_build_object('state', b.state, 'message', b.message, 'started_at', "                   \
     SQL_TS("b.started_at") ", 'finished_at', " SQL_TS("b.finished_at") ", 'updated_at', "          \
     SQL_TS("b.updated_at") ") FROM image_builds b WHERE b.image = t.image),"                        \

@@ -40,7 +40,7 @@ static PGresult *load(struct req *r, const char *key, bool lock)
 struct tparams {
     char *ports, *vols, *env, *cmd, *caps;
     char http[16], ssh[16], cpus[32], mem[24], pids[24], idle[24], disk[24];
-    const char *p[19];
+    const char *p[21];
 };
 
 static int tparams_fill(struct tparams *tp, const json_t *t, const char *id)
@@ -89,6 +89,8 @@ static int tparams_fill(struct tparams *tp, const json_t *t, const char *id)
     tp->p[16] = json_string_value(json_object_get(t, "open_path")); /* NULL: none */
     tp->p[17] = tp->caps;
     tp->p[18] = tp->disk;
+    tp->p[19] = json_string_value(json_object_get(t, "ssh_user"));
+    tp->p[20] = json_is_false(json_object_get(t, "no_new_privileges")) ? "false" : "true";
     return 0;
 }
 
@@ -108,9 +110,9 @@ static void tparams_free(struct tparams *tp)
 #define INSERT_SQL                                                                                 \
     "INSERT INTO templates (id, name, description, image, http_port, proxy_mode, ports,"          \
     " ssh_port, volumes, env, command, cpus, memory_mb, pids_limit, restart_policy,"               \
-    " idle_timeout_s, open_path, capabilities, disk_mb) VALUES ($1, $2, $3, $4, $5, $6,"           \
-    " $7::jsonb, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17, " CAPS_PARAM \
-    ", $19)"
+    " idle_timeout_s, open_path, capabilities, disk_mb, ssh_user, no_new_privileges) VALUES ($1,"  \
+    " $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15,"  \
+    " $16, $17, " CAPS_PARAM ", $19, $20, $21)"
 
 PGresult *lc_template_write(PGconn *pg, const json_t *t, const char *id,
                             enum lc_template_write how)
@@ -127,13 +129,14 @@ PGresult *lc_template_write(PGconn *pg, const json_t *t, const char *id,
                                     " pids_limit = $14, restart_policy = $15,"
                                     " idle_timeout_s = $16, open_path = $17,"
                                     " capabilities = " CAPS_PARAM ", disk_mb = $19,"
+                                    " ssh_user = $20, no_new_privileges = $21,"
                                     " updated_at = now() WHERE id = $1";
 
     if (tparams_fill(&tp, t, id) < 0) {
         tparams_free(&tp);
         return NULL;
     }
-    res = PQexecParams(pg, sql, 19, NULL, tp.p, NULL, NULL, 0);
+    res = PQexecParams(pg, sql, 21, NULL, tp.p, NULL, NULL, 0);
     tparams_free(&tp);
     return res;
 }

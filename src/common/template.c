@@ -266,7 +266,8 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     static const char *const known[] = {
         "id", "name", "description", "image", "http_port", "proxy_mode", "ports", "ssh_port",
         "volumes", "env", "command", "cpus", "memory_mb", "pids_limit", "restart_policy",
-        "idle_timeout_s", "open_path", "capabilities", "disk_mb", "created_at", "updated_at", NULL};
+        "idle_timeout_s", "open_path", "capabilities", "disk_mb", "ssh_user",
+        "no_new_privileges", "created_at", "updated_at", NULL};
     const char *key;
     json_t *v, *x;
     size_t i;
@@ -297,7 +298,9 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
         set_default(t, "idle_timeout_s", json_integer(0)) < 0 ||
         set_default(t, "open_path", json_null()) < 0 ||
         set_default(t, "capabilities", json_array()) < 0 ||
-        set_default(t, "disk_mb", json_integer(0)) < 0)
+        set_default(t, "disk_mb", json_integer(0)) < 0 ||
+        set_default(t, "ssh_user", json_string("root")) < 0 ||
+        set_default(t, "no_new_privileges", json_true()) < 0)
         FAIL("template", "out of memory");
 
     v = json_object_get(t, "name");
@@ -417,7 +420,28 @@ int tmpl_validate(json_t *t, const char **field, char *msg, size_t msglen)
     if (!json_is_integer(v) || json_integer_value(v) < 0 ||
         json_integer_value(v) > TMPL_MAX_DISK_MB)
         FAIL("disk_mb", "disk_mb must be an integer from 0 (no limit) to %d", TMPL_MAX_DISK_MB);
+    v = json_object_get(t, "ssh_user");
+    if (!tmpl_ssh_user_ok(json_string_value(v)))
+        FAIL("ssh_user", "ssh_user must be a user name of 1-%d characters: letters, digits, '.', "
+                         "'_' and '-', starting with a letter or '_'",
+             TMPL_MAX_SSH_USER);
+    if (!json_is_boolean(json_object_get(t, "no_new_privileges")))
+        FAIL("no_new_privileges", "no_new_privileges must be true or false");
     return 0;
+}
+
+bool tmpl_ssh_user_ok(const char *s)
+{
+    size_t n;
+    if (!s || !(n = strlen(s)) || n > TMPL_MAX_SSH_USER)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '.' || c == '-')))
+            return false;
+    }
+    return true;
 }
 
 bool tmpl_open_path_ok(const char *s)

@@ -128,8 +128,8 @@ static void on_created(int status, const char *body, size_t len, const char *err
         fail_call(x, 0, "", 0, "the worker could not ask Docker");
 }
 
-int dexec_run(struct worker *w, const char *container, json_t *cmd, json_t *env, long timeout_s,
-              dexec_cb cb, void *arg)
+int dexec_run(struct worker *w, const char *container, const char *user, json_t *cmd, json_t *env,
+              long timeout_s, dexec_cb cb, void *arg)
 {
     struct dexec *x;
     json_t *body;
@@ -142,6 +142,8 @@ int dexec_run(struct worker *w, const char *container, json_t *cmd, json_t *env,
     body = json_pack("{s:b, s:b, s:O}", "AttachStdout", 1, "AttachStderr", 1, "Cmd", cmd);
     if (body && json_is_array(env))
         json_object_set(body, "Env", env);
+    if (body && user)
+        json_object_set_new(body, "User", json_string(user));
     text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     x = text ? calloc(1, sizeof(*x)) : NULL;

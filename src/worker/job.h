@@ -203,7 +203,8 @@ void lifecycle_image_ready(struct job *j);
 void image_ensure(struct job *j);
 /* The least-privilege part of a container's HostConfig, from the frozen spec
  * and the settings: every capability dropped, the template's own (each of
- * the allow-list, else -1) added back; docker-init as PID 1; a private
+ * the allow-list, else -1) added back; no-new-privileges unless the spec's
+ * no_new_privileges is false; docker-init as PID 1; a private
  * cgroup namespace; json-file logs rotated at container_log_max_size,
  * container_log_max_files kept; StorageOpt size from disk_mb > 0. Set into
  * hc in place. 0 / -1. */

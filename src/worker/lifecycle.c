@@ -265,6 +265,10 @@ int lifecycle_harden(json_t *hc, const json_t *spec, const struct berth_config *
     }
     rc |= json_object_set_new(hc, "CapDrop", json_pack("[s]", "ALL"));
     rc |= json_object_set_new(hc, "CapAdd", add);
+    /* setuid binaries gain nothing unless the template said false (sudo);
+     * a spec from before no_new_privileges existed keeps it on */
+    if (!json_is_false(json_object_get(spec, "no_new_privileges")))
+        rc |= json_object_set_new(hc, "SecurityOpt", json_pack("[s]", "no-new-privileges"));
     /* docker-init as PID 1: it forwards signals and reaps, so a command
      * that never set a SIGTERM handler (a shell, sleep) still stops at
      * once instead of after the stop timeout */
@@ -336,14 +340,14 @@ static json_t *container_body(struct job *j)
                               "VolumeOptions", "Labels", "berth.volume", vid, "berth.user", j->user,
                               "berth.node", cfg->node, "berth.cluster", cfg->cluster));
     }
-    hc = json_pack("{s:I, s:I, s:I, s:{s:s, s:i}, s:[s], s:o, s:o, s:s}", "Memory",
+    hc = json_pack("{s:I, s:I, s:I, s:{s:s, s:i}, s:o, s:o, s:s}", "Memory",
                    (json_int_t)json_integer_value(json_object_get(spec, "memory_mb")) * 1048576,
                    "NanoCpus",
                    (json_int_t)(json_number_value(json_object_get(spec, "cpus")) * 1e9 + 0.5),
                    "PidsLimit", (json_int_t)json_integer_value(json_object_get(spec, "pids_limit")),
                    "RestartPolicy", "Name", policy, "MaximumRetryCount",
-                   strcmp(policy, "on-failure") == 0 ? 5 : 0, "SecurityOpt", "no-new-privileges",
-                   "PortBindings", bindings, "Mounts", mounts, "NetworkMode", j->net);
+                   strcmp(policy, "on-failure") == 0 ? 5 : 0, "PortBindings", bindings, "Mounts",
+                   mounts, "NetworkMode", j->net);
     if (hc && lifecycle_harden(hc, spec, cfg) < 0) {
         json_decref(hc);
         hc = NULL; /* json_pack below fails on it: no body */

@@ -304,7 +304,7 @@ static void handle(json_t *req)
     case RPC_EXEC:
         c->timeout_s = rq.timeout_s;
         snprintf(path, sizeof(path), "berth-%s", c->iid);
-        rc = dexec_run(R.w, path, json_object_get(c->req, "command") /* rq.command, checked */, NULL, c->timeout_s, on_exec, c);
+        rc = dexec_run(R.w, path, NULL, json_object_get(c->req, "command") /* rq.command, checked */, NULL, c->timeout_s, on_exec, c);
         break;
     case RPC_KINDS:
         break;

@@ -3,7 +3,8 @@
  * "SSH keys": a key added reaches the owner's running instances, a key
  * deleted is removed from them).
  *
- * The keys go in with an exec of `sh -c` into the container's default user's
+ * The keys go in with an exec of `sh -c`, as the template's ssh_user (the spec's;
+ * root for a spec from before it existed), into that user's
  * ~/.ssh/authorized_keys: written to a temporary file, then renamed, mode 0600
  * in a 0700 directory (sshd's StrictModes). The keys travel in the exec's
  * environment, never in the command text. They are pushed after every start
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "berth/log.h"
+#include "berth/template.h"
 #include "berth/validate.h"
 #include "pg.h"
 #include "worker.h"
@@ -103,8 +105,13 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         char container[64];
         struct one *o;
         json_t *env;
+        const char *user = PQgetvalue(res, i, 2);
         if (!valid_uuid(iid))
             continue;
+        /* root as uid 0: Docker needs no passwd entry for a number, and an
+         * image without /etc/passwd took root's keys before ssh_user existed */
+        if (!tmpl_ssh_user_ok(user) || strcmp(user, "root") == 0)
+            user = "0";
         o = calloc(1, sizeof(*o));
         env = json_array();
         if (!o || !env) {
@@ -119,7 +126,7 @@ static void on_rows(PGresult *res, const char *err, void *arg)
         /* a value of validated one-line keys: nothing to escape */
         json_array_append_new(env, json_sprintf("BERTH_SSH_KEYS=%s", PQgetvalue(res, i, 1)));
         p->left++;
-        if (dexec_run(p->w, container, cmd, env, PUSH_TIMEOUT_S, on_exec, o) < 0) {
+        if (dexec_run(p->w, container, user, cmd, env, PUSH_TIMEOUT_S, on_exec, o) < 0) {
             p->left--;
             p->failed++;
             free(o);
@@ -143,7 +150,7 @@ int sshkeys_push(struct worker *w, const char *user_id, const char *instance_id,
     if (pg_query(w->pg,
                  "SELECT i.id, coalesce((SELECT string_agg(k.public_key, E'\\n' ORDER BY"
                  " k.created_at, k.id) || E'\\n' FROM ssh_keys k WHERE k.user_id = i.user_id),"
-                 " '') FROM instances i WHERE i.node = $1 AND i.status = 'running' AND"
+                 " ''), coalesce(i.spec->>'ssh_user', 'root') FROM instances i WHERE i.node = $1 AND i.status = 'running' AND"
                  " jsonb_typeof(i.spec->'ssh_port') = 'number' AND (i.user_id = $2::uuid OR"
                  " i.id = $3::uuid)",
                  3, params, on_rows, p) < 0) {

@@ -140,7 +140,9 @@ bool events_connected(const struct events *ev);
 /* dexec.c: a command in a container. The callback gets either failed (a
  * Docker call failed: its status, body, err) or the output (demultiplexed,
  * at most DEXEC_OUTPUT_MAX bytes, the end kept), timed_out, and the exit code
- * when Docker knew it. */
+ * when Docker knew it. user: the container user the command runs as (Docker's
+ * exec "User", a name or uid, checked by the caller), NULL for the image's
+ * default user. */
 #define DEXEC_OUTPUT_MAX (1u << 20)
 struct dexec_result {
     bool failed;
@@ -155,8 +157,8 @@ struct dexec_result {
     long exit_code;
 };
 typedef void (*dexec_cb)(const struct dexec_result *r, void *arg);
-int dexec_run(struct worker *w, const char *container, json_t *cmd, json_t *env, long timeout_s,
-              dexec_cb cb, void *arg) __attribute__((warn_unused_result));
+int dexec_run(struct worker *w, const char *container, const char *user, json_t *cmd, json_t *env,
+              long timeout_s, dexec_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Docker's multiplexed stream (no TTY): frames of an 8-byte header (stream,
  * 0, 0, 0, big-endian length) then the payload. Returns the payloads joined,
  * NUL-terminated, at most keep bytes (the end); a body that is not framed (a

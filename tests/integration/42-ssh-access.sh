@@ -8,7 +8,8 @@
 #  - with the debootstrapped sshd image (built here when it can be: root,
 #    debootstrap or its cached tarball), a real `ssh` login on the instance's
 #    published port works with a key of the owner and stops working when the
-#    key is deleted.
+#    key is deleted -- as the template's ssh_user (berth: the image refuses
+#    root logins), whose own ~/.ssh the worker writes the keys into.
 set -uo pipefail
 . "$ROOT/tests/lib.sh"
 need jq
@@ -79,19 +80,22 @@ if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TM
     # switches users (SETUID, SETGID), chroots its unprivileged child
     # (SYS_CHROOT) and signals it (KILL); a terminal login chowns its pty
     # (CHOWN) and writes an audit record (AUDIT_WRITE)
-    admin POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"berth-demo/ssh:1\",\"ssh_port\":22,\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128,\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\",\"SYS_CHROOT\",\"KILL\",\"AUDIT_WRITE\"]}"
+    admin POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"berth-demo/ssh:1\",\"ssh_port\":22,\"ssh_user\":\"berth\",\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128,\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\",\"SYS_CHROOT\",\"KILL\",\"AUDIT_WRITE\"]}"
     expect_eq "an sshd template naming the capabilities sshd needs is created" 201 "$STATUS"
+    expect_eq "... with its login user" berth "$(jq -r .ssh_user <<<"$BODY")"
     create "{\"template\":\"$P-ssh\"}" -b "$DEV_JAR" -H "X-CSRF-Token: $DCSRF"
     SSHI=$IID
     reach "an instance of the sshd image runs" "$SSHI" running 120 -b "$DEV_JAR"
     dev GET "/api/v1/instances/$SSHI"
     PORT=$(jq -r .ssh.port <<<"$BODY")
     HOST=$(jq -r .ssh.host <<<"$BODY")
-    check "the instance shows its ssh command" grep -q "ssh -p $PORT root@" <<<"$(jq -r .ssh.command <<<"$BODY")"
+    check "the instance shows its ssh command, naming the template's user" \
+        grep -q "^ssh -p $PORT berth@" <<<"$(jq -r .ssh.command <<<"$BODY")"
+    expect_eq "... and ssh.user" berth "$(jq -r .ssh.user <<<"$BODY")"
     login() { # KEYFILE
         ssh -i "$1" -p "$PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
             -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR \
-            "root@$HOST" 'echo in-$(hostname)' 2>&1
+            "berth@$HOST" 'echo in-$(hostname)' 2>&1
     }
     logs_in() { [[ $(login "$1") == in-* ]]; }
     check "ssh with the owner's key logs in on the published port" wait_for 30 logs_in "$TMP/key3"
@@ -99,7 +103,7 @@ if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TM
     tty_login() {
         ssh -tt -i "$TMP/key3" -p "$PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
             -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR \
-            "root@$HOST" 'tty' </dev/null 2>&1 | tr -d '\r' | grep -q '^/dev/pts/'
+            "berth@$HOST" 'tty' </dev/null 2>&1 | tr -d '\r' | grep -q '^/dev/pts/'
     }
     check "an interactive login gets a terminal (its pty chowned, its audit record written)" tty_login
     not_k2() { ! logs_in "$TMP/key2"; }

@@ -16,6 +16,11 @@
 //   ping            expect a pong with the same payload
 //   hold PATH       keep the connection open, pinging every second, until the
 //                   file PATH exists (at most 600 s); print "held S s, N pings"
+//   send TEXT       send TEXT as one text message; print "sent"
+//   until TEXT      wait for a message (text or binary) holding TEXT, passing
+//                   over the others; print "until " and its text as JSON
+//                   (the application's protocol: a Jupyter kernel's reply, a
+//                   VNC server's "RFB 003.008" greeting)
 //   close           close handshake (1000); print "closed CODE"
 // Without "status", anything but 101 is an error ("error: status 403").
 import crypto from 'node:crypto';
@@ -48,7 +53,7 @@ for (let i = 0; i < argv.length; i++) {
     } else if (url === null) {
         url = a;
     } else {
-        const arity = { status: 0, recv: 0, echo: 1, fragments: 1, binary: 1, ping: 0, hold: 1, close: 0 }[a];
+        const arity = { status: 0, recv: 0, echo: 1, fragments: 1, binary: 1, ping: 0, hold: 1, send: 1, until: 1, close: 0 }[a];
         if (arity === undefined) die(`unknown step '${a}'`);
         const args = argv.slice(i + 1, i + 1 + arity);
         if (args.length !== arity) die(`step '${a}' needs ${arity} argument(s)`);
@@ -312,6 +317,26 @@ async function main() {
                 if (!ev.data.equals(p)) throw new Error('hold: pong payload differs');
             }
             console.log(`held ${Math.round((Date.now() - started) / 1000)} s, ${pings} pings`);
+            break;
+        }
+        case 'send':
+            conn.send(1, arg);
+            console.log('sent');
+            break;
+        case 'until': {
+            const deadline = Date.now() + timeout;
+            for (;;) {
+                const left = deadline - Date.now();
+                if (left <= 0) throw new Error(`until: no message holding ${JSON.stringify(arg)} within ${timeout} ms`);
+                const ev = await conn.next(left);
+                if (ev.type === 'close') throw new Error(`until: closed ${ev.code} before a message holding ${JSON.stringify(arg)}`);
+                if (ev.type !== 'text' && ev.type !== 'binary') continue;
+                const text = ev.data.toString('utf8');
+                if (text.includes(arg)) {
+                    console.log(`until ${JSON.stringify(text)}`);
+                    break;
+                }
+            }
             break;
         }
         case 'close': {

@@ -92,8 +92,11 @@ int main(void)
                   json_is_object(json_object_get(t, "volumes")) &&
                   json_is_array(json_object_get(t, "capabilities")) &&
                   json_array_size(json_object_get(t, "capabilities")) == 0 &&
-                  json_integer_value(json_object_get(t, "disk_mb")) == 0,
-              "absent fields get the documented defaults (no capabilities, disk_mb 0)");
+                  json_integer_value(json_object_get(t, "disk_mb")) == 0 &&
+                  strcmp(json_string_value(json_object_get(t, "ssh_user")), "root") == 0 &&
+                  json_is_true(json_object_get(t, "no_new_privileges")),
+              "absent fields get the documented defaults (no capabilities, disk_mb 0, ssh_user root, "
+              "no_new_privileges)");
         json_decref(t);
     }
     {
@@ -141,6 +144,13 @@ int main(void)
             {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":-1}", "disk_mb"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":1048577}", "disk_mb"},
             {"{\"name\":\"web\",\"image\":\"busybox\",\"disk_mb\":\"100\"}", "disk_mb"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":\"\"}", "ssh_user"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":null}", "ssh_user"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":1000}", "ssh_user"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"ssh_user\":\"berth:root\"}", "ssh_user"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":null}", "no_new_privileges"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":0}", "no_new_privileges"},
+            {"{\"name\":\"web\",\"image\":\"busybox\",\"no_new_privileges\":\"false\"}", "no_new_privileges"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
             CHECK(validate(bad[i].body, &field) == -1 && field && strcmp(field, bad[i].field) == 0,
@@ -170,6 +180,20 @@ int main(void)
             CHECK(tmpl_capability_ok(caps[i].in) == caps[i].ok, "capability '%s' is %s", caps[i].in,
                   caps[i].ok ? "on the allow-list" : "refused");
         CHECK(!tmpl_capability_ok(NULL), "capability NULL is refused");
+    }
+    {
+        static const struct case_ok users[] = {
+            {"root", true},        {"berth", true},      {"_svc", true},     {"Ann.Lee", true},
+            {"a-b_c.9", true},     {"u1000", true},      {"", false},        {"1000", false},
+            {"-rf", false},        {".hidden", false},   {"a b", false},     {"a:b", false},
+            {"a@b", false},        {"a/b", false},       {"a$", false},      {"ä", false},
+            {"abcdefghijklmnopqrstuvwxyz012345", true},
+            {"abcdefghijklmnopqrstuvwxyz0123456", false},
+        };
+        for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
+            CHECK(tmpl_ssh_user_ok(users[i].in) == users[i].ok, "ssh_user '%s' is %s", users[i].in,
+                  users[i].ok ? "accepted" : "refused");
+        CHECK(!tmpl_ssh_user_ok(NULL), "ssh_user NULL is refused");
     }
     {
         char msg[300];

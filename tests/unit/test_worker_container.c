@@ -38,6 +38,9 @@ int main(void)
               strcmp(str(json_array_get(json_object_get(hc, "CapAdd"), 1)), "SETUID") == 0,
           "the template's capabilities, and only those, are added back");
     CHECK(json_is_true(json_object_get(hc, "Init")), "docker-init runs as PID 1");
+    CHECK(json_array_size(json_object_get(hc, "SecurityOpt")) == 1 &&
+              strcmp(str(json_array_get(json_object_get(hc, "SecurityOpt"), 0)), "no-new-privileges") == 0,
+          "no-new-privileges when the spec does not say (a spec from before the field)");
     CHECK(strcmp(str(json_object_get(hc, "CgroupnsMode")), "private") == 0,
           "the cgroup namespace is private");
     CHECK(strcmp(str(json_object_get(json_object_get(hc, "LogConfig"), "Type")), "json-file") == 0 &&
@@ -53,6 +56,17 @@ int main(void)
 
     strcpy(cfg.container_log_max_size, "250k");
     cfg.container_log_max_files = 12;
+    hc = harden("{\"capabilities\":[],\"no_new_privileges\":true}", &cfg, &rc);
+    CHECK(rc == 0 && json_array_size(json_object_get(hc, "SecurityOpt")) == 1,
+          "no_new_privileges true: no-new-privileges");
+    json_decref(hc);
+    hc = harden("{\"capabilities\":[\"SETUID\"],\"no_new_privileges\":false}", &cfg, &rc);
+    CHECK(rc == 0 && !json_object_get(hc, "SecurityOpt") &&
+              json_array_size(json_object_get(hc, "CapAdd")) == 1 &&
+              strcmp(str(json_array_get(json_object_get(hc, "CapDrop"), 0)), "ALL") == 0,
+          "no_new_privileges false: no SecurityOpt, the capabilities still dropped but the template's");
+    json_decref(hc);
+
     hc = harden("{\"capabilities\":[],\"disk_mb\":512}", &cfg, &rc);
     CHECK(rc == 0 && json_array_size(json_object_get(hc, "CapAdd")) == 0,
           "no capabilities in the template: none added");
