@@ -21,6 +21,11 @@
 #define KEY_RPC_FMT "berth:rpc:%s"
 #define KEY_RPC_REPLY_FMT "berth:rpc:reply:%s"
 
+/* A worker's own figures in Prometheus' text format (job, Docker call and
+ * nginx durations, event-stream lag), SET with EX by the worker every few
+ * seconds and served by berth-api's GET /metrics beside its own. */
+#define KEY_METRICS_FMT "berth:metrics:%s"
+
 /* Hash instance id -> UNIX time of the last proxied request (written by the
  * proxy check, folded into instances.last_active_at by the worker). */
 #define KEY_ACTIVITY "berth:activity"

@@ -54,6 +54,7 @@ struct req {
     bool sent;
     bool handed_off; /* given to a long-call pool (longcall.h): the request
                       * thread no longer owns fcgi and must not finish it */
+    int route;       /* index of the route it was dispatched to (router_route), -1: none */
 };
 
 /* Request header or FastCGI param by CGI name ("HTTP_COOKIE"), or NULL. */
@@ -110,18 +111,24 @@ PGconn *req_change(struct req *r, const char *action, const char *target_type,
  * connection, or NULL after answering. */
 PGconn *req_admin(struct req *r, const char *what);
 
-/* Router: dispatch r to its handler, or answer 404/405. */
+/* Router: dispatch r to its handler (r->route its index), or answer
+ * 404/405 (r->route -1). */
 void router_dispatch(struct req *r);
 /* Print "METHOD PATTERN" per route (berth-api --routes). */
 void router_print(void);
+/* How many routes there are; route i's method and pattern (static), false
+ * past the end. */
+int router_count(void);
+bool router_route(int i, const char **method, const char **pattern);
 
 /* Handlers. */
 void health_get(struct req *r);
 void proxy_auth(struct req *r); /* internal: nginx auth_request for /container/ */
 void proxy_auth_forget(void);    /* drop the cached proxy decisions (any change) */
 void metrics_get(struct req *r); /* GET /metrics, loopback scrapers (nginx allows 127.0.0.1) */
-/* Count one response for /metrics (server.c, after every request). */
-void metrics_observe(int status, long duration_ms);
+/* Count one response for /metrics (server.c and longcall.c, after every
+ * request): its status class, and its duration by route (r->route). Any thread. */
+void metrics_observe(const struct req *r, long duration_ms);
 /* Accounts (session.c, users.c, tokens.c, ssh_keys.c, auditlog.c, stats.c). */
 void accounts_login(struct req *r);
 void accounts_password(struct req *r); /* a user changes their own password */

@@ -127,7 +127,7 @@ static void job_end(struct job *j)
 
     if (!j->r.sent)
         http_send_error(&j->r, 500, "internal", NULL, "the handler sent no response");
-    metrics_observe(j->r.status, (long)(util_now_ms() - j->t0));
+    metrics_observe(&j->r, (long)(util_now_ms() - j->t0));
     log_debug("%s %s %d %lldms (long call)", j->r.method, j->r.path, j->r.status,
               (long long)(util_now_ms() - j->t0));
     FCGX_Finish_r(fr);

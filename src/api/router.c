@@ -105,11 +105,13 @@ static bool match(struct req *r, const char *pattern, const char *path)
 void router_dispatch(struct req *r)
 {
     bool path_known = false;
+    r->route = -1;
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
         if (!match(r, routes[i].pattern, r->path))
             continue;
         path_known = true;
         if (strcmp(routes[i].method, r->method) == 0) {
+            r->route = (int)i;
             /* A change may take access away (logout, revoked token or key,
              * disabled user, deleted instance): the proxy's cached decisions
              * are dropped before it, and again after it committed, so none
@@ -127,6 +129,20 @@ void router_dispatch(struct req *r)
         http_send_error(r, 405, "bad_request", NULL, "method %s is not allowed here", r->method);
     else
         http_send_error(r, 404, "not_found", NULL, "no such endpoint");
+}
+
+int router_count(void)
+{
+    return (int)ARRAY_LEN(routes);
+}
+
+bool router_route(int i, const char **method, const char **pattern)
+{
+    if (i < 0 || i >= (int)ARRAY_LEN(routes))
+        return false;
+    *method = routes[i].method;
+    *pattern = routes[i].pattern;
+    return true;
 }
 
 void router_print(void)

@@ -72,7 +72,7 @@ static bool handle(struct api_thread *th, FCGX_Request *fr)
     }
     if (!r.sent)
         http_send_error(&r, 500, "internal", NULL, "the handler sent no response");
-    metrics_observe(r.status, (long)(util_now_ms() - t0));
+    metrics_observe(&r, (long)(util_now_ms() - t0));
     log_debug("%s %s %d %lldms", r.method, r.path, r.status, (long long)(util_now_ms() - t0));
     free(r.body);
     settings_unpin();

@@ -6,6 +6,8 @@
  * freed (after the callback has returned).
  */
 #include "docker.h"
+#include "berth/util.h"
+#include "wmetrics.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -36,6 +38,7 @@ struct xfer {
     docker_cb cb;
     docker_line_cb line_cb;
     void *arg;
+    char method[8]; /* for wmetrics */
     struct xfer *prev, *next;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -78,6 +81,11 @@ static void check_done(struct docker *d)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+        if (!x->line_cb) { /* a call, not a stream: how long Docker took */
+            curl_off_t us = 0;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &us);
+            wmetrics_docker(x->method, (double)us / 1e6);
+        }
         curl_multi_remove_handle(d->multi, msg->easy_handle);
         xfer_unlink(d, x);
         d->inflight--;
@@ -291,6 +299,7 @@ int docker_stream(struct docker *d, const char *method, const char *path, const 
     x->d = d;
     x->cb = cb;
     x->line_cb = line;
+    util_strlcpy(x->method, method, sizeof(x->method));
     x->arg = arg;
     x->easy = curl_easy_init();
     if (!x->easy)

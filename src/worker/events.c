@@ -38,6 +38,7 @@
 #include "docker.h"
 #include "pg.h"
 #include "worker.h"
+#include "wmetrics.h"
 
 struct events {
     struct worker *w;
@@ -72,8 +73,15 @@ static void handle(struct events *ev, json_t *e)
     json_t *t = json_object_get(e, "time");
     char msg[256], to_a[STATUS_SET_MAX], to_b[STATUS_SET_MAX];
 
+    json_t *tn = json_object_get(e, "timeNano");
     if (json_is_integer(t) && json_integer_value(t) > ev->since)
         ev->since = json_integer_value(t);
+    if (json_is_integer(tn)) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        wmetrics_event_lag((double)now.tv_sec + now.tv_nsec / 1e9 -
+                           (double)json_integer_value(tn) / 1e9);
+    }
     if (!action || !valid_uuid(iid) || !cluster || strcmp(cluster, w->cfg->cluster) != 0)
         return;
     if (strcmp(action, "start") == 0) {

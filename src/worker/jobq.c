@@ -40,6 +40,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "job.h"
+#include "wmetrics.h"
 #include "redisq.h"
 #include "routes.h"
 
@@ -169,8 +170,11 @@ void job_finish(struct job *j)
     if (!redisq_command(rn->w->rq, NULL, NULL, "LREM %s 1 %s", rn->active_key, j->id))
         log_warn("job %s: not removed from %s (Redis down); reconcile will see it done",
                  j->id, rn->active_key);
+    enum job_kind kind;
     log_info("job %s (%s %s) finished in %lld ms", j->id, j->kind, j->instance_id,
              (long long)(util_now_ms() - j->t0));
+    if (job_kind_parse(j->kind, &kind))
+        wmetrics_job(kind, (double)(util_now_ms() - j->t0) / 1000.0);
     job_release(j);
 }
 

@@ -30,6 +30,7 @@
 #include "pg.h"
 #include "redisq.h"
 #include "routes.h"
+#include "wmetrics.h"
 #include "worker.h"
 
 static struct berth_config cfg;
@@ -66,6 +67,8 @@ static void heartbeat_publish(void)
     text = hb ? json_dumps(hb, JSON_COMPACT) : NULL;
     if (text && !redisq_set_ex(rq, key, text, cfg.heartbeat_ttl_s))
         log_debug("heartbeat not published: Redis not connected");
+    if (!wmetrics_publish(rq, cfg.node, 4 * cfg.heartbeat_ttl_s))
+        log_debug("metrics not published: Redis not connected");
     if (pg_connected(W.pg)) {
         const char *p[1] = {cfg.node};
         if (pg_query(W.pg, "UPDATE nodes SET last_seen_at = now(), status = 'up' WHERE name = $1",

@@ -23,6 +23,7 @@
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "trust.h"
+#include "wmetrics.h"
 
 extern char **environ;
 
@@ -453,6 +454,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
             r->state = IDLE;
             return;
         }
+        wmetrics_nginx(WM_NGINX_TEST, ev_now(loop) - r->last_start);
         r->state = RELOADING;
         if (strncmp(r->cfg->nginx_reload, "signal:", 7) == 0) {
             ok = trust_signal_master(r->cfg->nginx_reload + 7);
@@ -468,6 +470,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     if (ok) {
         r->reloads++;
         r->pending.n = 0;
+        wmetrics_nginx(WM_NGINX_CYCLE, ev_now(loop) - r->last_start);
         log_info("nginx reloaded (%lu reloads since start)", r->reloads);
     } else {
         log_error("nginx reload failed: %.300s", r->errbuf);
