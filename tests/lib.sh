@@ -244,3 +244,43 @@ delete_instances_of() {
     wait_for "$secs" none_live_of "$ids"
 }
 none_live_of() { [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ($1) AND status <> 'deleted'") == 0 ]]; }
+
+# get [curl args...] URL: sets STATUS, HDRS (the headers, lower-cased) and BODY.
+get() {
+    local h; h=$(mktemp)
+    STATUS=$(curl -s --max-time 30 -D "$h" -o "$h.body" -w '%{http_code}' "$@") || STATUS=000
+    HDRS=$(tr 'A-Z' 'a-z' <"$h") BODY=$(cat "$h.body")
+    rm -f "$h" "$h.body"
+}
+
+# two_sites WHAT: developers A=$P-a and B=$P-b (admin_login and scratch
+# first), each with a running instance "site" of the web template, each
+# signed in to it in the browser's way. Sets AJAR, BJAR (cookie jars), BCSRF,
+# BUID (A's are DCSRF and DEV_ID: A logs in last), AID, BID, AO, BO (the
+# workspace origins), APATH, BPATH and ACOOK, BCOOK (each workspace's Cookie
+# header). 1, after a failed check naming WHAT, when the instances could
+# not be made.
+two_sites() {
+    A=$P-a B=$P-b
+    dev_login "$B" "$TMP/b.jar"
+    BJAR=$DEV_JAR BCSRF=$DCSRF BUID=$DEV_ID
+    dev_login "$A" "$TMP/a.jar"
+    AJAR=$DEV_JAR
+    AO=$(ws_origin "$A") BO=$(ws_origin "$B")
+    APATH=/container/$A/site/ BPATH=/container/$B/site/
+    create '{"template":"web","name":"site"}' -b "$AJAR" -H "X-CSRF-Token: $DCSRF"
+    AID=$IID
+    create '{"template":"web","name":"site"}' -b "$BJAR" -H "X-CSRF-Token: $BCSRF"
+    BID=$IID
+    if [[ -z $AID || -z $BID ]]; then
+        fail "instances of two users for $1" "$BODY"
+        return 1
+    fi
+    reach "A's instance runs" "$AID" running 120 -b "$AJAR"
+    reach "B's instance runs" "$BID" running 120 -b "$BJAR"
+    ws_login "$AJAR" "$AO$APATH"
+    expect_eq "A signs in to A's workspace" 200 "$STATUS"
+    ws_login "$BJAR" "$BO$BPATH"
+    expect_eq "B signs in to B's workspace" 200 "$STATUS"
+    ACOOK=$(ws_cookie "$AJAR" "$APATH") BCOOK=$(ws_cookie "$BJAR" "$BPATH")
+}

@@ -386,7 +386,6 @@ int admin_image_build(const char *state, const char *image, const char *message)
 {
     static const char *const states[] = {"queued", "building", "ready", "failed", NULL};
     char msg[501];
-    const char *p[3];
     PGconn *pg;
     PGresult *res;
     bool known = false;
@@ -416,25 +415,19 @@ int admin_image_build(const char *state, const char *image, const char *message)
             *c = ' ';
     if (!(pg = connect_or_say()))
         return 1;
-    p[0] = image;
-    p[1] = state;
-    p[2] = msg;
     /* started_at is the start of this build: set when it goes building from
      * any other state, kept while it stays building. */
-    res = PQexecParams(pg,
-                       "INSERT INTO image_builds AS b (image, state, message, started_at,"
-                       " finished_at) VALUES ($1, $2, $3, CASE WHEN $2 = 'building' THEN now() END,"
-                       " CASE WHEN $2 IN ('ready', 'failed') THEN now() END)"
-                       " ON CONFLICT (image) DO UPDATE SET state = $2, message = $3,"
-                       " started_at = CASE WHEN $2 = 'queued' THEN NULL WHEN $2 = 'building' AND"
-                       " b.state <> 'building' THEN now() ELSE b.started_at END,"
-                       " finished_at = CASE WHEN $2 IN ('ready', 'failed') THEN now() END,"
-                       " updated_at = now()",
-                       3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error("image build of %s not recorded: %s", image, PQresultErrorMessage(res));
-        rc = 1;
-    }
+    res = db_run(pg, "the image build",
+                 "INSERT INTO image_builds AS b (image, state, message, started_at,"
+                 " finished_at) VALUES ($1, $2, $3, CASE WHEN $2 = 'building' THEN now() END,"
+                 " CASE WHEN $2 IN ('ready', 'failed') THEN now() END)"
+                 " ON CONFLICT (image) DO UPDATE SET state = $2, message = $3,"
+                 " started_at = CASE WHEN $2 = 'queued' THEN NULL WHEN $2 = 'building' AND"
+                 " b.state <> 'building' THEN now() ELSE b.started_at END,"
+                 " finished_at = CASE WHEN $2 IN ('ready', 'failed') THEN now() END,"
+                 " updated_at = now()",
+                 3, (const char *const[]){image, state, msg});
+    rc = res ? 0 : 1;
     PQclear(res);
     PQfinish(pg);
     return rc;

@@ -16,38 +16,9 @@ need jq
 
 scratch nr 2
 admin_login "$TMP/admin.jar"
-A=$P-a B=$P-b
-dev_login "$B" "$TMP/b.jar"
-BJAR=$DEV_JAR BCSRF=$DCSRF BUID=$DEV_ID
-dev_login "$A" "$TMP/a.jar"
-AJAR=$DEV_JAR
-AO=$(ws_origin "$A") BO=$(ws_origin "$B")
-APATH=/container/$A/site/ BPATH=/container/$B/site/
-
-create '{"template":"web","name":"site"}' -b "$AJAR" -H "X-CSRF-Token: $DCSRF"
-AID=$IID
-create '{"template":"web","name":"site"}' -b "$BJAR" -H "X-CSRF-Token: $BCSRF"
-BID=$IID
-if [[ -z $AID || -z $BID ]]; then
-    fail "instances of two users for the not-running tests" "$BODY"
-    exit 0
-fi
-reach "A's instance runs" "$AID" running 120 -b "$AJAR"
-reach "B's instance runs" "$BID" running 120 -b "$BJAR"
-ws_login "$AJAR" "$AO$APATH"
-expect_eq "A signs in to A's workspace" 200 "$STATUS"
-ws_login "$BJAR" "$BO$BPATH"
-expect_eq "B signs in to B's workspace" 200 "$STATUS"
-ACOOK=$(ws_cookie "$AJAR" "$APATH") BCOOK=$(ws_cookie "$BJAR" "$BPATH")
+two_sites "the not-running tests" || exit 0
 PROBE=(-H 'X-Berth-Probe: status')
 
-# get [curl args...] URL: sets STATUS, HDRS (lower-cased) and BODY.
-get() {
-    local h; h=$(mktemp)
-    STATUS=$(curl -s --max-time 30 -D "$h" -o "$h.body" -w '%{http_code}' "$@") || STATUS=000
-    HDRS=$(tr 'A-Z' 'a-z' <"$h") BODY=$(cat "$h.body")
-    rm -f "$h" "$h.body"
-}
 # refused WHAT [curl args...] URL: the probe is refused and names no status.
 refused() {
     local what=$1; shift

@@ -7,7 +7,7 @@
 // scripts/images.sh first (cached); skips when it cannot be built here.
 import { spawnSync } from 'node:child_process';
 import {
-  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep,
+  apiCall, apiLogin, check, done, launchChromium, notOk, ok, skipWithoutChromium, sleep, waitStatus,
 } from '../lib/tap.mjs';
 
 const URL = process.env.BERTH_URL;
@@ -22,15 +22,6 @@ if (built.status !== 0) {
 }
 console.log(`# images: ${built.stdout.trim()}`);
 
-async function waitStatus(s, id, want, tries = 480) {
-  let st;
-  for (let k = 0; k < tries; k++) {
-    st = (await apiCall(s, 'GET', `/api/v1/instances/${id}`)).body.status;
-    if (want.includes(st)) return st;
-    await sleep(250);
-  }
-  return st;
-}
 // The display's size as Xvnc has it, read in the container: "W x H".
 async function displaySize(s, id) {
   const r = await apiCall(s, 'POST', `/api/v1/instances/${id}/exec`,

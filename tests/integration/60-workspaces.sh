@@ -73,20 +73,22 @@ stop_quickly() {
     expect_eq "... within 8 s: it ends on SIGTERM" yes "$( (( SECONDS - t <= 8 )) && echo yes || echo "no, $((SECONDS - t)) s")"
 }
 
-# launch TEMPLATE NAME [VOLUMES-JSON]: creates it with the developer's token;
-# sets IID and T0 (when it was asked for).
+# launch WHAT TEMPLATE NAME SECONDS [VOLUMES-JSON]: creates it with the
+# developer's token, checks the 202 (as WHAT) and that it runs within
+# SECONDS; sets IID, INST, T0 (when it was asked for) and TRUN (seconds
+# until it ran).
 launch() {
     T0=$SECONDS
-    create "{\"template\":\"$1\",\"name\":\"$2\"${3:+,\"volumes\":$3}}" "${AUTH[@]}"
+    create "{\"template\":\"$2\",\"name\":\"$3\"${5:+,\"volumes\":$5}}" "${AUTH[@]}"
+    expect_eq "$1" 202 "$STATUS"
+    reach "... and runs" "$IID" running "$4" "${AUTH[@]}"
+    TRUN=$((SECONDS - T0))
 }
 
 # ---------------------------------------------------------------- jupyter ----
 if image jupyter; then
-    launch jupyter nb
-    expect_eq "a Jupyter workspace is launched from the seeded template with an API token" 202 "$STATUS"
+    launch "a Jupyter workspace is launched from the seeded template with an API token" jupyter nb 180
     NB=$IID
-    reach "... and runs" "$NB" running 180 "${AUTH[@]}"
-    TRUN=$((SECONDS - T0))
     B="$WO/container/$U/nb/"
     expect_eq "its open URL is the notebook list on the workspace origin" "${B}tree" \
         "$(jq -r .urls.open <<<"$INST")"
@@ -147,11 +149,8 @@ fi
 
 # ---------------------------------------------------------------- desktop ----
 if image desktop; then
-    launch desktop desk
-    expect_eq "a desktop workspace is launched from the seeded template" 202 "$STATUS"
+    launch "a desktop workspace is launched from the seeded template" desktop desk 180
     DESK=$IID
-    reach "... and runs" "$DESK" running 180 "${AUTH[@]}"
-    TRUN=$((SECONDS - T0))
     B="$WO/container/$U/desk/"
     expect_eq "it opens noVNC connecting to its own websockify, resized to the browser" \
         "${B}vnc.html?path=container/$U/desk/websockify&autoconnect=1&resize=remote&reconnect=1" \
@@ -185,11 +184,8 @@ if image ssh; then
     dev POST /api/v1/ssh-keys "$(jq -nc --arg k "$(cat "$TMP/own.pub")" '{name: "own", public_key: $k}')"
     expect_eq "the developer registers a key" 201 "$STATUS"
     http POST /api/v1/ssh-keys "$(jq -nc --arg k "$(cat "$TMP/theirs.pub")" '{name: "theirs", public_key: $k}')" "${OAUTH[@]}"
-    launch ssh box
-    expect_eq "an SSH workspace is launched from the seeded template" 202 "$STATUS"
+    launch "an SSH workspace is launched from the seeded template" ssh box 120
     BOX=$IID
-    reach "... and runs" "$BOX" running 120 "${AUTH[@]}"
-    TRUN=$((SECONDS - T0))
     SP=$(jq -r .ssh.port <<<"$INST") SH=$(jq -r .ssh.host <<<"$INST")
     expect_eq "it shows the ssh command naming the login user" "ssh -p $SP berth@$SH" \
         "$(jq -r .ssh.command <<<"$INST")"
@@ -226,10 +222,8 @@ if image ssh; then
 
     dev DELETE "/api/v1/instances/$BOX"
     reach "the SSH workspace is deleted, keeping its volumes" "$BOX" 'deleted|gone' 60 "${AUTH[@]}"
-    launch ssh box "$VOLS"
-    expect_eq "a new SSH workspace re-attaches the kept volumes" 202 "$STATUS"
+    launch "a new SSH workspace re-attaches the kept volumes" ssh box 120 "$VOLS"
     BOX=$IID
-    reach "... and runs" "$BOX" running 120 "${AUTH[@]}"
     SP=$(jq -r .ssh.port <<<"$INST"); SSHO[1]=$SP
     check "... and the owner's key logs in" wait_for 60 logs_in
     expect_eq "the host key is the same in the new container (the hostkeys volume)" "$FP" "$(hostkey)"

@@ -12,36 +12,10 @@ need jq
 
 scratch rp 2
 admin_login "$TMP/admin.jar"
-A=$P-a B=$P-b
-dev_login "$B" "$TMP/b.jar"
-BJAR=$DEV_JAR BCSRF=$DCSRF
-dev_login "$A" "$TMP/a.jar"
-AJAR=$DEV_JAR ACSRF_DEV=$DCSRF
-AO=$(ws_origin "$A") BO=$(ws_origin "$B")
-
-create '{"template":"web","name":"site"}' -b "$AJAR" -H "X-CSRF-Token: $ACSRF_DEV"
-AID=$IID
-create '{"template":"web","name":"site"}' -b "$BJAR" -H "X-CSRF-Token: $BCSRF"
-BID=$IID
-if [[ -z $AID || -z $BID ]]; then
-    fail "instances of two users for the refusal pages" "$BODY"
-    exit 0
-fi
-reach "A's instance runs" "$AID" running 120 -b "$AJAR"
-reach "B's instance runs" "$BID" running 120 -b "$BJAR"
-ws_login "$AJAR" "$AO/container/$A/site/"
-expect_eq "A signs in to A's workspace" 200 "$STATUS"
-ACOOK=$(ws_cookie "$AJAR" "/container/$A/site/")
-ATOK=$(new_token rp -b "$AJAR" -H "X-CSRF-Token: $ACSRF_DEV")
+two_sites "the refusal pages" || exit 0
+ATOK=$(new_token rp -b "$AJAR" -H "X-CSRF-Token: $DCSRF")
 HTML=(-H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8')
 
-# get [curl args...] URL: sets STATUS, HDRS (lower-cased) and BODY.
-get() {
-    local h; h=$(mktemp)
-    STATUS=$(curl -s --max-time 30 -D "$h" -o "$h.body" -w '%{http_code}' "$@") || STATUS=000
-    HDRS=$(tr 'A-Z' 'a-z' <"$h") BODY=$(cat "$h.body")
-    rm -f "$h" "$h.body"
-}
 # page WHAT STATUS REASON HEADING [curl args...] URL: berth's page, kept status.
 page() {
     local what=$1 want=$2 reason=$3 heading=$4; shift 4
@@ -124,4 +98,4 @@ check "a client's X-Berth-Refusal header does not choose the page" \
 get "${HTML[@]}" -H "Cookie: $ACOOK" "$AO/container/$A/site/cgi-bin/env"
 check "A's own workspace still answers A's browser (the container, not a berth page)" \
     bash -c '[[ $1 == 200 ]] && grep -q "berth demo workspace" <<<"$2" && ! grep -q "^x-berth-page" <<<"$3"' _ "$STATUS" "$BODY" "$HDRS"
-delete_instances_of "$DEV_ID" 60 -b "$AJAR" -H "X-CSRF-Token: $ACSRF_DEV"
+delete_instances_of "$DEV_ID" 60 -b "$AJAR" -H "X-CSRF-Token: $DCSRF"
