@@ -99,8 +99,9 @@ expect_eq "no container is made while the image is missing" "" "$(docker ps -aq 
 
 touch "$TMP/go"
 reach "the instance runs once the build is done" "$SLOW" running 90 -b "$DEV_JAR"
-s=$(build_state slow)
-if [[ $s =~ ^ready\|built\ in\ [0-9]+\ s$ ]]; then ok "the template's image is ready ($s)"; else fail "the template's image is ready" "$s"; fi
+# the image is there a moment before the builder has recorded it ready
+if wait_for 20 state_is slow 'ready\|built in [0-9]+ s$'; then ok "the template's image is ready ($(build_state slow))"
+else fail "the template's image is ready" "state: $(build_state slow)" "answer: $STATUS ${BODY:0:300}"; fi
 ev=$(events_of "$SLOW")
 if grep -q '^image_wait: .*step 2/2: docker build' <<<"$ev" || grep -q '^image_wait:' <<<"$ev"; then
     first_wait=$(grep -n '^image_wait:' <<<"$ev" | head -1 | cut -d: -f1)
