@@ -28,6 +28,10 @@ while read -r method path; do
     jq -e --arg p "$path" --arg m "$m" '.paths[$p][$m]' <<<"$BODY" >/dev/null || missing="$missing $method $path;"
 done < <("$BUILD/berth-api" --routes)
 expect_eq "the OpenAPI document covers every route of berth-api --routes" "" "$missing"
+# generated clients name their calls by operationId: every operation has one, none twice
+ops=$(jq -r '[.paths[] | to_entries[] | select(.key | test("^(get|post|put|patch|delete|head)$")) | .value.operationId // "MISSING"]' <<<"$BODY")
+expect_eq "every operation of the OpenAPI document has an operationId, each its own" "0 0" \
+    "$(jq '[.[] | select(. == "MISSING")] | length' <<<"$ops") $(jq 'length - (unique | length)' <<<"$ops")"
 http GET /api/v1/no-such-thing
 expect_eq "an unknown endpoint is 404 not_found in the error shape" "404 not_found" \
     "$STATUS $(jq -r .error.code <<<"$BODY")"
