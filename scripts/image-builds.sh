@@ -122,8 +122,11 @@ for i in "${!NAMES[@]}"; do
     status=$?
     CHILD=
     if [[ $status -eq 0 ]]; then
-        report ready "$image" "built in $((SECONDS - started)) s"
-        say "$image: ready ($((SECONDS - started)) s)"
+        # scripts/images.sh says "<tag>: up to date" when nothing was built
+        if [[ $(last_line "$log") == *": up to date" ]]; then done_msg="up to date"
+        else done_msg="built in $((SECONDS - started)) s"; fi
+        report ready "$image" "$done_msg"
+        say "$image: ready ($done_msg)"
     else
         # the builder's own last word names what failed; else the log's end
         why=$(grep -E '^[a-z.-]+: ' "$log" | tail -n 1)

@@ -208,6 +208,6 @@ admin DELETE "/api/v1/templates/$P-fake"
 
 # --- the real builder: an image already there is checked, not queued ----------
 BERTH_IMAGE_REPO=berth-demo BERTH_IMAGE_BUILDER=$ROOT/scripts/images.sh "$BUILDS" web >"$TMP/web.out" 2>&1
-expect_eq "scripts/images.sh through the builder: the demo image is ready" \
-    "0 ready" "$? $(psql_q "SELECT state FROM image_builds WHERE image = 'berth-demo/web:1'")"
+expect_eq "scripts/images.sh through the builder: the demo image is ready, up to date" \
+    "0 ready|up to date" "$? $(psql_q "SELECT state || '|' || message FROM image_builds WHERE image = 'berth-demo/web:1'")"
 psql_q "DELETE FROM image_builds WHERE image = 'berth-demo/web:1'" >/dev/null
