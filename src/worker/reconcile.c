@@ -40,6 +40,7 @@
 #include "docker.h"
 #include "pg.h"
 #include "redisq.h"
+#include "wmetrics.h"
 #include "worker.h"
 
 #define MAX_IDS 4096
@@ -48,6 +49,7 @@ struct rec {
     struct worker *w;
     ev_timer timer;
     bool running;
+    ev_tstamp began; /* the pass under way began (wmetrics) */
     bool first;  /* no :active pass done yet */
     bool jobs_seen; /* open job rows compared once (the first time without an age limit) */
     bool again;     /* reconcile_now during a pass: another pass when it ends */
@@ -70,6 +72,7 @@ static void pass_end(void)
     json_decref(rec.containers);
     rec.listed = rec.containers = NULL;
     rec.running = false;
+    wmetrics_reconcile(ev_now(rec.w->loop) - rec.began);
     if (rec.again) {
         rec.again = false;
         ev_timer_stop(rec.w->loop, &rec.soon);
@@ -451,6 +454,7 @@ void reconcile_now(struct worker *w)
         return;
     }
     rec.running = true;
+    rec.began = ev_now(w->loop);
     rec.listed = json_object();
     if (routesync_run(w, false, NULL, NULL) < 0)
         log_warn("reconcile: the routes pass could not start (PostgreSQL queue full)");

@@ -17,6 +17,7 @@ static struct hist jobs[JOB_KINDS];
 static struct hist docker_calls[NMETHODS];
 static struct hist nginx_steps[2];
 static struct hist event_lag;
+static struct hist reconcile_pass;
 
 void wmetrics_job(enum job_kind kind, double seconds)
 {
@@ -40,6 +41,11 @@ void wmetrics_nginx(enum wm_nginx what, double seconds)
 void wmetrics_event_lag(double seconds)
 {
     hist_observe(&event_lag, seconds);
+}
+
+void wmetrics_reconcile(double seconds)
+{
+    hist_observe(&reconcile_pass, seconds);
 }
 
 bool wmetrics_publish(struct redisq *rq, const char *node, long ttl_s)
@@ -71,6 +77,9 @@ bool wmetrics_publish(struct redisq *rq, const char *node, long ttl_s)
                    "How long after Docker stamped an event the worker read it.");
     snprintf(labels, sizeof(labels), "node=\"%s\"", node);
     hist_write(&b, "berth_worker_event_lag_seconds", labels, &event_lag);
+    metrics_header(&b, "berth_worker_reconcile_duration_seconds", "histogram",
+                   "How long a reconcile pass (Docker's containers against the database) took.");
+    hist_write(&b, "berth_worker_reconcile_duration_seconds", labels, &reconcile_pass);
 
     snprintf(key, sizeof(key), KEY_METRICS_FMT, node);
     ok = !b.failed && b.buf && redisq_set_ex(rq, key, b.buf, ttl_s);

@@ -1,8 +1,8 @@
 /*
  * wmetrics — berth-worker's own figures for GET /metrics (issue 15): how long
  * jobs take by kind, Docker's answers by method, nginx's configuration test
- * and the whole test-and-reload cycle, and how far behind Docker's event
- * stream the worker reads. Counted in process memory (berth/metrics.h
+ * and the whole test-and-reload cycle, how far behind Docker's event stream
+ * the worker reads, and how long a reconcile pass takes. Counted in process memory (berth/metrics.h
  * histograms), rendered with the node's label and published with the
  * heartbeat under KEY_METRICS_FMT, where berth-api serves them.
  *
@@ -29,6 +29,8 @@ void wmetrics_docker(const char *method, double seconds);
 void wmetrics_nginx(enum wm_nginx what, double seconds);
 /* A Docker event arrived lag seconds after Docker stamped it. */
 void wmetrics_event_lag(double seconds);
+/* A reconcile pass (Docker's containers against the database) took seconds. */
+void wmetrics_reconcile(double seconds);
 
 /* Render every figure with node="node" and SET it under KEY_METRICS_FMT of
  * node for ttl_s seconds (fire and forget). false when Redis is not

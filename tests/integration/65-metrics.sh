@@ -33,6 +33,7 @@ check "Docker's answers by method (GET counted)" \
 check "nginx's test of the routes and the whole reload cycle" \
     bash -c 'grep -qE "^berth_worker_nginx_duration_seconds_count\{node=\"local\",step=\"test\"\} [1-9]" "$1" && grep -qE "^berth_worker_nginx_duration_seconds_count\{node=\"local\",step=\"cycle\"\} [1-9]" "$1"' _ "$TMP/m"
 check "the event stream's lag" grep -qE '^berth_worker_event_lag_seconds_count\{node="local"\} [1-9]' "$TMP/m"
+check "reconcile passes" grep -qE '^berth_worker_reconcile_duration_seconds_count\{node="local"\} [1-9]' "$TMP/m"
 check "queue depth per node (queued and active)" \
     bash -c 'grep -qE "^berth_queue_jobs\{node=\"local\",list=\"queued\"\} [0-9]+$" "$1" && grep -qE "^berth_queue_jobs\{node=\"local\",list=\"active\"\} [0-9]+$" "$1"' _ "$TMP/m"
 check "instances by node and status (this one running)" \
