@@ -18,12 +18,12 @@ int api_error(const char *doing, const struct resp *r)
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *field = json_string_value(json_object_get(e, "field"));
     if (msg)
-        fprintf(stderr, "berthctl: %s%s%s (%s%s%s, HTTP %ld)\n", doing ? doing : "",
-                doing ? ": " : "", msg, code ? code : "error", field ? ", field " : "",
+        fprintf(stderr, "berthctl%s%s: %s (%s%s%s, HTTP %ld)\n", doing ? " " : "",
+                doing ? doing : "", msg, code ? code : "error", field ? ", field " : "",
                 field ? field : "", r->status);
     else
-        fprintf(stderr, "berthctl: %s%sberth answered HTTP %ld\n", doing ? doing : "",
-                doing ? ": " : "", r->status);
+        fprintf(stderr, "berthctl%s%s: berth answered HTTP %ld\n", doing ? " " : "",
+                doing ? doing : "", r->status);
     if (r->status == 401)
         fprintf(stderr, "berthctl: log in with `berthctl login`, or set BERTH_TOKEN\n");
     return EXIT_ERR;
@@ -33,14 +33,12 @@ json_t *api_json(const char *method, const char *path, json_t *body, int *rc)
 {
     struct resp r;
     json_t *j;
-    char doing[300];
     if (http_call(method, path, body, NULL, NULL, NULL, &r) < 0) {
         *rc = EXIT_ERR;
         return NULL;
     }
     if (r.status < 200 || r.status >= 300) {
-        snprintf(doing, sizeof(doing), "%s %s", method, path);
-        *rc = api_error(doing, &r);
+        *rc = api_error(cli.command, &r);
         resp_free(&r);
         return NULL;
     }

@@ -62,7 +62,8 @@ struct cli_state {
     struct berth_config cfg; /* cfg.url: where berth is, checked by http_url_check */
     bool json;               /* --json: print the API's JSON */
     char token[256];         /* the API token, or "" */
-    char token_why[2048];     /* why a stored token was refused, or "" */
+    char token_why[2048];    /* why a stored token was refused, or "" */
+    const char *command;     /* the running command's words, for messages */
 };
 extern struct cli_state cli;
 

@@ -150,9 +150,9 @@ int cmd_health(const struct args *a)
         return EXIT_ERR;
     if (r.status == 200 || (r.status == 503 && json_object_get(r.json, "checks"))) {
         emit(json_incref(r.json), print_health);
-        rc = r.status == 200 ? EXIT_OK : api_error("health", &r);
+        rc = r.status == 200 ? EXIT_OK : api_error(cli.command, &r);
     } else {
-        rc = api_error("health", &r);
+        rc = api_error(cli.command, &r);
     }
     resp_free(&r);
     return rc;
@@ -178,7 +178,7 @@ int cmd_api(const struct args *a)
     if (rc < 0)
         return EXIT_ERR;
     if (r.status >= 300) {
-        rc = api_error(a->pos[1], &r);
+        rc = api_error(cli.command, &r);
     } else {
         if (r.len)
             printf("%s%s", r.body, r.body[r.len - 1] == '\n' ? "" : "\n");

@@ -181,7 +181,7 @@ static int audit_export(const char *base, const char *fmt)
         if (http_call("GET", page, NULL, NULL, NULL, NULL, &r) < 0)
             return EXIT_ERR;
         if (r.status != 200) {
-            int rc = api_error("audit export", &r);
+            int rc = api_error(cli.command, &r);
             resp_free(&r);
             return rc;
         }

@@ -59,7 +59,7 @@ static int wait_for(const char *id, const char *want)
             return EXIT_ERR;
         st = r.status == 404 ? "deleted" : jstr(r.json, "status");
         if (r.status != 200 && r.status != 404) {
-            int rc = api_error("wait", &r);
+            int rc = api_error(cli.command, &r);
             resp_free(&r);
             return rc;
         }
@@ -231,7 +231,7 @@ int cmd_logs(const struct args *a)
     }
     if (http_call("GET", path, NULL, NULL, on_sse_line, &s, &r) < 0)
         return EXIT_ERR;
-    rc = r.status >= 300 ? api_error("logs", &r) : EXIT_OK;
+    rc = r.status >= 300 ? api_error(cli.command, &r) : EXIT_OK;
     resp_free(&r);
     return rc;
 }

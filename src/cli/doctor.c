@@ -47,9 +47,9 @@ static void say(struct doctor *d, enum verdict v, const char *name, const char *
         json_array_append_new(d->checks, c);
         return;
     }
-    printf("%-4s  %-10s %s\n", word[v], name, msg);
+    printf("%-4s  %-11s %s\n", word[v], name, msg);
     if (fix && v == FAIL)
-        printf("      %-10s fix: %s\n", "", fix);
+        printf("      %-11s fix: %s\n", "", fix);
 }
 
 static const char *health_fix(const char *check)
@@ -87,7 +87,7 @@ static void check_api(struct doctor *d)
     {
         const char *t = jtext(v, "", buf, sizeof(buf));
         if (strcmp(t, "ok") == 0)
-            say(d, OK, k, NULL, "%s is ok (health check)", k);
+            say(d, OK, k, NULL, "berth's health check of %s: ok", k);
         else
             say(d, FAIL, k, health_fix(k), "%s", t);
     }
@@ -190,29 +190,29 @@ static void check_docker(struct doctor *d, const struct berth_config *w)
     struct resp r;
     char root[CONF_STR_MAX] = "";
     if (access(w->docker_socket, F_OK) < 0) {
-        say(d, FAIL, "docker", "start dockerd, or set docker_socket in berth.conf",
+        say(d, FAIL, "dockerd", "start dockerd, or set docker_socket in berth.conf",
             "no Docker socket at %s", w->docker_socket);
         return;
     }
     if (access(w->docker_socket, R_OK | W_OK) < 0) {
-        say(d, SKIP, "docker", NULL, "cannot open %s as this user (root or the docker group can)",
+        say(d, SKIP, "dockerd", NULL, "cannot open %s as this user (root or the docker group can)",
             w->docker_socket);
         return;
     }
     if (http_unix_get(w->docker_socket, "/_ping", &r) < 0 || r.status != 200) {
-        say(d, FAIL, "docker", "start dockerd (its log says why it is down)",
+        say(d, FAIL, "dockerd", "start dockerd (its log says why it is down)",
             "Docker does not answer at %s", w->docker_socket);
         resp_free(&r);
         return;
     }
     resp_free(&r);
     if (http_unix_get(w->docker_socket, "/info", &r) == 0 && r.status == 200) {
-        say(d, OK, "docker", NULL, "Docker %s answers at %s",
+        say(d, OK, "dockerd", NULL, "Docker %s answers at %s",
             jstr(r.json, "ServerVersion") ? jstr(r.json, "ServerVersion") : "?", w->docker_socket);
         if (jstr(r.json, "DockerRootDir"))
             util_strlcpy(root, jstr(r.json, "DockerRootDir"), sizeof(root));
     } else {
-        say(d, OK, "docker", NULL, "Docker answers at %s", w->docker_socket);
+        say(d, OK, "dockerd", NULL, "Docker answers at %s", w->docker_socket);
     }
     resp_free(&r);
     check_disk(d, "Docker's data", root);
@@ -248,14 +248,14 @@ static void check_local(struct doctor *d)
         return;
     }
     if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
-        say(d, SKIP, "nginx", NULL, "%s can be changed by others: its nginx_test is not run", conf);
+        say(d, SKIP, "nginx-test", NULL, "%s can be changed by others: its nginx_test is not run", conf);
     } else if ((rc = run_words(w->nginx_test, out, sizeof(out))) == 0) {
-        say(d, OK, "nginx", NULL, "the nginx config test passes (nginx_test)");
+        say(d, OK, "nginx-test", NULL, "the nginx config test passes (nginx_test)");
     } else if (rc < 0 || rc == 127) {
-        say(d, FAIL, "nginx", "install nginx, or set nginx_test in berth.conf",
+        say(d, FAIL, "nginx-test", "install nginx, or set nginx_test in berth.conf",
             "cannot run nginx_test (%s)", w->nginx_test);
     } else {
-        say(d, FAIL, "nginx", "correct the nginx configuration it names; berth-worker reloads "
+        say(d, FAIL, "nginx-test", "correct the nginx configuration it names; berth-worker reloads "
                               "nginx after each change",
             "the nginx config test fails: %s", out[0] ? out : "(no output)");
     }

@@ -448,6 +448,7 @@ int main(int argc, char **argv)
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
     }
+    cli.command = c->name;
     rc = c->run(&a);
     if (!(c->flags & CMD_OFFLINE))
         curl_global_cleanup();

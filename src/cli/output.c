@@ -62,13 +62,22 @@ const char *jtext(json_t *o, const char *key, char *buf, size_t n)
     return v ? value_text(v, buf, n) : "-";
 }
 
-/* A cell on one line: control characters (a newline in a message) become spaces. */
-static void cell(char *out, size_t n, const char *s)
+#define CELL_MAX 64 /* a table cell's bytes at most; --json has it all */
+
+/* A cell on one line: control characters (a newline in a message) become
+ * spaces; with cut, a longer text is cut to CELL_MAX bytes (at a character) with "...". */
+static void cell(char *out, size_t n, const char *s, bool cut)
 {
     size_t i = 0;
     for (; s[i] && i + 1 < n; i++)
         out[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
     out[i] = '\0';
+    if (cut && i > CELL_MAX && n > CELL_MAX + 4) {
+        i = CELL_MAX - 3;
+        while (i && ((unsigned char)out[i] & 0xC0) == 0x80)
+            i--;
+        memcpy(out + i, "...", 4);
+    }
 }
 
 /* A cell padded to width and two spaces; width 0: the last, then a newline. */
@@ -93,7 +102,7 @@ void print_table(json_t *items, const struct column *cols)
         w[k] = strlen(cols[k].head);
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)));
+            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)), true);
             if (strlen(c) > w[k])
                 w[k] = strlen(c);
         }
@@ -101,7 +110,7 @@ void print_table(json_t *items, const struct column *cols)
         pad(cols[k].head, k + 1 < nc ? w[k] : 0);
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)));
+            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)), true);
             pad(c, k + 1 < nc ? w[k] : 0);
         }
     free(w);
@@ -119,7 +128,7 @@ static void fields(json_t *o, const char *prefix)
             fields(v, key);
             continue;
         }
-        cell(c, sizeof(c), value_text(v, buf, sizeof(buf)));
+        cell(c, sizeof(c), value_text(v, buf, sizeof(buf)), true);
         size_t kl = strlen(key);
         if (json_is_integer(v) && kl > 6 && strcmp(key + kl - 6, "_bytes") == 0 &&
             json_integer_value(v) >= 1024 * 1024)
