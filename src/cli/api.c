@@ -48,6 +48,19 @@ json_t *api_json(const char *method, const char *path, json_t *body, int *rc)
     return j;
 }
 
+int api_emit(const char *method, const char *path, json_t *body, void (*human)(json_t *))
+{
+    int rc;
+    json_t *j = api_json(method, path, body, &rc);
+    return j ? emit(j, human) : rc;
+}
+
+void print_job(json_t *j)
+{
+    printf("job %s (%s): %s\n", jstr(j, "id") ? jstr(j, "id") : "-",
+           jstr(j, "kind") ? jstr(j, "kind") : "-", jstr(j, "status") ? jstr(j, "status") : "-");
+}
+
 int path_query(char *buf, size_t size, const char *key, const char *value)
 {
     char enc[1024];

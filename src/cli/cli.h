@@ -169,6 +169,10 @@ int path_query(char *buf, size_t size, const char *key, const char *value);
  */
 int api_resolve(const char *list, const char *name_key, const char *arg, const char *what,
                 bool name_rule, char id[64]);
+/* api_json, then emit() of its answer with human. Does not take body. Exit code. */
+int api_emit(const char *method, const char *path, json_t *body, void (*human)(json_t *));
+/* A job answer (202) for people: "job ID (KIND): STATUS". */
+void print_job(json_t *j);
 /* GET a list (api_list, at most max items, 0: all) and print it as a table of cols, or --json. */
 int list_print(const char *path, size_t max, const struct column *cols);
 /* DELETE list/ID where ID is what arg names in list (api_resolve, free-text

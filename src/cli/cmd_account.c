@@ -78,9 +78,7 @@ static void print_me(json_t *j)
 
 int cmd_whoami(const struct args *a)
 {
-    int rc;
-    json_t *j = api_json("GET", "/api/v1/auth/me", NULL, &rc);
-    return j ? emit(j, print_me) : rc;
+    return api_emit("GET", "/api/v1/auth/me", NULL, print_me);
 }
 
 /* The current and the new password, from the terminal (the new one asked
@@ -204,28 +202,26 @@ int cmd_tokens_ls(const struct args *a)
     return list_print("/api/v1/tokens", 0, token_cols);
 }
 
+static void print_new_token(json_t *j)
+{
+    printf("token %s (%s): %s\nkeep it now: berth shows it only this once\n", jstr(j, "name"),
+           jstr(j, "id"), jstr(j, "token"));
+}
+
 int cmd_tokens_create(const struct args *a)
 {
     long days;
     int rc, has = arg_long(a, "--expires-days", 1, 36500, &days);
-    json_t *body, *j;
+    json_t *body;
     if (has < 0)
         return EXIT_USAGE;
     if (!(body = json_pack("{s:s}", "name", a->pos[0])))
         return usage_error(a, "the name is not valid UTF-8");
     if (has)
         json_object_set_new(body, "expires_in_days", json_integer(days));
-    j = api_json("POST", "/api/v1/tokens", body, &rc);
+    rc = api_emit("POST", "/api/v1/tokens", body, print_new_token);
     json_decref(body);
-    if (!j)
-        return rc;
-    if (cli.json)
-        print_json(j);
-    else
-        printf("token %s (%s): %s\nkeep it now: berth shows it only this once\n",
-               jstr(j, "name"), jstr(j, "id"), jstr(j, "token"));
-    json_decref(j);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_tokens_revoke(const struct args *a)
@@ -240,13 +236,18 @@ int cmd_keys_ls(const struct args *a)
     return list_print("/api/v1/ssh-keys", 0, key_cols);
 }
 
+static void print_key_added(json_t *j)
+{
+    printf("added key %s (%s) %s\n", jstr(j, "name"), jstr(j, "type"), jstr(j, "fingerprint"));
+}
+
 int cmd_keys_add(const struct args *a)
 {
     const char *file = a->pos[1];
     char key[16384];
     size_t n;
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-    json_t *body, *j;
+    json_t *body;
     int rc;
 
     if (!f) {
@@ -267,17 +268,9 @@ int cmd_keys_add(const struct args *a)
     }
     if (!(body = json_pack("{s:s, s:s}", "name", a->pos[0], "public_key", key)))
         return usage_error(a, "the name or the key is not valid UTF-8");
-    j = api_json("POST", "/api/v1/ssh-keys", body, &rc);
+    rc = api_emit("POST", "/api/v1/ssh-keys", body, print_key_added);
     json_decref(body);
-    if (!j)
-        return rc;
-    if (cli.json)
-        print_json(j);
-    else
-        printf("added key %s (%s) %s\n", jstr(j, "name"), jstr(j, "type"),
-               jstr(j, "fingerprint"));
-    json_decref(j);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_keys_rm(const struct args *a)

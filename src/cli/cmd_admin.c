@@ -62,40 +62,36 @@ int cmd_templates_show(const struct args *a)
 {
     char path[200];
     int rc = template_path(a, a->pos[0], path, sizeof(path));
-    json_t *j = rc == EXIT_OK ? api_json("GET", path, NULL, &rc) : NULL;
-    return j ? emit(j, print_fields) : rc;
+    return rc != EXIT_OK ? rc : api_emit("GET", path, NULL, print_fields);
 }
 
-/* POST (create) or PATCH (update NAME) the file's template; says what it did. */
-static int template_write(const struct args *a, const char *method, const char *path,
-                          const char *done)
+static void print_template_saved(json_t *j)
+{
+    printf("saved template %s (%s)\n", jstr(j, "name"), jstr(j, "id"));
+}
+
+/* POST (create) or PATCH (update) the template of -f to path. */
+static int template_write(const struct args *a, const char *method, const char *path)
 {
     int rc;
-    json_t *body = read_json_file(a), *j;
+    json_t *body = read_json_file(a);
     if (!body)
         return EXIT_USAGE;
-    j = api_json(method, path, body, &rc);
+    rc = api_emit(method, path, body, print_template_saved);
     json_decref(body);
-    if (!j)
-        return rc;
-    if (cli.json)
-        print_json(j);
-    else
-        printf("%s template %s (%s)\n", done, jstr(j, "name"), jstr(j, "id"));
-    json_decref(j);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_templates_create(const struct args *a)
 {
-    return template_write(a, "POST", "/api/v1/templates", "created");
+    return template_write(a, "POST", "/api/v1/templates");
 }
 
 int cmd_templates_update(const struct args *a)
 {
     char path[200];
     int rc = template_path(a, a->pos[0], path, sizeof(path));
-    return rc != EXIT_OK ? rc : template_write(a, "PATCH", path, "updated");
+    return rc != EXIT_OK ? rc : template_write(a, "PATCH", path);
 }
 
 int cmd_templates_delete(const struct args *a)
@@ -128,20 +124,11 @@ int cmd_volumes_ls(const struct args *a)
 int cmd_volumes_rm(const struct args *a)
 {
     char path[200];
-    int rc;
-    json_t *j;
     if (!valid_uuid(a->pos[0]))
         return usage_error(a, "'%s' is not a volume id (berthctl volumes ls shows them)",
                            a->pos[0]);
     snprintf(path, sizeof(path), "/api/v1/volumes/%s", a->pos[0]);
-    if (!(j = api_json("DELETE", path, NULL, &rc)))
-        return rc;
-    if (cli.json)
-        print_json(j);
-    else
-        printf("deleting volume %s; job %s\n", a->pos[0], jstr(j, "id") ? jstr(j, "id") : "-");
-    json_decref(j);
-    return EXIT_OK;
+    return api_emit("DELETE", path, NULL, print_job);
 }
 
 int cmd_nodes(const struct args *a)

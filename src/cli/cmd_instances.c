@@ -225,10 +225,8 @@ int cmd_logs(const struct args *a)
              arg_flag(a, "--follow") ? "&follow=true" : "");
     if ((rc = instance_path(a->pos[0], suffix, path, sizeof(path))) != EXIT_OK)
         return rc;
-    if (!arg_flag(a, "--follow")) {
-        json_t *j = api_json("GET", path, NULL, &rc);
-        return j ? emit(j, print_lines) : rc;
-    }
+    if (!arg_flag(a, "--follow"))
+        return api_emit("GET", path, NULL, print_lines);
     if (http_call("GET", path, NULL, NULL, on_sse_line, &s, &r) < 0)
         return EXIT_ERR;
     rc = r.status >= 300 ? api_error(cli.command, &r) : EXIT_OK;
@@ -240,11 +238,9 @@ int cmd_stats(const struct args *a)
 {
     char path[200] = "/api/v1/admin/stats";
     int rc;
-    json_t *j;
     if (a->npos && (rc = instance_path(a->pos[0], "/stats", path, sizeof(path))) != EXIT_OK)
         return rc;
-    j = api_json("GET", path, NULL, &rc);
-    return j ? emit(j, print_fields) : rc;
+    return api_emit("GET", path, NULL, print_fields);
 }
 
 int cmd_events(const struct args *a)

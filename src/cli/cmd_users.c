@@ -103,10 +103,9 @@ static void print_user(json_t *j)
 /* Send body to path with method; print the user it answers. Takes body. */
 static int user_write(const char *method, const char *path, json_t *body)
 {
-    int rc;
-    json_t *j = api_json(method, path, body, &rc);
+    int rc = api_emit(method, path, body, print_user);
     json_decref(body);
-    return j ? emit(j, print_user) : rc;
+    return rc;
 }
 
 int cmd_users_ls(const struct args *a)
@@ -122,8 +121,7 @@ int cmd_users_show(const struct args *a)
 {
     char path[200];
     int rc = user_path(a->pos[0], "", path, sizeof(path));
-    json_t *j = rc == EXIT_OK ? api_json("GET", path, NULL, &rc) : NULL;
-    return j ? emit(j, print_fields) : rc;
+    return rc != EXIT_OK ? rc : api_emit("GET", path, NULL, print_fields);
 }
 
 int cmd_users_create(const struct args *a)
@@ -183,13 +181,5 @@ int cmd_users_rm(const struct args *a)
     char path[200];
     int rc = user_path(a->pos[0], arg_flag(a, "--delete-volumes") ? "?delete_volumes=true" : "",
                        path, sizeof(path));
-    json_t *j = rc == EXIT_OK ? api_json("DELETE", path, NULL, &rc) : NULL;
-    if (!j)
-        return rc;
-    if (cli.json)
-        print_json(j);
-    else
-        printf("deleting user %s; job %s\n", a->pos[0], jstr(j, "id") ? jstr(j, "id") : "-");
-    json_decref(j);
-    return EXIT_OK;
+    return rc != EXIT_OK ? rc : api_emit("DELETE", path, NULL, print_job);
 }
