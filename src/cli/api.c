@@ -17,15 +17,14 @@ int api_error(const char *doing, const struct resp *r)
     const char *msg = json_string_value(json_object_get(e, "message"));
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *field = json_string_value(json_object_get(e, "field"));
+    const char *hint = r->status == 401 ? "; log in with `berthctl login`, or set BERTH_TOKEN" : "";
     if (msg)
-        fprintf(stderr, "berthctl%s%s: %s (%s%s%s, HTTP %ld)\n", doing ? " " : "",
+        fprintf(stderr, "berthctl%s%s: %s (%s%s%s, HTTP %ld)%s\n", doing ? " " : "",
                 doing ? doing : "", msg, code ? code : "error", field ? ", field " : "",
-                field ? field : "", r->status);
+                field ? field : "", r->status, hint);
     else
-        fprintf(stderr, "berthctl%s%s: berth answered HTTP %ld\n", doing ? " " : "",
-                doing ? doing : "", r->status);
-    if (r->status == 401)
-        fprintf(stderr, "berthctl: log in with `berthctl login`, or set BERTH_TOKEN\n");
+        fprintf(stderr, "berthctl%s%s: berth answered HTTP %ld%s\n", doing ? " " : "",
+                doing ? doing : "", r->status, hint);
     return EXIT_ERR;
 }
 

@@ -69,7 +69,7 @@ extern struct cli_state cli;
 
 /* ---- main.c: the registry ---- */
 
-/* The table and its length (for completion.c). */
+/* The registry, in --help order, and its length (for completion.c). */
 extern const struct command commands[];
 extern const size_t ncommands;
 
@@ -200,7 +200,10 @@ void print_json(json_t *j);
 /* --json: print j as JSON; else call human(j) when given. Takes j. EXIT_OK. */
 int emit(json_t *j, void (*human)(json_t *));
 
-/* ---- the commands (cmd_*.c, doctor.c, completion.c) ---- */
+/* ---- the commands (cmd_*.c, doctor.c, completion.c) ----
+ * Each runs its row of the registry on a parsed line (a->pos, options,
+ * a->rest as its row allows; main() checked their counts) once main() set up
+ * cli, prints for people or --json, and returns the exit code. */
 
 int cmd_login(const struct args *a);
 int cmd_whoami(const struct args *a);

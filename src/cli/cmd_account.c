@@ -56,10 +56,13 @@ int cmd_login(const struct args *a)
     if (http_call("POST", "/api/v1/tokens", body, hdrs, NULL, NULL, &r) == 0) {
         if (r.status == 201 && jstr(r.json, "token")) {
             rc = token_save(jstr(r.json, "token")) == 0 ? EXIT_OK : EXIT_ERR;
-            if (rc == EXIT_OK && !cli.json)
+            if (rc == EXIT_OK && !cli.json) {
                 printf("logged in as %s\n", user);
-            else if (rc == EXIT_OK)
-                print_json(json_object_get(r.json, "name"));
+            } else if (rc == EXIT_OK) {
+                json_t *j = json_pack("{s:s, s:s}", "username", user, "token_name", name);
+                print_json(j);
+                json_decref(j);
+            }
         } else {
             rc = api_error("login: creating a token", &r);
         }

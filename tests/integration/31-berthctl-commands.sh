@@ -230,6 +230,10 @@ Q_ID=$(A --json users show "$P-q" | jq -r .id)
 expect_eq "... with that quota" "1 0.5" "$(A --json users show "$P-q" | jq -r '"\(.quota.instances) \(.quota.cpus)"')"
 printf 'pw-%s-quota\n' "$P" | "$CTL" login "$P-q" >/dev/null 2>&1
 expect_eq "the new user can log in" "$P-q (developer)" "$("$CTL" whoami 2>&1)"
+run "$CTL" passwd <<<"pw-$P-quota"$'\n'"pw-$P-newer"
+expect_eq "passwd: current and new password from stdin" 0 "$RC"
+run "$CTL" login "$P-q" --json <<<"pw-$P-newer"
+expect_eq "... the new one logs in (login --json)" "0 $P-q" "$RC $(jq -r .username <<<"$OUT")"
 "$CTL" launch "$P-t" --name one >/dev/null 2>&1
 run "$CTL" launch "$P-t" --name two
 expect_eq "a launch past the quota is berth's refusal: exit 1" 1 "$RC"
