@@ -290,11 +290,16 @@ int http_path_check(const char *path, char *why, size_t n)
 bool http_url_is_local(const char *url)
 {
     const char *h = strstr(url, "://");
+    size_t n;
     if (!h)
         return false;
     h += 3;
-    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 ||
-           strncmp(h, "[::1]", 5) == 0;
+    if (strncmp(h, "[::1]", 5) == 0)
+        return h[5] == '\0' || h[5] == ':' || h[5] == '/';
+    n = strcspn(h, ":/");
+    if (n == 9 && strncmp(h, "localhost", 9) == 0)
+        return true;
+    return n > 4 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == n;
 }
 
 /* ---- the token ---- */
