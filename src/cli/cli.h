@@ -56,6 +56,7 @@ struct command {
 #define CMD_OFFLINE 2u /* needs neither berth.conf nor the network */
 #define CMD_REST    4u /* takes "-- WORD..." after its arguments */
 #define CMD_HIDDEN  8u /* an old spelling: works, not listed */
+#define CMD_INST    16u /* its first argument is an instance NAME (completion offers yours) */
 
 /* The process-wide state, set up by main() before a command runs. */
 struct cli_state {

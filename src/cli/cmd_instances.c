@@ -140,6 +140,20 @@ int cmd_ls(const struct args *a)
         (user && path_query(path, sizeof(path), "user", user) < 0) ||
         (status && path_query(path, sizeof(path), "status", status) < 0))
         return usage_error(a, "an option is too long");
+    if (arg_flag(a, "--quiet") && !cli.json) { /* names only: for scripts and completion */
+        int rc;
+        size_t i;
+        json_t *j = api_list(path, 0, &rc), *it;
+        if (!j)
+            return rc;
+        json_array_foreach(json_object_get(j, "items"), i, it)
+        {
+            if (jstr(it, "name"))
+                puts(jstr(it, "name"));
+        }
+        json_decref(j);
+        return EXIT_OK;
+    }
     return list_print(path, 0, instance_cols);
 }
 

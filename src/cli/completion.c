@@ -1,7 +1,8 @@
 /*
  * completion — `berthctl completion bash`: a bash completion script made
  * from the command registry, so every subcommand and option it lists is one
- * berthctl takes. Files complete where a command takes one (-f, ssh-keys add).
+ * berthctl takes. Files complete where a command takes one (-f, ssh-keys add),
+ * your instances' names where it takes an instance (`berthctl ls -q`).
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +86,12 @@ int cmd_completion(const struct args *a)
                    c->name, c->name);
             option_words(c);
             printf("' -- \"$cur\"))\n");
-            if (strcmp(c->name, "ssh-keys add") == 0 || strcmp(c->name, "completion") == 0)
+            if (c->flags & CMD_INST) /* the first argument: one of your instances */
+                printf("        elif [[ $words == '%s' ]]; then\n"
+                       "            COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" ls -q 2>/dev/null)\" "
+                       "-- \"$cur\"))\n",
+                       c->name);
+            else if (strcmp(c->name, "ssh-keys add") == 0 || strcmp(c->name, "completion") == 0)
                 printf("        else COMPREPLY=($(compgen %s -- \"$cur\"))\n",
                        strcmp(c->name, "completion") == 0 ? "-W bash" : "-f");
             printf("        fi ;;\n");

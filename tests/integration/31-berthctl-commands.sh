@@ -68,12 +68,12 @@ done
 run D ls --bogus
 check "... saying what is wrong and the usage" grep -q "unknown option --bogus" <<<"$ERR"
 check "completion bash is sourced by bash without error" bash -c "source <('$CTL' completion bash)"
-comp() { # words...: what completion offers for the last word
-    bash -c 'source <("$0" completion bash); COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _berthctl; echo "${COMPREPLY[*]}"' "$CTL" berthctl "$@"
+comp() { # words...: what completion offers for the last word (as COMP_TOKEN's user)
+    env ${COMP_TOKEN:+BERTH_TOKEN=$COMP_TOKEN} bash -c 'source <("$0" completion bash); COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _berthctl; echo "${COMPREPLY[*]}"' "$CTL" "$CTL" "$@"
 }
 expect_eq "completion offers subcommands" "templates" "$(comp temp)"
 expect_eq "... a group's subcommands" "ls show create update delete" "$(comp templates '')"
-expect_eq "... a command's flags" "--all --user --status --json --help" "$(comp ls --)"
+expect_eq "... a command's flags" "--all --user --status --quiet --json --help" "$(comp ls --)"
 
 # ---- templates ----
 cat > "$TMP/t.json" <<EOF
@@ -112,6 +112,9 @@ run D launch "$P-t" --name web2
 expect_eq "a second launch (no wait)" 0 "$RC"
 run D ls
 check "ls shows name, status, template" grep -q "^web1 *running *$P-t" <<<"$OUT"
+expect_eq "ls -q prints the names only" "web1 web2" "$(D ls -q | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "completion offers your instances' names where a command takes one" "web1 web2" "$(COMP_TOKEN=$DTOK comp logs '')"
+expect_eq "... not another user's" "" "$(COMP_TOKEN=$OTOK comp show '')"
 expect_eq "--json ls and ls --json agree" "$(D --json ls | jq -c '[.items[].name]')" "$(D ls --json | jq -c '[.items[].name]')"
 expect_eq "ls pages through next_cursor (pages of 1)" '["web1","web2"]' "$(BERTH_PAGE_SIZE=1 D ls --json | jq -c '[.items[].name]')"
 check "ls --status running keeps to running ones" bash -c "BERTH_TOKEN=$DTOK '$CTL' --json ls --status running | jq -e 'all(.items[]; .status == \"running\")'"
