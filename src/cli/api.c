@@ -115,8 +115,7 @@ json_t *api_list(const char *path, size_t max, int *rc)
         json_array_extend(all, items);
         next = json_object_get(j, "next_cursor");
         if (!json_is_string(next) || !json_string_length(next) ||
-            strcmp(json_string_value(next), cursor) == 0 ||
-            (max && json_array_size(all) >= max)) {
+            strcmp(json_string_value(next), cursor) == 0 || (max && json_array_size(all) >= max)) {
             json_decref(j);
             break;
         }
@@ -202,4 +201,3 @@ int delete_named(const char *list, const char *arg, const char *what, const char
         printf("%s %s\n", done, id);
     return EXIT_OK;
 }
-

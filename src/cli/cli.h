@@ -52,10 +52,10 @@ struct command {
     const char *details; /* more help (option lines), or NULL */
 };
 
-#define CMD_NOAUTH  1u /* runs without a token; a refused token file is not fatal */
-#define CMD_OFFLINE 2u /* needs neither berth.conf nor the network */
-#define CMD_REST    4u /* takes "-- WORD..." after its arguments */
-#define CMD_HIDDEN  8u /* an old spelling: works, not listed */
+#define CMD_NOAUTH  1u  /* runs without a token; a refused token file is not fatal */
+#define CMD_OFFLINE 2u  /* needs neither berth.conf nor the network */
+#define CMD_REST    4u  /* takes "-- WORD..." after its arguments */
+#define CMD_HIDDEN  8u  /* an old spelling: works, not listed */
 #define CMD_INST    16u /* its first argument is an instance NAME (completion offers yours) */
 
 /* The process-wide state, set up by main() before a command runs. */
@@ -183,7 +183,6 @@ int delete_named(const char *list, const char *arg, const char *what, const char
 int resolve_instance(const char *arg, char id[64]);
 
 /* ---- output.c ---- */
-
 
 /* A string for the value at dotted path key of o: strings as they are,
  * numbers, true/false, "-" for null or missing, other JSON compact. Points

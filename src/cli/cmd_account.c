@@ -192,12 +192,20 @@ int cmd_api(const struct args *a)
 /* ---- tokens ---- */
 
 static const struct column token_cols[] = {
-    {"ID", "id"},         {"NAME", "name"},       {"CREATED", "created_at"},
-    {"LAST USED", "last_used_at"}, {"EXPIRES", "expires_at"}, {NULL, NULL},
+    {"ID", "id"},
+    {"NAME", "name"},
+    {"CREATED", "created_at"},
+    {"LAST USED", "last_used_at"},
+    {"EXPIRES", "expires_at"},
+    {NULL, NULL},
 };
 static const struct column key_cols[] = {
-    {"ID", "id"},     {"NAME", "name"},   {"TYPE", "type"}, {"FINGERPRINT", "fingerprint"},
-    {"ADDED", "created_at"}, {NULL, NULL},
+    {"ID", "id"},
+    {"NAME", "name"},
+    {"TYPE", "type"},
+    {"FINGERPRINT", "fingerprint"},
+    {"ADDED", "created_at"},
+    {NULL, NULL},
 };
 
 int cmd_tokens_ls(const struct args *a)
@@ -264,8 +272,9 @@ int cmd_keys_add(const struct args *a)
     while (n && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' '))
         key[--n] = '\0';
     if (strstr(key, "PRIVATE KEY")) {
-        fprintf(stderr, "berthctl: %s is a private key: give the .pub file, and never send the "
-                        "private one anywhere\n",
+        fprintf(stderr,
+                "berthctl: %s is a private key: give the .pub file, and never send the "
+                "private one anywhere\n",
                 file);
         return EXIT_USAGE;
     }

@@ -15,9 +15,15 @@
 /* ---- templates ---- */
 
 static const struct column template_cols[] = {
-    {"NAME", "name"},       {"IMAGE", "image"},   {"CPUS", "cpus"},
-    {"MEMORY_MB", "memory_mb"}, {"HTTP", "http_port"}, {"SSH", "ssh_port"},
-    {"IMAGE BUILD", "image_build.state"}, {"DESCRIPTION", "description"}, {NULL, NULL},
+    {"NAME", "name"},
+    {"IMAGE", "image"},
+    {"CPUS", "cpus"},
+    {"MEMORY_MB", "memory_mb"},
+    {"HTTP", "http_port"},
+    {"SSH", "ssh_port"},
+    {"IMAGE BUILD", "image_build.state"},
+    {"DESCRIPTION", "description"},
+    {NULL, NULL},
 };
 
 /* The path of template arg (a name or an id) plus nothing; EXIT_OK or EXIT_USAGE. */
@@ -41,8 +47,7 @@ static json_t *read_json_file(const struct args *a)
     }
     j = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &e) : json_load_file(file, 0, &e);
     if (!j) {
-        fprintf(stderr, "berthctl: %s: %s (line %d, column %d)\n", file, e.text, e.line,
-                e.column);
+        fprintf(stderr, "berthctl: %s: %s (line %d, column %d)\n", file, e.text, e.line, e.column);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -114,11 +119,16 @@ int cmd_templates_delete(const struct args *a)
 int cmd_volumes_ls(const struct args *a)
 {
     static const struct column cols[] = {
-        {"ID", "id"},           {"NAME", "name"},         {"TEMPLATE", "template"},
-        {"MOUNT", "mount_path"}, {"INSTANCE", "instance_id"}, {"CREATED", "created_at"},
+        {"ID", "id"},
+        {"NAME", "name"},
+        {"TEMPLATE", "template"},
+        {"MOUNT", "mount_path"},
+        {"INSTANCE", "instance_id"},
+        {"CREATED", "created_at"},
         {NULL, NULL},
     };
-    return list_print(arg_flag(a, "--all") ? "/api/v1/volumes?all=true" : "/api/v1/volumes", 0, cols);
+    return list_print(arg_flag(a, "--all") ? "/api/v1/volumes?all=true" : "/api/v1/volumes", 0,
+                      cols);
 }
 
 int cmd_volumes_rm(const struct args *a)
@@ -134,9 +144,12 @@ int cmd_volumes_rm(const struct args *a)
 int cmd_nodes(const struct args *a)
 {
     static const struct column cols[] = {
-        {"NAME", "name"},         {"STATUS", "status"},
-        {"INSTANCES", "instances"}, {"LAST SEEN", "last_seen_at"},
-        {"DOCKER", "docker_endpoint"}, {NULL, NULL},
+        {"NAME", "name"},
+        {"STATUS", "status"},
+        {"INSTANCES", "instances"},
+        {"LAST SEEN", "last_seen_at"},
+        {"DOCKER", "docker_endpoint"},
+        {NULL, NULL},
     };
     return list_print("/api/v1/nodes", 0, cols);
 }
@@ -191,9 +204,14 @@ int cmd_audit(const struct args *a)
 {
     static const char *const filters[] = {"user", "action", "target", "outcome", "since", "until"};
     static const struct column cols[] = {
-        {"AT", "at"},          {"ACTOR", "actor"},         {"ACTION", "action"},
-        {"TYPE", "target_type"}, {"TARGET", "target_id"}, {"OUTCOME", "outcome"},
-        {"IP", "ip"},          {NULL, NULL},
+        {"AT", "at"},
+        {"ACTOR", "actor"},
+        {"ACTION", "action"},
+        {"TYPE", "target_type"},
+        {"TARGET", "target_id"},
+        {"OUTCOME", "outcome"},
+        {"IP", "ip"},
+        {NULL, NULL},
     };
     char path[2048] = "/api/v1/audit", opt[24];
     const char *fmt = arg_value(a, "--export");

@@ -15,8 +15,9 @@
 #define WAIT_S 300
 
 static const struct column instance_cols[] = {
-    {"NAME", "name"}, {"STATUS", "status"}, {"TEMPLATE", "template.name"}, {"USER", "user"},
-    {"ID", "id"},     {"URL", "urls.open"}, {NULL, NULL},
+    {"NAME", "name"}, {"STATUS", "status"}, {"TEMPLATE", "template.name"},
+    {"USER", "user"}, {"ID", "id"},         {"URL", "urls.open"},
+    {NULL, NULL},
 };
 
 static void print_instance_job(json_t *j)
@@ -86,8 +87,7 @@ static int wait_for(const char *id, const char *want)
 }
 
 /* POST/DELETE that answers {instance, job}: printed, then --wait for want. */
-static int change(const char *a_method, const char *path, json_t *body, bool wait,
-                  const char *want)
+static int change(const char *a_method, const char *path, json_t *body, bool wait, const char *want)
 {
     int rc;
     char id[64];
@@ -374,8 +374,9 @@ int cmd_open(const struct args *a)
     if (!j)
         return rc;
     if (!jstr(j, "urls.open")) {
-        fprintf(stderr, "berthctl: instance %s has no web address (its template has no "
-                        "http_port)\n",
+        fprintf(stderr,
+                "berthctl: instance %s has no web address (its template has no "
+                "http_port)\n",
                 a->pos[0]);
         json_decref(j);
         return EXIT_ERR;

@@ -88,7 +88,8 @@ int cmd_completion(const struct args *a)
             printf("' -- \"$cur\"))\n");
             if (c->flags & CMD_INST) /* the first argument: one of your instances */
                 printf("        elif [[ $words == '%s' ]]; then\n"
-                       "            COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" ls -q 2>/dev/null)\" "
+                       "            COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" ls -q "
+                       "2>/dev/null)\" "
                        "-- \"$cur\"))\n",
                        c->name);
             else if (strcmp(c->name, "ssh-keys add") == 0 || strcmp(c->name, "completion") == 0)

@@ -71,8 +71,9 @@ static void check_api(struct doctor *d)
     char buf[512];
 
     if (http_call("GET", "/api/v1/health", NULL, NULL, NULL, NULL, &r) < 0) {
-        say(d, FAIL, "api", "start berth (make start, or systemctl start nginx berth-api), or set "
-                            "BERTH_URL / url in berth.conf to where it runs",
+        say(d, FAIL, "api",
+            "start berth (make start, or systemctl start nginx berth-api), or set "
+            "BERTH_URL / url in berth.conf to where it runs",
             "berth does not answer at %s", cli.cfg.url);
         return;
     }
@@ -177,8 +178,9 @@ static void check_disk(struct doctor *d, const char *what, const char *path)
     total = (double)s.f_blocks * (double)s.f_frsize;
     pct = total > 0 ? 100.0 * free_b / total : 0;
     if (free_b < 1073741824.0 || pct < 5)
-        say(d, FAIL, "disk", "free space there: remove unused images (docker image prune) and "
-                             "deleted users' volumes",
+        say(d, FAIL, "disk",
+            "free space there: remove unused images (docker image prune) and "
+            "deleted users' volumes",
             "%s (%s): only %.1f GiB free (%.0f%%)", what, path, free_b / 1073741824.0, pct);
     else
         say(d, OK, "disk", NULL, "%s (%s): %.1f GiB free (%.0f%%)", what, path,
@@ -224,15 +226,17 @@ static void check_docker(struct doctor *d, const struct berth_config *w)
 static void check_local(struct doctor *d)
 {
     const char *conf = getenv("BERTH_CONFIG") && *getenv("BERTH_CONFIG") ? getenv("BERTH_CONFIG")
-                                                                          : "/etc/berth/berth.conf";
+                                                                         : "/etc/berth/berth.conf";
     struct berth_config *w;
     struct stat st;
     char err[512], out[512];
     int rc;
 
     if (!http_url_is_local(cli.cfg.url)) {
-        say(d, SKIP, "local", NULL, "berth is not on this machine (%s): nginx, Docker and disk "
-                                    "are checked where it runs", cli.cfg.url);
+        say(d, SKIP, "local", NULL,
+            "berth is not on this machine (%s): nginx, Docker and disk "
+            "are checked where it runs",
+            cli.cfg.url);
         return;
     }
     if (stat(conf, &st) < 0 || access(conf, R_OK) < 0) {
@@ -248,15 +252,17 @@ static void check_local(struct doctor *d)
         return;
     }
     if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
-        say(d, SKIP, "nginx-test", NULL, "%s can be changed by others: its nginx_test is not run", conf);
+        say(d, SKIP, "nginx-test", NULL, "%s can be changed by others: its nginx_test is not run",
+            conf);
     } else if ((rc = run_words(w->nginx_test, out, sizeof(out))) == 0) {
         say(d, OK, "nginx-test", NULL, "the nginx config test passes (nginx_test)");
     } else if (rc < 0 || rc == 127) {
         say(d, FAIL, "nginx-test", "install nginx, or set nginx_test in berth.conf",
             "cannot run nginx_test (%s)", w->nginx_test);
     } else {
-        say(d, FAIL, "nginx-test", "correct the nginx configuration it names; berth-worker reloads "
-                              "nginx after each change",
+        say(d, FAIL, "nginx-test",
+            "correct the nginx configuration it names; berth-worker reloads "
+            "nginx after each change",
             "the nginx config test fails: %s", out[0] ? out : "(no output)");
     }
     check_docker(d, w);

@@ -336,8 +336,8 @@ void token_load(void)
         return;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(cli.token_why, sizeof(cli.token_why), "the token file %.700s is not a regular file",
-                 path);
+        snprintf(cli.token_why, sizeof(cli.token_why),
+                 "the token file %.700s is not a regular file", path);
         close(fd);
         return;
     }

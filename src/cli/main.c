@@ -22,10 +22,12 @@
 
 const struct command commands[] = {
     {"login", "[USER]", "log in (password on the terminal or stdin) and save an API token", "", 0,
-     1, CMD_NOAUTH, cmd_login, "  USER defaults to $USER. The token goes to the token file, mode 0600.\n"},
+     1, CMD_NOAUTH, cmd_login,
+     "  USER defaults to $USER. The token goes to the token file, mode 0600.\n"},
     {"whoami", "", "the user the token belongs to", "", 0, 0, 0, cmd_whoami, NULL},
     {"passwd", "[--revoke-tokens]", "change your password (current, then new)", "--revoke-tokens",
-     0, 0, 0, cmd_passwd, "  --revoke-tokens   also delete all your API tokens, this one included\n"},
+     0, 0, 0, cmd_passwd,
+     "  --revoke-tokens   also delete all your API tokens, this one included\n"},
     {"health", "", "berth's health checks (no login needed)", "", 0, 0, CMD_NOAUTH, cmd_health,
      NULL},
     {"doctor", "", "check the installation end to end and say what to fix", "", 0, 0, CMD_NOAUTH,
@@ -36,7 +38,8 @@ const struct command commands[] = {
     {"templates ls", "", "templates you can launch", "", 0, 0, 0, cmd_templates_ls, NULL},
     {"templates show", "NAME", "one template, every field", "", 1, 1, 0, cmd_templates_show, NULL},
     {"templates create", "-f FILE", "create a template from a JSON file (admins)", "-f=|--file=", 0,
-     0, 0, cmd_templates_create, "  -f, --file FILE   the template's fields as JSON (API.md); - reads stdin\n"},
+     0, 0, cmd_templates_create,
+     "  -f, --file FILE   the template's fields as JSON (API.md); - reads stdin\n"},
     {"templates update", "NAME -f FILE", "change the fields a JSON file names (admins)",
      "-f=|--file=", 1, 1, 0, cmd_templates_update,
      "  -f, --file FILE   the fields to change as JSON; - reads stdin\n"},
@@ -52,31 +55,32 @@ const struct command commands[] = {
      "  --user U          user U's instances (admins)\n"
      "  --status S        only those in status S (running, stopped, error ...)\n"
      "  -q, --quiet       names only, one a line\n"},
-    {"show", "NAME", "one instance: status, URLs, SSH, volumes, error", "", 1, 1, CMD_INST, cmd_show,
-     NULL},
+    {"show", "NAME", "one instance: status, URLs, SSH, volumes, error", "", 1, 1, CMD_INST,
+     cmd_show, NULL},
     {"start", "NAME [--wait]", "start a stopped instance", "--wait", 1, 1, CMD_INST, cmd_action,
      INST_WAIT},
-    {"stop", "NAME [--wait]", "stop an instance (its volumes stay)", "--wait", 1, 1, CMD_INST, cmd_action,
-     INST_WAIT},
+    {"stop", "NAME [--wait]", "stop an instance (its volumes stay)", "--wait", 1, 1, CMD_INST,
+     cmd_action, INST_WAIT},
     {"restart", "NAME [--wait]", "restart an instance", "--wait", 1, 1, CMD_INST, cmd_action,
      INST_WAIT},
     {"rm", "NAME [--delete-volumes] [--wait]", "delete an instance (volumes kept unless asked)",
      "--delete-volumes --wait", 1, 1, CMD_INST, cmd_rm,
      "  --delete-volumes  delete its volumes too (default: kept, for re-attaching)\n" INST_WAIT},
-    {"logs", "NAME [-f] [--tail N]", "the instance's log lines", "-f|--follow --tail=", 1, 1, CMD_INST,
-     cmd_logs,
+    {"logs", "NAME [-f] [--tail N]", "the instance's log lines", "-f|--follow --tail=", 1, 1,
+     CMD_INST, cmd_logs,
      "  -f, --follow      keep printing new lines until interrupted\n"
      "  --tail N          the last N lines (0-5000, default 200)\n"},
     {"stats", "[NAME]", "an instance's CPU, memory and network; no NAME: the platform's (admins)",
      "", 0, 1, CMD_INST, cmd_stats, NULL},
     {"events", "NAME", "the instance's lifecycle history", "", 1, 1, CMD_INST, cmd_events, NULL},
-    {"exec", "NAME [--timeout S] -- CMD [ARG...]", "run a command in the instance; exits with its code",
-     "--timeout=", 1, 1, CMD_REST | CMD_INST, cmd_exec,
-     "  --timeout S       give up after S seconds (1-300, default 30): exit 124\n"},
-    {"ssh", "NAME [-- SSH-ARG...]", "ssh into the instance (port, user and host from berth)", "",
-     1, 1, CMD_REST | CMD_INST, cmd_ssh, "  SSH-ARGs (options, a command) go to ssh after the destination.\n"},
-    {"open", "NAME [--browser]", "print the instance's URL, or open it", "--browser", 1, 1, CMD_INST,
-     cmd_open, "  --browser         open it with xdg-open when there is a display\n"},
+    {"exec", "NAME [--timeout S] -- CMD [ARG...]",
+     "run a command in the instance; exits with its code", "--timeout=", 1, 1, CMD_REST | CMD_INST,
+     cmd_exec, "  --timeout S       give up after S seconds (1-300, default 30): exit 124\n"},
+    {"ssh", "NAME [-- SSH-ARG...]", "ssh into the instance (port, user and host from berth)", "", 1,
+     1, CMD_REST | CMD_INST, cmd_ssh,
+     "  SSH-ARGs (options, a command) go to ssh after the destination.\n"},
+    {"open", "NAME [--browser]", "print the instance's URL, or open it", "--browser", 1, 1,
+     CMD_INST, cmd_open, "  --browser         open it with xdg-open when there is a display\n"},
     {"ssh-keys ls", "", "your SSH public keys", "", 0, 0, 0, cmd_keys_ls, NULL},
     {"ssh-keys add", "NAME FILE", "add the public key in FILE (- for stdin) as NAME", "", 2, 2, 0,
      cmd_keys_add, NULL},
@@ -114,8 +118,7 @@ const struct command commands[] = {
     {"users enable", "NAME", "let a disabled user log in again (admins)", "", 1, 1, 0,
      cmd_users_state, NULL},
     {"users rm", "NAME [--delete-volumes]", "delete a user and their instances (admins)",
-     "--delete-volumes", 1, 1, 0, cmd_users_rm,
-     "  --delete-volumes  delete their volumes too\n"},
+     "--delete-volumes", 1, 1, 0, cmd_users_rm, "  --delete-volumes  delete their volumes too\n"},
     {"audit",
      "[--user U] [--action A] [--target T] [--outcome O] [--since T] [--until T] [--limit N] "
      "[--export csv|jsonl]",
@@ -130,8 +133,8 @@ const struct command commands[] = {
      "  --limit N         the newest N rows (default 100) in the table or --json\n"
      "  --export FORMAT   every matching row, all pages, as csv or jsonl on stdout\n"},
     {"nodes", "", "the Docker hosts and their health (admins)", "", 0, 0, 0, cmd_nodes, NULL},
-    {"completion", "bash", "a bash completion script: source <(berthctl completion bash)", "", 1,
-     1, CMD_OFFLINE, cmd_completion, NULL},
+    {"completion", "bash", "a bash completion script: source <(berthctl completion bash)", "", 1, 1,
+     CMD_OFFLINE, cmd_completion, NULL},
     {"api", "METHOD PATH [JSON]", "any API call; berth's JSON printed as it comes", "", 2, 3, 0,
      cmd_api, "  PATH starts with /api/v1/.\n"},
 };
@@ -296,26 +299,27 @@ static void usage(FILE *f)
     for (size_t i = 0; i < ncommands; i++)
         if (!(commands[i].flags & CMD_HIDDEN))
             help_row(f, &commands[i], 0);
-    fprintf(f,
-            "\nOptions anywhere on the line (before a --):\n"
-            "  --json    print berth's JSON instead of a table\n"
-            "  --help    the help of the command\n"
-            "\nNAME is one of your instances' names (or an instance id).\n"
-            "Where: `url` in berth.conf ($BERTH_CONFIG) or $BERTH_URL. Credentials: $BERTH_TOKEN\n"
-            "or the token saved by `berthctl login` ($XDG_CONFIG_HOME/berth/token, else\n"
-            "~/.config/berth/token; refused unless only you can read it).\n"
-            "\nExit status:\n"
-            "  0  done\n"
-            "  1  berth answered with an error (its message and code are printed), or could\n"
-            "     not be reached\n"
-            "  2  usage: the command line, berth.conf or the token file is wrong; nothing was sent\n"
-            "  exec exits with the command's own exit code (124 when it timed out)\n");
+    fprintf(
+        f, "\nOptions anywhere on the line (before a --):\n"
+           "  --json    print berth's JSON instead of a table\n"
+           "  --help    the help of the command\n"
+           "\nNAME is one of your instances' names (or an instance id).\n"
+           "Where: `url` in berth.conf ($BERTH_CONFIG) or $BERTH_URL. Credentials: $BERTH_TOKEN\n"
+           "or the token saved by `berthctl login` ($XDG_CONFIG_HOME/berth/token, else\n"
+           "~/.config/berth/token; refused unless only you can read it).\n"
+           "\nExit status:\n"
+           "  0  done\n"
+           "  1  berth answered with an error (its message and code are printed), or could\n"
+           "     not be reached\n"
+           "  2  usage: the command line, berth.conf or the token file is wrong; nothing was sent\n"
+           "  exec exits with the command's own exit code (124 when it timed out)\n");
 }
 
 static void command_help(const struct command *c)
 {
     usage_line(stdout, c);
-    printf("\n%c%s.\n", c->summary[0] >= 'a' && c->summary[0] <= 'z' ? c->summary[0] - 32 : c->summary[0],
+    printf("\n%c%s.\n",
+           c->summary[0] >= 'a' && c->summary[0] <= 'z' ? c->summary[0] - 32 : c->summary[0],
            c->summary + 1);
     if (c->details)
         printf("\n%s", c->details);

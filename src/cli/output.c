@@ -102,7 +102,8 @@ void print_table(json_t *items, const struct column *cols)
         w[k] = strlen(cols[k].head);
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)), true);
+            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)),
+                 true);
             if (strlen(c) > w[k])
                 w[k] = strlen(c);
         }
@@ -110,7 +111,8 @@ void print_table(json_t *items, const struct column *cols)
         pad(cols[k].head, k + 1 < nc ? w[k] : 0);
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)), true);
+            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)),
+                 true);
             pad(c, k + 1 < nc ? w[k] : 0);
         }
     free(w);
