@@ -170,7 +170,7 @@ int resolve_instance(const char *arg, char id[64])
     return api_resolve("/api/v1/instances", "name", arg, "an instance", true, id);
 }
 
-int list_print(const char *path, size_t max, const struct column *cols)
+int list_print(const char *path, size_t max, const char *cols)
 {
     int rc;
     json_t *j = api_list(path, max, &rc);

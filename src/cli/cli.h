@@ -140,11 +140,6 @@ int token_save(const char *t);
  * 0, or -1 at end of input. */
 int read_secret(const char *prompt, char *out, size_t size);
 
-struct column {
-    const char *head; /* the header */
-    const char *key;  /* a dotted path into each item: "template.name" */
-};
-
 /* ---- api.c: calls with the error handling every command shares ---- */
 
 /* Print berth's error answer in one sentence (message, code, field, status)
@@ -175,7 +170,7 @@ int api_emit(const char *method, const char *path, json_t *body, void (*human)(j
 /* A job answer (202) for people: "job ID (KIND): STATUS". */
 void print_job(json_t *j);
 /* GET a list (api_list, at most max items, 0: all) and print it as a table of cols, or --json. */
-int list_print(const char *path, size_t max, const struct column *cols);
+int list_print(const char *path, size_t max, const char *cols);
 /* DELETE list/ID where ID is what arg names in list (api_resolve, free-text
  * names); prints "done ID" (or JSON). Exit code. */
 int delete_named(const char *list, const char *arg, const char *what, const char *done);
@@ -190,8 +185,10 @@ int resolve_instance(const char *arg, char id[64]);
 const char *jtext(json_t *o, const char *key, char *buf, size_t n);
 /* The string at dotted path key, or NULL. */
 const char *jstr(json_t *o, const char *key);
-/* items as a table with a header line, columns as wide as their widest cell. */
-void print_table(json_t *items, const struct column *cols);
+/* items as a table with a header line, columns as wide as their widest cell.
+ * cols: "HEAD=key,HEAD=key...", each key a dotted path into an item
+ * ("TEMPLATE=template.name"); at most 16 columns. */
+void print_table(json_t *items, const char *cols);
 /* An object as "key: value" lines, nested objects as dotted keys; byte
  * counts (keys ending in _bytes) also in MiB/GiB. */
 void print_fields(json_t *o);

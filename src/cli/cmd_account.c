@@ -191,22 +191,9 @@ int cmd_api(const struct args *a)
 
 /* ---- tokens ---- */
 
-static const struct column token_cols[] = {
-    {"ID", "id"},
-    {"NAME", "name"},
-    {"CREATED", "created_at"},
-    {"LAST USED", "last_used_at"},
-    {"EXPIRES", "expires_at"},
-    {NULL, NULL},
-};
-static const struct column key_cols[] = {
-    {"ID", "id"},
-    {"NAME", "name"},
-    {"TYPE", "type"},
-    {"FINGERPRINT", "fingerprint"},
-    {"ADDED", "created_at"},
-    {NULL, NULL},
-};
+static const char token_cols[] =
+    "ID=id,NAME=name,CREATED=created_at,LAST USED=last_used_at,EXPIRES=expires_at";
+static const char key_cols[] = "ID=id,NAME=name,TYPE=type,FINGERPRINT=fingerprint,ADDED=created_at";
 
 int cmd_tokens_ls(const struct args *a)
 {

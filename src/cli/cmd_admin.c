@@ -14,17 +14,9 @@
 
 /* ---- templates ---- */
 
-static const struct column template_cols[] = {
-    {"NAME", "name"},
-    {"IMAGE", "image"},
-    {"CPUS", "cpus"},
-    {"MEMORY_MB", "memory_mb"},
-    {"HTTP", "http_port"},
-    {"SSH", "ssh_port"},
-    {"IMAGE BUILD", "image_build.state"},
-    {"DESCRIPTION", "description"},
-    {NULL, NULL},
-};
+static const char template_cols[] =
+    "NAME=name,IMAGE=image,CPUS=cpus,MEMORY_MB=memory_mb,HTTP=http_port,"
+    "SSH=ssh_port,IMAGE BUILD=image_build.state,DESCRIPTION=description";
 
 /* The path of template arg (a name or an id) plus nothing; EXIT_OK or EXIT_USAGE. */
 static int template_path(const struct args *a, const char *arg, char *out, size_t n)
@@ -118,15 +110,9 @@ int cmd_templates_delete(const struct args *a)
 
 int cmd_volumes_ls(const struct args *a)
 {
-    static const struct column cols[] = {
-        {"ID", "id"},
-        {"NAME", "name"},
-        {"TEMPLATE", "template"},
-        {"MOUNT", "mount_path"},
-        {"INSTANCE", "instance_id"},
-        {"CREATED", "created_at"},
-        {NULL, NULL},
-    };
+    static const char cols[] =
+        "ID=id,NAME=name,TEMPLATE=template,MOUNT=mount_path,INSTANCE=instance_id,"
+        "CREATED=created_at";
     return list_print(arg_flag(a, "--all") ? "/api/v1/volumes?all=true" : "/api/v1/volumes", 0,
                       cols);
 }
@@ -143,14 +129,8 @@ int cmd_volumes_rm(const struct args *a)
 
 int cmd_nodes(const struct args *a)
 {
-    static const struct column cols[] = {
-        {"NAME", "name"},
-        {"STATUS", "status"},
-        {"INSTANCES", "instances"},
-        {"LAST SEEN", "last_seen_at"},
-        {"DOCKER", "docker_endpoint"},
-        {NULL, NULL},
-    };
+    static const char cols[] = "NAME=name,STATUS=status,INSTANCES=instances,LAST SEEN=last_seen_at,"
+                               "DOCKER=docker_endpoint";
     return list_print("/api/v1/nodes", 0, cols);
 }
 
@@ -203,16 +183,8 @@ static int audit_export(const char *base, const char *fmt)
 int cmd_audit(const struct args *a)
 {
     static const char *const filters[] = {"user", "action", "target", "outcome", "since", "until"};
-    static const struct column cols[] = {
-        {"AT", "at"},
-        {"ACTOR", "actor"},
-        {"ACTION", "action"},
-        {"TYPE", "target_type"},
-        {"TARGET", "target_id"},
-        {"OUTCOME", "outcome"},
-        {"IP", "ip"},
-        {NULL, NULL},
-    };
+    static const char cols[] = "AT=at,ACTOR=actor,ACTION=action,TYPE=target_type,TARGET=target_id,"
+                               "OUTCOME=outcome,IP=ip";
     char path[2048] = "/api/v1/audit", opt[24];
     const char *fmt = arg_value(a, "--export");
     long limit = 100;

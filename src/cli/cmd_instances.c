@@ -14,11 +14,8 @@
 
 #define WAIT_S 300
 
-static const struct column instance_cols[] = {
-    {"NAME", "name"}, {"STATUS", "status"}, {"TEMPLATE", "template.name"},
-    {"USER", "user"}, {"ID", "id"},         {"URL", "urls.open"},
-    {NULL, NULL},
-};
+static const char instance_cols[] =
+    "NAME=name,STATUS=status,TEMPLATE=template.name,USER=user,ID=id,URL=urls.open";
 
 static void print_instance_job(json_t *j)
 {
@@ -259,8 +256,7 @@ int cmd_stats(const struct args *a)
 
 int cmd_events(const struct args *a)
 {
-    static const struct column cols[] = {
-        {"AT", "at"}, {"KIND", "kind"}, {"MESSAGE", "message"}, {NULL, NULL}};
+    static const char cols[] = "AT=at,KIND=kind,MESSAGE=message";
     char path[200];
     int rc = instance_path(a->pos[0], "/events", path, sizeof(path));
     return rc != EXIT_OK ? rc : list_print(path, 0, cols);

@@ -11,17 +11,10 @@
 #include "berth/util.h"
 #include "cli.h"
 
-static const struct column user_cols[] = {
-    {"ID", "id"},
-    {"USERNAME", "username"},
-    {"ROLE", "role"},
-    {"DISABLED", "disabled"},
-    {"QUOTA INSTANCES", "quota.instances"},
-    {"CPUS", "quota.cpus"},
-    {"MEMORY_MB", "quota.memory_mb"},
-    {"CREATED", "created_at"},
-    {NULL, NULL},
-};
+static const char user_cols[] =
+    "ID=id,USERNAME=username,ROLE=role,DISABLED=disabled,"
+    "QUOTA INSTANCES=quota.instances,CPUS=quota.cpus,MEMORY_MB=quota.memory_mb,"
+    "CREATED=created_at";
 
 /* The path of user arg (a name or an id) plus suffix; EXIT_OK or the exit code. */
 static int user_path(const char *arg, const char *suffix, char *out, size_t n)

@@ -89,33 +89,34 @@ static void pad(const char *s, size_t width)
         printf("%s\n", s);
 }
 
-void print_table(json_t *items, const struct column *cols)
+#define COLS_MAX 16
+
+void print_table(json_t *items, const char *cols)
 {
-    size_t nc = 0, rows = json_array_size(items);
-    while (cols[nc].head)
-        nc++;
-    size_t *w = calloc(nc ? nc : 1, sizeof(*w));
-    char buf[512], c[512];
-    if (!w)
-        return;
-    for (size_t k = 0; k < nc; k++)
-        w[k] = strlen(cols[k].head);
+    char head[COLS_MAX][40], key[COLS_MAX][80], buf[512], c[512];
+    size_t nc = 0, rows = json_array_size(items), w[COLS_MAX];
+    for (const char *p = cols; *p && nc < COLS_MAX; nc++) {
+        size_t hl = strcspn(p, "="), kl;
+        snprintf(head[nc], sizeof(head[nc]), "%.*s", (int)hl, p);
+        p += hl + (p[hl] == '=');
+        kl = strcspn(p, ",");
+        snprintf(key[nc], sizeof(key[nc]), "%.*s", (int)kl, p);
+        p += kl + (p[kl] == ',');
+        w[nc] = strlen(head[nc]);
+    }
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)),
-                 true);
+            cell(c, sizeof(c), jtext(json_array_get(items, i), key[k], buf, sizeof(buf)), true);
             if (strlen(c) > w[k])
                 w[k] = strlen(c);
         }
     for (size_t k = 0; k < nc; k++)
-        pad(cols[k].head, k + 1 < nc ? w[k] : 0);
+        pad(head[k], k + 1 < nc ? w[k] : 0);
     for (size_t i = 0; i < rows; i++)
         for (size_t k = 0; k < nc; k++) {
-            cell(c, sizeof(c), jtext(json_array_get(items, i), cols[k].key, buf, sizeof(buf)),
-                 true);
+            cell(c, sizeof(c), jtext(json_array_get(items, i), key[k], buf, sizeof(buf)), true);
             pad(c, k + 1 < nc ? w[k] : 0);
         }
-    free(w);
 }
 
 static void fields(json_t *o, const char *prefix)
