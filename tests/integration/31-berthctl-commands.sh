@@ -219,6 +219,8 @@ fi
 # ---- tokens, paging ----
 for n in 1 2 3; do D tokens create "$P-tok$n" >/dev/null; done
 expect_eq "tokens ls pages through next_cursor (pages of 1)" 4 "$(BERTH_PAGE_SIZE=1 D --json tokens ls | jq '.items | length')"
+D tokens create "$P-short" --expires-days 3 >/dev/null
+check "tokens create --expires-days sets an expiry" bash -c "BERTH_TOKEN=$DTOK '$CTL' --json tokens ls | jq -e '.items[] | select(.name == \"$P-short\") | .expires_at != null'"
 NEWTOK=$(D --json tokens create "$P-fresh" | jq -r .token)
 expect_eq "tokens create prints a token that works" "$P-dev (developer)" "$(BERTH_TOKEN=$NEWTOK "$CTL" whoami 2>&1)"
 run D tokens revoke "$P-fresh"
@@ -244,6 +246,13 @@ check "... in berth's words, with the code" grep -q "quota_exceeded" <<<"$ERR"
 run A users update "$P-q" --role viewer --quota-memory-mb 512
 expect_eq "users update --role --quota-memory-mb" "0 viewer 512" "$RC $(A --json users show "$P-q" | jq -r '"\(.role) \(.quota.memory_mb)"')"
 expect_eq "users ls --query finds them" "$P-q" "$(A --json users ls --query "$P-q" | jq -r '.items[].username')"
+QTOK=$(cat "$HOME/.config/berth/token")
+run A users update "$P-q" --password-stdin --revoke-tokens <<<"pw-$P-third"
+expect_eq "users update --password-stdin --revoke-tokens" 0 "$RC"
+run env BERTH_TOKEN="$QTOK" "$CTL" whoami
+expect_eq "... the user's tokens are gone (exit 1)" 1 "$RC"
+run "$CTL" login "$P-q" <<<"pw-$P-third"
+expect_eq "... and the new password logs in" 0 "$RC"
 run A users disable "$P-q"
 expect_eq "users disable" "0 true" "$RC $(A --json users show "$P-q" | jq -r .disabled)"
 run A users enable "$P-q"
