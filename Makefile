@@ -66,6 +66,12 @@ $(BUILD)/berth-worker: $(WORKER_OBJ) $(COMMON_OBJ)
 $(BUILD)/berthctl: $(CLI_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_CLI) $(LIBS_COMMON)
 
+# berthctl's transport, API helpers and output, without its commands and main.
+CLI_LIB_OBJ = $(call obj,src/cli/http.c src/cli/api.c src/cli/output.c)
+$(BUILD)/tests/test_cli: $(BUILD)/obj/tests/unit/test_cli.o $(COMMON_OBJ) $(CLI_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_CLI) $(LIBS_COMMON)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_OBJ) $(API_LIB_OBJ) $(WORKER_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_API) $(LIBS_WORKER) $(LIBS_CLI) $(LIBS_COMMON)

@@ -36,7 +36,7 @@ out=$("$CTL" frobnicate 2>&1); rc=$?
 expect_eq "an unknown command exits 2" 2 "$rc"
 check "... naming it" grep -q "unknown command 'frobnicate'" <<<"$out"
 out=$("$CTL" start 'Bad Name!' 2>&1); rc=$?
-expect_eq "a malformed instance argument is refused before any call" 1 "$rc"
+expect_eq "a malformed instance argument is a usage error (exit 2), refused before any call" 2 "$rc"
 check "... saying what is wrong" grep -q "neither an instance id nor an instance name" <<<"$out"
 out=$("$CTL" api POST /api/v1/users '{not json' 2>&1); rc=$?
 expect_eq "a malformed JSON body is refused locally (exit 2)" 2 "$rc"
@@ -46,7 +46,7 @@ check "... with a sentence naming the URL" grep -q "cannot reach berth at http:/
 
 # revoke the token: the next call is refused
 id=$("$CTL" --json tokens | jq -r '.items[] | select(.name | startswith("berthctl@")) | .id' | head -1)
-"$CTL" token-rm "$id" >/dev/null 2>&1
+"$CTL" tokens revoke "$id" >/dev/null 2>&1
 out=$("$CTL" whoami 2>&1); rc=$?
-expect_eq "after token-rm of its own token, berthctl is refused" 1 "$rc"
+expect_eq "after tokens revoke of its own token, berthctl is refused" 1 "$rc"
 rm -rf "$HOME"
