@@ -432,6 +432,12 @@ static void print_instance_job(json_t *j)
            str(in, "status"), str(job, "id"), str(job, "status"));
 }
 
+static void print_snoozed(json_t *in)
+{
+    printf("instance %s (%s): %s; idle clock reset at %s\n", str(in, "name"), str(in, "id"),
+           str(in, "status"), str(in, "last_active_at"));
+}
+
 static void print_tokens(json_t *j)
 {
     size_t i;
@@ -521,6 +527,7 @@ static void usage(FILE *f)
             "  ls [--all]                 your instances (admins: --all for everyone's)\n"
             "  launch TEMPLATE [NAME]     start a new instance\n"
             "  start|stop|restart INST    change an instance's state (INST: id or name)\n"
+            "  snooze INST                count as activity: an idle instance is not stopped yet\n"
             "  rm INST [--delete-volumes] delete an instance (volumes kept unless asked)\n"
             "  logs INST [TAIL]           the instance's last log lines\n"
             "  exec INST -- CMD [ARG...]  run a command in the instance\n"
@@ -603,6 +610,15 @@ int main(int argc, char **argv)
             rc = instance_path(argv[0], suffix, path, sizeof(path)) < 0
                      ? 1
                      : run("POST", path, NULL, print_instance_job);
+        }
+    } else if (strcmp(cmd, "snooze") == 0) {
+        if (argc != 1) {
+            fprintf(stderr, "usage: berthctl snooze INSTANCE\n");
+            rc = 2;
+        } else {
+            rc = instance_path(argv[0], "/snooze", path, sizeof(path)) < 0
+                     ? 1
+                     : run("POST", path, NULL, print_snoozed);
         }
     } else if (strcmp(cmd, "rm") == 0) {
         bool vols = argc == 2 && strcmp(argv[1], "--delete-volumes") == 0;
