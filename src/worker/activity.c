@@ -8,7 +8,8 @@
  * -- the entry is inspected again instead. A pid is believed only when its
  * /proc/<pid>/cgroup names the container's id and its namespace is not the
  * worker's own. Counters of a new namespace start a new baseline: a pass
- * compares two readings of one namespace, never across a restart.
+ * compares two readings of one namespace, never across a restart; so do
+ * the connections read from its tables.
  */
 #include "activity.h"
 
@@ -32,18 +33,13 @@
 
 const char *activity_kind_name(enum activity_kind kind)
 {
-    switch (kind) {
-    case ACTIVITY_HTTP:
-        return "http";
-    case ACTIVITY_WEBSOCKET:
-        return "websocket";
-    case ACTIVITY_SSH:
-        return "ssh";
-    case ACTIVITY_SNOOZE:
-        return "snooze";
-    default:
-        return NULL;
-    }
+    static const char *const names[] = {
+        [ACTIVITY_HTTP] = "http",
+        [ACTIVITY_WEBSOCKET] = "websocket",
+        [ACTIVITY_SSH] = "ssh",
+        [ACTIVITY_SNOOZE] = "snooze",
+    };
+    return (unsigned)kind < ARRAY_LEN(names) ? names[kind] : NULL;
 }
 
 /* A cursor over one line of /proc text: [p, end). */
@@ -116,43 +112,63 @@ static bool next_line(const char **pos, const char *end, struct cur *c)
     return true;
 }
 
-size_t activity_netdev_bytes(const char *buf, size_t len, uint64_t *bytes)
+/* The next space-separated token of c into [*tok, *tok + *n); false at the end. */
+static bool next_token(struct cur *c, const char **tok, size_t *n)
 {
-    const char *pos = buf, *end = buf + len;
-    struct cur c;
-    size_t lines = 0;
-    uint64_t total = 0;
+    skip_spaces(c);
+    if (c->p >= c->end)
+        return false;
+    *tok = c->p;
+    while (c->p < c->end && *c->p != ' ' && *c->p != '\t')
+        c->p++;
+    *n = (size_t)(c->p - *tok);
+    return true;
+}
 
-    *bytes = 0;
+static bool starts_tcp(const struct cur *c)
+{
+    return c->end - c->p >= 4 && memcmp(c->p, "Tcp:", 4) == 0;
+}
+
+bool activity_snmp_tcp(const char *buf, size_t len, struct activity_tcp_mib *out)
+{
+    static const char *const names[] = {"InSegs", "OutSegs", "CurrEstab"};
+    uint64_t *fields[] = {&out->in_segs, &out->out_segs, &out->curr_estab};
+    const char *pos = buf, *end = buf + len, *name, *val;
+    struct cur head, vals;
+    size_t nn, nv;
+    unsigned found = 0;
+
+    memset(out, 0, sizeof(*out));
     if (!buf)
-        return 0;
-    while (next_line(&pos, end, &c)) {
-        const char *name, *colon;
-        uint64_t f[9];
-        int i;
-        bool lo;
-
-        skip_spaces(&c);
-        name = c.p;
-        /* "  eth0: 123 ...": the name runs to the colon (the headers have none) */
-        if (!(colon = memchr(c.p, ':', (size_t)(c.end - c.p))) || colon == name ||
-            memchr(name, ' ', (size_t)(colon - name)))
-            continue;
-        lo = colon - name == 2 && memcmp(name, "lo", 2) == 0;
-        c.p = colon + 1;
-        for (i = 0; i < 9; i++) {
-            skip_spaces(&c);
-            if (!take_u64(&c, &f[i]))
-                break;
+        return false;
+    do { /* the first "Tcp:" line names the columns, the next one has the values */
+        if (!next_line(&pos, end, &head))
+            return false;
+    } while (!starts_tcp(&head));
+    do {
+        if (!next_line(&pos, end, &vals))
+            return false;
+    } while (!starts_tcp(&vals));
+    head.p += 4;
+    vals.p += 4;
+    while (next_token(&head, &name, &nn)) {
+        if (!next_token(&vals, &val, &nv))
+            goto fail;
+        for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+            struct cur v = {val, val + nv};
+            if (nn != strlen(names[i]) || memcmp(name, names[i], nn) != 0)
+                continue;
+            if (!take_u64(&v, fields[i]) || v.p != v.end)
+                goto fail;
+            found |= 1u << i;
         }
-        if (i < 9)
-            continue; /* rx bytes is field 0, tx bytes field 8 */
-        lines++;
-        if (!lo && f[0] <= UINT64_MAX - total && f[8] <= UINT64_MAX - total - f[0])
-            total += f[0] + f[8];
     }
-    *bytes = total;
-    return lines;
+    if (found == (1u << ARRAY_LEN(names)) - 1)
+        return true;
+fail:
+    memset(out, 0, sizeof(*out));
+    return false;
 }
 
 /* An address of /proc/net/tcp(6) as the kernel prints it: 8 hex digits per
@@ -222,9 +238,9 @@ unsigned activity_tcp_conns(const char *buf, size_t len, long ssh_port, long htt
     return seen;
 }
 
-enum activity_kind activity_classify(uint64_t delta, unsigned conns, bool http_recent)
+enum activity_kind activity_classify(uint64_t segs, unsigned conns, bool http_recent)
 {
-    if (delta < ACTIVITY_MIN_BYTES || !(conns & (ACTIVITY_CONN_SSH | ACTIVITY_CONN_HTTP)))
+    if (segs < ACTIVITY_MIN_SEGS || !(conns & (ACTIVITY_CONN_SSH | ACTIVITY_CONN_HTTP)))
         return ACTIVITY_NONE;
     if (http_recent)
         return ACTIVITY_HTTP;
@@ -250,8 +266,11 @@ struct entry {
     long pid;
     dev_t ns_dev;
     ino_t ns_ino;
-    uint64_t bytes;
-    bool have_bytes;
+    uint64_t segs;     /* InSegs + OutSegs at the last pass */
+    bool have_segs;    /* segs is a baseline of this namespace */
+    uint64_t estab;    /* CurrEstab when conns was read */
+    unsigned conns;    /* activity_tcp_conns() of the last read */
+    int conns_age;     /* passes since; -1: never read */
 };
 
 /* An inspect in flight: lives in the module (no allocation a dropped
@@ -269,6 +288,8 @@ static struct {
     struct inspect slots[ACTIVITY_MAX_INSPECTS];
     bool stopped;
     bool told_hidden;
+    size_t rotor;  /* where the next pass begins */
+    bool deferred; /* this pass ran out of table reads */
     char tcp[256 * 1024]; /* one netns's tcp or tcp6 text at a time */
 } act;
 
@@ -303,14 +324,14 @@ static bool netns_of(long pid, dev_t *dev, ino_t *ino)
     return true;
 }
 
-/* The namespace's received + sent bytes; false when they cannot be read. */
-static bool read_bytes(long pid, uint64_t *bytes)
+/* The namespace's TCP counters; false when they cannot be read. */
+static bool read_mib(long pid, struct activity_tcp_mib *mib)
 {
-    char path[64], buf[16384];
+    char path[64], buf[8192];
     ssize_t n;
-    snprintf(path, sizeof(path), "/proc/%ld/net/dev", pid);
+    snprintf(path, sizeof(path), "/proc/%ld/net/snmp", pid);
     n = slurp(path, buf, sizeof(buf));
-    return n > 0 && activity_netdev_bytes(buf, (size_t)n, bytes) > 0;
+    return n > 0 && activity_snmp_tcp(buf, (size_t)n, mib);
 }
 
 static unsigned read_conns(long pid, long ssh_port, long http_port)
@@ -349,6 +370,15 @@ static void hidden(struct entry *e, const char *why)
     act.told_hidden = true;
 }
 
+/* The counters of the next pass are compared with these (a new namespace). */
+static void baseline(struct entry *e)
+{
+    struct activity_tcp_mib mib;
+    e->have_segs = read_mib(e->pid, &mib);
+    e->segs = mib.in_segs + mib.out_segs;
+    e->conns_age = -1;
+}
+
 /* Believe pid for e when its cgroup names the container and its network
  * namespace is not the worker's own. */
 static void adopt(struct entry *e, long pid, const char *full_id)
@@ -380,7 +410,7 @@ static void adopt(struct entry *e, long pid, const char *full_id)
     e->pid = pid;
     e->ns_dev = dev;
     e->ns_ino = ino;
-    e->have_bytes = read_bytes(pid, &e->bytes); /* the baseline of the next pass */
+    baseline(e);
 }
 
 static void on_inspected(int status, const char *body, size_t len, const char *err, void *arg)
@@ -446,26 +476,49 @@ static void ask(struct entry *e, struct activity_stats *st)
 static enum activity_kind sample(struct entry *e, const struct activity_row *r,
                                  struct activity_stats *st)
 {
+    struct activity_tcp_mib mib;
+    uint64_t now, segs;
     dev_t dev;
     ino_t ino;
-    uint64_t now, delta;
 
     if (!netns_of(e->pid, &dev, &ino) || dev != e->ns_dev || ino != e->ns_ino) {
         e->state = PID_UNKNOWN; /* gone or another process: inspect again */
-        e->have_bytes = false;
+        e->have_segs = false;
         return ACTIVITY_NONE;
     }
-    if (!read_bytes(e->pid, &now))
+    if (!read_mib(e->pid, &mib))
         return ACTIVITY_NONE;
     st->sampled++;
-    delta = e->have_bytes && now >= e->bytes ? now - e->bytes : 0;
-    e->bytes = now;
-    e->have_bytes = true;
-    if (delta < ACTIVITY_MIN_BYTES)
+    now = mib.in_segs + mib.out_segs;
+    segs = e->have_segs && now >= e->segs ? now - e->segs : 0;
+    e->segs = now;
+    e->have_segs = true;
+    if (e->conns_age >= 0)
+        e->conns_age++;
+    if (segs < ACTIVITY_MIN_SEGS)
         return ACTIVITY_NONE;
     st->traffic++;
-    return activity_classify(delta, read_conns(e->pid, r->ssh_port, r->http_port),
-                             r->http_recent);
+    if (mib.curr_estab == 0) {
+        e->conns = 0; /* nobody connected: no table to read */
+        e->estab = 0;
+        e->conns_age = 0;
+    } else if (e->conns_age < 0 || e->conns_age >= ACTIVITY_CONNS_PASSES ||
+               mib.curr_estab != e->estab) {
+        if (st->tables >= ACTIVITY_MAX_TABLES) {
+            /* over this pass's budget: the next pass begins here */
+            if (!act.deferred)
+                act.rotor = (size_t)(e - act.e);
+            act.deferred = true;
+            if (e->conns_age < 0)
+                return ACTIVITY_NONE; /* whose traffic is not known yet */
+            return activity_classify(segs, e->conns, r->http_recent); /* as last read */
+        }
+        e->conns = read_conns(e->pid, r->ssh_port, r->http_port);
+        e->estab = mib.curr_estab;
+        e->conns_age = 0;
+        st->tables++;
+    }
+    return activity_classify(segs, e->conns, r->http_recent);
 }
 
 int activity_pass(const struct activity_row *rows, size_t n, enum activity_kind *out,
@@ -474,7 +527,7 @@ int activity_pass(const struct activity_row *rows, size_t n, enum activity_kind 
     struct activity_stats st = {.rows = n};
     struct timespec t0, t1;
     struct entry *ne;
-    size_t j = 0;
+    size_t j = 0, start;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (size_t i = 0; i < n; i++)
@@ -491,7 +544,7 @@ int activity_pass(const struct activity_row *rows, size_t n, enum activity_kind 
         util_strlcpy(e->id, rows[i].id, sizeof(e->id));
         if (strcmp(e->started, rows[i].started) != 0) {
             e->state = PID_UNKNOWN; /* (re)started: another process, another namespace */
-            e->have_bytes = false;
+            e->have_segs = false;
             util_strlcpy(e->started, rows[i].started, sizeof(e->started));
         }
         util_strlcpy(e->container, rows[i].container, sizeof(e->container));
@@ -499,7 +552,12 @@ int activity_pass(const struct activity_row *rows, size_t n, enum activity_kind 
     free(act.e);
     act.e = ne;
     act.n = n;
-    for (size_t i = 0; i < n; i++) {
+    /* from where the last pass ran out of table reads, so none waits twice */
+    start = act.rotor < n ? act.rotor : 0;
+    act.rotor = 0;
+    act.deferred = false;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
         struct entry *e = &act.e[i];
         if (e->state == PID_UNKNOWN)
             ask(e, &st);

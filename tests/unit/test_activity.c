@@ -1,5 +1,5 @@
 /* Tests of the worker's activity parsers and classification (activity.h):
- * byte counters from /proc/<pid>/net/dev, established connections on the
+ * TCP counters from /proc/<pid>/net/snmp, established connections on the
  * SSH and HTTP ports from /proc/<pid>/net/tcp(6), what a sample means. */
 #include <stdint.h>
 #include <stdio.h>
@@ -8,15 +8,14 @@
 #include "../../src/worker/activity.h"
 #include "check.h"
 
-static const char netdev[] =
-    "Inter-|   Receive                                                |  Transmit\n"
-    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
-    "drop fifo colls carrier compressed\n"
-    "    lo:  229108  3618    0    0    0     0          0         0   229108    3618    0    0 "
-    "   0     0       0          0\n"
-    "  eth0:    1000      10    0    0    0     0          0         0      234       3    0    0"
-    "    0     0       0          0\n"
-    "veth0123456789a:5 1 0 0 0 0 0 0 7 1 0 0 0 0 0 0\n";
+static const char snmp[] =
+    "Ip: Forwarding DefaultTTL InReceives\n"
+    "Ip: 1 64 120\n"
+    "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets "
+    "CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n"
+    "Tcp: 1 200 120000 -1 0 3 0 0 2 1234 987 0 0 1 0\n"
+    "Udp: InDatagrams NoPorts\n"
+    "Udp: 0 0\n";
 
 /* A /proc/net/tcp address of 4 network-order bytes: the kernel prints each
  * 32-bit word as the host stores it. */
@@ -50,36 +49,37 @@ static const unsigned char c6[16] = {0xfd, 0, [15] = 2}, peer6[16] = {0xfd, 0, [
 
 int main(void)
 {
-    uint64_t bytes = 1;
     char buf[4096];
-    size_t n;
 
-    /* ---- net/dev ---- */
-    n = activity_netdev_bytes(netdev, strlen(netdev), &bytes);
-    CHECK(n == 3 && bytes == 1000 + 234 + 5 + 7,
-          "net/dev: rx + tx bytes of every interface but lo (a long name touching its colon too)");
-    n = activity_netdev_bytes(netdev, strlen(netdev) - 5, &bytes);
-    CHECK(n == 2 && bytes == 1234, "net/dev: a line cut short by the read is left out");
-    CHECK(activity_netdev_bytes(netdev, 100, &bytes) == 0 && bytes == 0,
-          "net/dev: headers alone are no interfaces");
-    CHECK(activity_netdev_bytes(NULL, 0, &bytes) == 0 && bytes == 0, "net/dev: nothing read");
+    /* ---- snmp ---- */
     {
+        struct activity_tcp_mib m;
+        size_t cut = strstr(snmp, "Udp:") - snmp;
+        CHECK(activity_snmp_tcp(snmp, strlen(snmp), &m) && m.in_segs == 1234 &&
+                  m.out_segs == 987 && m.curr_estab == 2,
+              "snmp: InSegs, OutSegs and CurrEstab by their column names (MaxConn -1 is no matter)");
+        CHECK(activity_snmp_tcp(snmp, cut, &m) && m.in_segs == 1234,
+              "snmp: the Tcp lines alone are enough");
+        CHECK(!activity_snmp_tcp(snmp, cut - 5, &m) && m.in_segs == 0 && m.curr_estab == 0,
+              "snmp: a values line cut short by the read is refused");
+        CHECK(!activity_snmp_tcp(snmp, 40, &m), "snmp: no Tcp lines, no counters");
+        CHECK(!activity_snmp_tcp(NULL, 0, &m), "snmp: nothing read");
         static const char *const bad[] = {
-            "  eth0: 1 2 3\n",                                 /* too few fields */
-            "  eth0: 1 2 3 4 5 6 7 8 x 1\n",                   /* not a number */
-            "  eth0: 99999999999999999999 0 0 0 0 0 0 0 1\n", /* over 64 bits */
-            "  et h0: 1 0 0 0 0 0 0 0 1\n",                   /* a space in the name */
-            ": 1 0 0 0 0 0 0 0 1\n",                           /* no name */
+            "Tcp: CurrEstab InSegs OutSegs\n",                          /* no values line */
+            "Tcp: CurrEstab InSegs OutSegs\nTcp: 1 2\n",               /* a value short */
+            "Tcp: CurrEstab InSegs OutSegs\nTcp: 1 2 x\n",             /* not a number */
+            "Tcp: CurrEstab InSegs OutSegs\nTcp: 1 2 -3\n",            /* negative */
+            "Tcp: CurrEstab InSegs\nTcp: 1 2\n",                       /* OutSegs missing */
+            "Tcp: CurrEstab InSegs OutSegs\nTcp: 1 2 99999999999999999999\n", /* > 64 bits */
+            "Tcp: CurrEstab InSegs OutSegs\nTcp: 1 2 3",                /* no newline: cut */
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-            CHECK(activity_netdev_bytes(bad[i], strlen(bad[i]), &bytes) == 0 && bytes == 0,
-                  "net/dev: a malformed line is skipped (case %zu)", i);
-    }
-    {
-        const char *huge = "  a: 18446744073709551615 0 0 0 0 0 0 0 0\n"
-                           "  b: 1 0 0 0 0 0 0 0 0\n";
-        n = activity_netdev_bytes(huge, strlen(huge), &bytes);
-        CHECK(n == 2 && bytes == UINT64_MAX, "net/dev: a total that would wrap stops at the sum so far");
+            CHECK(!activity_snmp_tcp(bad[i], strlen(bad[i]), &m) && m.in_segs == 0,
+                  "snmp: refused (case %zu)", i);
+        const char *order = "Tcp: OutSegs CurrEstab InSegs\nTcp: 7 0 5\n";
+        CHECK(activity_snmp_tcp(order, strlen(order), &m) && m.in_segs == 5 && m.out_segs == 7 &&
+                  m.curr_estab == 0,
+              "snmp: columns found wherever they stand");
     }
 
     /* ---- tcp / tcp6 ---- */
@@ -137,19 +137,19 @@ int main(void)
     /* ---- classification ---- */
     {
         struct {
-            uint64_t delta;
+            uint64_t segs;
             unsigned conns;
             bool http;
             enum activity_kind want;
             const char *what;
         } cases[] = {
-            {0, ACTIVITY_CONN_HTTP, false, ACTIVITY_NONE, "no bytes: an open but silent WebSocket"},
-            {ACTIVITY_MIN_BYTES - 1, ACTIVITY_CONN_SSH, false, ACTIVITY_NONE,
-             "a neighbour probe's bytes are noise"},
+            {0, ACTIVITY_CONN_HTTP, false, ACTIVITY_NONE, "no segments: an open but silent WebSocket"},
+            {ACTIVITY_MIN_SEGS - 1, ACTIVITY_CONN_SSH, false, ACTIVITY_NONE,
+             "a keepalive probe and its answer are nobody"},
             {5000, 0, false, ACTIVITY_NONE,
              "traffic with no user connection (the container's own download) is nobody"},
             {5000, 0, true, ACTIVITY_NONE, "... even while the proxy saw requests"},
-            {ACTIVITY_MIN_BYTES, ACTIVITY_CONN_HTTP, false, ACTIVITY_WEBSOCKET,
+            {ACTIVITY_MIN_SEGS, ACTIVITY_CONN_HTTP, false, ACTIVITY_WEBSOCKET,
              "traffic on the HTTP port with no request seen: a WebSocket"},
             {5000, ACTIVITY_CONN_HTTP, true, ACTIVITY_HTTP, "with requests seen: HTTP"},
             {5000, ACTIVITY_CONN_SSH, false, ACTIVITY_SSH, "an SSH session"},
@@ -157,7 +157,7 @@ int main(void)
              "an SSH session beside an idle proxy connection"},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-            CHECK(activity_classify(cases[i].delta, cases[i].conns, cases[i].http) ==
+            CHECK(activity_classify(cases[i].segs, cases[i].conns, cases[i].http) ==
                       cases[i].want,
                   "classify: %s", cases[i].what);
     }
