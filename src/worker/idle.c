@@ -1,7 +1,9 @@
 /*
  * idle — activity and idle stop (API.md template `idle_timeout_s`).
  *
- * Every idle_check_s, one pass, each step started by the last one's answer:
+ * Every idle_check_s (reloadable: a timer ticks every second and starts a
+ * pass when that long has gone by), one pass, each step started by the last
+ * one's answer:
  *   1. fold: berth-api's proxy check records the time of proxied requests in
  *      the Redis hash KEY_ACTIVITY (instance id -> UNIX time); those become
  *      instances.last_active_at with last_active_kind 'http';
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "activity.h"
 #include "berth/keys.h"
@@ -51,6 +54,8 @@ static struct {
     bool running;
     bool stopped; /* teardown: late callbacks do nothing */
     char lead[24], every[24];
+    ev_tstamp last_pass; /* when the last pass began */
+    json_t *recent; /* ids whose proxied request the proxy recorded within the last pass */
 } idle;
 
 static void pass_end(void)
@@ -137,15 +142,24 @@ static void queue_stops(void)
         queue_warnings();
 }
 
-static void on_sampled(PGresult *res, const char *err, void *arg)
+static void list_running(void);
+
+/* What comes after a statement recording activity (its callback's arg). */
+enum idle_next { NEXT_LIST, NEXT_STOPS };
+static enum idle_next next_list = NEXT_LIST, next_stops = NEXT_STOPS;
+
+static void on_recorded(PGresult *res, const char *err, void *arg)
 {
     if (err)
         log_warn("activity not recorded: %s", err);
-    queue_stops();
+    if (*(const enum idle_next *)arg == NEXT_LIST)
+        list_running();
+    else
+        queue_stops();
 }
 
 /* Step 2 with the running instances (id, container, started, http_port,
- * ssh_port, http_recent). */
+ * ssh_port). */
 static void on_running(PGresult *res, const char *err, void *arg)
 {
     int n = err ? 0 : PQntuples(res);
@@ -173,12 +187,12 @@ static void on_running(PGresult *res, const char *err, void *arg)
             r->http_port = 0;
         if (!util_parse_long(PQgetvalue(res, i, 4), 1, 65535, &r->ssh_port))
             r->ssh_port = 0;
-        r->http_recent = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+        r->http_recent = json_object_get(idle.recent, r->id) != NULL;
     }
     if (activity_pass(rows, (size_t)n, kinds, &st) == 0) {
-        log_debug("activity pass: %zu running, %zu sampled, %zu with traffic, %zu inspects, "
-                  "%.3f ms",
-                  st.rows, st.sampled, st.traffic, st.inspects, st.ms);
+        log_debug("activity pass: %zu running, %zu sampled, %zu with traffic, %zu tables, "
+                  "%zu inspects, %.3f ms",
+                  st.rows, st.sampled, st.traffic, st.tables, st.inspects, st.ms);
         for (int i = 0; i < n; i++) {
             const char *kind = activity_kind_name(kinds[i]);
             if (!kind)
@@ -201,35 +215,23 @@ static void on_running(PGresult *res, const char *err, void *arg)
                           " v.value FROM json_each_text($1::json) v WHERE i.id = v.key::uuid AND"
                           " i.status = 'running' AND (i.last_active_at IS NULL OR"
                           " i.last_active_at < now())",
-                          1, p, on_sampled, NULL) < 0)
+                          1, p, on_recorded, &next_stops) < 0)
         queue_stops();
     free(text);
 }
 
 static void list_running(void)
 {
-    char window[24];
-    const char *p[2] = {idle.w->cfg->node, window};
-    /* "the proxy saw a request since the last pass", with a pass of slack */
-    snprintf(window, sizeof(window), "%ld", 2 * idle.w->cfg->idle_check_s + 1);
+    const char *p[1] = {idle.w->cfg->node};
     if (idle.stopped || pg_query(idle.w->pg,
                                  "SELECT i.id, coalesce(i.container_id, ''),"
                                  " coalesce(i.started_at::text, ''),"
                                  " coalesce(i.spec->>'http_port', ''),"
-                                 " coalesce(i.spec->>'ssh_port', ''),"
-                                 " coalesce(i.last_active_kind = 'http' AND i.last_active_at >"
-                                 " now() - $2::int * interval '1 second', false)"
+                                 " coalesce(i.spec->>'ssh_port', '')"
                                  " FROM instances i WHERE i.node = $1 AND i.status = 'running'"
                                  " ORDER BY i.id::text COLLATE \"C\"",
-                                 2, p, on_running, NULL) < 0)
+                                 1, p, on_running, NULL) < 0)
         queue_stops();
-}
-
-static void on_folded(PGresult *res, const char *err, void *arg)
-{
-    if (err)
-        log_warn("activity not recorded: %s", err);
-    list_running();
 }
 
 static void on_activity(redisReply *reply, void *arg)
@@ -237,7 +239,11 @@ static void on_activity(redisReply *reply, void *arg)
     json_t *acts = json_object();
     char *text;
     const char *p[1];
+    /* "the proxy saw a request since the last pass", with a pass of slack
+     * (the proxy writes a request's time up to 5 s late) */
+    long since = (long)time(NULL) - 2 * idle.w->cfg->idle_check_s - 5;
 
+    json_object_clear(idle.recent);
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         json_decref(acts);
         list_running(); /* without Redis, the containers' traffic still counts */
@@ -251,6 +257,8 @@ static void on_activity(redisReply *reply, void *arg)
             !util_parse_long(reply->element[i + 1]->str, 0, 1L << 40, &t))
             continue;
         json_object_set_new(acts, id, json_integer(t));
+        if (t >= since)
+            json_object_set_new(idle.recent, id, json_true());
     }
     if (json_object_size(acts) == 0) {
         json_decref(acts);
@@ -266,18 +274,20 @@ static void on_activity(redisReply *reply, void *arg)
                  " last_active_kind = 'http' FROM json_each_text($1::json) v WHERE i.id ="
                  " v.key::uuid AND (i.last_active_at IS NULL OR i.last_active_at <"
                  " to_timestamp(v.value::float8))",
-                 1, p, on_folded, NULL) < 0)
+                 1, p, on_recorded, &next_list) < 0)
         list_running();
     free(text);
 }
 
+/* A tick a second; a pass when idle_check_s has gone by since the last one
+ * began, so a reload that shortens it takes effect at once. */
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    /* idle_check_s is reloadable: the next pass follows the current value */
-    t->repeat = (double)idle.w->cfg->idle_check_s;
-    ev_timer_again(loop, t);
-    if (idle.running || !pg_connected(idle.w->pg))
+    ev_tstamp now = ev_now(loop);
+    if (idle.running || !pg_connected(idle.w->pg) ||
+        now - idle.last_pass < (double)idle.w->cfg->idle_check_s - 0.5)
         return;
+    idle.last_pass = now;
     idle.running = true;
     snprintf(idle.lead, sizeof(idle.lead), "%ld", idle.w->cfg->idle_warning_s);
     snprintf(idle.every, sizeof(idle.every), "%ld", idle.w->cfg->idle_check_s);
@@ -288,10 +298,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 void idle_start(struct worker *w)
 {
     idle.w = w;
+    idle.recent = json_object();
     activity_start(w);
-    ev_init(&idle.timer, on_timer);
-    idle.timer.repeat = (double)w->cfg->idle_check_s;
-    ev_timer_again(w->loop, &idle.timer);
+    idle.last_pass = ev_now(w->loop);
+    ev_timer_init(&idle.timer, on_timer, 1., 1.);
+    ev_timer_start(w->loop, &idle.timer);
 }
 
 void idle_stop(void)
@@ -300,4 +311,6 @@ void idle_stop(void)
     if (idle.w)
         ev_timer_stop(idle.w->loop, &idle.timer);
     activity_stop();
+    json_decref(idle.recent);
+    idle.recent = NULL;
 }
