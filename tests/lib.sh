@@ -244,3 +244,16 @@ delete_instances_of() {
     wait_for "$secs" none_live_of "$ids"
 }
 none_live_of() { [[ $(psql_q "SELECT count(*) FROM instances WHERE user_id IN ($1) AND status <> 'deleted'") == 0 ]]; }
+
+# delete_templates NAME...: the admin (admin_login first) deletes the
+# templates of those names that exist.
+delete_templates() {
+    local n tid list
+    admin GET '/api/v1/templates?limit=500'
+    list=$BODY
+    for n in "$@"; do
+        tid=$(jq -r --arg n "$n" '.items[] | select(.name == $n) | .id' <<<"$list")
+        [[ -n $tid ]] && admin DELETE "/api/v1/templates/$tid"
+    done
+    return 0
+}
