@@ -172,6 +172,8 @@ static void on_running(PGresult *res, const char *err, void *arg)
 
     if (err)
         log_warn("activity: running instances not read: %s", err);
+    else if (!n && activity_pass(NULL, 0, NULL, NULL) < 0) /* none running: forget them all */
+        log_warn("activity: out of memory");
     if (idle.stopped || !n || !rows || !kinds) {
         free(rows);
         free(kinds);
