@@ -211,7 +211,7 @@ async function act(inst, what) {
   } else {
     await api('POST', `/api/v1/instances/${inst.id}/${what}`);
   }
-  flash(`${inst.name}: ${what} requested`, 'ok');
+  flash(what === 'snooze' ? `${inst.name}: idle clock reset` : `${inst.name}: ${what} requested`, 'ok');
   await loadInstances();
 }
 
@@ -245,12 +245,15 @@ async function loadInstances() {
       open.append(a);
     }
     cell(tr, inst.ssh?.command ?? '');
+    cell(tr, inst.last_active_at ? `${when(inst.last_active_at)} (${inst.last_active_kind ?? 'http'})` : '—');
     const actions = cell(tr, '');
     if (canAct) {
       if (inst.status === 'stopped' || inst.status === 'error') actions.append(button('Start', () => act(inst, 'start')));
       if (inst.status === 'running') {
         actions.append(button('Stop', () => act(inst, 'stop')));
         actions.append(button('Restart', () => act(inst, 'restart')));
+        // an idle timeout stops it after an idle_warning event; Snooze counts as use
+        if (inst.idle_timeout_s > 0) actions.append(button('Snooze', () => act(inst, 'snooze')));
       }
       if (inst.status !== 'deleting' && inst.status !== 'deleted') actions.append(button('Delete', () => act(inst, 'delete'), 'danger'));
     }

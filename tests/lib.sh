@@ -284,3 +284,16 @@ two_sites() {
     expect_eq "B signs in to B's workspace" 200 "$STATUS"
     ACOOK=$(ws_cookie "$AJAR" "$APATH") BCOOK=$(ws_cookie "$BJAR" "$BPATH")
 }
+
+# delete_templates NAME...: the admin (admin_login first) deletes the
+# templates of those names that exist.
+delete_templates() {
+    local n tid list
+    admin GET '/api/v1/templates?limit=500'
+    list=$BODY
+    for n in "$@"; do
+        tid=$(jq -r --arg n "$n" '.items[] | select(.name == $n) | .id' <<<"$list")
+        [[ -n $tid ]] && admin DELETE "/api/v1/templates/$tid"
+    done
+    return 0
+}

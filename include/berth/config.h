@@ -53,6 +53,8 @@ struct berth_config {
     long job_timeout_s;
     long reconcile_s;
     long orphan_grace_s;
+    long idle_check_s;   /* seconds between activity samples and idle passes */
+    long idle_warning_s; /* most lead of the idle_warning event (0: none) */
     char container_log_max_size[16]; /* json-file max-size: "10m" */
     long container_log_max_files;    /* json-file max-file */
     /* berthctl */

@@ -161,6 +161,8 @@ void instances_get(struct req *r);
 void instances_start(struct req *r);
 void instances_stop(struct req *r);
 void instances_restart(struct req *r);
+/* Counts as activity of a running instance (its idle clock starts again). */
+void instances_snooze(struct req *r);
 void instances_delete(struct req *r);
 void instances_events(struct req *r);
 void instances_logs(struct req *r);

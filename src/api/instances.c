@@ -6,6 +6,7 @@
  *   POST   /api/v1/instances                 {template, name?, volumes?} -> 202 {instance, job}
  *   GET    /api/v1/instances/{id}            owner, admin
  *   POST   /api/v1/instances/{id}/start|stop|restart  -> 202 {instance, job}
+ *   POST   /api/v1/instances/{id}/snooze     counts as activity -> 200 instance
  *   DELETE /api/v1/instances/{id}            ?delete_volumes=true -> 202 {instance, job}
  *   GET    /api/v1/instances/{id}/events     lifecycle history
  *
@@ -47,7 +48,8 @@
     " coalesce(i.spec->'no_new_privileges', 'true'::jsonb),"                                       \
     " 'created_at', " SQL_TS("i.created_at") ", 'started_at', " SQL_TS("i.started_at")            \
     ", 'stopped_at', " SQL_TS("i.stopped_at") ", 'last_active_at', " SQL_TS("i.last_active_at")   \
-    ")::text"
+    ", 'last_active_kind', i.last_active_kind, 'idle_timeout_s',"                                  \
+    " coalesce(i.spec->'idle_timeout_s', '0'::jsonb))::text"
 #define INSTANCE_FROM                                                                              \
     " FROM instances i JOIN users u ON u.id = i.user_id LEFT JOIN templates t ON t.id = i.template_id"
 
@@ -287,6 +289,29 @@ static const char *desired_of(enum job_kind kind)
 }
 
 /*
+ * Begin r's transaction and lock instance id for an action `act` named verb:
+ * false after refusing (404 when it is deleted, not there or not the actor's
+ * to see; 403 when the actor's role may not) or after a database error was
+ * answered. owner and status (and node, when not NULL) of the row otherwise.
+ */
+static bool lock_for(struct req *r, const char *id, enum authz_action act, const char *verb,
+                     char owner[37], char status[16], char node[64])
+{
+    int found;
+    if (!req_begin(r) || (found = lc_instance_owner(r, id, true, owner, status, node)) < 0)
+        return false;
+    if (!found || strcmp(status, "deleted") == 0 || !authz_instance(&r->actor, ACT_READ, owner)) {
+        refuse(r, 404, "not_found", NULL, "no such instance");
+        return false;
+    }
+    if (!authz_instance(&r->actor, act, owner)) {
+        refuse(r, 403, "forbidden", NULL, "your role may not %s this instance", verb);
+        return false;
+    }
+    return true;
+}
+
+/*
  * start, stop, restart, delete: the desired state, the status the request
  * moves the instance to (status_on_request, checked against the transition
  * table with status_guard), the job, its event and the audit row, in one
@@ -318,16 +343,8 @@ static void action(struct req *r, enum job_kind kind)
             return;
         }
     }
-    if (!req_begin(r) || (found = lc_instance_owner(r, id, true, owner, status, node)) < 0)
+    if (!lock_for(r, id, del ? ACT_DELETE : ACT_OPERATE, verb, owner, status, node))
         return;
-    if (!found || strcmp(status, "deleted") == 0 || !authz_instance(&r->actor, ACT_READ, owner)) {
-        refuse(r, 404, "not_found", NULL, "no such instance");
-        return;
-    }
-    if (!authz_instance(&r->actor, del ? ACT_DELETE : ACT_OPERATE, owner)) {
-        refuse(r, 403, "forbidden", NULL, "your role may not %s this instance", verb);
-        return;
-    }
     if (strcmp(status, "deleting") == 0) {
         refuse(r, 409, "conflict", NULL, "the instance is being deleted");
         return;
@@ -395,4 +412,43 @@ void instances_restart(struct req *r)
 void instances_delete(struct req *r)
 {
     action(r, JOB_DELETE);
+}
+
+/*
+ * snooze: the owner (or an admin) says "still using it": the idle clock
+ * starts again, as any activity would start it (last_active_kind 'snooze';
+ * the worker's next pass sees a new idle period, so a warning already given
+ * is given again before a stop). Only a running instance has a clock to
+ * reset. One transaction on the locked row: activity, event, audit.
+ */
+void instances_snooze(struct req *r)
+{
+    char owner[37], status[16];
+    const char *id = r->params[0], *p[1] = {id};
+    PGconn *pg;
+    PGresult *res;
+    json_t *inst;
+
+    if (!(pg = req_change(r, "instance.snooze", "instance", valid_uuid(id) ? id : NULL)))
+        return;
+    if (!lock_for(r, id, ACT_OPERATE, "snooze", owner, status, NULL))
+        return;
+    if (strcmp(status, "running") != 0) {
+        refuse(r, 409, "conflict", NULL, "only a running instance can be snoozed; this one is %s",
+               status);
+        return;
+    }
+    if (!(res = req_q(r,
+                      "UPDATE instances SET last_active_at = now(), last_active_kind = 'snooze'"
+                      " WHERE id = $1",
+                      1, p)))
+        return;
+    PQclear(res);
+    if (!lc_event(r, id, "snoozed", "the idle clock starts again") || !audit_commit(r, NULL))
+        return;
+    if (!(inst = lc_instance_get(pg, id))) {
+        http_send_error(r, 503, "unavailable", NULL, "the instance was snoozed but cannot be read");
+        return;
+    }
+    http_send_json(r, 200, inst);
 }

@@ -141,14 +141,16 @@ static void cache_put(uint64_t gen, const char *cred, const char *iid, bool allo
 static void record_activity(struct req *r, const char *instance_id)
 {
     /* One slot per thread: a burst of requests to one instance (a page with
-     * fifty assets) costs one Redis write a minute, not fifty. */
+     * fifty assets) costs one Redis write, not fifty. Short enough that the
+     * time recorded is never much older than the last request: the worker
+     * tells a WebSocket's traffic from a page's by it. */
     static __thread char last_id[37];
     static __thread time_t last_at;
     time_t now = time(NULL);
     redisContext *c;
     redisReply *rep;
 
-    if (strcmp(last_id, instance_id) == 0 && now - last_at < 60)
+    if (strcmp(last_id, instance_id) == 0 && now - last_at < 5)
         return;
     c = rq_conn(r->th);
     if (!c)

@@ -63,6 +63,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/instances/{id}/start", instances_start},
     {"POST", "/api/v1/instances/{id}/stop", instances_stop},
     {"POST", "/api/v1/instances/{id}/restart", instances_restart},
+    {"POST", "/api/v1/instances/{id}/snooze", instances_snooze},
     {"GET", "/api/v1/instances/{id}/events", instances_events},
     {"GET", "/api/v1/instances/{id}/logs", instances_logs},
     {"GET", "/api/v1/instances/{id}/stats", instances_stats},

@@ -218,6 +218,7 @@ int cmd_launch(const struct args *a);
 int cmd_ls(const struct args *a);
 int cmd_show(const struct args *a);
 int cmd_action(const struct args *a); /* start, stop, restart: the command's name */
+int cmd_snooze(const struct args *a); /* count as activity: not stopped for idleness yet */
 int cmd_rm(const struct args *a);
 int cmd_logs(const struct args *a);
 int cmd_stats(const struct args *a); /* an instance's, or with no NAME the platform's */

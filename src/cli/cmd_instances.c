@@ -173,6 +173,19 @@ int cmd_action(const struct args *a)
                   strcmp(verb, "stop") == 0 ? "stopped" : "running");
 }
 
+static void print_snoozed(json_t *in)
+{
+    printf("instance %s (%s): %s; idle clock reset at %s\n", jstr(in, "name"), jstr(in, "id"),
+           jstr(in, "status"), jstr(in, "last_active_at"));
+}
+
+int cmd_snooze(const struct args *a)
+{
+    char path[200];
+    int rc = instance_path(a->pos[0], "/snooze", path, sizeof(path));
+    return rc != EXIT_OK ? rc : api_emit("POST", path, NULL, print_snoozed);
+}
+
 int cmd_rm(const struct args *a)
 {
     char path[200];

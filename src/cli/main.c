@@ -63,6 +63,8 @@ const struct command commands[] = {
      cmd_action, INST_WAIT},
     {"restart", "NAME [--wait]", "restart an instance", "--wait", 1, 1, CMD_INST, cmd_action,
      INST_WAIT},
+    {"snooze", "NAME", "count as activity: an idle instance is not stopped yet", "", 1, 1, CMD_INST,
+     cmd_snooze, "  Starts the instance's idle clock again (its template's idle_timeout_s).\n"},
     {"rm", "NAME [--delete-volumes] [--wait]", "delete an instance (volumes kept unless asked)",
      "--delete-volumes --wait", 1, 1, CMD_INST, cmd_rm,
      "  --delete-volumes  delete its volumes too (default: kept, for re-attaching)\n" INST_WAIT},

@@ -106,6 +106,11 @@ static const struct config_key keys[] = {
      "seconds between reconcile passes"},
     {"orphan_grace_s", T_INT, W, "60", OFF(orphan_grace_s), 0, 0, 86400, NULL, true,
      "seconds a labelled container with no instance row is left alone before reconcile removes it"},
+    {"idle_check_s", T_INT, W, "30", OFF(idle_check_s), 0, 1, 3600, NULL, true,
+     "seconds between activity samples and idle-stop passes"},
+    {"idle_warning_s", T_INT, W, "300", OFF(idle_warning_s), 0, 0, 86400, NULL, true,
+     "lead of the idle_warning event before an idle stop, at most a quarter of the timeout "
+     "(0: no warning)"},
     {"container_log_max_size", T_SIZE, W, "10m", OFF(container_log_max_size),
      SZ(container_log_max_size), 0, 0, NULL, true,
      "size at which a container's log file is rotated: a number and k, m or g (100k-10g)"},

@@ -176,7 +176,9 @@ int sshkeys_push(struct worker *w, const char *user_id, const char *instance_id,
 int rpc_start(struct worker *w) __attribute__((warn_unused_result));
 void rpc_stop(void);
 
-/* Activity from the proxy into last_active_at; idle instances stopped (idle.c). */
+/* Activity (proxied requests, and traffic on open WebSockets and SSH sessions:
+ * activity.h) into last_active_at; idle instances warned, then stopped (idle.c),
+ * every idle_check_s. */
 void idle_start(struct worker *w);
 void idle_stop(void);
 

@@ -226,6 +226,7 @@ const table = [
   { route: 'POST /api/v1/instances/{id}/start', kind: 'instance', expect: instOps },
   { route: 'POST /api/v1/instances/{id}/stop', kind: 'instance', expect: instOps },
   { route: 'POST /api/v1/instances/{id}/restart', kind: 'instance', expect: instOps },
+  { route: 'POST /api/v1/instances/{id}/snooze', kind: 'instance', expect: instOps },
   { route: 'DELETE /api/v1/instances/{id}', kind: 'instance', fresh: true, expect: instOps },
   { route: 'GET /api/v1/instances/{id}/logs', kind: 'instance', expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },
   { route: 'GET /api/v1/instances/{id}/stats', kind: 'instance', expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },

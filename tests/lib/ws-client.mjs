@@ -21,6 +21,12 @@
 //                   over the others; print "until " and its text as JSON
 //                   (the application's protocol: a Jupyter kernel's reply, a
 //                   VNC server's "RFB 003.008" greeting)
+//   every MS PATH   send a message every MS milliseconds and expect it back,
+//                   until the file PATH exists (at most 600 s); print
+//                   "every S s, N messages"
+//   quiet PATH      send nothing until the file PATH exists or the server
+//                   closes the connection (at most 600 s); print "quiet S s,
+//                   PATH appeared" or "quiet S s, closed by the server"
 //   close           close handshake (1000); print "closed CODE"
 // Without "status", anything but 101 is an error ("error: status 403").
 import crypto from 'node:crypto';
@@ -53,7 +59,7 @@ for (let i = 0; i < argv.length; i++) {
     } else if (url === null) {
         url = a;
     } else {
-        const arity = { status: 0, recv: 0, echo: 1, fragments: 1, binary: 1, ping: 0, hold: 1, send: 1, until: 1, close: 0 }[a];
+        const arity = { status: 0, recv: 0, echo: 1, fragments: 1, binary: 1, ping: 0, hold: 1, send: 1, until: 1, every: 2, quiet: 1, close: 0 }[a];
         if (arity === undefined) die(`unknown step '${a}'`);
         const args = argv.slice(i + 1, i + 1 + arity);
         if (args.length !== arity) die(`step '${a}' needs ${arity} argument(s)`);
@@ -256,7 +262,7 @@ async function main() {
         return;
     }
     if (!conn) throw new Error(`status ${status}`);
-    for (const [step, arg] of steps) {
+    for (const [step, arg, ...rest] of steps) {
         switch (step) {
         case 'status':
             throw new Error('"status" must be the first step');
@@ -337,6 +343,35 @@ async function main() {
                     break;
                 }
             }
+            break;
+        }
+        case 'every': {
+            const ms = Number(arg), path = rest[0];
+            if (!(ms > 0)) throw new Error('every takes milliseconds');
+            const started = Date.now();
+            let n = 0;
+            while (!fs.existsSync(path)) {
+                if (Date.now() - started > 600000) throw new Error(`every: ${path} did not appear in 600 s`);
+                const text = `every ${++n}`;
+                conn.send(1, text);
+                const ev = await conn.expect('text');
+                if (ev.data.toString('utf8') !== text) throw new Error(`every: got ${JSON.stringify(ev.data.toString())}`);
+                await new Promise((r) => setTimeout(r, ms));
+            }
+            console.log(`every ${Math.round((Date.now() - started) / 1000)} s, ${n} messages`);
+            break;
+        }
+        case 'quiet': {
+            const started = Date.now();
+            let why = null;
+            while (why === null) {
+                if (fs.existsSync(arg)) why = `${arg} appeared`;
+                else if (conn.ended !== null) why = 'closed by the server';
+                else if (Date.now() - started > 600000) throw new Error(`quiet: ${arg} did not appear in 600 s`);
+                else await new Promise((r) => setTimeout(r, 250));
+            }
+            console.log(`quiet ${Math.round((Date.now() - started) / 1000)} s, ${why}`);
+            if (conn.ended !== null) return;
             break;
         }
         case 'close': {
