@@ -1,4 +1,4 @@
--- 011: activity that counts (issue 13). Besides proxied HTTP requests, the
+-- 013: activity that counts (issue 13). Besides proxied HTTP requests, the
 -- worker now counts traffic on open WebSockets and SSH sessions (idle.c,
 -- activity.c) and a user's snooze (POST /api/v1/instances/{id}/snooze).
 -- last_active_kind says which of them last_active_at is; idle_warned_at is
