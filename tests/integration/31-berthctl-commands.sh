@@ -203,7 +203,7 @@ D rm box --delete-volumes >/dev/null 2>&1
 SSH_IMAGE=berth-test-$P/ssh:1
 if [[ $(id -u) -eq 0 ]] && BERTH_IMAGES=ssh "$ROOT/scripts/images.sh" ssh > "$TMP/images.log" 2>&1 &&
         docker tag berth-demo/ssh:1 "$SSH_IMAGE" && docker image inspect "$SSH_IMAGE" >/dev/null 2>&1; then
-    A api POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"$SSH_IMAGE\",\"ssh_port\":22,\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128,\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\",\"SYS_CHROOT\",\"KILL\",\"AUDIT_WRITE\"]}" >/dev/null
+    A api POST /api/v1/templates "{\"name\":\"$P-ssh\",\"image\":\"$SSH_IMAGE\",\"ssh_port\":22,\"ssh_user\":\"berth\",\"cpus\":0.5,\"memory_mb\":128,\"pids_limit\":128,\"capabilities\":[\"CHOWN\",\"SETUID\",\"SETGID\",\"SYS_CHROOT\",\"KILL\",\"AUDIT_WRITE\"]}" >/dev/null
     D ssh-keys add k1 "$TMP/k1.pub" >/dev/null
     D launch "$P-ssh" --name sshbox --wait >/dev/null 2>&1
     real_ssh() {
