@@ -237,7 +237,6 @@ const table = [
   { route: 'DELETE /api/v1/volumes/{id}', kind: 'volume', fresh: true, expect: O(401, null, 404, ALLOW, 404, null, ALLOW) },
   { route: 'GET /api/v1/ssh-keys', expect: auth(200), lists: 'ssh_key' },
   { route: 'POST /api/v1/ssh-keys', expect: C(401, 403, 201, 201), body: () => ({ name: uniq(), public_key: sshKey() }) },
-  // nginx's auth_request target: internal, so unreachable from outside for everyone.
   // nginx's auth_request target: internal, so unreachable from outside for
   // everyone; the workspace origin's sign-in endpoints are not on the UI origin.
   { route: 'GET /_berth/auth/{id}', kind: 'instance', expect: O(404, null, 404, 404, 404, null, 404), nginx: true },
@@ -245,6 +244,8 @@ const table = [
   { route: 'GET /_berth/to-workspace', expect: C(404, 404, 404, 404), nginx: true },
   // berth's "not running" page: only an instance location's error_page reaches it.
   { route: 'GET /_berth/unavailable', expect: C(404, 404, 404, 404), nginx: true },
+  // berth's page for a browser refused on a workspace origin: nginx's named location only.
+  { route: 'GET /_berth/refused', expect: C(404, 404, 404, 404), nginx: true },
   // The workspace sign-in (302s for browsers): without an instance id, 400 for everyone.
   { route: 'GET /api/v1/auth/workspace', expect: C(400, 400, 400, 400) },
   // Prometheus scrape: open to a scraper on this host (nginx allows 127.0.0.1 only).
