@@ -27,6 +27,8 @@ struct berth_config {
     /* berth-api */
     char api_socket[CONF_STR_MAX];
     long api_threads;
+    char auth_socket[CONF_STR_MAX]; /* "": api_socket with ".auth" appended */
+    long auth_threads;
     long exec_threads;  /* long-call pool (longcall.c) */
     long exec_per_user; /* exec calls in flight per user */
     long body_limit;

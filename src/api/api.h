@@ -114,6 +114,8 @@ PGconn *req_admin(struct req *r, const char *what);
 /* Router: dispatch r to its handler (r->route its index), or answer
  * 404/405 (r->route -1). */
 void router_dispatch(struct req *r);
+/* The same for the proxy-check socket: its two internal routes only. */
+void router_dispatch_auth(struct req *r);
 /* Print "METHOD PATTERN" per route (berth-api --routes). */
 void router_print(void);
 /* How many routes there are; route i's method and pattern (static), false

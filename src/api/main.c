@@ -20,6 +20,7 @@
 #include "api.h"
 #include "berth/log.h"
 #include "berth/pgconn.h"
+#include "berth/util.h"
 #include "berth/workspace.h"
 #include "berth/redis_url.h"
 #include "server.h"
@@ -75,6 +76,7 @@ static int check_services(void)
 
 static int serve(void)
 {
+    char auth_socket[CONF_STR_MAX];
     sigset_t set;
     int sig;
 
@@ -88,11 +90,21 @@ static int serve(void)
 
     if (check_services() < 0)
         return 1;
-    if (server_start(api_cfg.api_socket, (int)api_cfg.api_threads) < 0)
+    if (api_cfg.auth_socket[0])
+        util_strlcpy(auth_socket, api_cfg.auth_socket, sizeof(auth_socket));
+    else if ((size_t)snprintf(auth_socket, sizeof(auth_socket), "%s.auth", api_cfg.api_socket) >=
+             sizeof(auth_socket)) {
+        log_error("api_socket is too long to name the auth socket after it: set auth_socket");
+        return 1;
+    }
+    if (server_start(api_cfg.api_socket, (int)api_cfg.api_threads, auth_socket,
+                     (int)api_cfg.auth_threads) < 0)
         return 1;
     chmod(api_cfg.api_socket, 0660);
-    log_info("listening on %s with %ld threads (node %s)", api_cfg.api_socket,
-             api_cfg.api_threads, api_cfg.node);
+    chmod(auth_socket, 0660);
+    log_info("listening on %s with %ld threads, proxy checks on %s with %ld (node %s)",
+             api_cfg.api_socket, api_cfg.api_threads, auth_socket, api_cfg.auth_threads,
+             api_cfg.node);
 
     for (;;) {
         if (sigwait(&set, &sig) != 0)

@@ -236,10 +236,9 @@ static void answer_with(struct req *r, int status, const char *cookie, const cha
              verdict ? "X-Berth-Verdict: " : "", verdict ? verdict : "", verdict ? "\r\n" : "",
              location ? "X-Berth-Location: " : "", location ? location : "",
              location ? "\r\n" : "", extra ? extra : "");
-    if (status == 204)
-        http_send_empty(r, 204, hdr);
-    else
-        http_send_raw(r, status, "application/json", hdr, "{}", 2);
+    /* No body, whatever the status: nginx reads none of it (auth_request),
+     * and with fastcgi_store (berth.conf.in) a body would go to a temp file */
+    http_send_empty(r, status, hdr);
 }
 
 static void answer(struct req *r, int status, const char *cookie, const char *verdict,
@@ -351,7 +350,7 @@ void proxy_auth(struct req *r)
     uint64_t gen = atomic_load(&cache_gen);
 
     if (!iid || !valid_uuid(iid)) {
-        http_send_error(r, 403, "forbidden", NULL, "not an instance address");
+        http_send_empty(r, 403, NULL); /* not an instance address */
         return;
     }
     clean[0] = '\0';

@@ -146,6 +146,21 @@ bool router_route(int i, const char **method, const char **pattern)
     return true;
 }
 
+void router_dispatch_auth(struct req *r)
+{
+    /* read-only checks: nothing here changes what the cache holds */
+    r->route = -1;
+    if (strcmp(r->method, "GET") == 0 && match(r, "/_berth/auth/{id}", r->path)) {
+        for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+            if (routes[i].handler == proxy_auth)
+                r->route = (int)i; /* its histogram is the proxy check's */
+        proxy_auth(r);
+        return;
+    }
+    /* bodiless, as every answer on this socket (proxy.c says why) */
+    http_send_empty(r, 404, NULL); /* this socket answers proxy checks only */
+}
+
 void router_print(void)
 {
     for (size_t i = 0; i < ARRAY_LEN(routes); i++)
