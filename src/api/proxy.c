@@ -18,12 +18,13 @@
  *                     instance on the wrong host: a redirect to its own),
  *                     "unavailable" (the database is down: nginx answers 503)
  *                     "status" (a probe, below: nginx answers 200 with
- *                     X-Berth-Status)
+ *                     X-Berth-Status), "not_found" (the fallback: 404)
  *   X-Berth-Location  where "elsewhere" and a browser's 401 are sent
  *   X-Berth-Instance  on 204: the instance allowed, which berth's "not
  *                     running" page (workspace.c) names when the container
  *                     does not answer -- the location's own, from the snippet
  *   X-Berth-Status    a probe's answer: {"status": S, "error"?: E}
+ *   X-Berth-Upstream, X-Berth-Proxy-Mode   the fallback's target (below)
  *
  * A status probe is a GET or HEAD of the workspace with X-Berth-Probe:
  * status (what berth's "not running" page polls): the same checks as any
@@ -31,6 +32,21 @@
  * status of this location's instance and its error sentence -- nothing of
  * any other instance, and it changes nothing. The workspace origin has no
  * way to act on the API; starting is a navigation to the UI origin.
+ *
+ * The fallback (issue 15): /_berth/auth/by-path is what nginx's location for
+ * /container/ asks when no instance location matched -- the instance's route
+ * is not loaded yet (reloads are coalesced, off the user's path), or there
+ * is no such instance. The instance is the one the raw path's
+ * /container/<user>/<instance>/ names (taken literally by the name rule;
+ * nginx has refused any other spelling already), read afresh from the
+ * database, and the same checks decide. The owner's 204 also names where
+ * nginx sends the request: X-Berth-Upstream, the instance's address
+ * (instances.upstream_host and the template's http_port, this node's only)
+ * while it runs, else berth-none (no live server: the "not running" page),
+ * and X-Berth-Proxy-Mode (strip or keep). The address comes from the
+ * database alone, never from the request. Anyone else, and names no
+ * instance has, get the verdict "not_found" (nginx answers 404, what this
+ * address answered before there was a fallback).
  *
  * Credentials: Authorization: Bearer on any origin; on a workspace origin the
  * berth_ws cookies (workspace.c; every copy is tried, so a cookie planted by
@@ -63,11 +79,13 @@
 #include "api.h"
 #include "berth/keys.h"
 #include "berth/log.h"
+#include "berth/snippet.h"
 #include "berth/util.h"
 #include "berth/validate.h"
 #include "berth/workspace.h"
 #include "workspace.h"
 
+#define BY_PATH "by-path" /* /_berth/auth/by-path: nginx's fallback for /container/ */
 #define CACHE_SLOTS 4096 /* direct-mapped: a collision replaces the older entry */
 #define CACHE_TTL_MS 2000
 #define MAX_WS_COOKIES 4 /* berth_ws copies tried per request */
@@ -295,7 +313,7 @@ static void answer_probe(struct req *r, const char *iid, const char *cookie)
  * the host is the instance's own workspace host, and an upgrade or unsafe
  * method comes from that origin. */
 static void allow(struct req *r, const char *iid, const char *user, const char *inst,
-                  const char *cookie)
+                  const char *cookie, const char *extra)
 {
     const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
     const char *method = req_param(r, "BERTH_ORIGINAL_METHOD");
@@ -333,8 +351,82 @@ static void allow(struct req *r, const char *iid, const char *user, const char *
     }
     record_activity(r, iid);
     /* the instance allowed, for berth's "not running" page (error_page) */
-    snprintf(url, sizeof(url), "X-Berth-Instance: %s\r\n", iid);
+    snprintf(url, sizeof(url), "X-Berth-Instance: %s\r\n%s", iid, extra ? extra : "");
     answer_with(r, 204, cookie, NULL, NULL, url);
+}
+
+/* An instance found by the names of a /container/<user>/<instance>/ path
+ * that no instance location matched (its route not loaded yet). */
+struct by_path {
+    char id[37];
+    char status[24];
+    char upstream[80]; /* host:port to proxy to, "" when it has none */
+    bool keep;         /* proxy_mode keep: the request URI goes up unchanged */
+};
+
+/* The instance of raw's /container/<user>/<instance>/ prefix (the names
+ * taken literally, by the name rule): 1 found, 0 none, -1 database down.
+ * Its address only when it has one on this node: nginx here reaches this
+ * node's user networks only. */
+static int find_by_path(PGconn *pg, const char *raw, struct by_path *out)
+{
+    char user[33], inst[33];
+    const char *p[3] = {user, inst, api_cfg.node}, *a, *b;
+    PGresult *res;
+    int found = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!raw || strncmp(raw, "/container/", 11) != 0)
+        return 0;
+    a = raw + 11;
+    b = strchr(a, '/');
+    if (!b || b - a < 1 || b - a > 32)
+        return 0;
+    memcpy(user, a, (size_t)(b - a));
+    user[b - a] = '\0';
+    a = b + 1;
+    b = strchr(a, '/');
+    if (!b || b - a < 1 || b - a > 32)
+        return 0;
+    memcpy(inst, a, (size_t)(b - a));
+    inst[b - a] = '\0';
+    if (!valid_name(user) || !valid_name(inst))
+        return 0;
+    if (!(res = db_run(pg, "instance lookup by path",
+                       "SELECT i.id, i.status, CASE WHEN i.node = $3 AND i.upstream_host IS NOT"
+                       " NULL AND jsonb_typeof(i.spec->'http_port') = 'number' THEN"
+                       " host(i.upstream_host) END, CASE WHEN jsonb_typeof(i.spec->'http_port') ="
+                       " 'number' THEN (i.spec->>'http_port')::int END,"
+                       " coalesce(i.spec->>'proxy_mode', '') = 'keep' FROM instances i JOIN users u"
+                       " ON u.id = i.user_id WHERE u.username = $1 AND i.name = $2 AND i.status NOT"
+                       " IN ('deleted', 'deleting')",
+                       3, p)))
+        return -1;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 3)) { /* no HTTP port: no route */
+        const char *host = PQgetvalue(res, 0, 2);
+        long port = strtol(PQgetvalue(res, 0, 3), NULL, 10);
+        util_strlcpy(out->id, PQgetvalue(res, 0, 0), sizeof(out->id));
+        util_strlcpy(out->status, PQgetvalue(res, 0, 1), sizeof(out->status));
+        out->keep = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+        /* an address literal from the database, checked again before it
+         * becomes a header nginx proxies to */
+        if (!PQgetisnull(res, 0, 2) && snippet_valid_host(host) && port >= 1 && port <= 65535)
+            snprintf(out->upstream, sizeof(out->upstream), strchr(host, ':') ? "[%s]:%ld" : "%s:%ld",
+                     host, port);
+        found = valid_uuid(out->id);
+    }
+    PQclear(res);
+    return found;
+}
+
+/* What nginx's fallback location proxies to (X-Berth-Upstream): the
+ * instance's address while it runs; otherwise berth-none, an upstream with
+ * no live server, whose 502 shows the owner berth's "not running" page. */
+static void by_path_headers(const struct by_path *t, char *out, size_t size)
+{
+    bool live = strcmp(t->status, "running") == 0 && t->upstream[0];
+    snprintf(out, size, "X-Berth-Upstream: %s\r\nX-Berth-Proxy-Mode: %s\r\n",
+             live ? t->upstream : "berth-none", t->keep ? "keep" : "strip");
 }
 
 void proxy_auth(struct req *r)
@@ -342,13 +434,32 @@ void proxy_auth(struct req *r)
     const char *iid = r->nparams == 1 ? r->params[0] : NULL;
     const char *cookies = req_param(r, "HTTP_COOKIE");
     const char *raw = req_param(r, "BERTH_ORIGINAL_URI");
-    char clean[COOKIE_MAX], user[33], inst[33], owner[37], login[LOCATION_MAX];
+    char clean[COOKIE_MAX], user[33], inst[33], owner[37], login[LOCATION_MAX], up[200];
     struct cred creds[MAX_WS_COOKIES];
+    struct by_path target;
+    const char *extra = NULL;
     int ns = 0, n, known = -1;
-    bool any_auth = false, retried = false;
+    bool any_auth = false, retried = false, by_path = iid && strcmp(iid, BY_PATH) == 0;
     PGconn *pg = NULL;
     uint64_t gen = atomic_load(&cache_gen);
 
+    if (by_path) {
+        /* nginx's fallback for /container/: the instance is the one the
+         * path names, read afresh (never cached: its status and address
+         * decide where the request goes) */
+        int found;
+        if (!(pg = db_conn(r->th)) || (found = find_by_path(pg, raw, &target)) < 0) {
+            answer(r, 403, "", "unavailable", NULL);
+            return;
+        }
+        if (found == 0) {
+            answer(r, 403, "", "not_found", NULL);
+            return;
+        }
+        iid = target.id;
+        by_path_headers(&target, up, sizeof(up));
+        extra = up;
+    }
     if (!iid || !valid_uuid(iid)) {
         http_send_empty(r, 403, NULL); /* not an instance address */
         return;
@@ -370,7 +481,7 @@ void proxy_auth(struct req *r)
     for (int i = 0; i < n; i++) {
         int hit = cache_get(creds[i].hash, iid, user, inst);
         if (hit == 1) {
-            allow(r, iid, user, inst, clean);
+            allow(r, iid, user, inst, clean, extra);
             goto out;
         }
         if (hit == 0)
@@ -392,7 +503,7 @@ again:
         any_auth = true;
         if (known == 1 && authz_instance(&a, ACT_PROXY, owner)) {
             cache_put(gen, creds[i].hash, iid, true, user, inst);
-            allow(r, iid, user, inst, clean);
+            allow(r, iid, user, inst, clean, extra);
             goto out;
         }
         /* nginx's auth_request understands 2xx, 401 and 403 only. A missing
@@ -401,7 +512,9 @@ again:
         cache_put(gen, creds[i].hash, iid, false, NULL, NULL);
     }
     if (any_auth) {
-        answer(r, 403, clean, NULL, NULL);
+        /* by path: not the caller's, as for a name no instance has (a 404,
+         * as this address answered before the fallback) */
+        answer(r, 403, clean, by_path ? "not_found" : NULL, NULL);
         goto out;
     }
     /* no credential that is still good: sign in (on the UI origin) */
@@ -416,7 +529,7 @@ unavailable:
         retried = true;
         pg = NULL;
         known = -1;
-        goto again;
+        goto again; /* by path: the instance was read; the credential is what failed */
     }
     /* auth_request turns any status but 2xx, 401 and 403 into a 500: say
      * "unavailable" in a 403 and nginx answers 503 */
