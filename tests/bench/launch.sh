@@ -14,6 +14,14 @@
 # `running`); raw Docker's by the client around create+start, over the same
 # socket, with a per-run bridge network, a named volume, the same limits and a
 # port binding like berth's.
+#
+# Then (issue 15) the client's view: POST -> the first 200 through the
+# workspace URL (/container/<user>/<instance>/ on the workspace origin, the
+# owner's bearer token, polled every 10 ms), against `docker run` -> the first
+# 200 at the container's own address, quiet and with churn (another instance
+# created and deleted all the while, so routes change and nginx reloads);
+# p50/p90 of LAUNCH_ROUNDS (NSEQ) rounds each. Goal: berth <= raw + 100 ms.
+# LAUNCH_FIRST200_ONLY=1 runs only that part.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NSEQ=${1:-10}
@@ -47,6 +55,7 @@ cleanup() {
 trap cleanup EXIT
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 export PSQL="$PG_BIN/psql" NSEQ NCONC
+export LAUNCH_FIRST200_ONLY=${LAUNCH_FIRST200_ONLY:-} WS_PORT=${BERTH_URL##*:}
 
 python3 - <<'EOF'
 import http.client, json, os, socket, statistics, subprocess, threading, time, urllib.parse, uuid
@@ -63,14 +72,16 @@ SOCK = (os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").replace(
 _pg = subprocess.Popen([os.environ["PSQL"], "-h", os.environ["BERTH_VAR"] + "/run", "-p",
                         os.environ["BERTH_PG_PORT"], "-U", "berth", "-d", "berth", "-tAqX"],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+_pg_lock = threading.Lock() # the churn thread (first_200) queries too
 def psql(q):
-    _pg.stdin.write(q.rstrip(";") + ";\n\\echo __end__\n"); _pg.stdin.flush()
-    out = []
-    while True:
-        line = _pg.stdout.readline()
-        if not line: raise SystemExit("psql ended")
-        if line.rstrip("\n") == "__end__": return "\n".join(out).strip()
-        out.append(line.rstrip("\n"))
+    with _pg_lock:
+        _pg.stdin.write(q.rstrip(";") + ";\n\\echo __end__\n"); _pg.stdin.flush()
+        out = []
+        while True:
+            line = _pg.stdout.readline()
+            if not line: raise SystemExit("psql ended")
+            if line.rstrip("\n") == "__end__": return "\n".join(out).strip()
+            out.append(line.rstrip("\n"))
 
 def api(method, path, body=None, token=None, cookie=None):
     c = http.client.HTTPConnection(URL.hostname, URL.port, timeout=60)
@@ -176,30 +187,95 @@ def run_concurrent(fn, n):
 i = berth_launch("warm"); wait_running([i]); delete_all([i])
 _, cid = raw_launch("w"); raw_cleanup([cid])
 
-print("sequential, N=%d (raw and berth alternate, so both see the same Docker)" % NSEQ)
-raw, ids = [], []
-for k in range(NSEQ):
-    raw.append(raw_launch(k))
-    i = berth_launch("s%d" % k); ids.append(i)
-    if not wait_running([i]): raise SystemExit("timeout")
-raw_ms = [r[0] for r in raw]; raw_cleanup([r[1] for r in raw])
-b_ms = latencies(ids); delete_all(ids)
-print("  raw docker create+start  p50 %7.1f ms  p99 %7.1f ms" % (pct(raw_ms, 50), pct(raw_ms, 99)))
-print("  berth POST -> running    p50 %7.1f ms  p99 %7.1f ms" % (pct(b_ms, 50), pct(b_ms, 99)))
-print("  berth overhead           p50 %7.1f ms  p99 %7.1f ms  (goal <= 50 / 200)" % (pct(b_ms, 50) - pct(raw_ms, 50), pct(b_ms, 99) - pct(raw_ms, 99)))
+def http_200(host, port, path, headers):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=5)
+        c.request("GET", path, headers=headers)
+        r = c.getresponse(); r.read(); c.close()
+        return r.status == 200
+    except OSError:
+        return False
 
-print("concurrent, N=%d" % NCONC)
-res, t0 = run_concurrent(raw_launch, NCONC)
-raw_wall = time.time() - t0
-raw_ms = [r[0] for r in res]; raw_cleanup([r[1] for r in res])
-ids, t0 = run_concurrent(lambda k: berth_launch("c%d" % k), NCONC)
-ok = wait_running(ids, 600)
-b_wall = time.time() - t0
-b_ms = latencies(ids)
-coll = psql("SELECT count(*) FROM (SELECT port FROM instance_ports GROUP BY node, port HAVING count(*) > 1) d")
-delete_all(ids)
-print("  raw docker create+start  p50 %7.1f ms  p99 %7.1f ms  wall %6.2f s" % (pct(raw_ms, 50), pct(raw_ms, 99), raw_wall))
-print("  berth POST -> running    p50 %7.1f ms  p99 %7.1f ms  wall %6.2f s  (%s)" % (pct(b_ms, 50), pct(b_ms, 99), b_wall, "all running" if ok else "NOT all running"))
-print("  wall time ratio berth/raw %.2f (goal <= 1.2); host port collisions: %s" % (b_wall / raw_wall, coll))
+def until_200(host, port, path, headers, limit=60):
+    t_end = time.time() + limit
+    while time.time() < t_end:
+        if http_200(host, port, path, headers): return True
+        time.sleep(0.01)
+    return False
+
+def raw_addr(cid):
+    st, data = docker("GET", "/containers/%s/json" % cid)
+    nets = json.loads(data)["NetworkSettings"]["Networks"]
+    return [n["IPAddress"] for n in nets.values() if n.get("IPAddress")][0]
+
+def first_200(rounds, churn):
+    """POST -> first 200 through /container/, docker run -> first 200; ms lists."""
+    stop = threading.Event()
+    def churner():
+        k = 0
+        while not stop.is_set():
+            i = berth_launch("ch%d" % k); k += 1
+            wait_running([i], 120); delete_all([i])
+    th = threading.Thread(target=churner)
+    if churn: th.start(); time.sleep(1)
+    ws = {"Host": "%s.localhost:%s" % (uname, os.environ["WS_PORT"]), "Authorization": "Bearer " + tok}
+    raw, brt = [], []
+    try:
+        for k in range(rounds):
+            t0 = time.time()
+            _, cid = raw_launch("f%s%d" % ("c" if churn else "q", k))
+            if not until_200(raw_addr(cid), 8080, "/", {}): raise SystemExit("raw: no 200")
+            raw.append((time.time() - t0) * 1000); raw_cleanup([cid])
+            name = "f%s%d" % ("c" if churn else "q", k)
+            t0 = time.time()
+            i = berth_launch(name)
+            if not until_200(URL.hostname, URL.port, "/container/%s/%s/" % (uname, name), ws):
+                raise SystemExit("berth: no 200 through /container/")
+            brt.append((time.time() - t0) * 1000); delete_all([i])
+    finally:
+        stop.set()
+        if churn: th.join()
+    return raw, brt
+
+if os.environ.get("LAUNCH_FIRST200_ONLY"):
+    i = berth_launch("warm"); wait_running([i]); delete_all([i])
+    NSEQ = 0
+    NCONC = 0
+
+if NSEQ == 0:
+    pass
+else:
+    print("sequential, N=%d (raw and berth alternate, so both see the same Docker)" % NSEQ)
+    raw, ids = [], []
+    for k in range(NSEQ):
+        raw.append(raw_launch(k))
+        i = berth_launch("s%d" % k); ids.append(i)
+        if not wait_running([i]): raise SystemExit("timeout")
+    raw_ms = [r[0] for r in raw]; raw_cleanup([r[1] for r in raw])
+    b_ms = latencies(ids); delete_all(ids)
+    print("  raw docker create+start  p50 %7.1f ms  p99 %7.1f ms" % (pct(raw_ms, 50), pct(raw_ms, 99)))
+    print("  berth POST -> running    p50 %7.1f ms  p99 %7.1f ms" % (pct(b_ms, 50), pct(b_ms, 99)))
+    print("  berth overhead           p50 %7.1f ms  p99 %7.1f ms  (goal <= 50 / 200)" % (pct(b_ms, 50) - pct(raw_ms, 50), pct(b_ms, 99) - pct(raw_ms, 99)))
+
+    print("concurrent, N=%d" % NCONC)
+    res, t0 = run_concurrent(raw_launch, NCONC)
+    raw_wall = time.time() - t0
+    raw_ms = [r[0] for r in res]; raw_cleanup([r[1] for r in res])
+    ids, t0 = run_concurrent(lambda k: berth_launch("c%d" % k), NCONC)
+    ok = wait_running(ids, 600)
+    b_wall = time.time() - t0
+    b_ms = latencies(ids)
+    coll = psql("SELECT count(*) FROM (SELECT port FROM instance_ports GROUP BY node, port HAVING count(*) > 1) d")
+    delete_all(ids)
+    print("  raw docker create+start  p50 %7.1f ms  p99 %7.1f ms  wall %6.2f s" % (pct(raw_ms, 50), pct(raw_ms, 99), raw_wall))
+    print("  berth POST -> running    p50 %7.1f ms  p99 %7.1f ms  wall %6.2f s  (%s)" % (pct(b_ms, 50), pct(b_ms, 99), b_wall, "all running" if ok else "NOT all running"))
+    print("  wall time ratio berth/raw %.2f (goal <= 1.2); host port collisions: %s" % (b_wall / raw_wall, coll))
+ROUNDS = int(os.environ.get("LAUNCH_ROUNDS") or NSEQ or 10)
+print("POST -> first 200 through /container/ vs docker run -> first 200, %d rounds" % ROUNDS)
+for churn in (False, True):
+    raw, brt = first_200(ROUNDS, churn)
+    label = "with churn" if churn else "quiet     "
+    print("  %s raw p50 %7.1f p90 %7.1f ms | berth p50 %7.1f p90 %7.1f ms | +%.0f ms p50 (goal <= +100)" %
+          (label, pct(raw, 50), pct(raw, 90), pct(brt, 50), pct(brt, 90), pct(brt, 50) - pct(raw, 50)))
 api("DELETE", "/api/v1/users/%s" % user["id"], token=admin)
 EOF
