@@ -64,7 +64,9 @@
  * within this process access taken away is gone at once; with several
  * berth-api processes, another process's change takes effect within
  * CACHE_TTL_MS. Only decisions from the database are cached; 401 and 503 are
- * not. The path, host and Origin checks run on every request, cached or not.
+ * not. One request asks again for a decision past its TTL while the others
+ * go on with it for at most STALE_MS (cache_get), and the checks share
+ * DB_SLOTS database connections, however many threads answer them. The path, host and Origin checks run on every request, cached or not.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -88,6 +90,8 @@
 #define BY_PATH "by-path" /* /_berth/auth/by-path: nginx's fallback for /container/ */
 #define CACHE_SLOTS 4096 /* direct-mapped: a collision replaces the older entry */
 #define CACHE_TTL_MS 2000
+#define STALE_MS 500     /* a decision past its TTL, while one request asks again */
+#define DB_SLOTS 4       /* PostgreSQL connections the proxy checks share */
 #define MAX_WS_COOKIES 4 /* berth_ws copies tried per request */
 #define COOKIE_MAX 8192   /* the Cookie header passed on; a longer one goes as none */
 #define LOCATION_MAX 4600 /* a sign-in or redirect address */
@@ -97,6 +101,7 @@
 struct decision {
     uint64_t gen;
     int64_t expires_ms;
+    int64_t refresh_until_ms; /* one request asks the database again until then */
     char cred[65], instance_id[37];
     bool allowed;
     char user[33], inst[33]; /* the instance's names (allowed only) */
@@ -123,17 +128,29 @@ static size_t slot_of(const char *cred, const char *iid)
     return fnv1a(fnv1a(2166136261u, cred), iid) % CACHE_SLOTS;
 }
 
-/* 1 allowed (names filled), 0 refused, -1 not cached. */
+/* 1 allowed (names filled), 0 refused, -1 not cached. A decision past its
+ * CACHE_TTL_MS of this generation is asked again by the first request that
+ * finds it so, while the others go on with it for at most STALE_MS: at
+ * thousands of requests a second, every thread missing at once at each
+ * expiry made a queue at the database (and a spike in p99). A change through
+ * the API still ends it at once: a new generation is never served stale. */
 static int cache_get(const char *cred, const char *iid, char user[33], char inst[33])
 {
     struct decision *d = &cache[slot_of(cred, iid)];
+    int64_t now = util_now_ms();
     int rc = -1;
     pthread_mutex_lock(&cache_mu);
-    if (d->gen == atomic_load(&cache_gen) && d->expires_ms > util_now_ms() &&
-        strcmp(d->cred, cred) == 0 && strcmp(d->instance_id, iid) == 0) {
-        rc = d->allowed ? 1 : 0;
-        memcpy(user, d->user, 33);
-        memcpy(inst, d->inst, 33);
+    if (d->gen == atomic_load(&cache_gen) && strcmp(d->cred, cred) == 0 &&
+        strcmp(d->instance_id, iid) == 0) {
+        bool fresh = d->expires_ms > now;
+        if (!fresh && d->expires_ms + STALE_MS > now && d->refresh_until_ms <= now)
+            d->refresh_until_ms = now + STALE_MS; /* this request asks again */
+        else if (fresh || d->expires_ms + STALE_MS > now)
+            rc = d->allowed ? 1 : 0; /* fresh, or another request is asking */
+        if (rc >= 0) {
+            memcpy(user, d->user, 33);
+            memcpy(inst, d->inst, 33);
+        }
     }
     pthread_mutex_unlock(&cache_mu);
     return rc;
@@ -148,12 +165,55 @@ static void cache_put(uint64_t gen, const char *cred, const char *iid, bool allo
     pthread_mutex_lock(&cache_mu);
     d->gen = gen;
     d->expires_ms = util_now_ms() + CACHE_TTL_MS;
+    d->refresh_until_ms = 0;
     util_strlcpy(d->cred, cred, sizeof(d->cred));
     util_strlcpy(d->instance_id, iid, sizeof(d->instance_id));
     d->allowed = allowed;
     util_strlcpy(d->user, allowed ? user : "", sizeof(d->user));
     util_strlcpy(d->inst, allowed ? inst : "", sizeof(d->inst));
     pthread_mutex_unlock(&cache_mu);
+}
+
+/* The proxy checks' PostgreSQL connections: DB_SLOTS, shared by however
+ * many threads answer them (auth_threads, sized for nginx's kept
+ * connections, not for the database: one connection a thread made a few
+ * hundred and ran PostgreSQL out of connections). Cache hits need none; a
+ * request takes a slot when it first needs the database and gives it back
+ * when it is answered (proxy_auth). */
+static struct api_thread db_slots[DB_SLOTS];
+static bool db_slot_busy[DB_SLOTS];
+static pthread_mutex_t db_slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t db_slots_cv = PTHREAD_COND_INITIALIZER;
+static __thread struct api_thread *db_held;
+
+static PGconn *check_db(void)
+{
+    if (!db_held) {
+        pthread_mutex_lock(&db_slots_mu);
+        for (;;) {
+            for (int i = 0; i < DB_SLOTS && !db_held; i++)
+                if (!db_slot_busy[i]) {
+                    db_slot_busy[i] = true;
+                    db_held = &db_slots[i];
+                }
+            if (db_held)
+                break;
+            pthread_cond_wait(&db_slots_cv, &db_slots_mu);
+        }
+        pthread_mutex_unlock(&db_slots_mu);
+    }
+    return db_conn(db_held);
+}
+
+static void check_db_release(void)
+{
+    if (!db_held)
+        return;
+    pthread_mutex_lock(&db_slots_mu);
+    db_slot_busy[db_held - db_slots] = false;
+    pthread_cond_signal(&db_slots_cv);
+    pthread_mutex_unlock(&db_slots_mu);
+    db_held = NULL;
 }
 
 static void record_activity(struct req *r, const char *instance_id)
@@ -280,7 +340,7 @@ static bool is_probe(const struct req *r)
 static void answer_probe(struct req *r, const char *iid, const char *cookie)
 {
     char status[24], err[STATUS_ERROR_MAX + 1], hdr[STATUS_JSON_MAX + 40];
-    PGconn *pg = db_conn(r->th);
+    PGconn *pg = check_db();
     int found = pg ? wsp_instance_status(pg, iid, status, err, sizeof(err)) : -1;
     json_t *o;
     char *text;
@@ -429,7 +489,15 @@ static void by_path_headers(const struct by_path *t, char *out, size_t size)
              live ? t->upstream : "berth-none", t->keep ? "keep" : "strip");
 }
 
+static void decide(struct req *r);
+
 void proxy_auth(struct req *r)
+{
+    decide(r);
+    check_db_release();
+}
+
+static void decide(struct req *r)
 {
     const char *iid = r->nparams == 1 ? r->params[0] : NULL;
     const char *cookies = req_param(r, "HTTP_COOKIE");
@@ -448,7 +516,7 @@ void proxy_auth(struct req *r)
          * path names, read afresh (never cached: its status and address
          * decide where the request goes) */
         int found;
-        if (!(pg = db_conn(r->th)) || (found = find_by_path(pg, raw, &target)) < 0) {
+        if (!(pg = check_db()) || (found = find_by_path(pg, raw, &target)) < 0) {
             answer(r, 403, "", "unavailable", NULL);
             return;
         }
@@ -491,7 +559,7 @@ again:
     for (int i = 0; i < n; i++) {
         struct actor a;
         int rc;
-        if (!pg && !(pg = db_conn(r->th)))
+        if (!pg && !(pg = check_db()))
             goto unavailable;
         if (known < 0 && (known = wsp_instance_names(pg, iid, user, inst, owner)) < 0)
             goto unavailable;
