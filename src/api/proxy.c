@@ -424,6 +424,18 @@ struct by_path {
     bool keep;         /* proxy_mode keep: the request URI goes up unchanged */
 };
 
+/* The name (by the name rule) that s starts with, ended by '/', into out;
+ * what follows the '/', or NULL. */
+static const char *name_segment(const char *s, char out[33])
+{
+    const char *end = strchr(s, '/');
+    if (!end || end - s < 1 || end - s > 32)
+        return NULL;
+    memcpy(out, s, (size_t)(end - s));
+    out[end - s] = '\0';
+    return valid_name(out) ? end + 1 : NULL;
+}
+
 /* The instance of raw's /container/<user>/<instance>/ prefix (the names
  * taken literally, by the name rule): 1 found, 0 none, -1 database down.
  * Its address only when it has one on this node: nginx here reaches this
@@ -431,26 +443,13 @@ struct by_path {
 static int find_by_path(PGconn *pg, const char *raw, struct by_path *out)
 {
     char user[33], inst[33];
-    const char *p[3] = {user, inst, api_cfg.node}, *a, *b;
+    const char *p[3] = {user, inst, api_cfg.node}, *a;
     PGresult *res;
     int found = 0;
 
     memset(out, 0, sizeof(*out));
-    if (!raw || strncmp(raw, "/container/", 11) != 0)
-        return 0;
-    a = raw + 11;
-    b = strchr(a, '/');
-    if (!b || b - a < 1 || b - a > 32)
-        return 0;
-    memcpy(user, a, (size_t)(b - a));
-    user[b - a] = '\0';
-    a = b + 1;
-    b = strchr(a, '/');
-    if (!b || b - a < 1 || b - a > 32)
-        return 0;
-    memcpy(inst, a, (size_t)(b - a));
-    inst[b - a] = '\0';
-    if (!valid_name(user) || !valid_name(inst))
+    if (!raw || strncmp(raw, "/container/", 11) != 0 || !(a = name_segment(raw + 11, user)) ||
+        !name_segment(a, inst))
         return 0;
     if (!(res = db_run(pg, "instance lookup by path",
                        "SELECT i.id, i.status, CASE WHEN i.node = $3 AND i.upstream_host IS NOT"

@@ -58,7 +58,7 @@ static const struct config_key keys[] = {
     {"auth_socket", T_STR, A, "", OFF(auth_socket), SZ(auth_socket), 0, 0, NULL, false,
      "FastCGI unix socket of the proxy checks only (nginx keeps its connections open);"
      " empty: api_socket with .auth appended"},
-    {"auth_threads", T_INT, A, "80", OFF(auth_threads), 0, 2, 1024, NULL, false,
+    {"auth_threads", T_INT, A, "48", OFF(auth_threads), 0, 2, 1024, NULL, false,
      "threads answering the proxy checks, apart from api_threads: more than nginx's"
      " worker_processes x the keepalive of its berth_auth upstream"},
     {"exec_threads", T_INT, A, "4", OFF(exec_threads), 0, 1, 64, NULL, false,
