@@ -119,7 +119,7 @@ async function users(ctx, body) {
     load();
   });
   const create = bindForm(h('form', { id: 'user-form', class: 'row wrap' },
-    field('User name', input('username', { required: true, pattern: '[a-z][a-z0-9-]{0,30}[a-z0-9]', autocomplete: 'off' })),
+    field('User name', input('username', { required: true, pattern: '[a-z][a-z0-9\\-]{0,30}[a-z0-9]', autocomplete: 'off' })),
     field('Password', input('password', { type: 'password', minlength: 8, required: true, autocomplete: 'new-password' })),
     field('Role', roleSelect('role', 'developer')),
     field('Instances', input('quota.instances', { type: 'number', min: 0, placeholder: 'default' })),

@@ -74,7 +74,7 @@ export async function workspacesView(ctx) {
   const form = h('form', { id: 'launch-form', class: 'launch', 'aria-labelledby': 'launch-h' },
     h('fieldset', {}, h('legend', {}, 'Template'), gallery),
     h('div', { class: 'row' },
-      field('Name (optional)', input('name', { placeholder: "the template's", pattern: '[a-z][a-z0-9-]{0,30}[a-z0-9]', autocomplete: 'off' }),
+      field('Name (optional)', input('name', { placeholder: "the template's", pattern: '[a-z][a-z0-9\\-]{0,30}[a-z0-9]', autocomplete: 'off' }),
         'lower-case letters, digits and dashes'),
       volBox),
     h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Launch')),
@@ -134,6 +134,7 @@ export async function workspacesView(ctx) {
 
   // --- the list, kept in step every 3 s ---
   let loadingVolumes = null;
+  let lastShape = '';
   async function refresh(volumesToo = false) {
     if (!ctx.live()) return;
     const jobs = [all('/api/v1/instances')];
@@ -156,6 +157,9 @@ export async function workspacesView(ctx) {
       if (ctx.live()) { listErr.textContent = `could not read your workspaces: ${e.message}`; listErr.hidden = false; }
       return;
     }
+    // a workspace gone or changed state may have let go of volumes: ask again
+    const shape = list.map((i) => `${i.id}:${i.status}`).join();
+    if (shape !== lastShape) { volumesToo = true; lastShape = shape; }
     if (mayLaunch && volumesToo && !loadingVolumes) {
       loadingVolumes = all('/api/v1/volumes').then((v) => { kept = v.filter((x) => !x.instance_id); showVolumes(); })
         .catch(() => {}).finally(() => { loadingVolumes = null; });
