@@ -86,7 +86,7 @@ function userEditor(u, reload) {
 }
 
 async function users(ctx, body) {
-  const q = ctx.query.get('q') || '';
+  let q = ctx.query.get('q') || '';
   const rows = h('tbody', { id: 'users-rows' });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More users');
   const err = errorLine();
@@ -113,9 +113,8 @@ async function users(ctx, body) {
     field('Search users', input('q', { type: 'search', value: q, placeholder: 'name contains…' })), h('button', { type: 'submit', class: 'secondary' }, 'Search'));
   search.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const v = search.elements.namedItem('q').value.trim();
-    history.replaceState(null, '', v ? `/admin/users?q=${enc(v)}` : '/admin/users');
-    ctx.query.set('q', v);
+    q = search.elements.namedItem('q').value.trim();
+    history.replaceState(null, '', q ? `/admin/users?q=${enc(q)}` : '/admin/users');
     load();
   });
   const create = bindForm(h('form', { id: 'user-form', class: 'row wrap' },
