@@ -27,7 +27,7 @@ async function progressOf(inst) {
 
 function card(inst, tpl, progress, refresh) {
   const name = h('a', { href: `/instances/${enc(inst.name)}` }, inst.name);
-  return h('article', { class: `card inst status-${inst.status}`, dataset: { name: inst.name, id: inst.id }, 'aria-labelledby': `inst-${inst.id}` },
+  return h('article', { class: 'card inst', dataset: { name: inst.name, id: inst.id, status: inst.status }, 'aria-labelledby': `inst-${inst.id}` },
     h('div', { class: 'card-head' }, h('h3', { id: `inst-${inst.id}` }, name), statusBadge(inst.status)),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Template'), h('dd', {}, inst.template?.name ?? '—'),
@@ -124,7 +124,7 @@ export async function workspacesView(ctx) {
 
   function showProgress(inst, msg) {
     if (!inst) { fill(progress); return; }
-    const line = h('p', { class: `status-line status-${inst.status}` }, h('strong', {}, inst.name), ': ', statusBadge(inst.status), msg ? ` — ${msg}` : '');
+    const line = h('p', { class: 'status-line' }, h('strong', {}, inst.name), ': ', statusBadge(inst.status), msg ? ` — ${msg}` : '');
     if (inst.status === 'running' && inst.urls?.open) {
       add(line, ' ', h('a', { class: 'button', href: inst.urls.open, target: '_blank', rel: 'noopener', id: 'launch-open' }, `Open ${inst.name}`));
     }
@@ -194,8 +194,8 @@ export async function workspacesView(ctx) {
   }
 
   add(root, h('h1', {}, 'Workspaces'));
+  add(root, h('section', { class: 'mine', 'aria-labelledby': 'mine-h' }, h('h2', { id: 'mine-h' }, 'Your workspaces'), listErr, grid, empty));
   if (mayLaunch) add(root, h('section', { class: 'panel', 'aria-labelledby': 'launch-h' }, h('h2', { id: 'launch-h' }, 'Launch a workspace'), form));
-  add(root, h('section', { 'aria-labelledby': 'mine-h' }, h('h2', { id: 'mine-h' }, 'Your workspaces'), listErr, grid, empty));
   await refresh(true);
   const timer = setInterval(() => refresh(false), POLL_MS);
   ctx.onLeave(() => clearInterval(timer));
