@@ -159,6 +159,19 @@ try {
     return false;
   });
 
+  // --- editing a user: disable and a new password, then enable again ---
+  await page.goto(`${URL}/admin/users?q=${Q}`);
+  const qrow = page.locator(`#users tr[data-name="${Q}"]`);
+  await qrow.locator('summary').click();
+  await qrow.locator('[name=disabled]').check();
+  await qrow.locator('[name=password]').fill(`pw-${Q}-2`);
+  await qrow.locator('button[type=submit]').click();
+  await check('an admin disables a user and resets the password from the list', async () => {
+    await page.locator(`#users tr[data-name="${Q}"] .badge`, { hasText: 'disabled' }).waitFor({ timeout: 10000 });
+    const r = await fetch(`${URL}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: Q, password: `pw-${Q}-2` }) });
+    return r.status === 401 || r.status === 403;
+  });
+
   // --- audit: filters in the address, paging, CSV export ---
   await page.goto(`${URL}/admin/audit?action=user.create`);
   await check('the audit log shows the actions, filtered by the address\'s query', async () => {
@@ -171,6 +184,13 @@ try {
   await page.click('#audit-filters button[type=submit]');
   await check('without the filter, the template and quota actions of this test are there', async () => {
     await page.waitForFunction(() => document.querySelector('#audit-rows').textContent.includes('template.create'));
+    return true;
+  });
+  await check('Older entries pages on through next_cursor', async () => {
+    const n = await page.locator('#audit-rows tr').count();
+    if (await page.locator('#audit-more').isHidden()) return n < 50;
+    await page.click('#audit-more');
+    await page.waitForFunction((k) => document.querySelectorAll('#audit-rows tr').length > k, n);
     return true;
   });
   await check('Export CSV downloads every entry as CSV made in the page', async () => {
