@@ -142,7 +142,7 @@ async function users(ctx, body) {
   add(body, h('section', { class: 'panel', 'aria-labelledby': 'newuser-h' }, h('h2', { id: 'newuser-h' }, 'Add a user'), create),
     search, err,
     h('div', { class: 'table-wrap' }, h('table', { id: 'users' },
-      h('thead', {}, h('tr', {}, ['User', 'Role', 'Quota', 'State', 'Created', ''].map((x) => h('th', { scope: 'col' }, x)))), rows)),
+      h('thead', {}, h('tr', {}, ['User', 'Role', 'Quota', 'State', 'Created', h('span', { class: 'sr-only' }, 'Actions')].map((x) => h('th', { scope: 'col' }, x)))), rows)),
     more);
   await load();
 }

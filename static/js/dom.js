@@ -162,7 +162,7 @@ export async function copy(text, btn) {
 export function table(caption, headers, rows, attrs = {}) {
   return h('div', { class: 'table-wrap' }, h('table', attrs,
     caption ? h('caption', { class: 'sr-only' }, caption) : null,
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x === '' ? h('span', { class: 'sr-only' }, 'Actions') : x)))),
     h('tbody', {}, rows.map((r) => h('tr', r.attrs || {}, (r.cells || r).map((c) => h('td', {}, c)))))));
 }
 

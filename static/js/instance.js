@@ -3,7 +3,7 @@
 // logs (followed live, paused, filtered, downloaded) and, for those who may
 // act, a one-shot command box. Admins reach other users' instances with
 // ?user=NAME.
-import { all, api, canAct, enc, isAdmin, withQuery } from './api.js';
+import { all, api, canAct, isAdmin, withQuery } from './api.js';
 import {
   add, bindForm, button, bytes, copy, download, errorLine, field, fill, h, input, num, statusBadge, table, when,
 } from './dom.js';
