@@ -8,29 +8,22 @@ export async function accountView(ctx) {
   const tokens = h('div', { id: 'tokens' });
   const newToken = h('div', { id: 'new-token', hidden: true, class: 'notice', role: 'status' });
 
-  async function loadKeys() {
-    const list = await all('/api/v1/ssh-keys');
+  // A list of yours read whole into box: a table of rows by name, or a line saying there are none.
+  async function showList(box, path, caption, headers, cells, none) {
+    const list = await all(path);
     if (!ctx.live()) return;
-    fill(keys, list.length
-      ? table('SSH keys', ['Name', 'Type', 'Fingerprint', 'Added', ''], list.map((k) => ({
-        attrs: { dataset: { name: k.name } },
-        cells: [k.name, k.type, h('code', {}, k.fingerprint), when(k.created_at),
-          canAct() ? button('Remove', async () => { await api('DELETE', `/api/v1/ssh-keys/${k.id}`); await loadKeys(); }, { cls: 'danger', label: `Remove key ${k.name}` }) : ''],
-      })))
-      : h('p', { class: 'muted' }, 'No SSH keys yet.'));
+    fill(box, list.length
+      ? table(caption, headers, list.map((x) => ({ attrs: { dataset: { name: x.name } }, cells: cells(x) })))
+      : h('p', { class: 'muted' }, none));
   }
-
-  async function loadTokens() {
-    const list = await all('/api/v1/tokens');
-    if (!ctx.live()) return;
-    fill(tokens, list.length
-      ? table('API tokens', ['Name', 'Created', 'Last used', 'Expires', ''], list.map((t) => ({
-        attrs: { dataset: { name: t.name } },
-        cells: [t.name, when(t.created_at), when(t.last_used_at), t.expires_at ? when(t.expires_at) : 'never',
-          button('Revoke', async () => { await api('DELETE', `/api/v1/tokens/${t.id}`); await loadTokens(); }, { cls: 'danger', label: `Revoke token ${t.name}` })],
-      })))
-      : h('p', { class: 'muted' }, 'No API tokens.'));
-  }
+  const loadKeys = () => showList(keys, '/api/v1/ssh-keys', 'SSH keys', ['Name', 'Type', 'Fingerprint', 'Added', ''], (k) => [
+    k.name, k.type, h('code', {}, k.fingerprint), when(k.created_at),
+    canAct() ? button('Remove', async () => { await api('DELETE', `/api/v1/ssh-keys/${k.id}`); await loadKeys(); }, { cls: 'danger', label: `Remove key ${k.name}` }) : '',
+  ], 'No SSH keys yet.');
+  const loadTokens = () => showList(tokens, '/api/v1/tokens', 'API tokens', ['Name', 'Created', 'Last used', 'Expires', ''], (t) => [
+    t.name, when(t.created_at), when(t.last_used_at), t.expires_at ? when(t.expires_at) : 'never',
+    button('Revoke', async () => { await api('DELETE', `/api/v1/tokens/${t.id}`); await loadTokens(); }, { cls: 'danger', label: `Revoke token ${t.name}` }),
+  ], 'No API tokens.');
 
   const keyForm = bindForm(h('form', { id: 'key-form' },
     field('Name', input('name', { required: true, maxlength: 64, placeholder: 'e.g. laptop', autocomplete: 'off' })),
