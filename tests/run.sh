@@ -53,7 +53,7 @@ if ! make -s -j2 all unit; then
 fi
 echo "ok - build with -Werror"; PASS=$((PASS + 1))
 # Browser tests: playwright-core from npm (it drives Debian's chromium; no browser download).
-if [[ ! -d tests/node_modules/playwright-core ]]; then
+if [[ ! -d tests/node_modules/playwright-core || ! -d tests/node_modules/axe-core ]]; then
     (cd tests && npm ci --no-audit --no-fund --silent) || echo "warning: npm ci failed; browser tests will fail" >&2
 fi
 ASAN_BUILD=build/asan

@@ -1,7 +1,8 @@
 // The web UI in a real browser (Debian's chromium driven by playwright-core):
 // log in, see health, launch nothing yet but list templates, create and revoke
-// an API token, admin pages, log out; a wrong password shows the API's
-// sentence; the login page honours only /container/ return addresses.
+// an API token on the account page, admin pages, log out; a wrong password
+// shows the API's sentence; the login page honours only /container/ return
+// addresses. (66-ui-*.mjs go through the rest of the UI.)
 import {
   check, done, launchChromium, notOk, ok, skipWithoutChromium, submitLogin, watchedPage,
 } from '../lib/tap.mjs';
@@ -39,8 +40,8 @@ try {
     ok('the launch form lists the seeded templates # SKIP GET /api/v1/templates not implemented yet');
   } else {
     await check('the launch form lists the seeded templates', async () => {
-      await page.waitForFunction(() => document.querySelectorAll('#launch-form option').length > 0);
-      return (await page.locator('#launch-form option', { hasText: 'web' }).count()) > 0;
+      await page.waitForFunction(() => document.querySelectorAll('#gallery .tpl-name').length > 0);
+      return (await page.locator('#gallery .tpl-name', { hasText: /^web$/ }).count()) > 0;
     });
   }
   await check('the session cookie is HttpOnly and SameSite=Lax', async () => {
@@ -48,11 +49,13 @@ try {
     return c && c.httpOnly && c.sameSite === 'Lax';
   });
 
+  await page.click('#nav a[href="/account"]');
+  await page.waitForURL(/\/account$/);
   await page.fill('#token-form [name=name]', 'ui-test');
   await page.click('#token-form button');
   await check('creating a token shows it once', async () => {
     await page.waitForSelector('#new-token:not([hidden])');
-    return /^berth_[0-9a-f]{64}$/.test((await page.textContent('#new-token code')).trim());
+    return /^berth_[0-9a-f]{64}$/.test((await page.textContent('#new-token-value')).trim());
   });
   await check('the new token is listed', async () => {
     /* the list is fetched again after the create: wait for that answer */
@@ -66,8 +69,11 @@ try {
   });
 
   await check('admins see users and the audit log', async () => {
-    await page.waitForSelector('#admin-view:not([hidden])');
+    await page.click('#nav a[href="/admin"]');
+    await page.click('.tabs a[href="/admin/audit"]');
     await page.waitForFunction(() => document.querySelectorAll('#audit tbody tr').length > 0);
+    await page.click('.tabs a[href="/admin/users"]');
+    await page.locator('#users tbody tr', { hasText: 'admin' }).first().waitFor({ timeout: 5000 });
     return (await page.locator('#users tbody tr', { hasText: 'admin' }).count()) >= 1;
   });
   const uname = 'ui' + Math.random().toString(36).slice(2, 8);
