@@ -79,7 +79,8 @@ export async function instanceView(ctx) {
     const rows = [
       ['Owner', inst.user], ['Template', inst.template?.name], ['Node', inst.node],
       ['Created', when(inst.created_at)], ['Started', when(inst.started_at)], ['Stopped', when(inst.stopped_at)],
-      ['Last active', when(inst.last_active_at)],
+      ['Last active', inst.last_active_kind ? `${when(inst.last_active_at)} (${inst.last_active_kind})` : when(inst.last_active_at)],
+      ['Idle stop', inst.idle_timeout_s > 0 ? `after ${Math.round(inst.idle_timeout_s / 60)} min without use` : 'never'],
     ];
     const urls = [];
     if (inst.urls?.open) urls.push(h('li', {}, 'Open: ', h('a', { href: inst.urls.open, target: '_blank', rel: 'noopener' }, inst.urls.open)));
