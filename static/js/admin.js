@@ -137,6 +137,10 @@ async function users(ctx, body) {
       throw e;
     }
     form.reset();
+    // show the user just added: on a large install it is not on the first page
+    q = b.username;
+    search.elements.namedItem('q').value = q;
+    history.replaceState(null, '', `/admin/users?q=${enc(q)}`);
     await load();
   });
   add(body, h('section', { class: 'panel', 'aria-labelledby': 'newuser-h' }, h('h2', { id: 'newuser-h' }, 'Add a user'), create),
