@@ -44,9 +44,10 @@
  * (instances.upstream_host and the template's http_port, this node's only)
  * while it runs, else berth-none (no live server: the "not running" page),
  * and X-Berth-Proxy-Mode (strip or keep). The address comes from the
- * database alone, never from the request. Anyone else, and names no
- * instance has, get the verdict "not_found" (nginx answers 404, what this
- * address answered before there was a fallback).
+ * database alone, never from the request. Anyone else gets 403, as from
+ * the instance's own location once it is loaded (the answer must not change
+ * with a reload); a name no instance has gets the verdict "not_found"
+ * (nginx answers 404).
  *
  * Credentials: Authorization: Bearer on any origin; on a workspace origin the
  * berth_ws cookies (workspace.c; every copy is tried, so a cookie planted by
@@ -579,9 +580,10 @@ again:
         cache_put(gen, creds[i].hash, iid, false, NULL, NULL);
     }
     if (any_auth) {
-        /* by path: not the caller's, as for a name no instance has (a 404,
-         * as this address answered before the fallback) */
-        answer(r, 403, clean, by_path ? "not_found" : NULL, NULL);
+        /* not the caller's: 403, by path too, so the answer is the same
+         * before and after the instance's own location is loaded (a name
+         * no instance has is the 404 above) */
+        answer(r, 403, clean, NULL, NULL);
         goto out;
     }
     /* no credential that is still good: sign in (on the UI origin) */

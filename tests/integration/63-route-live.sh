@@ -115,25 +115,25 @@ refused() { # refused WHAT CODE-REGEX MARKER URL [curl args...]
     fi
 }
 E=cgi-bin/env
-refused "another user's bearer token on the owner's path is 404" 404 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_B"
-refused "... on the other user's workspace host too" 404 "$MA" "$WSB$PA$E" -H "Authorization: Bearer $TOKEN_B"
-refused "another user's workspace cookie on the owner's path" '302|401|404' "$MA" "$WSA$PA$E" -H "Cookie: $B_COOKIE"
-refused "another user's UI session on the owner's path" '302|401|404' "$MA" "$WSA$PA$E" -b "$B_JAR"
+refused "another user's bearer token on the owner's path is 403, as its own location says" 403 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_B"
+refused "... on the other user's workspace host too" 403 "$MA" "$WSB$PA$E" -H "Authorization: Bearer $TOKEN_B"
+refused "another user's workspace cookie on the owner's path" '302|401|403' "$MA" "$WSA$PA$E" -H "Cookie: $B_COOKIE"
+refused "another user's UI session on the owner's path" '302|401|403' "$MA" "$WSA$PA$E" -b "$B_JAR"
 refused "no credential: sent to sign in, nothing proxied" 401 "$MA" "$WSA$PA$E"
 refused "... a browser is redirected to sign in" 302 "$MA" "$WSA$PA$E" -H 'Accept: text/html'
-refused "the owner's bearer on a path naming another user's instance is 404" 404 "$MB" "$WSB$PB$E" -H "Authorization: Bearer $TOKEN_A"
-refused "... and the owner's workspace cookie there" '302|401|404' "$MB" "$WSB$PB$E" -H "Cookie: $A_COOKIE"
+refused "the owner's bearer on a path naming another user's instance is 403" 403 "$MB" "$WSB$PB$E" -H "Authorization: Bearer $TOKEN_A"
+refused "... and the owner's workspace cookie there" '302|401|403' "$MB" "$WSB$PB$E" -H "Cookie: $A_COOKIE"
 # path tricks naming the owner's instance, with the other's credential
 for p in "/container/$P-b/../$P-a/web/" "/container/$P-b/web/../../$P-a/web/" \
          "/container/$P-a%2Fweb/" "/container/$P-a/web%2F" "/container/$P-a/./web/" \
          "/container/$P-a//web/" "/container/%72${P:1}-a/web/" "/container/$P-a/web%2e/" \
          "/container/$P-a/%2e%2e/$P-a/web/" "/container/$P-b%2F..%2F$P-a/web/"; do
-    refused "B's token, path $p$E" '400|404' "$MA" "$WSA$p$E" --path-as-is -H "Authorization: Bearer $TOKEN_B"
+    refused "B's token, path $p$E" '400|403|404' "$MA" "$WSA$p$E" --path-as-is -H "Authorization: Bearer $TOKEN_B"
 done
 # ... and the other's instance with the owner's
 for p in "/container/$P-a/../$P-b/web/" "/container/$P-b%2Fweb/" "/container/$P-a/web/..%2F..%2F$P-b/web/" \
          "/container/$P-a/web/%2e%2e/%2e%2e/$P-b/web/"; do
-    refused "A's token, path $p$E: never B's container" '200|400|404' "$MB" "$WSA$p$E" --path-as-is -H "Authorization: Bearer $TOKEN_A"
+    refused "A's token, path $p$E: never B's container" '200|400|403|404' "$MB" "$WSA$p$E" --path-as-is -H "Authorization: Bearer $TOKEN_A"
 done
 # an address in a request header is the client's, not berth's: ignored
 get "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_A" -H "X-Berth-Upstream: $ADDR_B:8080" -H "X-Berth-Proxy-Mode: keep"
@@ -147,7 +147,7 @@ http POST "/api/v1/instances/$A_ID/stop" "" -b "$A_JAR" -H "X-CSRF-Token: $A_CSR
 reach "the owner's instance stops" "$A_ID" stopped 60 -b "$A_JAR"
 refused "a stopped instance's owner gets berth's 503, nothing proxied" 503 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_A"
 check "... in the API's error shape" is_json_error
-refused "... and another user gets 404 there" 404 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_B"
+refused "... and another user gets 403 there" 403 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_B"
 http DELETE "/api/v1/instances/$A_ID?delete_volumes=true" "" -b "$A_JAR" -H "X-CSRF-Token: $A_CSRF"
 refused "a deleted instance is 404 on the next request" 404 "$MA" "$WSA$PA$E" -H "Authorization: Bearer $TOKEN_A"
 expect_eq "all of it while no nginx reload ran" "$R0" "$(reloads)"
