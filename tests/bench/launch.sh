@@ -40,15 +40,12 @@ if [[ -z "${BERTH_URL:-}" ]]; then
     "$ROOT/scripts/stack.sh" start > "$BERTH_VAR/stack.out" 2>&1 || { cat "$BERTH_VAR/stack.out"; exit 1; }
     export BERTH_ADMIN_PASSWORD=$(cat "$BERTH_VAR/initial-admin-password")
 fi
+. "$ROOT/tests/bench/lib.sh"
 cleanup() {
-    docker ps -aq --filter "label=berth.bench=$BERTH_CLUSTER" | xargs -r docker rm -f >/dev/null 2>&1
-    docker volume ls -q --filter "label=berth.bench=$BERTH_CLUSTER" | xargs -r docker volume rm -f >/dev/null 2>&1
-    docker network ls -q --filter "label=berth.bench=$BERTH_CLUSTER" | xargs -r docker network rm >/dev/null 2>&1
+    remove_labelled "berth.bench=$BERTH_CLUSTER"
     if [[ -n $OWN ]]; then
         "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1
-        docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker rm -f >/dev/null 2>&1
-        docker volume ls -q --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker volume rm -f >/dev/null 2>&1
-        docker network ls -q --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker network rm >/dev/null 2>&1
+        remove_labelled "berth.cluster=$BERTH_CLUSTER"
         rm -rf "$BERTH_VAR"
     fi
 }

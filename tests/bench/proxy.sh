@@ -33,16 +33,12 @@ URL=http://127.0.0.1:$BERTH_HTTP_PORT
 PLAIN_PORT=$((BERTH_HTTP_PORT + 3)) CHP_PORT=$((BERTH_HTTP_PORT + 4))
 pids=()
 
+. "$ROOT/tests/bench/lib.sh"
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     [[ -f $BERTH_VAR/plain/nginx.pid ]] && kill "$(cat "$BERTH_VAR/plain/nginx.pid")" 2>/dev/null
     "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1
-    ids=$(docker ps -aq --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
-    [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1
-    vols=$(docker volume ls -q --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
-    [[ -n $vols ]] && docker volume rm -f $vols >/dev/null 2>&1
-    nets=$(docker network ls -q --filter label=berth.cluster=$BERTH_CLUSTER 2>/dev/null)
-    [[ -n $nets ]] && docker network rm $nets >/dev/null 2>&1
+    remove_labelled "berth.cluster=$BERTH_CLUSTER"
     rm -rf "$BERTH_VAR"
 }
 trap cleanup EXIT

@@ -38,11 +38,10 @@ chmod 0755 "$BERTH_VAR"
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 psql_q() { "$PG_BIN/psql" -h "$BERTH_VAR/run" -p "$BERTH_PG_PORT" -U berth -d berth -tAq -c "$1"; }
 
+. "$ROOT/tests/bench/lib.sh"
 cleanup() {
     "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1
-    docker ps -aq --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker rm -f >/dev/null 2>&1
-    docker volume ls -q --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker volume rm -f >/dev/null 2>&1
-    docker network ls -q --filter "label=berth.cluster=$BERTH_CLUSTER" | xargs -r docker network rm >/dev/null 2>&1
+    remove_labelled "berth.cluster=$BERTH_CLUSTER"
     rm -rf "$BERTH_VAR"
 }
 trap cleanup EXIT
